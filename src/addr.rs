@@ -78,6 +78,7 @@ impl FromStr for MacAddr {
 }
 
 /// An IPv4 prefix: a network address and a prefix length, host bits zero.
+/// (`len` is the prefix length, so it has no `is_empty`.)
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv4Net {
     addr: Ipv4Addr,
@@ -106,6 +107,7 @@ impl Ipv4Net {
         self.addr
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         self.len
     }

@@ -1,8 +1,5 @@
-//! econet: networks for edge containers, in one small static binary.
-
-mod addr;
-mod config;
+//! The `econet` command; everything lives in the library.
 
 fn main() {
-    println!("econet");
+    std::process::exit(econet::cli::main());
 }

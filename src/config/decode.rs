@@ -57,7 +57,14 @@ pub fn decode(doc: &[u8]) -> Result<RawDoc, Vec<ConfigError>> {
                 Ok(v) => out.top.config_version = v,
                 Err(e) => errors.push(e),
             },
-            "ports" => read_array(doc, &span, &path, raw::MAX_PORTS, &mut out.ports, &mut errors),
+            "ports" => read_array(
+                doc,
+                &span,
+                &path,
+                raw::MAX_PORTS,
+                &mut out.ports,
+                &mut errors,
+            ),
             "networks" => {
                 read_array(
                     doc,
@@ -69,7 +76,9 @@ pub fn decode(doc: &[u8]) -> Result<RawDoc, Vec<ConfigError>> {
                 );
                 // static_dns lists are read on their own (see RawNetwork).
                 for (i, el) in json::elements(doc, &span).iter().enumerate() {
-                    let Some(net) = out.networks.get_mut(i) else { break };
+                    let Some(net) = out.networks.get_mut(i) else {
+                        break;
+                    };
                     for (k, v) in json::members(doc, el) {
                         if k == "static_dns" && json::kind(doc, &v) != Kind::Null {
                             let mut hosts = Vec::new();
@@ -147,10 +156,7 @@ fn read_array<T: DeserializeOwned + Default>(
         if json::kind(doc, el) != Kind::Object {
             errors.push(ConfigError::new(
                 p,
-                format!(
-                    "expected an object, found {}",
-                    json::kind(doc, el).name()
-                ),
+                format!("expected an object, found {}", json::kind(doc, el).name()),
             ));
             out.push(T::default());
             continue;
@@ -182,7 +188,12 @@ fn culprit<T: DeserializeOwned>(doc: &[u8], span: &Range<usize>, path: Path) -> 
                     let key = json::quote(&k);
                     let child = text(doc, &v);
                     if fails(&format!("{open}{{{key}:{child}}}{close}")) {
-                        next = Some((format!("{open}{{{key}:"), format!("}}{close}"), v, path.key(&k)));
+                        next = Some((
+                            format!("{open}{{{key}:"),
+                            format!("}}{close}"),
+                            v,
+                            path.key(&k),
+                        ));
                         break;
                     }
                 }
@@ -259,7 +270,11 @@ fn describe(parent: &str, key: &str, kind: Kind, _count: bool) -> String {
     match raw::expectation(parent, key) {
         Some(exp) if exp.starts_with("an array") && kind != Kind::Array => {
             // A single entry of a list of strings: say what each entry must be.
-            format!("expected {exp} of strings of at most {} characters, found {}", entry_len(key), kind.name())
+            format!(
+                "expected {exp} of strings of at most {} characters, found {}",
+                entry_len(key),
+                kind.name()
+            )
         }
         Some(exp) if exp.starts_with("a string") && kind == Kind::String => {
             format!("too long: expected {exp}")
@@ -290,25 +305,43 @@ mod tests {
 
     #[test]
     fn names_the_field_of_a_type_error() {
-        let e = errs(r#"{"networks": [{"id": "a"}, {"id": "b", "ip": {"subnet": "x", "lease_secs": "long"}}]}"#);
+        let e = errs(
+            r#"{"networks": [{"id": "a"}, {"id": "b", "ip": {"subnet": "x", "lease_secs": "long"}}]}"#,
+        );
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("networks[1].ip.lease_secs: expected a whole number"), "{e:?}");
+        assert!(
+            e[0].starts_with("networks[1].ip.lease_secs: expected a whole number"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn names_a_string_that_is_too_long() {
         let long = "x".repeat(300);
-        let doc = format!(r#"{{"apps": [{{"id": "a", "interfaces": [{{"name": "eth0"}}, {{"name": "{long}"}}]}}]}}"#);
+        let doc = format!(
+            r#"{{"apps": [{{"id": "a", "interfaces": [{{"name": "eth0"}}, {{"name": "{long}"}}]}}]}}"#
+        );
         let e = errs(&doc);
-        assert!(e[0].starts_with("apps[0].interfaces[1].name: too long"), "{e:?}");
+        assert!(
+            e[0].starts_with("apps[0].interfaces[1].name: too long"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn names_a_list_with_too_many_entries() {
-        let e = errs(r#"{"networks": [{"ip": {"dns": ["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4","1.1.1.5"]}}]}"#);
-        assert!(e[0].starts_with("networks[0].ip.dns: too many entries: 5"), "{e:?}");
+        let e = errs(
+            r#"{"networks": [{"ip": {"dns": ["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4","1.1.1.5"]}}]}"#,
+        );
+        assert!(
+            e[0].starts_with("networks[0].ip.dns: too many entries: 5"),
+            "{e:?}"
+        );
         let e = errs(r#"{"ports": [{"labels": "uplink"}]}"#);
-        assert!(e[0].starts_with("ports[0].labels: expected an array"), "{e:?}");
+        assert!(
+            e[0].starts_with("ports[0].labels: expected an array"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -322,7 +355,10 @@ mod tests {
         let e = errs(r#"{"device_id": 5}"#);
         assert!(e[0].starts_with("device_id: expected a string"), "{e:?}");
         let e = errs(r#"{"networks": [{"vpn": {"auth": "x"}}]}"#);
-        assert!(e[0].starts_with("networks[0].vpn.auth: expected an object"), "{e:?}");
+        assert!(
+            e[0].starts_with("networks[0].vpn.auth: expected an object"),
+            "{e:?}"
+        );
         let e = errs(r#"{"device_id": "a", "device_id": "b"}"#);
         assert_eq!(e, vec!["device_id: appears twice"]);
     }

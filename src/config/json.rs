@@ -505,7 +505,8 @@ mod tests {
 
     #[test]
     fn paths_name_the_element() {
-        let doc = br#"{"networks": [{"id": "a"}, {"id": "b", "ip": {"subnet": 10.1}}, {"x": tru}]}"#;
+        let doc =
+            br#"{"networks": [{"id": "a"}, {"id": "b", "ip": {"subnet": 10.1}}, {"x": tru}]}"#;
         let e = check_syntax(doc).unwrap_err();
         assert_eq!(e.path.to_string(), "networks[2].x");
         assert_eq!(e.line, 1);

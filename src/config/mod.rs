@@ -49,7 +49,10 @@ pub fn parse(doc: &[u8]) -> Result<Config, Vec<ConfigError>> {
     if let Err(e) = json::check_syntax(doc) {
         return Err(vec![ConfigError {
             path: e.path.to_string(),
-            msg: format!("invalid JSON at line {}, column {}: {}", e.line, e.col, e.msg),
+            msg: format!(
+                "invalid JSON at line {}, column {}: {}",
+                e.line, e.col, e.msg
+            ),
         }]);
     }
     let raw = decode::decode(doc)?;

@@ -163,8 +163,16 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
             s(ADDR_LEN)
         }
         "domain" | "host" | "local_id" | "remote_id" | "psk" | "key" => s(TEXT_LEN),
-        "cost" | "mtu" | "lease_secs" | "max_leases_per_endpoint" | "ike_lifetime_secs"
-        | "child_lifetime_secs" | "dpd_secs" | "instance_id" | "register_secs" | "ttl_mins" => num,
+        "cost"
+        | "mtu"
+        | "lease_secs"
+        | "max_leases_per_endpoint"
+        | "ike_lifetime_secs"
+        | "child_lifetime_secs"
+        | "dpd_secs"
+        | "instance_id"
+        | "register_secs"
+        | "ttl_mins" => num,
         "initiator" | "encrypt" => boolean,
         "labels" => list(MAX_LABELS),
         "dns" => list(MAX_DNS),

@@ -78,9 +78,15 @@ fn overlapping_subnets_name_both() {
         "\"subnet\": \"10.1.0.0/23\", \"dhcp_range\": {\"start\": \"10.1.1.100\", \"end\": \"10.1.1.200\"}",
     );
     let e = errors(&doc);
-    has(&e, "networks[2].ip.subnet: overlaps networks[0] (10.1.0.0/24)");
+    has(
+        &e,
+        "networks[2].ip.subnet: overlaps networks[0] (10.1.0.0/24)",
+    );
     // A broken network does not cascade into "unknown network" errors for its users.
-    let e = errors(&spec_with("\"start\": \"10.3.0.100\"", "\"start\": \"10.3.0.300\""));
+    let e = errors(&spec_with(
+        "\"start\": \"10.3.0.100\"",
+        "\"start\": \"10.3.0.300\"",
+    ));
     assert_eq!(e.len(), 1, "{e:?}");
 }
 
@@ -89,7 +95,10 @@ fn syntax_error_names_the_element() {
     let doc = spec_with("\"mtu\": 1500,", "\"mtu\": 1500,,");
     let e = errors(&doc);
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("networks[0]: invalid JSON at line 15, column 19"), "{e:?}");
+    assert!(
+        e[0].starts_with("networks[0]: invalid JSON at line 15, column 19"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -132,7 +141,10 @@ fn switch_rules() {
         "\"type\": \"switch\", \"port\": \"eth1\"",
         "\"type\": \"switch\", \"port\": \"uplink\"",
     ));
-    has(&e, "networks[1].port: a switch network takes one port, but \"uplink\" resolves to eth0, wwan0");
+    has(
+        &e,
+        "networks[1].port: a switch network takes one port, but \"uplink\" resolves to eth0, wwan0",
+    );
     // ip on a switch network.
     let e = errors(&spec_with(
         "\"type\": \"switch\", \"port\": \"eth1\"",
@@ -144,20 +156,32 @@ fn switch_rules() {
         "\"type\": \"switch\", \"port\": \"eth1\"",
         "\"type\": \"switch\", \"port\": \"eth0\"",
     ));
-    has(&e, "networks[0].port: port eth0 is enslaved to switch network networks[1]");
+    has(
+        &e,
+        "networks[0].port: port eth0 is enslaved to switch network networks[1]",
+    );
 }
 
 #[test]
 fn cloud_and_mesh_requirements() {
     let e = errors(&spec_with("\"port\": \"uplink\",", ""));
-    has(&e, "networks[2].port: a cloud network needs at least one port");
+    has(
+        &e,
+        "networks[2].port: a cloud network needs at least one port",
+    );
     let e = errors(&spec_with(
         "\"dhcp_range\": {\"start\": \"10.200.4.10\", \"end\": \"10.200.4.250\"}",
         "\"dns\": []",
     ));
-    has(&e, "networks[3].ip.dhcp_range: is required for a mesh network");
+    has(
+        &e,
+        "networks[3].ip.dhcp_range: is required for a mesh network",
+    );
     let doc = SPEC.replacen("\"vpn\": {", "\"x-vpn\": {", 1);
-    has(&errors(&doc), "networks[2].vpn: is required for a cloud network");
+    has(
+        &errors(&doc),
+        "networks[2].vpn: is required for a cloud network",
+    );
 }
 
 #[test]
@@ -178,7 +202,9 @@ fn type_change_is_rejected() {
     let new = new.unwrap();
     let e = validate::check_transition(&old, &new);
     assert_eq!(e.len(), 1);
-    assert!(e[0].to_string().starts_with("networks[0].type: changing a network's type (local to mesh)"));
+    assert!(e[0]
+        .to_string()
+        .starts_with("networks[0].type: changing a network's type (local to mesh)"));
 }
 
 #[test]
@@ -190,9 +216,20 @@ fn oversized_and_hostile_input_is_refused_cleanly() {
     let many: Vec<String> = (0..raw::MAX_NETWORKS + 1)
         .map(|i| format!("{{\"id\": \"n{i}\"}}"))
         .collect();
-    let doc = format!("{{\"device_id\": \"d\", \"networks\": [{}]}}", many.join(","));
-    has(&errors(&doc), "networks: too many entries: 129 (at most 128)");
-    for doc in ["", "null", "{\"device_id\": \"d\", \"apps\": [{\"interfaces\": 5}]}", "\u{0}"] {
+    let doc = format!(
+        "{{\"device_id\": \"d\", \"networks\": [{}]}}",
+        many.join(",")
+    );
+    has(
+        &errors(&doc),
+        "networks: too many entries: 129 (at most 128)",
+    );
+    for doc in [
+        "",
+        "null",
+        "{\"device_id\": \"d\", \"apps\": [{\"interfaces\": 5}]}",
+        "\u{0}",
+    ] {
         assert!(parse(doc.as_bytes()).is_err(), "{doc:?}");
     }
 }

@@ -4,7 +4,7 @@
 use super::decode::RawDoc;
 use super::json::Path;
 use super::model::*;
-use super::raw::{self, RawIp, RawMesh, RawNetwork, RawVpn};
+use super::raw::{RawIp, RawMesh, RawNetwork, RawVpn};
 use super::ConfigError;
 use crate::addr::{Ipv4Net, MacAddr};
 use std::collections::{HashMap, HashSet};
@@ -83,7 +83,8 @@ pub fn valid_dns_name(s: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -135,7 +136,10 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
         .unwrap_or_default()
         .to_string();
     if !device_id.is_empty() && !valid_id(&device_id) {
-        v.err(root.key("device_id"), "must be printable text without spaces");
+        v.err(
+            root.key("device_id"),
+            "must be printable text without spaces",
+        );
     }
     let version = raw
         .top
@@ -150,17 +154,26 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
     let mut port_ifnames: HashMap<String, usize> = HashMap::new();
     for (i, p) in raw.ports.iter().enumerate() {
         let path = root.key("ports").index(i);
-        let name = v.req(&p.name, path.key("name")).unwrap_or_default().to_string();
+        let name = v
+            .req(&p.name, path.key("name"))
+            .unwrap_or_default()
+            .to_string();
         let ifname = v
             .req(&p.ifname, path.key("ifname"))
             .unwrap_or_default()
             .to_string();
         if !ifname.is_empty() && !valid_ifname(&ifname) {
-            v.err(path.key("ifname"), format!("{ifname:?} is not a valid interface name"));
+            v.err(
+                path.key("ifname"),
+                format!("{ifname:?} is not a valid interface name"),
+            );
         }
         if let Some(j) = port_names.insert(name.clone(), i) {
             if !name.is_empty() {
-                v.err(path.key("name"), format!("duplicate port name {name:?} (also ports[{j}])"));
+                v.err(
+                    path.key("name"),
+                    format!("duplicate port name {name:?} (also ports[{j}])"),
+                );
             }
         }
         if let Some(j) = port_ifnames.insert(ifname.clone(), i) {
@@ -203,12 +216,18 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 v.err(path.key("id"), format!("duplicate id (also networks[{j}])"));
             }
             if let Some(j) = net_names.insert(net.name.clone(), i) {
-                v.err(path.key("name"), format!("duplicate name {:?} (also networks[{j}])", net.name));
+                v.err(
+                    path.key("name"),
+                    format!("duplicate name {:?} (also networks[{j}])", net.name),
+                );
             }
             if let Some(j) = bridges.insert(net.bridge.clone(), i) {
                 v.err(
                     path.key("name"),
-                    format!("bridge name {} clashes with networks[{j}]: rename one", net.bridge),
+                    format!(
+                        "bridge name {} clashes with networks[{j}]: rename one",
+                        net.bridge
+                    ),
                 );
             }
             if let Some(j) = port_ifnames.get(&net.bridge) {
@@ -254,16 +273,27 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
         let mut if_names = HashSet::new();
         for (k, ri) in a.interfaces.iter().flatten().enumerate() {
             let ip_path = path.key("interfaces").index(k);
-            let ifname = v.req(&ri.name, ip_path.key("name")).unwrap_or_default().to_string();
+            let ifname = v
+                .req(&ri.name, ip_path.key("name"))
+                .unwrap_or_default()
+                .to_string();
             if !ifname.is_empty() && !if_names.insert(ifname.clone()) {
-                v.err(ip_path.key("name"), format!("duplicate interface name {ifname:?} in this app"));
+                v.err(
+                    ip_path.key("name"),
+                    format!("duplicate interface name {ifname:?} in this app"),
+                );
             }
-            let net_id = v.req(&ri.network, ip_path.key("network")).unwrap_or_default();
+            let net_id = v
+                .req(&ri.network, ip_path.key("network"))
+                .unwrap_or_default();
             let net_idx = match net_ids.get(net_id) {
                 Some(&n) => Some(n),
                 None => {
                     if !net_id.is_empty() {
-                        v.err(ip_path.key("network"), format!("unknown network {net_id:?}"));
+                        v.err(
+                            ip_path.key("network"),
+                            format!("unknown network {net_id:?}"),
+                        );
                     }
                     None
                 }
@@ -272,7 +302,10 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 None => None,
                 Some(s) => match s.parse::<MacAddr>() {
                     Ok(m) if m.is_multicast() || m.is_zero() => {
-                        v.err(ip_path.key("mac"), format!("{s} is not a unicast MAC address"));
+                        v.err(
+                            ip_path.key("mac"),
+                            format!("{s} is not a unicast MAC address"),
+                        );
                         None
                     }
                     Ok(m) => Some(m),
@@ -285,13 +318,19 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
             let ip = ri.ip.as_deref().and_then(|s| v.ipv4(s, ip_path.key("ip")));
             let attach = match &ri.attach {
                 None => {
-                    v.err(ip_path.key("attach"), "is required ({\"netns\": PATH} or {\"tap\": NAME})");
+                    v.err(
+                        ip_path.key("attach"),
+                        "is required ({\"netns\": PATH} or {\"tap\": NAME})",
+                    );
                     None
                 }
                 Some(at) => match (&at.netns, &at.tap) {
                     (Some(ns), None) => {
                         if !ns.starts_with('/') || ns.contains('\0') {
-                            v.err(ip_path.key("attach").key("netns"), "must be an absolute path");
+                            v.err(
+                                ip_path.key("attach").key("netns"),
+                                "must be an absolute path",
+                            );
                         }
                         if !ifname.is_empty() && !valid_ifname(&ifname) {
                             v.err(
@@ -331,7 +370,10 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
             match &attach {
                 Attach::Tap(t) => {
                     if let Some(o) = taps.insert(t.clone(), here.clone()) {
-                        v.err(ip_path.key("attach").key("tap"), format!("tap {t:?} is also used by {o}"));
+                        v.err(
+                            ip_path.key("attach").key("tap"),
+                            format!("tap {t:?} is also used by {o}"),
+                        );
                     }
                     if port_ifnames.contains_key(t) || bridges.contains_key(t) {
                         v.err(
@@ -347,7 +389,8 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                             format!("host interface {host_ifname} is the name of a port: rename the app"),
                         );
                     }
-                    if let Some(o) = netns_names.insert((ns.clone(), ifname.clone()), here.clone()) {
+                    if let Some(o) = netns_names.insert((ns.clone(), ifname.clone()), here.clone())
+                    {
                         v.err(
                             ip_path.key("name"),
                             format!("{ifname:?} in {ns} is also used by {o}"),
@@ -363,19 +406,31 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
             }
             if let Some(m) = mac {
                 if let Some(o) = macs.insert((net_idx, m), here.clone()) {
-                    v.err(ip_path.key("mac"), format!("{m} is also used by {o} on this network"));
+                    v.err(
+                        ip_path.key("mac"),
+                        format!("{m} is also used by {o} on this network"),
+                    );
                 }
             }
             if let Some(ip) = ip {
                 match &net.ip {
                     None => v.err(
                         ip_path.key("ip"),
-                        format!("network {:?} is a switch network: it has no addresses", net.name),
+                        format!(
+                            "network {:?} is a switch network: it has no addresses",
+                            net.name
+                        ),
                     ),
                     Some(l3) => {
                         if !l3.subnet.contains(ip) {
-                            v.err(ip_path.key("ip"), format!("{ip} is outside the subnet {}", l3.subnet));
-                        } else if ip == l3.subnet.addr() || ip == l3.subnet.broadcast() || ip == l3.gateway {
+                            v.err(
+                                ip_path.key("ip"),
+                                format!("{ip} is outside the subnet {}", l3.subnet),
+                            );
+                        } else if ip == l3.subnet.addr()
+                            || ip == l3.subnet.broadcast()
+                            || ip == l3.gateway
+                        {
                             v.err(
                                 ip_path.key("ip"),
                                 format!("{ip} is the network, broadcast or gateway address"),
@@ -404,7 +459,11 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 host_ifname,
             });
         }
-        apps.push(App { id, name, interfaces });
+        apps.push(App {
+            id,
+            name,
+            interfaces,
+        });
     }
     if v.errors.is_empty() {
         Ok(Config {
@@ -457,7 +516,10 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
     if !id.is_empty() && !valid_id(&id) {
         v.err(path.key("id"), "must be printable text without spaces");
     }
-    let name = v.req(&n.name, path.key("name")).unwrap_or_default().to_string();
+    let name = v
+        .req(&n.name, path.key("name"))
+        .unwrap_or_default()
+        .to_string();
     let kind = match v.req(&n.kind, path.key("type")) {
         None => None,
         Some(t) => match NetKind::parse(t) {
@@ -471,13 +533,20 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
             }
         },
     };
-    let port = n.port.as_deref().filter(|p| !p.is_empty()).map(str::to_string);
+    let port = n
+        .port
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
     let resolved = match &port {
         None => Vec::new(),
         Some(sel) => {
             let r = resolve_ports(sel, ports);
             if r.is_empty() {
-                v.err(path.key("port"), format!("{sel:?} names no port and no label"));
+                v.err(
+                    path.key("port"),
+                    format!("{sel:?} names no port and no label"),
+                );
             }
             r
         }
@@ -486,7 +555,10 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
         None => None,
         Some(m) if (576..=9216).contains(&m) => Some(m as u16),
         Some(m) => {
-            v.err(path.key("mtu"), format!("{m} is out of range (576 to 9216)"));
+            v.err(
+                path.key("mtu"),
+                format!("{m} is out of range (576 to 9216)"),
+            );
             None
         }
     };
@@ -515,18 +587,27 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
                 ("mesh", n.mesh.is_some()),
             ] {
                 if present {
-                    v.err(path.key(field), "is not allowed on a switch network (L2: no IP services)");
+                    v.err(
+                        path.key(field),
+                        "is not allowed on a switch network (L2: no IP services)",
+                    );
                 }
             }
         }
         _ => {
             match &n.ip {
-                None => v.err(path.key("ip"), "is required for an L3 network (at least a subnet)"),
+                None => v.err(
+                    path.key("ip"),
+                    "is required for an L3 network (at least a subnet)",
+                ),
                 Some(rip) => ip = l3(v, rip, &path.key("ip"), kind),
             }
             for (k, h) in n.static_dns.iter().flatten().enumerate() {
                 let hp = path.key("static_dns").index(k);
-                let host = v.req(&h.host, hp.key("host")).unwrap_or_default().to_string();
+                let host = v
+                    .req(&h.host, hp.key("host"))
+                    .unwrap_or_default()
+                    .to_string();
                 if !host.is_empty() && !valid_dns_name(&host) {
                     v.err(hp.key("host"), format!("{host:?} is not a valid DNS name"));
                 }
@@ -545,14 +626,23 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
                 static_dns.push(HostEntry { host, addrs });
             }
             if kind != NetKind::Cloud && n.vpn.is_some() {
-                v.err(path.key("vpn"), format!("is only for cloud networks, not {}", kind.as_str()));
+                v.err(
+                    path.key("vpn"),
+                    format!("is only for cloud networks, not {}", kind.as_str()),
+                );
             }
             if kind != NetKind::Mesh && n.mesh.is_some() {
-                v.err(path.key("mesh"), format!("is only for mesh networks, not {}", kind.as_str()));
+                v.err(
+                    path.key("mesh"),
+                    format!("is only for mesh networks, not {}", kind.as_str()),
+                );
             }
             if kind == NetKind::Cloud {
                 if resolved.is_empty() && port.is_none() {
-                    v.err(path.key("port"), "a cloud network needs at least one port for its VPN");
+                    v.err(
+                        path.key("port"),
+                        "a cloud network needs at least one port for its VPN",
+                    );
                 }
                 match &n.vpn {
                     None => v.err(path.key("vpn"), "is required for a cloud network"),
@@ -590,22 +680,34 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
 }
 
 fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
-    let subnet = v.req(&r.subnet, path.key("subnet")).and_then(|s| v.prefix(s, path.key("subnet")))?;
+    let subnet = v
+        .req(&r.subnet, path.key("subnet"))
+        .and_then(|s| v.prefix(s, path.key("subnet")))?;
     if subnet.len() > 29 {
-        v.err(path.key("subnet"), format!("{subnet} is too small (at most /29)"));
+        v.err(
+            path.key("subnet"),
+            format!("{subnet} is too small (at most /29)"),
+        );
         return None;
     }
     if subnet.len() < 8 {
-        v.err(path.key("subnet"), format!("{subnet} is too large (at least /8)"));
+        v.err(
+            path.key("subnet"),
+            format!("{subnet} is too large (at least /8)"),
+        );
         return None;
     }
-    let host_ok = |ip: Ipv4Addr| subnet.contains(ip) && ip != subnet.addr() && ip != subnet.broadcast();
+    let host_ok =
+        |ip: Ipv4Addr| subnet.contains(ip) && ip != subnet.addr() && ip != subnet.broadcast();
     let gateway = match r.gateway.as_deref() {
         None => subnet.first_host(),
         Some(s) => {
             let g = v.ipv4(s, path.key("gateway"))?;
             if !host_ok(g) {
-                v.err(path.key("gateway"), format!("{g} is not a host address of {subnet}"));
+                v.err(
+                    path.key("gateway"),
+                    format!("{g} is not a host address of {subnet}"),
+                );
                 return None;
             }
             g
@@ -626,8 +728,12 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
         }
         Some(rr) => {
             let rp = path.key("dhcp_range");
-            let s = v.req(&rr.start, rp.key("start")).and_then(|s| v.ipv4(s, rp.key("start")));
-            let e = v.req(&rr.end, rp.key("end")).and_then(|s| v.ipv4(s, rp.key("end")));
+            let s = v
+                .req(&rr.start, rp.key("start"))
+                .and_then(|s| v.ipv4(s, rp.key("start")));
+            let e = v
+                .req(&rr.end, rp.key("end"))
+                .and_then(|s| v.ipv4(s, rp.key("end")));
             let (s, e) = (s?, e?);
             for (f, a) in [("start", s), ("end", e)] {
                 if !host_ok(a) {
@@ -638,7 +744,10 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
                 v.err(rp.key("end"), format!("{e} is before the start {s}"));
             }
             if in_range(gateway, s, e) {
-                v.err(rp.clone(), format!("{s}-{e} contains the gateway {gateway}"));
+                v.err(
+                    rp.clone(),
+                    format!("{s}-{e} contains the gateway {gateway}"),
+                );
             }
             (s, e)
         }
@@ -662,7 +771,10 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
         None => DEFAULT_LEASE_SECS,
         Some(s) if (60..=31_536_000).contains(&s) => s,
         Some(s) => {
-            v.err(path.key("lease_secs"), format!("{s} is out of range (60 to 31536000)"));
+            v.err(
+                path.key("lease_secs"),
+                format!("{s} is out of range (60 to 31536000)"),
+            );
             DEFAULT_LEASE_SECS
         }
     };
@@ -670,7 +782,10 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
         None => DEFAULT_MAX_LEASES_PER_ENDPOINT,
         Some(s) if (1..=65_536).contains(&s) => s,
         Some(s) => {
-            v.err(path.key("max_leases_per_endpoint"), format!("{s} is out of range (1 to 65536)"));
+            v.err(
+                path.key("max_leases_per_endpoint"),
+                format!("{s} is out of range (1 to 65536)"),
+            );
             DEFAULT_MAX_LEASES_PER_ENDPOINT
         }
     };
@@ -699,15 +814,21 @@ fn bounded(v: &mut V, val: Option<u32>, default: u32, lo: u32, hi: u32, path: Pa
 }
 
 fn vpn_settings(v: &mut V, r: &RawVpn, path: &Path) -> Option<Vpn> {
-    let remote = v.req(&r.remote, path.key("remote")).and_then(|s| v.ipv4(s, path.key("remote")));
+    let remote = v
+        .req(&r.remote, path.key("remote"))
+        .and_then(|s| v.ipv4(s, path.key("remote")));
     let local_id = v.req(&r.local_id, path.key("local_id")).map(str::to_string);
-    let remote_id = v.req(&r.remote_id, path.key("remote_id")).map(str::to_string);
+    let remote_id = v
+        .req(&r.remote_id, path.key("remote_id"))
+        .map(str::to_string);
     let psk = match &r.auth {
         None => {
             v.err(path.key("auth"), "is required ({\"psk\": ...})");
             None
         }
-        Some(a) => v.req(&a.psk, path.key("auth").key("psk")).map(|s| Secret(s.to_string())),
+        Some(a) => v
+            .req(&a.psk, path.key("auth").key("psk"))
+            .map(|s| Secret(s.to_string())),
     };
     let mut remote_subnets = Vec::new();
     match &r.remote_subnets {
@@ -721,9 +842,22 @@ fn vpn_settings(v: &mut V, r: &RawVpn, path: &Path) -> Option<Vpn> {
             }
         }
     }
-    let ike_lifetime_secs = bounded(v, r.ike_lifetime_secs, 14_400, 10, 86_400 * 7, path.key("ike_lifetime_secs"));
-    let child_lifetime_secs =
-        bounded(v, r.child_lifetime_secs, 3_600, 10, 86_400 * 7, path.key("child_lifetime_secs"));
+    let ike_lifetime_secs = bounded(
+        v,
+        r.ike_lifetime_secs,
+        14_400,
+        10,
+        86_400 * 7,
+        path.key("ike_lifetime_secs"),
+    );
+    let child_lifetime_secs = bounded(
+        v,
+        r.child_lifetime_secs,
+        3_600,
+        10,
+        86_400 * 7,
+        path.key("child_lifetime_secs"),
+    );
     let dpd_secs = bounded(v, r.dpd_secs, 30, 1, 3_600, path.key("dpd_secs"));
     Some(Vpn {
         remote: remote?,
@@ -746,7 +880,10 @@ fn mesh_settings(v: &mut V, r: &RawMesh, path: &Path) -> Option<Mesh> {
         }
         Some(x) if x <= 0xff_ffff => Some(x),
         Some(x) => {
-            v.err(path.key("instance_id"), format!("{x} does not fit in 24 bits"));
+            v.err(
+                path.key("instance_id"),
+                format!("{x} does not fit in 24 bits"),
+            );
             None
         }
     };
@@ -757,13 +894,18 @@ fn mesh_settings(v: &mut V, r: &RawMesh, path: &Path) -> Option<Mesh> {
         Some(l) => {
             for (i, ms) in l.iter().enumerate() {
                 let mp = path.key("map_servers").index(i);
-                let address = v.req(&ms.address, mp.key("address")).and_then(|s| v.ipv4(s, mp.key("address")));
+                let address = v
+                    .req(&ms.address, mp.key("address"))
+                    .and_then(|s| v.ipv4(s, mp.key("address")));
                 let key = v.req(&ms.key, mp.key("key")).map(|s| Secret(s.to_string()));
                 let auth = match ms.auth.as_deref() {
                     None | Some("hmac-sha256") => Some(MapAuth::HmacSha256),
                     Some("hmac-sha1") => Some(MapAuth::HmacSha1),
                     Some(o) => {
-                        v.err(mp.key("auth"), format!("unknown {o:?} (hmac-sha256 or hmac-sha1)"));
+                        v.err(
+                            mp.key("auth"),
+                            format!("unknown {o:?} (hmac-sha256 or hmac-sha1)"),
+                        );
                         None
                     }
                 };
@@ -878,8 +1020,14 @@ mod tests {
         assert_ne!(b, bridge_name("a very long network name", "id2"));
         let v = veth_name("web", "22222222-0000-4000-8000-000000000001", "eth0");
         assert!(v.len() <= 15 && v.starts_with("vweb"), "{v}");
-        assert_eq!(v, veth_name("web", "22222222-0000-4000-8000-000000000001", "eth0"));
-        assert_ne!(v, veth_name("web", "22222222-0000-4000-8000-000000000001", "eth1"));
+        assert_eq!(
+            v,
+            veth_name("web", "22222222-0000-4000-8000-000000000001", "eth0")
+        );
+        assert_ne!(
+            v,
+            veth_name("web", "22222222-0000-4000-8000-000000000001", "eth1")
+        );
         assert!(veth_name("a-really-long-app-name", "i", "e").len() <= 15);
         assert!(valid_ifname(&b) && valid_ifname(&v));
     }

@@ -1,0 +1,145 @@
+//! Board profiles: per board class defaults for where econet keeps its files, how it
+//! logs and how it reaches its controller. Profiles in `board/` are compiled in; a
+//! path to a JSON file of the same shape works too. Explicit flags override them.
+
+use crate::config::json;
+use heapless::{String, Vec};
+use serde::Deserialize;
+
+/// The profiles shipped in `board/`, by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "generic-x86_64",
+        include_str!("../board/generic-x86_64.json"),
+    ),
+    ("rpi4-aarch64", include_str!("../board/rpi4-aarch64.json")),
+    ("imx6-armv7", include_str!("../board/imx6-armv7.json")),
+];
+
+#[derive(Deserialize, Debug, Default)]
+struct RawController {
+    url: Option<String<255>>,
+    ca: Option<String<255>>,
+    cert: Option<String<255>>,
+    key: Option<String<255>>,
+    poll_secs: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct RawBoard {
+    name: Option<String<64>>,
+    target: Option<String<64>>,
+    ports: Option<Vec<String<16>, 16>>,
+    state_dir: Option<String<255>>,
+    config: Option<String<255>>,
+    log_level: Option<String<8>>,
+    controller: Option<RawController>,
+}
+
+/// Controller settings a board may preset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ControllerDefaults {
+    pub url: Option<std::string::String>,
+    pub ca: Option<std::string::String>,
+    pub cert: Option<std::string::String>,
+    pub key: Option<std::string::String>,
+    pub poll_secs: Option<u32>,
+}
+
+/// A board profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Board {
+    pub name: std::string::String,
+    /// The Rust target triple econet is built for on this board.
+    pub target: std::string::String,
+    /// The port interface names the board has.
+    pub ports: std::vec::Vec<std::string::String>,
+    /// Where leases, the last good config and allocations live (a writable,
+    /// persistent partition on boards with a read-only rootfs).
+    pub state_dir: Option<std::string::String>,
+    /// The config file `run` reads when neither `--config` nor `--controller` is given.
+    pub config: Option<std::string::String>,
+    pub log_level: Option<log::LevelFilter>,
+    pub controller: ControllerDefaults,
+}
+
+fn owned(s: &Option<String<255>>) -> Option<std::string::String> {
+    s.as_ref().map(|s| s.as_str().to_string())
+}
+
+/// Parses a profile document.
+pub fn parse(doc: &[u8]) -> Result<Board, std::string::String> {
+    json::check_syntax(doc).map_err(|e| e.to_string())?;
+    let mut scratch = vec![0u8; doc.len()];
+    let (raw, _): (RawBoard, usize) = serde_json_core::from_slice_escaped(doc, &mut scratch)
+        .map_err(|e| format!("not a board profile: {e}"))?;
+    let log_level = match raw.log_level.as_deref() {
+        None => None,
+        Some(l) => Some(
+            l.parse::<log::LevelFilter>()
+                .map_err(|_| format!("log_level: unknown level {l:?}"))?,
+        ),
+    };
+    let c = raw.controller.unwrap_or_default();
+    Ok(Board {
+        name: raw.name.as_deref().unwrap_or_default().to_string(),
+        target: raw.target.as_deref().unwrap_or_default().to_string(),
+        ports: raw
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.as_str().to_string())
+            .collect(),
+        state_dir: owned(&raw.state_dir),
+        config: owned(&raw.config),
+        log_level,
+        controller: ControllerDefaults {
+            url: owned(&c.url),
+            ca: owned(&c.ca),
+            cert: owned(&c.cert),
+            key: owned(&c.key),
+            poll_secs: c.poll_secs,
+        },
+    })
+}
+
+/// Finds a profile: a built-in name, or a path to a JSON file.
+pub fn load(name: &str) -> Result<Board, std::string::String> {
+    if let Some((_, doc)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        return parse(doc.as_bytes()).map_err(|e| format!("board {name}: {e}"));
+    }
+    if name.contains('/') || name.ends_with(".json") {
+        let doc = crate::config::read_bounded(std::path::Path::new(name))
+            .map_err(|e| format!("board {name}: {e}"))?;
+        return parse(&doc).map_err(|e| format!("board {name}: {e}"));
+    }
+    let known: std::vec::Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+    Err(format!(
+        "unknown board {name:?} (built in: {}; or give a path to a JSON profile)",
+        known.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse_and_match_their_names() {
+        for (name, _) in BUILTIN {
+            let b = load(name).unwrap();
+            assert_eq!(&b.name, name);
+            assert!(b.target.ends_with("-linux-musl") || b.target.ends_with("-linux-musleabihf"));
+            assert!(b.state_dir.is_some());
+        }
+    }
+
+    #[test]
+    fn unknown_board_names_the_choices() {
+        let e = load("nope").unwrap_err();
+        assert!(e.contains("generic-x86_64"), "{e}");
+        assert!(parse(b"{\"log_level\": \"loud\"}")
+            .unwrap_err()
+            .contains("log_level"));
+    }
+}

@@ -1,0 +1,12 @@
+//! econet: the networks of edge containers (ECOs), in one small static binary.
+//!
+//! The control path: [`config`] (model, validation) → [`reconcile`] (desired vs
+//! current state → an ordered plan) → [`netlink`] (rtnetlink and nftables). The data
+//! path: [`wire`] formats under sans-I/O protocol cores. [`event_loop`] is the only
+//! place that blocks.
+
+pub mod addr;
+pub mod board;
+pub mod cli;
+pub mod config;
+pub mod wire;
