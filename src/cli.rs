@@ -118,6 +118,9 @@ pub fn main() -> i32 {
             0
         }
         "check" => check(&opts),
+        "run" => run(&opts),
+        "status" => status(&opts),
+        "demo" => crate::demo::main(&opts),
         other => {
             eprintln!("econet: unknown command {other:?}\n\n{USAGE}");
             2
@@ -148,6 +151,133 @@ fn check(opts: &Opts) -> i32 {
                 "{file}: rejected ({} error{})",
                 errs.len(),
                 if errs.len() == 1 { "" } else { "s" }
+            );
+            1
+        }
+    }
+}
+
+/// Board defaults, or none when no board was named.
+fn board(opts: &Opts) -> Result<crate::board::Board, String> {
+    match &opts.board {
+        Some(name) => crate::board::load(name),
+        None => Ok(crate::board::Board::default()),
+    }
+}
+
+fn state_dir(opts: &Opts, b: &crate::board::Board) -> PathBuf {
+    opts.state_dir
+        .clone()
+        .or_else(|| b.state_dir.clone().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+fn socket_path(opts: &Opts, b: &crate::board::Board) -> PathBuf {
+    opts.socket
+        .clone()
+        .unwrap_or_else(|| state_dir(opts, b).join(crate::daemon::SOCKET))
+}
+
+/// Resolves flags over board defaults into the daemon's settings.
+pub fn run_settings(opts: &Opts) -> Result<(crate::daemon::Settings, log::LevelFilter), String> {
+    let b = board(opts)?;
+    if !opts.positional.is_empty() {
+        return Err(format!("unexpected argument {:?}", opts.positional[0]));
+    }
+    let source = match (&opts.config, &opts.controller) {
+        (Some(_), Some(_)) => return Err("give --config or --controller, not both".into()),
+        (Some(f), None) => crate::daemon::Source::File(f.clone()),
+        (None, Some(_)) => return Err("--controller is not available in this build".into()),
+        (None, None) => match (&b.config, &b.controller.url) {
+            (Some(f), _) => crate::daemon::Source::File(PathBuf::from(f)),
+            _ => {
+                return Err(
+                    "give --config FILE or --controller URL (or a --board that names one)".into(),
+                )
+            }
+        },
+    };
+    let state_dir = state_dir(opts, &b);
+    let socket = socket_path(opts, &b);
+    let level = opts
+        .log_level
+        .or(b.log_level)
+        .unwrap_or(log::LevelFilter::Info);
+    Ok((
+        crate::daemon::Settings {
+            source,
+            state_dir,
+            socket,
+        },
+        level,
+    ))
+}
+
+fn run(opts: &Opts) -> i32 {
+    let (settings, level) = match run_settings(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("econet run: {e}");
+            return 2;
+        }
+    };
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    let sigfd = match crate::event_loop::block_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("signals: {e}");
+            return 1;
+        }
+    };
+    log::info!(
+        "econet {} starting (state in {})",
+        env!("CARGO_PKG_VERSION"),
+        settings.state_dir.display()
+    );
+    let mut d = match crate::daemon::Daemon::new(settings) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    match crate::event_loop::run(&mut d, sigfd) {
+        crate::event_loop::Exit::Signal(s) => {
+            log::info!("signal {s}: exiting, kernel objects stay in place");
+            0
+        }
+        crate::event_loop::Exit::Error(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn status(opts: &Opts) -> i32 {
+    let b = match board(opts) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("econet status: {e}");
+            return 2;
+        }
+    };
+    let path = socket_path(opts, &b);
+    let req = if opts.json {
+        crate::control::Request::StatusJson
+    } else if opts.dot {
+        crate::control::Request::StatusDot
+    } else {
+        crate::control::Request::Status
+    };
+    match crate::control::ask(&path, req) {
+        Ok(s) => {
+            print!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "econet status: cannot reach econet at {}: {e}",
+                path.display()
             );
             1
         }

@@ -1,0 +1,473 @@
+//! The running econet: the config it holds, the reconciler that makes the kernel
+//! match it, the kernel events and timers that trigger reconciling, and the status it
+//! reports. Driven by `event_loop`.
+
+use crate::config::{self, validate, Config, ConfigError, NetKind};
+use crate::control::{ControlServer, Request};
+use crate::event_loop::{earliest, Handler, Poller};
+use crate::netlink::monitor::{Event, Monitor};
+use crate::persist;
+use crate::reconcile::{desired, Outcome, Reconciler};
+use crate::status::{EndpointStatus, NetworkStatus, Status};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where the config comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub source: Source,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// Name of the last good config in the state directory.
+pub const LAST_GOOD: &str = "config.json";
+/// Name of the control socket in the state directory.
+pub const SOCKET: &str = "control.sock";
+
+/// Kernel events arrive in bursts (and econet's own changes echo back): wait this
+/// long after the first before reconciling.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// A full reconcile at least this often, whatever happens.
+const RESYNC: Duration = Duration::from_secs(60);
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+const T_MONITOR: u64 = 1;
+const T_INOTIFY: u64 = 2;
+const T_CONTROL: u64 = 3;
+const T_CONN: u64 = 0x100;
+
+/// Per network: what the last reconcile pass found.
+#[derive(Clone, Debug, Default)]
+struct NetRuntime {
+    errors: Vec<String>,
+    /// (app id, interface) → why the endpoint is not up.
+    endpoint_issues: HashMap<(String, String), String>,
+}
+
+pub struct Daemon {
+    settings: Settings,
+    config: Option<Config>,
+    rejected: Vec<String>,
+    recon: Reconciler,
+    monitor: Monitor,
+    control: ControlServer,
+    inotify: Option<Inotify>,
+    watched_dirs: Vec<PathBuf>,
+    applied: bool,
+    runtime: Vec<NetRuntime>,
+    fatal: Option<String>,
+    reconcile_at: Option<Instant>,
+    retry: Duration,
+    resync_at: Instant,
+    total_changes: u64,
+    last_changes: u64,
+    last_apply_ms: u64,
+}
+
+impl Daemon {
+    pub fn new(settings: Settings) -> Result<Daemon, String> {
+        persist::ensure_dir(&settings.state_dir)
+            .map_err(|e| format!("state directory {}: {e}", settings.state_dir.display()))?;
+        let recon = Reconciler::new().map_err(|e| format!("netlink: {e}"))?;
+        let monitor = Monitor::open().map_err(|e| format!("netlink monitor: {e}"))?;
+        let control = ControlServer::bind(&settings.socket)
+            .map_err(|e| format!("control socket {}: {e}", settings.socket.display()))?;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+        let mut d = Daemon {
+            settings,
+            config: None,
+            rejected: Vec::new(),
+            recon,
+            monitor,
+            control,
+            inotify,
+            watched_dirs: Vec::new(),
+            applied: false,
+            runtime: Vec::new(),
+            fatal: None,
+            reconcile_at: None,
+            retry: RETRY_MIN,
+            resync_at: Instant::now() + RESYNC,
+            total_changes: 0,
+            last_changes: 0,
+            last_apply_ms: 0,
+        };
+        d.boot();
+        Ok(d)
+    }
+
+    fn last_good_path(&self) -> PathBuf {
+        self.settings.state_dir.join(LAST_GOOD)
+    }
+
+    /// At start: the config source, or else the last good config persisted.
+    fn boot(&mut self) {
+        let loaded = self.read_source();
+        match loaded {
+            Ok(cfg) => self.offer(cfg),
+            Err(errs) => {
+                log::error!("config rejected:");
+                for e in &errs {
+                    log::error!("  {e}");
+                }
+                self.rejected = errs.iter().map(ToString::to_string).collect();
+                match config::load(&self.last_good_path()) {
+                    Ok(cfg) => {
+                        log::warn!(
+                            "running the last good config from {}",
+                            self.last_good_path().display()
+                        );
+                        self.install(cfg, false);
+                    }
+                    Err(_) => log::warn!(
+                        "no last good config: nothing to apply until a valid one arrives"
+                    ),
+                }
+            }
+        }
+    }
+
+    fn read_source(&self) -> Result<Config, Vec<ConfigError>> {
+        match &self.settings.source {
+            Source::File(p) => config::load(p),
+        }
+    }
+
+    /// A new valid config: accept it unless it breaks a rule against the running one.
+    fn offer(&mut self, cfg: Config) {
+        let prev = match &self.config {
+            Some(c) => Some(c.clone()),
+            None => config::load(&self.last_good_path()).ok(),
+        };
+        if let Some(prev) = &prev {
+            let errs = validate::check_transition(prev, &cfg);
+            if !errs.is_empty() {
+                for e in &errs {
+                    log::error!("config rejected: {e}");
+                }
+                self.rejected = errs.iter().map(ToString::to_string).collect();
+                if self.config.is_none() {
+                    self.install(prev.clone(), false);
+                }
+                return;
+            }
+        }
+        self.rejected.clear();
+        self.install(cfg, true);
+    }
+
+    fn install(&mut self, cfg: Config, persist: bool) {
+        if persist {
+            self.persist_last_good(&cfg);
+        }
+        let same = self.config.as_ref() == Some(&cfg);
+        if !same {
+            log::info!(
+                "config {} accepted: {} networks, {} apps",
+                if cfg.version.is_empty() {
+                    "(no version)"
+                } else {
+                    &cfg.version
+                },
+                cfg.networks.len(),
+                cfg.apps.len()
+            );
+            self.runtime = vec![NetRuntime::default(); cfg.networks.len()];
+            self.applied = false;
+        }
+        self.config = Some(cfg);
+        self.watch_netns_dirs();
+        self.reconcile_at = Some(Instant::now());
+    }
+
+    fn persist_last_good(&self, cfg: &Config) {
+        // The file source's own bytes are what was validated; keep exactly those.
+        let Source::File(p) = &self.settings.source;
+        let Ok(bytes) = config::read_bounded(p) else {
+            return;
+        };
+        if config::parse(&bytes).ok().as_ref() != Some(cfg) {
+            return; // the file changed under us; the next reload will see it
+        }
+        if std::fs::read(self.last_good_path()).ok().as_deref() == Some(&bytes[..]) {
+            return;
+        }
+        if let Err(e) = persist::write_atomic(&self.last_good_path(), &bytes, 0o600) {
+            log::warn!("cannot persist the last good config: {e}");
+        }
+    }
+
+    /// Watches the directories of the ECO namespaces (e.g. /run/netns) so a namespace
+    /// that appears is plumbed at once.
+    fn watch_netns_dirs(&mut self) {
+        let Some(ino) = &self.inotify else { return };
+        let Some(cfg) = &self.config else { return };
+        for (_, itf) in cfg.endpoints() {
+            if let config::Attach::Netns(p) = &itf.attach {
+                let Some(dir) = Path::new(p).parent() else {
+                    continue;
+                };
+                if dir.starts_with("/proc") || self.watched_dirs.iter().any(|d| d == dir) {
+                    continue;
+                }
+                let flags = AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_DELETE
+                    | AddWatchFlags::IN_MOVED_TO;
+                if ino.add_watch(dir, flags).is_ok() {
+                    self.watched_dirs.push(dir.to_path_buf());
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, after: Duration) {
+        let at = Instant::now() + after;
+        self.reconcile_at = Some(match self.reconcile_at {
+            Some(t) if t < at => t,
+            _ => at,
+        });
+    }
+
+    /// One reconcile pass over the whole config.
+    fn reconcile(&mut self, now: Instant) {
+        self.reconcile_at = None;
+        self.resync_at = now + RESYNC;
+        let Some(cfg) = self.config.clone() else {
+            return;
+        };
+        let d = desired::desired(&cfg);
+        let started = Instant::now();
+        let out = self.recon.run(&d);
+        let took = started.elapsed();
+        if out.changes > 0 {
+            log::info!(
+                "reconciled: {} kernel changes in {} ms",
+                out.changes,
+                took.as_millis()
+            );
+            self.last_apply_ms = took.as_millis() as u64;
+        }
+        self.last_changes = out.changes;
+        self.total_changes += out.changes;
+        self.record(&cfg, &out);
+        self.applied = true;
+        let trouble = out.fatal.is_some() || !out.errors.is_empty() || !out.issues.is_empty();
+        if trouble {
+            self.schedule(self.retry);
+            self.retry = (self.retry * 2).min(RETRY_MAX);
+        } else {
+            self.retry = RETRY_MIN;
+        }
+    }
+
+    fn record(&mut self, cfg: &Config, out: &Outcome) {
+        self.fatal = out.fatal.clone();
+        let mut rt = vec![NetRuntime::default(); cfg.networks.len()];
+        for (i, n) in cfg.networks.iter().enumerate() {
+            if !desired::implemented(n.kind) {
+                rt[i].errors.push(format!(
+                    "network type {} is not implemented by this build",
+                    n.kind.as_str()
+                ));
+            }
+        }
+        for iss in &out.issues {
+            let Some(r) = rt.get_mut(iss.net) else {
+                continue;
+            };
+            match &iss.endpoint {
+                Some(ep) => {
+                    r.endpoint_issues.insert(ep.clone(), iss.msg.clone());
+                }
+                None => r.errors.push(iss.msg.clone()),
+            }
+        }
+        for (net, e) in &out.errors {
+            match net.and_then(|n| rt.get_mut(n)) {
+                Some(r) => r.errors.push(e.clone()),
+                None => log::warn!("clean-up: {e}"),
+            }
+        }
+        for (i, r) in rt.iter().enumerate() {
+            let old = self.runtime.get(i).map(|o| &o.errors);
+            if old != Some(&r.errors) && !r.errors.is_empty() {
+                log::warn!("network {}: {}", cfg.networks[i].name, r.errors.join("; "));
+            }
+        }
+        self.runtime = rt;
+    }
+
+    pub fn status(&self) -> Status {
+        let mut s = Status {
+            rejected: self.rejected.clone(),
+            source: match &self.settings.source {
+                Source::File(p) => format!("file {}", p.display()),
+            },
+            last_changes: self.last_changes,
+            total_changes: self.total_changes,
+            last_apply_ms: self.last_apply_ms,
+            ..Default::default()
+        };
+        let Some(cfg) = &self.config else { return s };
+        s.device_id = cfg.device_id.clone();
+        s.config_version = cfg.version.clone();
+        s.applied = self.applied;
+        for (i, n) in cfg.networks.iter().enumerate() {
+            let rt = self.runtime.get(i).cloned().unwrap_or_default();
+            let mut errors = rt.errors.clone();
+            if let Some(f) = &self.fatal {
+                errors.push(f.clone());
+            }
+            let state = if !self.applied {
+                "init"
+            } else if errors.is_empty() {
+                "online"
+            } else {
+                "error"
+            };
+            let mut ns = NetworkStatus {
+                id: n.id.clone(),
+                name: n.name.clone(),
+                kind: n.kind.as_str().into(),
+                state: state.into(),
+                errors,
+                bridge: n.bridge.clone(),
+                active_port: n.ports.first().map(|&p| cfg.ports[p].name.clone()),
+                standby_ports: if n.kind == NetKind::Cloud {
+                    n.ports
+                        .iter()
+                        .skip(1)
+                        .map(|&p| cfg.ports[p].name.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            };
+            for app in &cfg.apps {
+                for itf in app.interfaces.iter().filter(|x| x.network == i) {
+                    let issue = rt.endpoint_issues.get(&(app.id.clone(), itf.name.clone()));
+                    ns.endpoints.push(EndpointStatus {
+                        app: app.id.clone(),
+                        interface: itf.name.clone(),
+                        mac: itf.eco_mac(&app.id).to_string(),
+                        ip: itf.ip.map(|ip| ip.to_string()),
+                        hostname: None,
+                        lease_expires: None,
+                        host_ifname: itf.host_ifname.clone(),
+                        state: if issue.is_some() || !self.applied {
+                            "waiting"
+                        } else {
+                            "up"
+                        }
+                        .into(),
+                        error: issue.cloned(),
+                    });
+                }
+            }
+            s.networks.push(ns);
+        }
+        s
+    }
+
+    fn on_kernel_events(&mut self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        // Any link or address change may concern a port, an endpoint or econet's own
+        // objects; the reconciler reads everything back anyway.
+        if events.iter().any(|e| !matches!(e, Event::Route)) {
+            self.schedule(DEBOUNCE);
+        }
+    }
+}
+
+impl Handler for Daemon {
+    fn register(&self, p: &mut Poller) {
+        p.add(self.monitor.as_raw_fd(), false, T_MONITOR);
+        if let Some(i) = &self.inotify {
+            p.add(i.as_fd_raw(), false, T_INOTIFY);
+        }
+        p.add(self.control.listener_fd(), false, T_CONTROL);
+        for (i, (fd, w)) in self.control.conn_fds().enumerate() {
+            p.add(fd, w, T_CONN + i as u64);
+        }
+    }
+
+    fn ready(&mut self, token: u64, now: Instant) {
+        match token {
+            T_MONITOR => {
+                let ev = self.monitor.read();
+                self.on_kernel_events(ev);
+            }
+            T_INOTIFY => {
+                if let Some(i) = &self.inotify {
+                    while let Ok(ev) = i.read_events() {
+                        if ev.is_empty() {
+                            break;
+                        }
+                    }
+                }
+                self.schedule(DEBOUNCE);
+            }
+            T_CONTROL => self.control.accept(now),
+            t if t >= T_CONN => {
+                let status = self.status();
+                self.control
+                    .service((t - T_CONN) as usize, &mut |r| match r {
+                        Request::Status => status.to_text(),
+                        Request::StatusJson => status.to_json(true) + "\n",
+                        Request::StatusDot => status.to_dot(),
+                    });
+            }
+            _ => {}
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let d = earliest(self.reconcile_at, Some(self.resync_at));
+        earliest(d, self.control.next_deadline())
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.control.reap(now);
+        if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
+            self.reconcile(now);
+        }
+    }
+
+    fn reload(&mut self) {
+        match self.read_source() {
+            Ok(cfg) => self.offer(cfg),
+            Err(errs) => {
+                log::error!("config rejected; keeping the running config:");
+                for e in &errs {
+                    log::error!("  {e}");
+                }
+                self.rejected = errs.iter().map(ToString::to_string).collect();
+            }
+        }
+    }
+}
+
+/// Raw fd of an inotify instance (nix exposes it through AsFd).
+trait InotifyFd {
+    fn as_fd_raw(&self) -> i32;
+}
+
+impl InotifyFd for Inotify {
+    fn as_fd_raw(&self) -> i32 {
+        use std::os::fd::AsFd;
+        self.as_fd().as_raw_fd()
+    }
+}

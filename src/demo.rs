@@ -1,0 +1,4 @@
+//! `econet demo` (written below).
+pub fn main(_o: &crate::cli::Opts) -> i32 {
+    0
+}

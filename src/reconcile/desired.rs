@@ -1,0 +1,140 @@
+//! What the kernel should hold for a config: the objects econet owns, each with the
+//! alias that marks it as econet's, and the ports it enslaves.
+
+use crate::addr::MacAddr;
+use crate::config::{Attach, Config, NetKind};
+
+/// Prefix of every alias econet puts on the links it owns.
+pub const ALIAS_PREFIX: &str = "econet:";
+
+pub fn bridge_alias(net_id: &str) -> String {
+    format!("{ALIAS_PREFIX}net:{net_id}")
+}
+
+pub fn endpoint_alias(net_id: &str, app_id: &str, ifname: &str) -> String {
+    format!("{ALIAS_PREFIX}ep:{net_id}:{app_id}:{ifname}")
+}
+
+pub fn is_bridge_alias(a: &str) -> bool {
+    a.starts_with("econet:net:")
+}
+
+/// The default MTU of a network without an explicit one.
+pub const DEFAULT_MTU: u32 = 1500;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bridge {
+    pub net: usize,
+    pub name: String,
+    pub alias: String,
+    pub mac: MacAddr,
+    pub mtu: u32,
+}
+
+/// A device port enslaved to a switch network's bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMember {
+    pub net: usize,
+    pub port: String,
+    pub ifname: String,
+    pub bridge: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// A veth whose far end lives in `netns`, named `peer_name`, with the ECO's MAC.
+    Veth {
+        netns: String,
+        peer_name: String,
+        peer_mac: MacAddr,
+    },
+    /// A persistent tap for a hypervisor.
+    Tap,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub net: usize,
+    pub app_id: String,
+    pub ifname: String,
+    /// The host-side link: the veth's host end or the tap.
+    pub host_name: String,
+    pub alias: String,
+    pub host_mac: MacAddr,
+    pub mtu: u32,
+    pub bridge: String,
+    pub kind: EndpointKind,
+}
+
+/// Everything econet wants in the kernel, in config order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub bridges: Vec<Bridge>,
+    pub ports: Vec<PortMember>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The MTU econet gives a network's bridge and endpoints.
+pub fn network_mtu(cfg: &Config, net: usize) -> u32 {
+    let n = &cfg.networks[net];
+    n.mtu.map(u32::from).unwrap_or(DEFAULT_MTU)
+}
+
+/// Builds the desired state of `cfg`. Only networks of the types this build
+/// implements contribute; others are reported by the caller.
+pub fn desired(cfg: &Config) -> Desired {
+    let mut d = Desired::default();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        if !implemented(n.kind) {
+            continue;
+        }
+        d.bridges.push(Bridge {
+            net: i,
+            name: n.bridge.clone(),
+            alias: bridge_alias(&n.id),
+            mac: MacAddr::derive(&[b"bridge", n.id.as_bytes()]),
+            mtu: network_mtu(cfg, i),
+        });
+        if n.kind == NetKind::Switch {
+            if let Some(&p) = n.ports.first() {
+                d.ports.push(PortMember {
+                    net: i,
+                    port: cfg.ports[p].name.clone(),
+                    ifname: cfg.ports[p].ifname.clone(),
+                    bridge: n.bridge.clone(),
+                });
+            }
+        }
+    }
+    for (app, itf) in cfg.endpoints() {
+        let n = &cfg.networks[itf.network];
+        if !implemented(n.kind) {
+            continue;
+        }
+        let kind = match &itf.attach {
+            Attach::Netns(ns) => EndpointKind::Veth {
+                netns: ns.clone(),
+                peer_name: itf.name.clone(),
+                peer_mac: itf.eco_mac(&app.id),
+            },
+            Attach::Tap(_) => EndpointKind::Tap,
+        };
+        d.endpoints.push(Endpoint {
+            net: itf.network,
+            app_id: app.id.clone(),
+            ifname: itf.name.clone(),
+            host_name: itf.host_ifname.clone(),
+            alias: endpoint_alias(&n.id, &app.id, &itf.name),
+            host_mac: MacAddr::derive(&[b"host", app.id.as_bytes(), itf.name.as_bytes()]),
+            mtu: network_mtu(cfg, itf.network),
+            bridge: n.bridge.clone(),
+            kind,
+        });
+    }
+    d
+}
+
+/// The network types this build makes real.
+pub fn implemented(k: NetKind) -> bool {
+    matches!(k, NetKind::Switch)
+}

@@ -1,0 +1,394 @@
+//! The status document (`econet status --json`, and what the controller receives):
+//! its model, and renderings as JSON, as text for people, and as a Graphviz graph.
+
+pub mod writer;
+
+use writer::JsonWriter;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStatus {
+    pub app: String,
+    pub interface: String,
+    pub mac: String,
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+    pub lease_expires: Option<u64>,
+    /// The host-side interface (veth host end or tap).
+    pub host_ifname: String,
+    /// "up", or "waiting" with `error` saying what for.
+    pub state: String,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VpnStatus {
+    pub state: String,
+    pub port: Option<String>,
+    pub remote: String,
+    pub since: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Extra fields (name, JSON value) a VPN may report.
+    pub extra: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeshStatus {
+    pub registered: bool,
+    pub map_cache: u64,
+    pub rloc: Option<String>,
+    pub extra: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStatus {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// "init", "online" or "error".
+    pub state: String,
+    pub errors: Vec<String>,
+    pub bridge: String,
+    pub active_port: Option<String>,
+    pub standby_ports: Vec<String>,
+    pub endpoints: Vec<EndpointStatus>,
+    pub vpn: Option<VpnStatus>,
+    pub mesh: Option<MeshStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub device_id: String,
+    pub config_version: String,
+    /// The accepted config has been applied (a full reconcile pass ran for it).
+    pub applied: bool,
+    pub networks: Vec<NetworkStatus>,
+    /// The errors of the last config that was rejected, if it came after the one running.
+    pub rejected: Vec<String>,
+    /// Where the running config came from ("file /etc/econet/config.json", …).
+    pub source: String,
+    /// Kernel changes made by the last reconcile pass and since start.
+    pub last_changes: u64,
+    pub total_changes: u64,
+    /// How long the last pass that changed something took, in milliseconds.
+    pub last_apply_ms: u64,
+}
+
+impl Status {
+    /// The status document. `counters` adds the byte counters and the econet-specific
+    /// fields; without it the document changes only when something of substance does.
+    pub fn to_json(&self, counters: bool) -> String {
+        let mut w = JsonWriter::new();
+        w.begin_obj();
+        w.key("device_id").str(&self.device_id);
+        w.key("config_version").str(&self.config_version);
+        w.key("applied").bool(self.applied);
+        w.key("networks").begin_arr();
+        for n in &self.networks {
+            network_json(&mut w, n, counters);
+        }
+        w.end_arr();
+        w.key("rejected").begin_arr();
+        for e in &self.rejected {
+            w.str(e);
+        }
+        w.end_arr();
+        if counters {
+            w.key("source").str(&self.source);
+            w.key("last_changes").num(self.last_changes);
+            w.key("total_changes").num(self.total_changes);
+            w.key("last_apply_ms").num(self.last_apply_ms);
+        }
+        w.end_obj();
+        w.finish()
+    }
+
+    /// A summary for people.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "device {}  config {}  {}",
+            self.device_id,
+            if self.config_version.is_empty() {
+                "-"
+            } else {
+                &self.config_version
+            },
+            if self.applied {
+                "applied"
+            } else {
+                "not applied yet"
+            }
+        );
+        if !self.rejected.is_empty() {
+            let _ = writeln!(s, "last config REJECTED (still running the previous one):");
+            for e in &self.rejected {
+                let _ = writeln!(s, "  {e}");
+            }
+        }
+        for n in &self.networks {
+            let _ = writeln!(
+                s,
+                "\nnetwork {} ({}, {})  bridge {}  {}",
+                n.name,
+                n.kind,
+                n.id,
+                n.bridge,
+                n.state.to_uppercase()
+            );
+            for e in &n.errors {
+                let _ = writeln!(s, "  error: {e}");
+            }
+            if let Some(p) = &n.active_port {
+                let _ = write!(s, "  port {p}");
+                if !n.standby_ports.is_empty() {
+                    let _ = write!(s, " (standby {})", n.standby_ports.join(", "));
+                }
+                let _ = writeln!(s);
+            }
+            if let Some(v) = &n.vpn {
+                let _ = writeln!(
+                    s,
+                    "  vpn {} to {} via {}  rx {} tx {} bytes",
+                    v.state,
+                    v.remote,
+                    v.port.as_deref().unwrap_or("-"),
+                    v.rx_bytes,
+                    v.tx_bytes
+                );
+            }
+            if let Some(m) = &n.mesh {
+                let _ = writeln!(
+                    s,
+                    "  mesh {}  rloc {}  map-cache {}",
+                    if m.registered {
+                        "registered"
+                    } else {
+                        "not registered"
+                    },
+                    m.rloc.as_deref().unwrap_or("-"),
+                    m.map_cache
+                );
+            }
+            for e in &n.endpoints {
+                let _ = write!(
+                    s,
+                    "  {:<10} {:<6} {} {:<15}",
+                    short(&e.app),
+                    e.interface,
+                    e.mac,
+                    e.ip.as_deref().unwrap_or("-")
+                );
+                if let Some(h) = &e.hostname {
+                    let _ = write!(s, " {h}");
+                }
+                let _ = write!(s, "  [{}] {}", e.host_ifname, e.state);
+                if let Some(err) = &e.error {
+                    let _ = write!(s, ": {err}");
+                }
+                let _ = writeln!(s);
+            }
+        }
+        s
+    }
+
+    /// The device as a Graphviz graph: ports, networks (bridges) and ECOs.
+    pub fn to_dot(&self) -> String {
+        use std::fmt::Write;
+        let q = crate::config::json::quote;
+        let mut s = String::from("graph econet {\n  rankdir=LR;\n  node [fontname=\"sans\"];\n");
+        let mut apps: Vec<&str> = Vec::new();
+        for (i, n) in self.networks.iter().enumerate() {
+            let color = match n.state.as_str() {
+                "online" => "darkgreen",
+                "error" => "red",
+                _ => "orange",
+            };
+            let _ = writeln!(
+                s,
+                "  net{i} [shape=box, color={color}, label={}];",
+                q(&format!("{} ({})\\n{}", n.name, n.kind, n.bridge))
+            );
+            if let Some(p) = &n.active_port {
+                let _ = writeln!(
+                    s,
+                    "  {} [shape=diamond];\n  {} -- net{i};",
+                    q(&format!("port {p}")),
+                    q(&format!("port {p}"))
+                );
+            }
+            for p in &n.standby_ports {
+                let _ = writeln!(
+                    s,
+                    "  {} [shape=diamond];\n  {} -- net{i} [style=dashed];",
+                    q(&format!("port {p}")),
+                    q(&format!("port {p}"))
+                );
+            }
+            for e in &n.endpoints {
+                if !apps.contains(&e.app.as_str()) {
+                    apps.push(&e.app);
+                    let _ = writeln!(
+                        s,
+                        "  {} [shape=ellipse, label={}];",
+                        q(&format!("app {}", e.app)),
+                        q(&format!("ECO {}", short(&e.app)))
+                    );
+                }
+                let label = format!("{} {}", e.interface, e.ip.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    s,
+                    "  {} -- net{i} [label={}];",
+                    q(&format!("app {}", e.app)),
+                    q(label.trim())
+                );
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
+    w.begin_obj();
+    w.key("id").str(&n.id);
+    w.key("name").str(&n.name);
+    w.key("type").str(&n.kind);
+    w.key("state").str(&n.state);
+    w.key("errors").begin_arr();
+    for e in &n.errors {
+        w.str(e);
+    }
+    w.end_arr();
+    w.key("bridge").str(&n.bridge);
+    w.key("ports").begin_obj();
+    w.key("active");
+    match &n.active_port {
+        Some(p) => w.str(p),
+        None => w.null(),
+    };
+    w.key("standby").begin_arr();
+    for p in &n.standby_ports {
+        w.str(p);
+    }
+    w.end_arr();
+    w.end_obj();
+    w.key("endpoints").begin_arr();
+    for e in &n.endpoints {
+        w.begin_obj();
+        w.key("app").str(&e.app);
+        w.key("interface").str(&e.interface);
+        w.key("mac").str(&e.mac);
+        if let Some(ip) = &e.ip {
+            w.key("ip").str(ip);
+        }
+        if let Some(h) = &e.hostname {
+            w.key("hostname").str(h);
+        }
+        if let Some(x) = e.lease_expires {
+            w.key("lease_expires").num(x);
+        }
+        w.key("host_ifname").str(&e.host_ifname);
+        w.key("state").str(&e.state);
+        if let Some(err) = &e.error {
+            w.key("error").str(err);
+        }
+        w.end_obj();
+    }
+    w.end_arr();
+    if let Some(v) = &n.vpn {
+        w.key("vpn").begin_obj();
+        w.key("state").str(&v.state);
+        w.key("port");
+        match &v.port {
+            Some(p) => w.str(p),
+            None => w.null(),
+        };
+        w.key("remote").str(&v.remote);
+        w.key("since");
+        match v.since {
+            Some(t) => w.num(t),
+            None => w.null(),
+        };
+        if counters {
+            w.key("rx_bytes").num(v.rx_bytes);
+            w.key("tx_bytes").num(v.tx_bytes);
+            for (k, raw) in &v.extra {
+                w.key(k).raw(raw);
+            }
+        }
+        w.end_obj();
+    }
+    if let Some(m) = &n.mesh {
+        w.key("mesh").begin_obj();
+        w.key("registered").bool(m.registered);
+        w.key("map_cache").num(m.map_cache);
+        w.key("rloc");
+        match &m.rloc {
+            Some(r) => w.str(r),
+            None => w.null(),
+        };
+        if counters {
+            for (k, raw) in &m.extra {
+                w.key(k).raw(raw);
+            }
+        }
+        w.end_obj();
+    }
+    w.end_obj();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_valid_and_counters_are_optional() {
+        let s = Status {
+            device_id: "d\"1".into(),
+            config_version: "17".into(),
+            applied: true,
+            networks: vec![NetworkStatus {
+                id: "n".into(),
+                name: "lan".into(),
+                kind: "local".into(),
+                state: "online".into(),
+                bridge: "ec-lan".into(),
+                active_port: Some("eth0".into()),
+                endpoints: vec![EndpointStatus {
+                    app: "a".into(),
+                    interface: "eth0".into(),
+                    mac: "02:00:00:00:00:01".into(),
+                    ip: Some("10.1.0.23".into()),
+                    state: "up".into(),
+                    ..Default::default()
+                }],
+                vpn: Some(VpnStatus {
+                    state: "established".into(),
+                    rx_bytes: 5,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            total_changes: 3,
+            ..Default::default()
+        };
+        for counters in [false, true] {
+            let j = s.to_json(counters);
+            crate::config::json::check_syntax(j.as_bytes()).unwrap();
+            assert_eq!(j.contains("rx_bytes"), counters);
+            assert_eq!(j.contains("total_changes"), counters);
+        }
+        assert!(s.to_json(false).contains(r#""device_id":"d\"1""#));
+        assert!(s
+            .to_text()
+            .contains("network lan (local, n)  bridge ec-lan  ONLINE"));
+        assert!(s.to_dot().starts_with("graph econet {"));
+    }
+}
