@@ -359,6 +359,7 @@ impl Daemon {
                     let issue = rt.endpoint_issues.get(&(app.id.clone(), itf.name.clone()));
                     ns.endpoints.push(EndpointStatus {
                         app: app.id.clone(),
+                        app_name: app.name.clone(),
                         interface: itf.name.clone(),
                         mac: itf.eco_mac(&app.id).to_string(),
                         ip: itf.ip.map(|ip| ip.to_string()),

@@ -1,4 +1,277 @@
-//! `econet demo` (written below).
-pub fn main(_o: &crate::cli::Opts) -> i32 {
-    0
+//! `econet demo`: a guided run on a scratch sandbox. It builds network namespaces
+//! (a device, two ECOs, an upstream host behind the device's port), runs econet in the
+//! device with an example config, shows the ECOs talking, prints the status, and
+//! removes everything it made. The demo is a test harness, not the agent: it uses
+//! `ip netns` and `ping`; econet itself never does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Sandbox {
+    prefix: String,
+    namespaces: Vec<String>,
+    dir: PathBuf,
+    econet: Option<Child>,
+}
+
+impl Sandbox {
+    fn ns(&self, tag: &str) -> String {
+        format!("{}-{tag}", self.prefix)
+    }
+
+    fn add_ns(&mut self, tag: &str) -> Result<String, String> {
+        let name = self.ns(tag);
+        sh(&["ip", "netns", "add", &name])?;
+        self.namespaces.push(name.clone());
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
+        Ok(name)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.econet.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        println!(
+            "\nsandbox removed (namespaces {}-*, {})",
+            self.prefix,
+            self.dir.display()
+        );
+    }
+}
+
+fn sh(cmd: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn step(s: &str) {
+    println!("\n== {s}");
+}
+
+fn show(cmd: &[&str]) -> Result<String, String> {
+    println!("$ {}", cmd.join(" "));
+    let out = sh(cmd)?;
+    print!("{out}");
+    Ok(out)
+}
+
+fn config(sb: &Sandbox) -> String {
+    format!(
+        r#"{{
+  "device_id": "demo-device",
+  "config_version": "1",
+  "ports": [{{"name": "eth0", "ifname": "eth0", "labels": ["plant-floor"]}}],
+  "networks": [
+    {{"id": "11111111-0000-4000-8000-00000000d001", "name": "plant", "type": "switch", "port": "plant-floor"}}
+  ],
+  "apps": [
+    {{"id": "22222222-0000-4000-8000-00000000d001", "name": "scada",
+      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001",
+                      "attach": {{"netns": "/run/netns/{eco1}"}}}}]}},
+    {{"id": "22222222-0000-4000-8000-00000000d002", "name": "historian",
+      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001",
+                      "attach": {{"netns": "/run/netns/{eco2}"}}}}]}}
+  ]
+}}
+"#,
+        eco1 = sb.ns("eco1"),
+        eco2 = sb.ns("eco2"),
+    )
+}
+
+pub fn main(_opts: &crate::cli::Opts) -> i32 {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("econet demo needs root (it creates network namespaces)");
+        return 1;
+    }
+    for tool in ["ip", "ping"] {
+        if sh(&["sh", "-c", &format!("command -v {tool}")]).is_err() {
+            eprintln!("econet demo needs `{tool}` (apt-get install iproute2 iputils-ping)");
+            return 1;
+        }
+    }
+    match demo() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            1
+        }
+    }
+}
+
+fn demo() -> Result<(), String> {
+    let pid = std::process::id();
+    let mut sb = Sandbox {
+        prefix: format!("econet-demo-{pid}"),
+        namespaces: Vec::new(),
+        dir: std::env::temp_dir().join(format!("econet-demo-{pid}")),
+        econet: None,
+    };
+    std::fs::create_dir_all(&sb.dir).map_err(|e| e.to_string())?;
+
+    step("1. A sandbox: a device, two ECOs (containers) and a host on the plant floor");
+    let dev = sb.add_ns("dev")?;
+    let eco1 = sb.add_ns("eco1")?;
+    let eco2 = sb.add_ns("eco2")?;
+    let up = sb.add_ns("floor")?;
+    sh(&[
+        "ip", "-n", &dev, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+        &up,
+    ])?;
+    sh(&["ip", "-n", &dev, "link", "set", "eth0", "up"])?;
+    sh(&["ip", "-n", &up, "link", "set", "eth0", "up"])?;
+    sh(&[
+        "ip",
+        "-n",
+        &up,
+        "addr",
+        "add",
+        "192.168.60.1/24",
+        "dev",
+        "eth0",
+    ])?;
+    println!(
+        "namespaces: {dev} (device, port eth0), {eco1}, {eco2}, {up} (192.168.60.1, behind eth0)"
+    );
+
+    step("2. The device config: an L2 switch network on the port, both ECOs attached");
+    let cfg_path = sb.dir.join("device.json");
+    let cfg = config(&sb);
+    std::fs::write(&cfg_path, &cfg).map_err(|e| e.to_string())?;
+    print!("{cfg}");
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    show(&[
+        me.to_str().unwrap_or("econet"),
+        "check",
+        cfg_path.to_str().unwrap_or_default(),
+    ])?;
+
+    step("3. econet run, inside the device namespace");
+    let state = sb.dir.join("state");
+    let log = std::fs::File::create(sb.dir.join("econet.log")).map_err(|e| e.to_string())?;
+    println!(
+        "$ ip netns exec {dev} econet run --config {} --state-dir {}",
+        cfg_path.display(),
+        state.display()
+    );
+    let child = Command::new("ip")
+        .args(["netns", "exec", &dev])
+        .arg(&me)
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(log.try_clone().map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start econet: {e}"))?;
+    sb.econet = Some(child);
+    wait_applied(&me, &state)?;
+    print!(
+        "{}",
+        std::fs::read_to_string(sb.dir.join("econet.log")).unwrap_or_default()
+    );
+    show(&[
+        "ip", "-n", &dev, "-br", "link", "show", "master", "ec-plant",
+    ])?;
+    show(&["ip", "-n", &eco1, "-br", "link", "show", "eth0"])?;
+
+    step("4. The ECOs talk: L2 frames pass unchanged (no DHCP or DNS on a switch network)");
+    sh(&[
+        "ip",
+        "-n",
+        &eco1,
+        "addr",
+        "add",
+        "192.168.60.11/24",
+        "dev",
+        "eth0",
+    ])?;
+    sh(&[
+        "ip",
+        "-n",
+        &eco2,
+        "addr",
+        "add",
+        "192.168.60.12/24",
+        "dev",
+        "eth0",
+    ])?;
+    println!("(addresses set by hand inside the ECOs: 192.168.60.11 and .12)");
+    show(&[
+        "ip",
+        "netns",
+        "exec",
+        &eco1,
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "2",
+        "192.168.60.12",
+    ])?;
+    show(&[
+        "ip",
+        "netns",
+        "exec",
+        &eco2,
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "2",
+        "192.168.60.1",
+    ])?;
+
+    step("5. econet status");
+    show(&[
+        me.to_str().unwrap_or("econet"),
+        "status",
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+    ])?;
+    Ok(())
+}
+
+fn wait_applied(me: &Path, state: &Path) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        let out = Command::new(me)
+            .args(["status", "--json", "--state-dir"])
+            .arg(state)
+            .output();
+        if let Ok(o) = out {
+            if String::from_utf8_lossy(&o.stdout).contains("\"applied\":true") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("econet did not apply the config within 10 s".into())
 }

@@ -8,6 +8,8 @@ use writer::JsonWriter;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStatus {
     pub app: String,
+    /// The app's name (an econet addition to the status document).
+    pub app_name: String,
     pub interface: String,
     pub mac: String,
     pub ip: Option<String>,
@@ -175,8 +177,8 @@ impl Status {
             for e in &n.endpoints {
                 let _ = write!(
                     s,
-                    "  {:<10} {:<6} {} {:<15}",
-                    short(&e.app),
+                    "  {:<12} {:<6} {} {:<15}",
+                    e.app_name,
                     e.interface,
                     e.mac,
                     e.ip.as_deref().unwrap_or("-")
@@ -234,7 +236,7 @@ impl Status {
                         s,
                         "  {} [shape=ellipse, label={}];",
                         q(&format!("app {}", e.app)),
-                        q(&format!("ECO {}", short(&e.app)))
+                        q(&format!("ECO {}", e.app_name))
                     );
                 }
                 let label = format!("{} {}", e.interface, e.ip.as_deref().unwrap_or(""));
@@ -249,10 +251,6 @@ impl Status {
         s.push_str("}\n");
         s
     }
-}
-
-fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
 }
 
 fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
@@ -283,6 +281,7 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
     for e in &n.endpoints {
         w.begin_obj();
         w.key("app").str(&e.app);
+        w.key("app_name").str(&e.app_name);
         w.key("interface").str(&e.interface);
         w.key("mac").str(&e.mac);
         if let Some(ip) = &e.ip {
