@@ -13,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod event_loop;
+pub mod firewall;
 pub mod netlink;
 pub mod persist;
 pub mod reconcile;

@@ -9,6 +9,7 @@ pub mod addr;
 pub mod link;
 pub mod monitor;
 pub mod netns;
+pub mod nft;
 pub mod route;
 pub mod tuntap;
 
