@@ -254,6 +254,8 @@ struct Query<'a> {
     qtype: Type,
     qclass: Class,
     edns: Option<Edns>,
+    /// Where the OPT record's UDP size sits in `msg`.
+    opt_size_at: Option<usize>,
     msg: &'a [u8],
 }
 
@@ -265,6 +267,7 @@ fn parse_query(msg: &[u8]) -> wire::Result<Query<'_>> {
     let mut qs = p.questions();
     let q = qs.next().ok_or(Error::Malformed)??;
     let mut edns = None;
+    let mut opt_size_at = None;
     for r in Records::new(msg, qs.offset(), [p.ancount(), p.nscount(), p.arcount()]) {
         let (section, r) = r?;
         if let Some(e) = r.edns() {
@@ -273,6 +276,8 @@ fn parse_query(msg: &[u8]) -> wire::Result<Query<'_>> {
                 return Err(Error::Malformed);
             }
             edns = Some(e);
+            // The class field: after the root name (1 byte) and the type (2).
+            opt_size_at = Some(r.offset + 3);
         }
     }
     let name = NameBuf::from_name(&q.name, false);
@@ -286,6 +291,7 @@ fn parse_query(msg: &[u8]) -> wire::Result<Query<'_>> {
         qtype: q.qtype,
         qclass: q.qclass,
         edns,
+        opt_size_at,
         msg,
     })
 }
@@ -673,7 +679,7 @@ impl Dns {
             client,
             client_id: q.id,
             transport,
-            query: q.msg.into(),
+            query: self.upstream_query(q),
             client_limit: limit,
             id,
             upstream,
@@ -698,6 +704,19 @@ impl Dns {
         self.timer_push(i);
         self.counters.forwarded += 1;
         self.emit_forward(i, out)
+    }
+
+    /// The client's query as it goes upstream: the EDNS0 size clamped to what we
+    /// relay over UDP, so the upstream truncates (well) rather than us.
+    fn upstream_query(&self, q: &Query<'_>) -> Box<[u8]> {
+        let mut m: Box<[u8]> = q.msg.into();
+        if let (Some(at), Some(e)) = (q.opt_size_at, q.edns) {
+            let size = e.udp_size.min(self.limits.edns_udp_size);
+            if let Some(b) = m.get_mut(at..at + 2) {
+                b.copy_from_slice(&size.to_be_bytes());
+            }
+        }
+        m
     }
 
     /// Writes pending query `i` (with its current id) to `out` and says where to send it.

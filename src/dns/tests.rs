@@ -396,6 +396,72 @@ fn forwarding_rewrites_and_restores_the_id() {
 }
 
 #[test]
+fn forwarded_edns_size_is_clamped() {
+    let mut d = dns();
+    let mut out = [0u8; 65535];
+    let q = query(5, "example.com", Type::A, Some(4096));
+    let a = d.handle_query(Instant::now(), NET, client(), Transport::Udp, &q, &mut out);
+    let len = expect_forward(a, up1(), Transport::Udp);
+    assert_eq!(read(&out[..len]).opt.unwrap().udp_size, 1232);
+    assert_eq!(&out[2..len - 8], &q[2..q.len() - 8]);
+}
+
+/// Counts this thread's heap allocations, to hold the hot paths to zero.
+mod alloc_count {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub struct Counting;
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            unsafe { System.dealloc(p, l) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    pub fn count() -> usize {
+        ALLOCS.with(|c| c.get())
+    }
+}
+
+#[test]
+fn local_and_cached_answers_do_not_allocate() {
+    let mut d = dns();
+    let t0 = Instant::now();
+    resolve(&mut d, t0, DIG_AUTH_A_QUERY, DNSMASQ_AUTH_A_REPLY);
+    let mut out = vec![0u8; 65535];
+    let queries = [
+        DIG_A_EDNS_QUERY,
+        DIG_AUTH_A_QUERY,
+        DIG_PTR_QUERY,
+        KDIG_QUERY,
+    ];
+    // KDIG_QUERY (upstream.test) is forwarded: that path may allocate.
+    let before = alloc_count::count();
+    for _ in 0..1000 {
+        for q in &queries[..3] {
+            let a = d.handle_query(t0, NET, client(), Transport::Udp, q, &mut out);
+            assert!(matches!(a, Action::Reply { .. }));
+        }
+    }
+    assert_eq!(alloc_count::count() - before, 0);
+    let a = d.handle_query(t0, NET, client(), Transport::Udp, queries[3], &mut out);
+    assert!(matches!(a, Action::Forward { .. }));
+    assert!(alloc_count::count() > before, "the counter counts");
+}
+
+#[test]
 fn forwarded_reply_carries_the_client_id() {
     let mut d = dns();
     let now = Instant::now();
@@ -1071,4 +1137,48 @@ fn hostile_input_never_panics() {
     }
     assert!(d.counters().queries == 20_000);
     let _ = Records::new(&[], 0, [0; 3]);
+}
+
+/// A quick speed check of the hot paths (`cargo test --release bench_ -- --ignored
+/// --nocapture`); not a pass/fail test.
+#[test]
+#[ignore]
+fn bench_hot_paths() {
+    let mut d = dns();
+    let t0 = Instant::now();
+    resolve(&mut d, t0, DIG_AUTH_A_QUERY, DNSMASQ_AUTH_A_REPLY);
+    let mut out = vec![0u8; 65535];
+    let n = 2_000_000u32;
+    for (what, q) in [
+        ("local A (EDNS0 + cookie)", DIG_A_EDNS_QUERY),
+        ("cached A (EDNS0 + cookie)", DIG_AUTH_A_QUERY),
+        ("local A (no EDNS0)", KDIG_QUERY),
+    ] {
+        let q = if what.ends_with("(no EDNS0)") {
+            query(1, "web.eco.internal", Type::A, None)
+        } else {
+            q.to_vec()
+        };
+        let start = Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..n {
+            let a = d.handle_query(
+                t0,
+                NET,
+                client(),
+                Transport::Udp,
+                std::hint::black_box(&q),
+                &mut out,
+            );
+            if let Action::Reply { len, .. } = a {
+                bytes += len;
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        println!(
+            "{what}: {ns:.0} ns/query ({} bytes/reply)",
+            bytes / n as usize
+        );
+    }
+    println!("{:?}", d.counters());
 }

@@ -1134,4 +1134,4 @@ fn name_at_eq(msg: &[u8], at: usize, wire: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
