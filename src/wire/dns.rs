@@ -1044,6 +1044,9 @@ impl<'b> Builder<'b> {
     /// Appends a question.
     pub fn question(&mut self, name: &[u8], qtype: Type, qclass: Class) -> Result<()> {
         self.enter(0)?;
+        if self.counts[0] == u16::MAX {
+            return Err(Error::Truncated);
+        }
         self.transaction(|b| {
             b.put_name(name)?;
             b.put_u16(qtype.0)?;
