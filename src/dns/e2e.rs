@@ -77,13 +77,16 @@ fn start_dnsmasq() -> (KillOnDrop, u16) {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq starts");
-        let guard = KillOnDrop(child);
+        let mut guard = KillOnDrop(child);
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let q = probe_query("upstream.test");
         let mut buf = [0u8; 512];
         for _ in 0..50 {
+            if !matches!(guard.0.try_wait(), Ok(None)) {
+                break; // It exited: most likely the port was taken.
+            }
             let _ = sock.send_to(&q, ("127.0.0.1", port));
             if sock.recv_from(&mut buf).is_ok() {
                 return (guard, port);
@@ -226,6 +229,7 @@ impl Shell {
 }
 
 fn dig(port: u16, args: &[&str]) -> String {
+    let t = Instant::now();
     let out = Command::new("dig")
         .arg("@127.0.0.1")
         .arg("-p")
@@ -235,6 +239,7 @@ fn dig(port: u16, args: &[&str]) -> String {
         .stdin(Stdio::null())
         .output()
         .expect("dig runs");
+    eprintln!("dig {args:?}: {:?}", t.elapsed());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -256,7 +261,9 @@ fn dig_through_the_core_to_dnsmasq() {
         eprintln!("skipped: needs dig and dnsmasq (bind9-dnsutils, dnsmasq-base)");
         return;
     }
+    let t = Instant::now();
     let (_dnsmasq, dport) = start_dnsmasq();
+    eprintln!("dnsmasq up after {:?}", t.elapsed());
     let mut dns = Dns::new(Limits::default());
     dns.set_network(
         NET,
