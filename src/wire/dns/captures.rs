@@ -1,5 +1,11 @@
 //! DNS messages captured on loopback (`tcpdump -i lo`) from dig 9.18, kdig 3.2 and
-//! dnsmasq 2.90, for tests of the parser and the resolver core.
+//! dnsmasq 2.90, for tests of the parser and the resolver core. Upstreams were
+//! `dnsmasq --no-daemon --no-resolv --no-hosts --port=P --listen-address=127.0.0.1
+//! --bind-interfaces --address=/upstream.test/192.0.2.7 --address=/nx.test/
+//! --host-record=host.test,192.0.2.9 --host-record=host.test,192.0.2.10` (+ 40
+//! `--host-record=big.test,…`), and for SOA-carrying negatives an auth zone:
+//! `--interface=lo --auth-zone=zone.test --auth-server=ns.zone.test,lo
+//! --host-record=a.zone.test,192.0.2.1 --auth-ttl=300`; payloads via `tshark -e udp.payload`.
 #![allow(dead_code)]
 
 /// dig: `web.eco.internal A` with EDNS0 (udp 1232) and a cookie option.
