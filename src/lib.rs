@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod dns;
 pub mod event_loop;
 pub mod firewall;
 pub mod netlink;

@@ -4,6 +4,8 @@
 //! `Repr` (the parsed, owned meaning) with `parse` and `emit`. Nothing here panics on
 //! any input; tests use bytes captured from real peers.
 
+pub mod dns;
+
 use std::fmt;
 
 /// Why a packet could not be read.
