@@ -245,9 +245,8 @@ impl Daemon {
         let Some(cfg) = self.config.clone() else {
             return;
         };
-        let d = desired::desired(&cfg);
         let started = Instant::now();
-        let out = self.recon.run(&d);
+        let out = self.recon.run(&cfg, &[]);
         let took = started.elapsed();
         if out.changes > 0 {
             log::info!(

@@ -117,16 +117,35 @@ impl FwSpec {
         b.add_set(f, TABLE, "ports", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "bridges", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "l3_bridges", TYPE_IFNAME, 16);
-        let names = |v: Vec<&String>| v.into_iter().map(|n| ifname(n).to_vec()).collect::<Vec<_>>();
+        let names = |v: Vec<&String>| {
+            v.into_iter()
+                .map(|n| ifname(n).to_vec())
+                .collect::<Vec<_>>()
+        };
         b.add_elems(f, TABLE, "ports", &names(self.ports.iter().collect()));
-        b.add_elems(f, TABLE, "bridges", &names(self.nets.iter().map(|n| &n.bridge).collect()));
+        b.add_elems(
+            f,
+            TABLE,
+            "bridges",
+            &names(self.nets.iter().map(|n| &n.bridge).collect()),
+        );
         b.add_elems(
             f,
             TABLE,
             "l3_bridges",
-            &names(self.nets.iter().filter(|n| n.l3).map(|n| &n.bridge).collect()),
+            &names(
+                self.nets
+                    .iter()
+                    .filter(|n| n.l3)
+                    .map(|n| &n.bridge)
+                    .collect(),
+            ),
         );
-        let filter = |num| Hook { num, priority: 0, kind: "filter" };
+        let filter = |num| Hook {
+            num,
+            priority: 0,
+            kind: "filter",
+        };
         b.add_chain(f, TABLE, "forward", Some(&filter(HOOK_FORWARD)));
         b.add_chain(f, TABLE, "input", Some(&filter(HOOK_INPUT)));
         b.add_chain(
@@ -154,7 +173,10 @@ impl FwSpec {
                 dreg: REG_1,
                 data: n.mark.to_ne_bytes().to_vec(),
             });
-            r.push(Expr::CtSet { key: CT_MARK, sreg: REG_1 });
+            r.push(Expr::CtSet {
+                key: CT_MARK,
+                sreg: REG_1,
+            });
             b.add_rule(f, TABLE, "forward", &r);
         }
         let mut r = in_set(META_IIFNAME, "ports");
@@ -230,7 +252,13 @@ impl FwSpec {
             concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR, TYPE_IPADDR]),
             28,
         );
-        b.add_set(f, TABLE, SET_ALLOWED_MAC, concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]), 24);
+        b.add_set(
+            f,
+            TABLE,
+            SET_ALLOWED_MAC,
+            concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]),
+            24,
+        );
         let eco: Vec<Vec<u8>> = self.eco_ports.iter().map(|n| ifname(n).to_vec()).collect();
         b.add_elems(f, TABLE, "eco_ports", &eco);
         let (ips, macs) = allowed_keys(allowed);
@@ -263,14 +291,32 @@ impl FwSpec {
         b.add_rule(f, TABLE, c, &r);
         let mut r = ether_type(0x86dd);
         r.extend(l4proto(58));
-        r.push(Expr::Payload { base: BASE_TRANSPORT, offset: 0, len: 1, dreg: REG_1 });
-        r.push(Expr::Cmp { sreg: REG_1, op: CMP_EQ, data: vec![134] });
+        r.push(Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: 0,
+            len: 1,
+            dreg: REG_1,
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![134],
+        });
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, c, &r);
         // DHCP from a client without an address yet, from any MAC (nested guests).
         let mut r = ether_type(0x0800);
-        r.push(Expr::Payload { base: BASE_NETWORK, offset: 12, len: 4, dreg: REG_1 });
-        r.push(Expr::Cmp { sreg: REG_1, op: CMP_EQ, data: vec![0; 4] });
+        r.push(Expr::Payload {
+            base: BASE_NETWORK,
+            offset: 12,
+            len: 4,
+            dreg: REG_1,
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![0; 4],
+        });
         r.extend(l4proto(17));
         r.extend(port_is(2, 67));
         r.push(verdict(NF_ACCEPT));
@@ -278,17 +324,43 @@ impl FwSpec {
         // IPv4 and ARP only from a (port, MAC, address) the ECO holds.
         for (et, off) in [(0x0800u16, 12u32), (0x0806, 14)] {
             let mut r = ether_type(et);
-            r.push(Expr::Meta { key: META_IIFNAME, dreg: REG_1 });
-            r.push(Expr::Payload { base: BASE_LL, offset: 6, len: 6, dreg: REG_2 });
-            r.push(Expr::Payload { base: BASE_NETWORK, offset: off, len: 4, dreg: reg32(6) });
-            r.push(Expr::Lookup { set: SET_ALLOWED4.into(), sreg: REG_1, invert: false });
+            r.push(Expr::Meta {
+                key: META_IIFNAME,
+                dreg: REG_1,
+            });
+            r.push(Expr::Payload {
+                base: BASE_LL,
+                offset: 6,
+                len: 6,
+                dreg: REG_2,
+            });
+            r.push(Expr::Payload {
+                base: BASE_NETWORK,
+                offset: off,
+                len: 4,
+                dreg: reg32(6),
+            });
+            r.push(Expr::Lookup {
+                set: SET_ALLOWED4.into(),
+                sreg: REG_1,
+                invert: false,
+            });
             r.push(verdict(NF_ACCEPT));
             b.add_rule(f, TABLE, c, &r);
         }
         // ARP probes (sender 0.0.0.0) claim nothing.
         let mut r = ether_type(0x0806);
-        r.push(Expr::Payload { base: BASE_NETWORK, offset: 14, len: 4, dreg: REG_1 });
-        r.push(Expr::Cmp { sreg: REG_1, op: CMP_EQ, data: vec![0; 4] });
+        r.push(Expr::Payload {
+            base: BASE_NETWORK,
+            offset: 14,
+            len: 4,
+            dreg: REG_1,
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![0; 4],
+        });
         r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, c, &r);
         // Everything else except IPv4 and ARP, from the ECO's own MACs.
@@ -298,9 +370,21 @@ impl FwSpec {
             b.add_rule(f, TABLE, c, &r);
         }
         let mut r = vec![
-            Expr::Meta { key: META_IIFNAME, dreg: REG_1 },
-            Expr::Payload { base: BASE_LL, offset: 6, len: 6, dreg: REG_2 },
-            Expr::Lookup { set: SET_ALLOWED_MAC.into(), sreg: REG_1, invert: false },
+            Expr::Meta {
+                key: META_IIFNAME,
+                dreg: REG_1,
+            },
+            Expr::Payload {
+                base: BASE_LL,
+                offset: 6,
+                len: 6,
+                dreg: REG_2,
+            },
+            Expr::Lookup {
+                set: SET_ALLOWED_MAC.into(),
+                sreg: REG_1,
+                invert: false,
+            },
         ];
         r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, c, &r);
@@ -378,7 +462,10 @@ fn port_is(offset: u32, port: u16) -> Vec<Expr> {
 
 fn ct_state(bits: u32, any: bool) -> Vec<Expr> {
     vec![
-        Expr::Ct { key: CT_STATE, dreg: REG_1 },
+        Expr::Ct {
+            key: CT_STATE,
+            dreg: REG_1,
+        },
         Expr::Bitwise {
             reg: REG_1,
             len: 4,

@@ -90,23 +90,69 @@ pub const NFT_JUMP: i32 = -3;
 /// One nftables expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
-    Meta { key: u32, dreg: u32 },
+    Meta {
+        key: u32,
+        dreg: u32,
+    },
     /// Set a meta key from a register (`ct mark set`, … use `CtSet`).
-    Cmp { sreg: u32, op: u32, data: Vec<u8> },
-    Payload { base: u32, offset: u32, len: u32, dreg: u32 },
-    Bitwise { reg: u32, len: u32, mask: Vec<u8>, xor: Vec<u8> },
-    Ct { key: u32, dreg: u32 },
-    CtSet { key: u32, sreg: u32 },
-    Lookup { set: String, sreg: u32, invert: bool },
-    Immediate { dreg: u32, data: Vec<u8> },
-    Verdict { code: i32, chain: Option<String> },
+    Cmp {
+        sreg: u32,
+        op: u32,
+        data: Vec<u8>,
+    },
+    Payload {
+        base: u32,
+        offset: u32,
+        len: u32,
+        dreg: u32,
+    },
+    Bitwise {
+        reg: u32,
+        len: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
+    Ct {
+        key: u32,
+        dreg: u32,
+    },
+    CtSet {
+        key: u32,
+        sreg: u32,
+    },
+    Lookup {
+        set: String,
+        sreg: u32,
+        invert: bool,
+    },
+    Immediate {
+        dreg: u32,
+        data: Vec<u8>,
+    },
+    Verdict {
+        code: i32,
+        chain: Option<String>,
+    },
     Counter,
     Masq,
     /// `rt load tcpmss`
-    RtTcpMss { dreg: u32 },
-    Byteorder { sreg: u32, dreg: u32, op: u32, len: u32, size: u32 },
+    RtTcpMss {
+        dreg: u32,
+    },
+    Byteorder {
+        sreg: u32,
+        dreg: u32,
+        op: u32,
+        len: u32,
+        size: u32,
+    },
     /// `exthdr write tcpopt`: write `len` bytes of a TCP option from `sreg`.
-    TcpOptWrite { kind: u8, offset: u32, len: u32, sreg: u32 },
+    TcpOptWrite {
+        kind: u8,
+        offset: u32,
+        len: u32,
+        sreg: u32,
+    },
 }
 
 /// A netlink attribute writer with nesting.
@@ -156,81 +202,141 @@ impl Attrs {
 fn expr(a: &mut Attrs, e: &Expr) {
     a.begin(1); // NFTA_LIST_ELEM
     let (name, body): (&str, Box<dyn Fn(&mut Attrs)>) = match e.clone() {
-        Expr::Meta { key, dreg } => ("meta", Box::new(move |a| {
-            a.be32(2, key);
-            a.be32(1, dreg);
-        })),
-        Expr::CtSet { key, sreg } => ("ct", Box::new(move |a| {
-            a.be32(2, key);
-            a.be32(4, sreg);
-        })),
-        Expr::Cmp { sreg, op, data } => ("cmp", Box::new(move |a| {
-            a.be32(1, sreg);
-            a.be32(2, op);
-            a.data(3, &data);
-        })),
-        Expr::Payload { base, offset, len, dreg } => ("payload", Box::new(move |a| {
-            a.be32(1, dreg);
-            a.be32(2, base);
-            a.be32(3, offset);
-            a.be32(4, len);
-        })),
-        Expr::Bitwise { reg, len, mask, xor } => ("bitwise", Box::new(move |a| {
-            a.be32(1, reg);
-            a.be32(2, reg);
-            a.be32(3, len);
-            a.data(4, &mask);
-            a.data(5, &xor);
-        })),
-        Expr::Ct { key, dreg } => ("ct", Box::new(move |a| {
-            a.be32(2, key);
-            a.be32(1, dreg);
-        })),
-        Expr::Lookup { set, sreg, invert } => ("lookup", Box::new(move |a| {
-            a.str(1, &set);
-            a.be32(2, sreg);
-            if invert {
-                a.be32(5, 1);
-            }
-        })),
-        Expr::Immediate { dreg, data } => ("immediate", Box::new(move |a| {
-            a.be32(1, dreg);
-            a.data(2, &data);
-        })),
-        Expr::Verdict { code, chain } => ("immediate", Box::new(move |a| {
-            a.be32(1, REG_VERDICT);
-            a.begin(2); // NFTA_IMMEDIATE_DATA
-            a.begin(2); // NFTA_DATA_VERDICT
-            a.be32(1, code as u32);
-            if let Some(c) = &chain {
-                a.str(2, c);
-            }
-            a.end();
-            a.end();
-        })),
-        Expr::Counter => ("counter", Box::new(|a| {
-            a.put(1, &0u64.to_be_bytes());
-            a.put(2, &0u64.to_be_bytes());
-        })),
+        Expr::Meta { key, dreg } => (
+            "meta",
+            Box::new(move |a| {
+                a.be32(2, key);
+                a.be32(1, dreg);
+            }),
+        ),
+        Expr::CtSet { key, sreg } => (
+            "ct",
+            Box::new(move |a| {
+                a.be32(2, key);
+                a.be32(4, sreg);
+            }),
+        ),
+        Expr::Cmp { sreg, op, data } => (
+            "cmp",
+            Box::new(move |a| {
+                a.be32(1, sreg);
+                a.be32(2, op);
+                a.data(3, &data);
+            }),
+        ),
+        Expr::Payload {
+            base,
+            offset,
+            len,
+            dreg,
+        } => (
+            "payload",
+            Box::new(move |a| {
+                a.be32(1, dreg);
+                a.be32(2, base);
+                a.be32(3, offset);
+                a.be32(4, len);
+            }),
+        ),
+        Expr::Bitwise {
+            reg,
+            len,
+            mask,
+            xor,
+        } => (
+            "bitwise",
+            Box::new(move |a| {
+                a.be32(1, reg);
+                a.be32(2, reg);
+                a.be32(3, len);
+                a.data(4, &mask);
+                a.data(5, &xor);
+            }),
+        ),
+        Expr::Ct { key, dreg } => (
+            "ct",
+            Box::new(move |a| {
+                a.be32(2, key);
+                a.be32(1, dreg);
+            }),
+        ),
+        Expr::Lookup { set, sreg, invert } => (
+            "lookup",
+            Box::new(move |a| {
+                a.str(1, &set);
+                a.be32(2, sreg);
+                if invert {
+                    a.be32(5, 1);
+                }
+            }),
+        ),
+        Expr::Immediate { dreg, data } => (
+            "immediate",
+            Box::new(move |a| {
+                a.be32(1, dreg);
+                a.data(2, &data);
+            }),
+        ),
+        Expr::Verdict { code, chain } => (
+            "immediate",
+            Box::new(move |a| {
+                a.be32(1, REG_VERDICT);
+                a.begin(2); // NFTA_IMMEDIATE_DATA
+                a.begin(2); // NFTA_DATA_VERDICT
+                a.be32(1, code as u32);
+                if let Some(c) = &chain {
+                    a.str(2, c);
+                }
+                a.end();
+                a.end();
+            }),
+        ),
+        Expr::Counter => (
+            "counter",
+            Box::new(|a| {
+                a.put(1, &0u64.to_be_bytes());
+                a.put(2, &0u64.to_be_bytes());
+            }),
+        ),
         Expr::Masq => ("masq", Box::new(|_| {})),
-        Expr::RtTcpMss { dreg } => ("rt", Box::new(move |a| {
-            a.be32(1, dreg);
-            a.be32(2, 3); // NFT_RT_TCPMSS
-        })),
-        Expr::Byteorder { sreg, dreg, op, len, size } => ("byteorder", Box::new(move |a| {
-            a.be32(1, sreg);
-            a.be32(2, dreg);
-            a.be32(3, op);
-            a.be32(4, len);
-            a.be32(5, size);
-        })),
-        Expr::TcpOptWrite { kind, offset, len, sreg } => ("exthdr", Box::new(move |a| {
-            a.put(2, &[kind]);
-            a.be32(3, offset);
-            a.be32(4, len);
-            a.be32(6, 1); // NFT_EXTHDR_OP_TCPOPT
-            a.be32(7, sreg);
-        })),
+        Expr::RtTcpMss { dreg } => (
+            "rt",
+            Box::new(move |a| {
+                a.be32(1, dreg);
+                a.be32(2, 3); // NFT_RT_TCPMSS
+            }),
+        ),
+        Expr::Byteorder {
+            sreg,
+            dreg,
+            op,
+            len,
+            size,
+        } => (
+            "byteorder",
+            Box::new(move |a| {
+                a.be32(1, sreg);
+                a.be32(2, dreg);
+                a.be32(3, op);
+                a.be32(4, len);
+                a.be32(5, size);
+            }),
+        ),
+        Expr::TcpOptWrite {
+            kind,
+            offset,
+            len,
+            sreg,
+        } => (
+            "exthdr",
+            Box::new(move |a| {
+                a.put(2, &[kind]);
+                a.be32(3, offset);
+                a.be32(4, len);
+                a.be32(6, 1); // NFT_EXTHDR_OP_TCPOPT
+                a.be32(7, sreg);
+            }),
+        ),
     };
     a.str(1, name);
     a.begin(2);
@@ -289,7 +395,14 @@ impl Batch {
     }
 
     fn nft(&mut self, msg: u16, flags: u16, family: u8, a: Attrs) {
-        self.msg((NFNL_SUBSYS_NFTABLES << 8) | msg, flags, family, 0, &a.b, true);
+        self.msg(
+            (NFNL_SUBSYS_NFTABLES << 8) | msg,
+            flags,
+            family,
+            0,
+            &a.b,
+            true,
+        );
     }
 
     /// Creates table `name` (or, with `flags` 0 and an existing table, keeps it).
@@ -326,7 +439,14 @@ impl Batch {
     }
 
     /// Creates a hash set; returns its batch id.
-    pub fn add_set(&mut self, family: u8, table: &str, name: &str, key_type: u32, key_len: u32) -> u32 {
+    pub fn add_set(
+        &mut self,
+        family: u8,
+        table: &str,
+        name: &str,
+        key_type: u32,
+        key_len: u32,
+    ) -> u32 {
         let id = self.next_set_id;
         self.next_set_id += 1;
         let mut a = Attrs::default();
@@ -359,7 +479,11 @@ impl Batch {
                 a.end();
             }
             a.end();
-            let flags = if msg == NFT_MSG_NEWSETELEM { libc::NLM_F_CREATE as u16 } else { 0 };
+            let flags = if msg == NFT_MSG_NEWSETELEM {
+                libc::NLM_F_CREATE as u16
+            } else {
+                0
+            };
             self.nft(msg, flags, family, a);
         }
     }
@@ -381,7 +505,12 @@ impl Batch {
             expr(&mut a, e);
         }
         a.end();
-        self.nft(NFT_MSG_NEWRULE, (libc::NLM_F_CREATE | libc::NLM_F_APPEND) as u16, family, a);
+        self.nft(
+            NFT_MSG_NEWRULE,
+            (libc::NLM_F_CREATE | libc::NLM_F_APPEND) as u16,
+            family,
+            a,
+        );
     }
 
     fn finish(mut self) -> (Vec<u8>, u32, u32) {
@@ -403,7 +532,10 @@ pub struct Nft {
 impl Nft {
     pub fn open() -> io::Result<Nft> {
         let sock = NlSocket::connect(NlFamily::Netfilter, None, Groups::empty())?;
-        let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
         // SAFETY: valid fd and a live timeval of the right size.
         unsafe {
             libc::setsockopt(
@@ -435,11 +567,15 @@ impl Nft {
         if acks == 0 {
             return Ok(());
         }
-        self.sock.send(&buf[..], neli::consts::socket::Msg::empty())?;
+        self.sock
+            .send(&buf[..], neli::consts::socket::Msg::empty())?;
         let mut got = 0;
         let mut first_err: Option<io::Error> = None;
         while got < acks {
-            let (n, _) = match self.sock.recv(&mut self.buf[..], neli::consts::socket::Msg::empty()) {
+            let (n, _) = match self
+                .sock
+                .recv(&mut self.buf[..], neli::consts::socket::Msg::empty())
+            {
                 Ok(r) => r,
                 Err(e) if first_err.is_some() && e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(first_err.unwrap_or(e)),
@@ -474,7 +610,13 @@ impl Nft {
         }
     }
 
-    fn request(&mut self, ty: u16, flags: u16, family: u8, attrs: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+    fn request(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        family: u8,
+        attrs: &[u8],
+    ) -> io::Result<Vec<Vec<u8>>> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         let len = 20 + attrs.len();
@@ -491,7 +633,9 @@ impl Nft {
         self.sock.send(&m[..], neli::consts::socket::Msg::empty())?;
         let mut out = Vec::new();
         loop {
-            let (n, _) = self.sock.recv(&mut self.buf[..], neli::consts::socket::Msg::empty())?;
+            let (n, _) = self
+                .sock
+                .recv(&mut self.buf[..], neli::consts::socket::Msg::empty())?;
             let mut p = &self.buf[..n.min(self.buf.len())];
             while p.len() >= 16 {
                 let len = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) as usize;
@@ -527,7 +671,12 @@ impl Nft {
     pub fn table_userdata(&mut self, family: u8, name: &str) -> io::Result<Option<Vec<u8>>> {
         let mut a = Attrs::default();
         a.str(1, name);
-        match self.request((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, 0, family, &a.b) {
+        match self.request(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE,
+            0,
+            family,
+            &a.b,
+        ) {
             Ok(msgs) => Ok(msgs.first().map(|m| {
                 crate::netlink::link::raw_attrs(m)
                     .find(|(t, _)| *t == 6)
@@ -559,7 +708,9 @@ impl Nft {
                 for (_, el) in crate::netlink::link::raw_attrs(list) {
                     for (kt, key) in crate::netlink::link::raw_attrs(el) {
                         if kt & 0x3fff == 1 {
-                            if let Some((_, v)) = crate::netlink::link::raw_attrs(key).find(|(t, _)| t & 0x3fff == 1) {
+                            if let Some((_, v)) =
+                                crate::netlink::link::raw_attrs(key).find(|(t, _)| t & 0x3fff == 1)
+                            {
                                 keys.push(v.to_vec());
                             }
                         }
@@ -591,7 +742,10 @@ mod tests {
 
     #[test]
     fn concat_key_type_matches_nft() {
-        assert_eq!(concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR, TYPE_IPADDR]), 0x29247);
+        assert_eq!(
+            concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR, TYPE_IPADDR]),
+            0x29247
+        );
     }
 
     #[test]

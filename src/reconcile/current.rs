@@ -1,9 +1,11 @@
 //! What the kernel holds now, read back each time rather than remembered, so a
 //! restart (even after `kill -9`) sees exactly what exists.
 
-use super::desired::{Desired, EndpointKind};
+use crate::firewall::{SET_ALLOWED4, SET_ALLOWED_MAC, TABLE};
+use crate::netlink::addr::Addr;
 use crate::netlink::link::Link;
 use crate::netlink::netns::Netns;
+use crate::netlink::nft::{Nft, NFPROTO_BRIDGE, NFPROTO_INET};
 use crate::netlink::{self, Rtnl};
 use std::collections::HashMap;
 
@@ -14,12 +16,28 @@ pub struct NsView {
     pub links: Vec<Link>,
 }
 
+/// econet's nftables tables as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FwState {
+    /// Fingerprints in the userdata of the inet and bridge tables (`None`: no table).
+    pub inet: Option<Vec<u8>>,
+    pub bridge: Option<Vec<u8>>,
+    pub allowed4: Vec<Vec<u8>>,
+    pub allowed_mac: Vec<Vec<u8>>,
+    /// Why the tables could not be read (no nf_tables in this kernel, …).
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Current {
     /// Every link in econet's own namespace.
     pub links: Vec<Link>,
+    pub addrs: Vec<Addr>,
     /// Each ECO namespace the desired state names: its links, or why it can't be read.
     pub netns: HashMap<String, Result<NsView, String>>,
+    /// Current values of the sysctls econet sets (`None`: the file does not exist).
+    pub sysctls: HashMap<String, Option<String>>,
+    pub firewall: FwState,
 }
 
 /// Reads the links of the namespace at `path`.
@@ -35,15 +53,62 @@ pub fn read_netns(path: &str) -> Result<NsView, String> {
     Ok(NsView { id: ns.id, links })
 }
 
-pub fn read(rtnl: &mut Rtnl, d: &Desired) -> netlink::Result<Current> {
+pub fn read_firewall(nft: &mut Nft) -> FwState {
+    let mut fw = FwState::default();
+    let r = (|| -> std::io::Result<()> {
+        fw.inet = nft.table_userdata(NFPROTO_INET, TABLE)?;
+        fw.bridge = nft.table_userdata(NFPROTO_BRIDGE, TABLE)?;
+        if fw.bridge.is_some() {
+            fw.allowed4 = nft
+                .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4)
+                .unwrap_or_default();
+            fw.allowed_mac = nft
+                .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC)
+                .unwrap_or_default();
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        fw.error = Some(format!("nftables: {e}"));
+    }
+    fw
+}
+
+/// Reads links, addresses, the named ECO namespaces, sysctls and the firewall.
+pub fn read<'a>(
+    rtnl: &mut Rtnl,
+    nft: Option<&mut Nft>,
+    netns_paths: impl Iterator<Item = &'a str>,
+    sysctl_paths: impl Iterator<Item = &'a str>,
+) -> netlink::Result<Current> {
     let links = rtnl.links()?;
+    let addrs = rtnl.addrs()?;
     let mut netns = HashMap::new();
-    for e in &d.endpoints {
-        if let EndpointKind::Veth { netns: path, .. } = &e.kind {
-            if !netns.contains_key(path) {
-                netns.insert(path.clone(), read_netns(path));
-            }
+    for path in netns_paths {
+        if !netns.contains_key(path) {
+            netns.insert(path.to_string(), read_netns(path));
         }
     }
-    Ok(Current { links, netns })
+    let sysctls = sysctl_paths
+        .map(|p| {
+            let v = std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string());
+            (p.to_string(), v)
+        })
+        .collect();
+    let firewall = match nft {
+        Some(n) => read_firewall(n),
+        None => FwState {
+            error: Some("nftables: no netfilter netlink socket".into()),
+            ..Default::default()
+        },
+    };
+    Ok(Current {
+        links,
+        addrs,
+        netns,
+        sysctls,
+        firewall,
+    })
 }

@@ -1,8 +1,11 @@
 //! What the kernel should hold for a config: the objects econet owns, each with the
 //! alias that marks it as econet's, and the ports it enslaves.
 
+use super::facts::Facts;
 use crate::addr::MacAddr;
 use crate::config::{Attach, Config, NetKind};
+use crate::firewall::{mark_for, Allowed, FwNet, FwSpec};
+use std::net::Ipv4Addr;
 
 /// Prefix of every alias econet puts on the links it owns.
 pub const ALIAS_PREFIX: &str = "econet:";
@@ -66,12 +69,34 @@ pub struct Endpoint {
     pub kind: EndpointKind,
 }
 
+/// The gateway address of an L3 network, on its bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeAddr {
+    pub net: usize,
+    pub bridge: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// A kernel setting under /proc/sys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sysctl {
+    pub net: Option<usize>,
+    pub path: String,
+    pub value: String,
+}
+
 /// Everything econet wants in the kernel, in config order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub bridges: Vec<Bridge>,
     pub ports: Vec<PortMember>,
     pub endpoints: Vec<Endpoint>,
+    pub addrs: Vec<BridgeAddr>,
+    pub sysctls: Vec<Sysctl>,
+    pub firewall: FwSpec,
+    /// Who may send from ECO endpoints: (port, MAC, address) tuples.
+    pub allowed: Vec<Allowed>,
 }
 
 /// The MTU econet gives a network's bridge and endpoints.
@@ -80,10 +105,13 @@ pub fn network_mtu(cfg: &Config, net: usize) -> u32 {
     n.mtu.map(u32::from).unwrap_or(DEFAULT_MTU)
 }
 
-/// Builds the desired state of `cfg`. Only networks of the types this build
-/// implements contribute; others are reported by the caller.
-pub fn desired(cfg: &Config) -> Desired {
+/// Builds the desired state of `cfg` given the ports' state now and the addresses
+/// DHCP has handed out (`leased`). Only networks of the types this build implements
+/// contribute; others are reported by the caller.
+pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     let mut d = Desired::default();
+    d.firewall.ports = cfg.ports.iter().map(|p| p.ifname.clone()).collect();
+    let mut any_l3 = false;
     for (i, n) in cfg.networks.iter().enumerate() {
         if !implemented(n.kind) {
             continue;
@@ -105,6 +133,50 @@ pub fn desired(cfg: &Config) -> Desired {
                 });
             }
         }
+        let mut fw = FwNet {
+            bridge: n.bridge.clone(),
+            l3: n.kind.is_l3(),
+            subnet: None,
+            nat_port: None,
+            tunnel: None,
+            mark: 0,
+        };
+        if let Some(l3) = &n.ip {
+            any_l3 = true;
+            fw.subnet = Some(l3.subnet);
+            if facts.overlap(cfg, i).is_none() {
+                d.addrs.push(BridgeAddr {
+                    net: i,
+                    bridge: n.bridge.clone(),
+                    ip: l3.gateway,
+                    prefix: l3.subnet.len(),
+                });
+            }
+            if n.kind == NetKind::Local {
+                fw.nat_port = facts
+                    .active_port(cfg, i)
+                    .map(|p| cfg.ports[p].ifname.clone());
+                fw.mark = mark_for(&n.id);
+            }
+            // Reverse-path filtering: an ECO cannot route packets from addresses that
+            // do not belong behind its bridge.
+            d.sysctls.push(Sysctl {
+                net: Some(i),
+                path: format!("/proc/sys/net/ipv4/conf/{}/rp_filter", n.bridge),
+                value: "1".into(),
+            });
+        }
+        d.firewall.nets.push(fw);
+    }
+    if any_l3 {
+        d.sysctls.insert(
+            0,
+            Sysctl {
+                net: None,
+                path: "/proc/sys/net/ipv4/ip_forward".into(),
+                value: "1".into(),
+            },
+        );
     }
     for (app, itf) in cfg.endpoints() {
         let n = &cfg.networks[itf.network];
@@ -130,11 +202,17 @@ pub fn desired(cfg: &Config) -> Desired {
             bridge: n.bridge.clone(),
             kind,
         });
+        if n.kind.is_l3() {
+            d.firewall.eco_ports.push(itf.host_ifname.clone());
+            d.allowed
+                .push(Allowed::new(&itf.host_ifname, itf.eco_mac(&app.id), itf.ip));
+        }
     }
+    d.allowed.extend_from_slice(leased);
     d
 }
 
 /// The network types this build makes real.
 pub fn implemented(k: NetKind) -> bool {
-    matches!(k, NetKind::Switch)
+    matches!(k, NetKind::Switch | NetKind::Local)
 }

@@ -8,7 +8,9 @@
 
 use super::current::{Current, NsView};
 use super::desired::{is_bridge_alias, Desired, Endpoint, EndpointKind, ALIAS_PREFIX};
+use crate::firewall::allowed_keys;
 use crate::netlink::link::{Link, LinkChange};
+use std::net::Ipv4Addr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -44,6 +46,39 @@ pub enum Op {
         index: i32,
         name: String,
         change: LinkChange,
+    },
+    AddAddr {
+        index: i32,
+        name: String,
+        ip: Ipv4Addr,
+        prefix: u8,
+    },
+    DelAddr {
+        index: i32,
+        name: String,
+        ip: Ipv4Addr,
+        prefix: u8,
+    },
+    Sysctl {
+        path: String,
+        value: String,
+    },
+    /// Replace econet's nftables tables (those that exist) with the desired ones.
+    FirewallBuild {
+        replace_inet: bool,
+        replace_bridge: bool,
+    },
+    /// Remove econet's nftables tables: no ports and no networks any more.
+    FirewallDelete {
+        inet: bool,
+        bridge: bool,
+    },
+    /// Bring the allowed-sender sets to the desired elements.
+    FirewallElems {
+        add4: Vec<Vec<u8>>,
+        del4: Vec<Vec<u8>>,
+        add_mac: Vec<Vec<u8>>,
+        del_mac: Vec<Vec<u8>>,
     },
 }
 
@@ -267,7 +302,133 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     for e in &d.endpoints {
         endpoint(&mut p, e, cur, &deleting, bridge_index(&e.bridge));
     }
+
+    // 5. Gateway addresses on econet's bridges: exactly the desired ones.
+    for l in cur
+        .links
+        .iter()
+        .filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias))
+    {
+        for a in cur.addrs.iter().filter(|a| a.index == l.index) {
+            let wanted = d
+                .addrs
+                .iter()
+                .any(|w| w.bridge == l.name && w.ip == a.ip && w.prefix == a.prefix_len);
+            if !wanted {
+                let net = d.bridges.iter().find(|b| b.name == l.name).map(|b| b.net);
+                p.steps.push(Step {
+                    net,
+                    op: Op::DelAddr {
+                        index: l.index,
+                        name: l.name.clone(),
+                        ip: a.ip,
+                        prefix: a.prefix_len,
+                    },
+                });
+            }
+        }
+    }
+    for w in &d.addrs {
+        let Some(bi) = bridge_index(&w.bridge) else {
+            continue;
+        };
+        if !cur
+            .addrs
+            .iter()
+            .any(|a| a.index == bi && a.ip == w.ip && a.prefix_len == w.prefix)
+        {
+            p.steps.push(Step {
+                net: Some(w.net),
+                op: Op::AddAddr {
+                    index: bi,
+                    name: w.bridge.clone(),
+                    ip: w.ip,
+                    prefix: w.prefix,
+                },
+            });
+        }
+    }
+
+    // 6. Sysctls (those of a bridge once the bridge exists).
+    for sc in &d.sysctls {
+        if let Some(Some(v)) = cur.sysctls.get(&sc.path) {
+            if *v != sc.value {
+                p.steps.push(Step {
+                    net: sc.net,
+                    op: Op::Sysctl {
+                        path: sc.path.clone(),
+                        value: sc.value.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    // 7. The firewall.
+    firewall(&mut p, d, cur);
     p
+}
+
+fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
+    let fw = &cur.firewall;
+    if let Some(e) = &fw.error {
+        // Only L3 networks depend on the firewall; switch networks work without it.
+        let mut l3: Vec<usize> = d.addrs.iter().map(|a| a.net).collect();
+        l3.dedup();
+        for net in l3 {
+            p.issues.push(Issue {
+                net,
+                endpoint: None,
+                msg: e.clone(),
+            });
+        }
+        return;
+    }
+    if d.firewall.is_empty() {
+        if fw.inet.is_some() || fw.bridge.is_some() {
+            p.steps.push(Step {
+                net: None,
+                op: Op::FirewallDelete {
+                    inet: fw.inet.is_some(),
+                    bridge: fw.bridge.is_some(),
+                },
+            });
+        }
+        return;
+    }
+    let fp = d.firewall.fingerprint();
+    if fw.inet.as_ref() != Some(&fp) || fw.bridge.as_ref() != Some(&fp) {
+        p.steps.push(Step {
+            net: None,
+            op: Op::FirewallBuild {
+                replace_inet: fw.inet.is_some(),
+                replace_bridge: fw.bridge.is_some(),
+            },
+        });
+        return;
+    }
+    let (want4, want_mac) = allowed_keys(&d.allowed);
+    let diff = |want: &[Vec<u8>], have: &[Vec<u8>]| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        use std::collections::HashSet;
+        let w: HashSet<&Vec<u8>> = want.iter().collect();
+        let h: HashSet<&Vec<u8>> = have.iter().collect();
+        let add = want.iter().filter(|k| !h.contains(k)).cloned().collect();
+        let del = have.iter().filter(|k| !w.contains(k)).cloned().collect();
+        (add, del)
+    };
+    let (add4, del4) = diff(&want4, &fw.allowed4);
+    let (add_mac, del_mac) = diff(&want_mac, &fw.allowed_mac);
+    if !(add4.is_empty() && del4.is_empty() && add_mac.is_empty() && del_mac.is_empty()) {
+        p.steps.push(Step {
+            net: None,
+            op: Op::FirewallElems {
+                add4,
+                del4,
+                add_mac,
+                del_mac,
+            },
+        });
+    }
 }
 
 fn push_set(p: &mut Plan, net: Option<usize>, l: &Link, c: LinkChange) {

@@ -15,7 +15,11 @@ const CFG: &str = r#"{
 }"#;
 
 fn d() -> Desired {
-    desired(&crate::config::parse(CFG.as_bytes()).unwrap())
+    let cfg = crate::config::parse(CFG.as_bytes()).unwrap();
+    let mut d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    // These tests are about links; the firewall has its own.
+    d.firewall = Default::default();
+    d
 }
 
 fn link(index: i32, name: &str, kind: Option<&str>) -> Link {
@@ -70,6 +74,7 @@ fn converged(d: &Desired) -> Current {
     Current {
         links: vec![link(1, "lo", None), port, br, veth, tap],
         netns,
+        ..Default::default()
     }
 }
 
@@ -234,4 +239,154 @@ fn mtu_and_mac_drift_is_corrected() {
     cur.links[2].mac = Some(MacAddr([2, 9, 9, 9, 9, 9]));
     let p = plan(&d, &cur);
     assert_eq!(p.steps.len(), 2, "{p:?}");
+}
+
+const L3: &str = r#"{
+  "device_id": "d",
+  "ports": [{"name": "eth0", "ifname": "eth0"}],
+  "networks": [{"id": "n2", "name": "lan", "type": "local", "port": "eth0", "ip": {"subnet": "10.1.0.0/24"}}],
+  "apps": [{"id": "a1", "name": "web", "interfaces": [{"name": "eth0", "network": "n2", "attach": {"tap": "vif-web"}}]}]
+}"#;
+
+fn l3() -> (crate::config::Config, Current) {
+    let cfg = crate::config::parse(L3.as_bytes()).unwrap();
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let mut br = link(10, "ec-lan", Some("bridge"));
+    br.alias = Some(d.bridges[0].alias.clone());
+    br.mac = Some(d.bridges[0].mac);
+    br.up = true;
+    let mut cur = Current {
+        links: vec![link(1, "lo", None), br],
+        ..Default::default()
+    };
+    cur.sysctls
+        .insert("/proc/sys/net/ipv4/ip_forward".into(), Some("0".into()));
+    cur.sysctls.insert(
+        "/proc/sys/net/ipv4/conf/ec-lan/rp_filter".into(),
+        Some("1".into()),
+    );
+    (cfg, cur)
+}
+
+fn ops(p: &Plan) -> Vec<&Op> {
+    p.steps.iter().map(|s| &s.op).collect()
+}
+
+#[test]
+fn gateway_address_sysctls_and_firewall_are_planned() {
+    let (cfg, cur) = l3();
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let p = plan(&d, &cur);
+    let o = ops(&p);
+    assert!(
+        o.iter().any(
+            |op| matches!(op, Op::AddAddr { ip, prefix: 24, .. } if ip.to_string() == "10.1.0.1")
+        ),
+        "{o:?}"
+    );
+    assert!(o.iter().any(|op| matches!(op, Op::Sysctl { path, value } if path.ends_with("ip_forward") && value == "1")));
+    assert!(
+        !o.iter()
+            .any(|op| matches!(op, Op::Sysctl { path, .. } if path.ends_with("rp_filter"))),
+        "already 1"
+    );
+    assert!(o.contains(&&Op::FirewallBuild {
+        replace_inet: false,
+        replace_bridge: false
+    }));
+}
+
+#[test]
+fn stray_addresses_on_our_bridge_go_and_matching_firewall_only_diffs_elements() {
+    let (cfg, mut cur) = l3();
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    cur.sysctls
+        .insert("/proc/sys/net/ipv4/ip_forward".into(), Some("1".into()));
+    cur.addrs = vec![
+        crate::netlink::addr::Addr {
+            index: 10,
+            ip: "10.1.0.1".parse().unwrap(),
+            prefix_len: 24,
+        },
+        crate::netlink::addr::Addr {
+            index: 10,
+            ip: "192.168.9.9".parse().unwrap(),
+            prefix_len: 24,
+        },
+        crate::netlink::addr::Addr {
+            index: 1,
+            ip: "127.0.0.1".parse().unwrap(),
+            prefix_len: 8,
+        },
+    ];
+    let fp = d.firewall.fingerprint();
+    cur.firewall.inet = Some(fp.clone());
+    cur.firewall.bridge = Some(fp);
+    let p = plan(&d, &cur);
+    let o = ops(&p);
+    assert!(matches!(o[0], Op::CreateTap { .. }), "{o:?}");
+    assert!(
+        matches!(o[1], Op::DelAddr { ip, .. } if ip.to_string() == "192.168.9.9"),
+        "{o:?}"
+    );
+    // The ECO's own (port, MAC) is not in the set yet: only that is added.
+    assert!(
+        matches!(o[2], Op::FirewallElems { add4, add_mac, del4, del_mac } if add4.is_empty() && add_mac.len() == 1 && del4.is_empty() && del_mac.is_empty()),
+        "{o:?}"
+    );
+    assert_eq!(o.len(), 3);
+}
+
+#[test]
+fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
+    use crate::reconcile::facts::{Facts, PortFact};
+    let (cfg, _) = l3();
+    let up = PortFact {
+        present: true,
+        carrier: true,
+        addrs: vec![("192.0.2.2".parse().unwrap(), 24)],
+        mtu: 1500,
+    };
+    let d = desired(
+        &cfg,
+        &Facts {
+            ports: vec![up.clone()],
+        },
+        &[],
+    );
+    assert_eq!(d.firewall.nets[0].nat_port.as_deref(), Some("eth0"));
+    let down = PortFact {
+        carrier: false,
+        ..up.clone()
+    };
+    let d = desired(&cfg, &Facts { ports: vec![down] }, &[]);
+    assert_eq!(d.firewall.nets[0].nat_port, None);
+    assert_eq!(d.addrs.len(), 1);
+    let clash = PortFact {
+        addrs: vec![("10.1.0.77".parse().unwrap(), 16)],
+        ..up
+    };
+    let facts = Facts { ports: vec![clash] };
+    assert!(facts
+        .overlap(&cfg, 0)
+        .unwrap()
+        .contains("overlaps port eth0 (10.1.0.77/16)"));
+    let d = desired(&cfg, &facts, &[]);
+    assert!(d.addrs.is_empty(), "gateway withdrawn");
+}
+
+#[test]
+fn no_networks_and_no_ports_removes_the_tables() {
+    let cfg = crate::config::parse(br#"{"device_id": "d"}"#).unwrap();
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let mut cur = Current::default();
+    cur.firewall.inet = Some(vec![1]);
+    let p = plan(&d, &cur);
+    assert_eq!(
+        ops(&p),
+        vec![&Op::FirewallDelete {
+            inet: true,
+            bridge: false
+        }]
+    );
 }

@@ -1,0 +1,84 @@
+//! Run-time facts the desired state depends on, read from the kernel each pass:
+//! which ports are up (carrier and an IPv4 address) and which port subnets would
+//! collide with a network's subnet.
+
+use super::current::Current;
+use crate::addr::Ipv4Net;
+use crate::config::{Config, NetKind};
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortFact {
+    pub present: bool,
+    pub carrier: bool,
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    pub mtu: u32,
+}
+
+impl PortFact {
+    /// The spec's "up": carrier and an IPv4 address.
+    pub fn up(&self) -> bool {
+        self.present && self.carrier && !self.addrs.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Per config port, in config order.
+    pub ports: Vec<PortFact>,
+}
+
+impl Facts {
+    pub fn read(cfg: &Config, cur: &Current) -> Facts {
+        let ports = cfg
+            .ports
+            .iter()
+            .map(|p| match cur.links.iter().find(|l| l.name == p.ifname) {
+                None => PortFact::default(),
+                Some(l) => PortFact {
+                    present: true,
+                    carrier: l.lower_up,
+                    addrs: cur
+                        .addrs
+                        .iter()
+                        .filter(|a| a.index == l.index)
+                        .map(|a| (a.ip, a.prefix_len))
+                        .collect(),
+                    mtu: l.mtu,
+                },
+            })
+            .collect();
+        Facts { ports }
+    }
+
+    /// The port a network uses now: the lowest-cost one of its ports that is up.
+    pub fn active_port(&self, cfg: &Config, net: usize) -> Option<usize> {
+        cfg.networks[net]
+            .ports
+            .iter()
+            .copied()
+            .find(|&p| self.ports.get(p).is_some_and(PortFact::up))
+    }
+
+    /// Why a network cannot have its gateway: its subnet overlaps a port's subnet
+    /// (the device would lose its route to the controller).
+    pub fn overlap(&self, cfg: &Config, net: usize) -> Option<String> {
+        let n = &cfg.networks[net];
+        let subnet = n.ip.as_ref()?.subnet;
+        if n.kind == NetKind::Switch {
+            return None;
+        }
+        for (i, pf) in self.ports.iter().enumerate() {
+            for &(ip, len) in &pf.addrs {
+                let psub = Ipv4Net::containing(ip, len);
+                if psub.overlaps(&subnet) {
+                    return Some(format!(
+                        "subnet {subnet} overlaps port {} ({ip}/{len}); the gateway is withdrawn so the device keeps its own route",
+                        cfg.ports[i].name
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
