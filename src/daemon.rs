@@ -7,7 +7,9 @@ use crate::control::{ControlServer, Request};
 use crate::event_loop::{earliest, Handler, Poller};
 use crate::netlink::monitor::{Event, Monitor};
 use crate::persist;
+use crate::reconcile::facts::Facts;
 use crate::reconcile::{desired, Outcome, Reconciler};
+use crate::services::dns::DnsShell;
 use crate::status::{EndpointStatus, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::HashMap;
@@ -45,6 +47,7 @@ const T_MONITOR: u64 = 1;
 const T_INOTIFY: u64 = 2;
 const T_CONTROL: u64 = 3;
 const T_CONN: u64 = 0x100;
+const T_DNS: u64 = 0x10000;
 
 /// Per network: what the last reconcile pass found.
 #[derive(Clone, Debug, Default)]
@@ -72,6 +75,10 @@ pub struct Daemon {
     total_changes: u64,
     last_changes: u64,
     last_apply_ms: u64,
+    facts: Facts,
+    dns: DnsShell,
+    /// Service errors per network id (sockets that could not be opened, …).
+    service_errors: HashMap<String, Vec<String>>,
 }
 
 impl Daemon {
@@ -101,6 +108,9 @@ impl Daemon {
             total_changes: 0,
             last_changes: 0,
             last_apply_ms: 0,
+            facts: Facts::default(),
+            dns: DnsShell::new(),
+            service_errors: HashMap::new(),
         };
         d.boot();
         Ok(d)
@@ -258,6 +268,9 @@ impl Daemon {
         }
         self.last_changes = out.changes;
         self.total_changes += out.changes;
+        self.flush_moved_nat(&cfg, &out.facts);
+        self.facts = out.facts.clone();
+        self.refresh_services(&cfg);
         self.record(&cfg, &out);
         self.applied = true;
         let trouble = out.fatal.is_some() || !out.errors.is_empty() || !out.issues.is_empty();
@@ -266,6 +279,47 @@ impl Daemon {
             self.retry = (self.retry * 2).min(RETRY_MAX);
         } else {
             self.retry = RETRY_MIN;
+        }
+    }
+
+    /// A local network whose NAT moved to another port (or lost it) forgets its
+    /// translated flows, so they re-establish through the new port.
+    fn flush_moved_nat(&mut self, cfg: &Config, new: &Facts) {
+        for (i, n) in cfg.networks.iter().enumerate() {
+            if n.kind != NetKind::Local || self.facts.ports.len() != new.ports.len() {
+                continue;
+            }
+            let (before, after) = (self.facts.active_port(cfg, i), new.active_port(cfg, i));
+            if before.is_some() && before != after {
+                let mark = crate::firewall::mark_for(&n.id);
+                log::info!(
+                    "network {}: NAT moves from {} to {}; flushing its connections",
+                    n.name,
+                    before.map(|p| cfg.ports[p].name.as_str()).unwrap_or("-"),
+                    after.map(|p| cfg.ports[p].name.as_str()).unwrap_or("none")
+                );
+                if let Some(nft) = self.recon.nft.as_mut() {
+                    if let Err(e) = nft.flush_conntrack_mark(mark) {
+                        log::warn!("network {}: flushing connections: {e}", n.name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Points the services at the networks as they now are.
+    fn refresh_services(&mut self, cfg: &Config) {
+        let system = crate::services::dns::system_resolvers();
+        let specs = crate::services::dns_specs(cfg, &self.facts, &system);
+        self.service_errors.clear();
+        for (net, e) in self.dns.set_networks(&specs) {
+            self.service_errors.entry(net).or_default().push(e);
+        }
+        for (i, n) in cfg.networks.iter().enumerate() {
+            if n.ip.is_some() {
+                self.dns
+                    .set_hosts(&n.id, crate::services::static_hosts(cfg, i));
+            }
         }
     }
 
@@ -295,6 +349,28 @@ impl Daemon {
             match net.and_then(|n| rt.get_mut(n)) {
                 Some(r) => r.errors.push(e.clone()),
                 None => log::warn!("clean-up: {e}"),
+            }
+        }
+        for (i, n) in cfg.networks.iter().enumerate() {
+            if let Some(errs) = self.service_errors.get(&n.id) {
+                rt[i].errors.extend(errs.iter().cloned());
+            }
+            if let Some(why) = out.facts.overlap(cfg, i) {
+                rt[i].errors.push(why);
+            }
+            if n.kind == NetKind::Local
+                && !n.ports.is_empty()
+                && out.facts.active_port(cfg, i).is_none()
+            {
+                let names: Vec<&str> = n
+                    .ports
+                    .iter()
+                    .map(|&p| cfg.ports[p].name.as_str())
+                    .collect();
+                rt[i].errors.push(format!(
+                    "no port is up for NAT ({} down or without an address)",
+                    names.join(", ")
+                ));
             }
         }
         for (i, r) in rt.iter().enumerate() {
@@ -341,15 +417,23 @@ impl Daemon {
                 state: state.into(),
                 errors,
                 bridge: n.bridge.clone(),
-                active_port: n.ports.first().map(|&p| cfg.ports[p].name.clone()),
-                standby_ports: if n.kind == NetKind::Cloud {
-                    n.ports
-                        .iter()
-                        .skip(1)
-                        .map(|&p| cfg.ports[p].name.clone())
-                        .collect()
-                } else {
-                    Vec::new()
+                active_port: match n.kind {
+                    NetKind::Switch => n.ports.first().map(|&p| cfg.ports[p].name.clone()),
+                    _ => self
+                        .facts
+                        .active_port(cfg, i)
+                        .map(|p| cfg.ports[p].name.clone()),
+                },
+                standby_ports: match n.kind {
+                    NetKind::Cloud => {
+                        let active = self.facts.active_port(cfg, i);
+                        n.ports
+                            .iter()
+                            .filter(|&&p| Some(p) != active)
+                            .map(|&p| cfg.ports[p].name.clone())
+                            .collect()
+                    }
+                    _ => Vec::new(),
                 },
                 ..Default::default()
             };
@@ -402,6 +486,7 @@ impl Handler for Daemon {
         for (i, (fd, w)) in self.control.conn_fds().enumerate() {
             p.add(fd, w, T_CONN + i as u64);
         }
+        self.dns.register(p, T_DNS);
     }
 
     fn ready(&mut self, token: u64, now: Instant) {
@@ -421,6 +506,7 @@ impl Handler for Daemon {
                 self.schedule(DEBOUNCE);
             }
             T_CONTROL => self.control.accept(now),
+            t if DnsShell::owns(t, T_DNS) => self.dns.ready(t, T_DNS, now),
             t if t >= T_CONN => {
                 let status = self.status();
                 self.control
@@ -436,11 +522,13 @@ impl Handler for Daemon {
 
     fn next_deadline(&self) -> Option<Instant> {
         let d = earliest(self.reconcile_at, Some(self.resync_at));
-        earliest(d, self.control.next_deadline())
+        let d = earliest(d, self.control.next_deadline());
+        earliest(d, self.dns.next_deadline())
     }
 
     fn tick(&mut self, now: Instant) {
         self.control.reap(now);
+        self.dns.tick(now);
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }

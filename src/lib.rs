@@ -18,5 +18,6 @@ pub mod firewall;
 pub mod netlink;
 pub mod persist;
 pub mod reconcile;
+pub mod services;
 pub mod status;
 pub mod wire;

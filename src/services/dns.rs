@@ -1,0 +1,488 @@
+//! The DNS shell: sockets around the sans-I/O [`crate::dns::Dns`] core. One UDP socket
+//! and one TCP listener per L3 network on its gateway address, bound to its bridge (so
+//! nothing on a port is ever answered), an upstream UDP socket per network (bound to
+//! the gateway where the spec wants forwarded queries to leave from it), and TCP
+//! connections to clients and upstreams, all non-blocking in the event loop.
+
+use super::sock;
+use crate::dns::{Action, Dns, Limits, NetId, NetParams, Transport};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Most TCP clients served at once, and how long an idle one is kept.
+const MAX_TCP_CLIENTS: usize = 64;
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Most TCP connections to upstreams in flight.
+const MAX_TCP_UPSTREAMS: usize = 64;
+/// Largest DNS message over TCP, plus the length prefix.
+const TCP_BUF: usize = 65535 + 2;
+
+/// What the shell needs to know of one network.
+#[derive(Clone, Debug)]
+pub struct NetSpec {
+    pub net_id: String,
+    pub bridge: String,
+    pub gateway: Ipv4Addr,
+    /// Forwarded queries leave from the gateway address (cloud and mesh networks).
+    pub forward_from_gateway: bool,
+    pub params: NetParams,
+}
+
+struct NetSockets {
+    spec: NetSpec,
+    id: NetId,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    up: UdpSocket,
+}
+
+struct TcpConn {
+    net: NetId,
+    peer: SocketAddr,
+    sock: TcpStream,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    deadline: Instant,
+    /// For an upstream connection: whether its connect has completed.
+    connected: bool,
+}
+
+impl TcpConn {
+    fn new(
+        net: NetId,
+        peer: SocketAddr,
+        sock: TcpStream,
+        now: Instant,
+        connected: bool,
+    ) -> TcpConn {
+        TcpConn {
+            net,
+            peer,
+            sock,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            deadline: now + TCP_IDLE,
+            connected,
+        }
+    }
+
+    /// Takes one complete length-prefixed message from the input, if there is one.
+    fn take_message(&mut self) -> Option<Vec<u8>> {
+        if self.inbuf.len() < 2 {
+            return None;
+        }
+        let len = u16::from_be_bytes([self.inbuf[0], self.inbuf[1]]) as usize;
+        if self.inbuf.len() < 2 + len {
+            return None;
+        }
+        let msg = self.inbuf[2..2 + len].to_vec();
+        self.inbuf.drain(..2 + len);
+        Some(msg)
+    }
+
+    /// Reads what is available; `false` when the connection is finished.
+    fn fill(&mut self) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.sock.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                    if self.inbuf.len() > TCP_BUF * 2 {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Writes what is queued; `false` on a broken connection.
+    fn flush(&mut self) -> bool {
+        while !self.out.is_empty() {
+            match self.sock.write(&self.out) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+pub struct DnsShell {
+    pub core: Dns,
+    nets: Vec<NetSockets>,
+    ids: HashMap<String, NetId>,
+    next_id: NetId,
+    out: Vec<u8>,
+    clients: Vec<TcpConn>,
+    upstreams: Vec<TcpConn>,
+}
+
+/// Tokens: per network 3 (udp, tcp listener, upstream udp) from `base`, then clients
+/// and upstream connections.
+const PER_NET: u64 = 3;
+const CLIENT_BASE: u64 = 0x8000;
+const UPSTREAM_BASE: u64 = 0xc000;
+
+impl Default for DnsShell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DnsShell {
+    pub fn new() -> DnsShell {
+        DnsShell {
+            core: Dns::new(Limits::default()),
+            nets: Vec::new(),
+            ids: HashMap::new(),
+            next_id: 1,
+            out: vec![0; 65535],
+            clients: Vec::new(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    fn id_for(&mut self, net_id: &str) -> NetId {
+        if let Some(&id) = self.ids.get(net_id) {
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(net_id.to_string(), id);
+        id
+    }
+
+    /// Brings the served networks to `specs`: new sockets for new networks (or a new
+    /// gateway or bridge), new parameters for the rest, nothing for the unchanged.
+    /// Returns the errors, per network id.
+    pub fn set_networks(&mut self, specs: &[NetSpec]) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        // Drop networks that are gone or whose sockets must change.
+        let keep: Vec<bool> = self
+            .nets
+            .iter()
+            .map(|n| {
+                specs.iter().any(|s| {
+                    s.net_id == n.spec.net_id
+                        && s.bridge == n.spec.bridge
+                        && s.gateway == n.spec.gateway
+                        && s.forward_from_gateway == n.spec.forward_from_gateway
+                })
+            })
+            .collect();
+        let mut i = 0;
+        self.nets.retain(|_| {
+            let k = keep[i];
+            i += 1;
+            k
+        });
+        let live: Vec<NetId> = specs
+            .iter()
+            .filter_map(|s| self.ids.get(&s.net_id).copied())
+            .collect();
+        let gone: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|(k, v)| !specs.iter().any(|s| &s.net_id == *k) || !live.contains(v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(id) = self.ids.remove(&k) {
+                self.core.remove_network(id);
+                self.clients.retain(|c| c.net != id);
+                self.upstreams.retain(|c| c.net != id);
+            }
+        }
+        for s in specs {
+            let id = self.id_for(&s.net_id);
+            if let Err(e) = self.core.set_network(id, s.params.clone()) {
+                errors.push((s.net_id.clone(), format!("DNS: {e}")));
+                continue;
+            }
+            if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
+                n.spec = s.clone();
+                continue;
+            }
+            match open_net(s) {
+                Ok((udp, tcp, up)) => self.nets.push(NetSockets {
+                    spec: s.clone(),
+                    id,
+                    udp,
+                    tcp,
+                    up,
+                }),
+                Err(e) => errors.push((
+                    s.net_id.clone(),
+                    format!("DNS sockets on {}:53: {e}", s.gateway),
+                )),
+            }
+        }
+        errors
+    }
+
+    /// Replaces a network's host names (ECO names from DHCP or the app names).
+    pub fn set_hosts(&mut self, net_id: &str, hosts: Vec<(String, Ipv4Addr)>) {
+        if let Some(&id) = self.ids.get(net_id) {
+            self.core.set_hosts(id, hosts);
+        }
+    }
+
+    pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        for (i, n) in self.nets.iter().enumerate() {
+            let t = base + i as u64 * PER_NET;
+            p.add(n.udp.as_raw_fd(), false, t);
+            p.add(n.tcp.as_raw_fd(), false, t + 1);
+            p.add(n.up.as_raw_fd(), false, t + 2);
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            p.add(
+                c.sock.as_raw_fd(),
+                !c.out.is_empty(),
+                base + CLIENT_BASE + i as u64,
+            );
+        }
+        for (i, c) in self.upstreams.iter().enumerate() {
+            p.add(
+                c.sock.as_raw_fd(),
+                !c.connected || !c.out.is_empty(),
+                base + UPSTREAM_BASE + i as u64,
+            );
+        }
+    }
+
+    pub fn owns(token: u64, base: u64) -> bool {
+        (base..base + 0x10000).contains(&token)
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let conns = self
+            .clients
+            .iter()
+            .chain(self.upstreams.iter())
+            .map(|c| c.deadline)
+            .min();
+        crate::event_loop::earliest(self.core.poll_timeout(), conns)
+    }
+
+    /// Retries, SERVFAILs and idle connections due by `now`.
+    pub fn tick(&mut self, now: Instant) {
+        // Bounded: the core hands out one action per call.
+        for _ in 0..1024 {
+            match self.core.poll(now, &mut self.out) {
+                Some(a) => self.act(a, now),
+                None => break,
+            }
+        }
+        self.clients.retain(|c| c.deadline > now);
+        self.upstreams.retain(|c| c.deadline > now);
+    }
+
+    pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
+        let t = token - base;
+        if t >= UPSTREAM_BASE {
+            self.upstream_ready((t - UPSTREAM_BASE) as usize, now);
+        } else if t >= CLIENT_BASE {
+            self.client_ready((t - CLIENT_BASE) as usize, now);
+        } else {
+            let i = (t / PER_NET) as usize;
+            match t % PER_NET {
+                0 => self.udp_ready(i, now),
+                1 => self.accept(i, now),
+                _ => self.upstream_udp_ready(i, now),
+            }
+        }
+    }
+
+    fn udp_ready(&mut self, i: usize, now: Instant) {
+        let mut buf = [0u8; 4096];
+        // Bounded per wakeup so one busy network cannot starve the loop.
+        for _ in 0..256 {
+            let Some(n) = self.nets.get(i) else { return };
+            let (len, from) = match n.udp.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            let id = n.id;
+            let a =
+                self.core
+                    .handle_query(now, id, from, Transport::Udp, &buf[..len], &mut self.out);
+            self.act(a, now);
+        }
+    }
+
+    fn upstream_udp_ready(&mut self, i: usize, now: Instant) {
+        let mut buf = vec![0u8; 65535];
+        for _ in 0..256 {
+            let Some(n) = self.nets.get(i) else { return };
+            let (len, from) = match n.up.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            let a =
+                self.core
+                    .handle_upstream(now, from, Transport::Udp, &buf[..len], &mut self.out);
+            self.act(a, now);
+        }
+    }
+
+    fn accept(&mut self, i: usize, now: Instant) {
+        let Some(n) = self.nets.get(i) else { return };
+        while let Ok((sock, peer)) = n.tcp.accept() {
+            if self.clients.len() >= MAX_TCP_CLIENTS || sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.clients.push(TcpConn::new(n.id, peer, sock, now, true));
+        }
+    }
+
+    fn client_ready(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.clients.get_mut(i) else {
+            return;
+        };
+        let alive = c.fill() && c.flush();
+        c.deadline = now + TCP_IDLE;
+        let (net, peer) = (c.net, c.peer);
+        let mut msgs = Vec::new();
+        while let Some(m) = c.take_message() {
+            msgs.push(m);
+        }
+        if !alive {
+            c.deadline = now;
+        }
+        for m in msgs {
+            let a = self
+                .core
+                .handle_query(now, net, peer, Transport::Tcp, &m, &mut self.out);
+            self.act(a, now);
+        }
+    }
+
+    fn upstream_ready(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.upstreams.get_mut(i) else {
+            return;
+        };
+        if !c.connected {
+            match c.sock.take_error() {
+                Ok(None) => c.connected = true,
+                _ => {
+                    // Refused or unreachable: the core's retry timer moves on.
+                    c.deadline = now;
+                    return;
+                }
+            }
+        }
+        let alive = c.flush() && c.fill();
+        let peer = c.peer;
+        let msg = c.take_message();
+        if msg.is_some() || !alive {
+            c.deadline = now;
+        }
+        if let Some(m) = msg {
+            let a = self
+                .core
+                .handle_upstream(now, peer, Transport::Tcp, &m, &mut self.out);
+            self.act(a, now);
+        }
+    }
+
+    fn act(&mut self, a: Action, now: Instant) {
+        match a {
+            Action::None => {}
+            Action::Reply {
+                net,
+                to,
+                transport,
+                len,
+            } => {
+                let msg = &self.out[..len.min(self.out.len())];
+                match transport {
+                    Transport::Udp => {
+                        if let Some(n) = self.nets.iter().find(|n| n.id == net) {
+                            let _ = n.udp.send_to(msg, to);
+                        }
+                    }
+                    Transport::Tcp => {
+                        if let Some(c) = self
+                            .clients
+                            .iter_mut()
+                            .find(|c| c.net == net && c.peer == to)
+                        {
+                            c.out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+                            c.out.extend_from_slice(msg);
+                            if !c.flush() {
+                                c.deadline = now;
+                            }
+                        }
+                    }
+                }
+            }
+            Action::Forward {
+                net,
+                upstream,
+                transport,
+                len,
+            } => {
+                let Some(n) = self.nets.iter().find(|n| n.id == net) else {
+                    return;
+                };
+                let msg = &self.out[..len.min(self.out.len())];
+                match transport {
+                    Transport::Udp => {
+                        let _ = n.up.send_to(msg, upstream);
+                    }
+                    Transport::Tcp => {
+                        if self.upstreams.len() >= MAX_TCP_UPSTREAMS {
+                            return;
+                        }
+                        let src = n.spec.forward_from_gateway.then_some(n.spec.gateway);
+                        if let Ok(sock) = sock::tcp_connect_nonblocking(upstream, src) {
+                            let mut c = TcpConn::new(net, upstream, sock, now, false);
+                            c.out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+                            c.out.extend_from_slice(msg);
+                            self.upstreams.push(c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn open_net(s: &NetSpec) -> io::Result<(UdpSocket, TcpListener, UdpSocket)> {
+    let addr = SocketAddrV4::new(s.gateway, 53);
+    let udp = sock::udp_bound(addr, Some(&s.bridge))?;
+    let tcp = sock::tcp_listener(addr, Some(&s.bridge))?;
+    let src = if s.forward_from_gateway {
+        s.gateway
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let up = sock::udp_bound(SocketAddrV4::new(src, 0), None)?;
+    Ok((udp, tcp, up))
+}
+
+/// The device's own resolvers (IPv4 `nameserver` lines of /etc/resolv.conf).
+pub fn system_resolvers() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+        })
+        .filter_map(|a| a.parse::<Ipv4Addr>().ok())
+        .take(3)
+        .map(|a| SocketAddr::V4(SocketAddrV4::new(a, 53)))
+        .collect()
+}

@@ -1,0 +1,89 @@
+//! The shells around the sans-I/O protocol cores: sockets, timers and persistence
+//! for DHCP and DNS, driven by the event loop.
+
+pub mod dns;
+pub mod sock;
+
+use crate::config::{Config, NetKind};
+use crate::reconcile::facts::Facts;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+/// A DNS label from an app or client name: lowercase letters, digits and hyphens.
+pub fn host_label(name: &str) -> Option<String> {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    while s.ends_with('-') {
+        s.pop();
+    }
+    let s = s.trim_start_matches('-').to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// What the DNS shell should serve for `cfg` now: every L3 network whose gateway
+/// address is in place.
+pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns::NetSpec> {
+    let mut v = Vec::new();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        let Some(l3) = &n.ip else { continue };
+        if !crate::reconcile::desired::implemented(n.kind) || facts.overlap(cfg, i).is_some() {
+            continue;
+        }
+        let upstreams = match (&l3.dns, n.kind) {
+            (Some(list), _) => list
+                .iter()
+                .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, 53)))
+                .collect(),
+            (None, NetKind::Local) => system
+                .iter()
+                .copied()
+                // A resolver inside the network itself would loop back to us.
+                .filter(|a| !matches!(a, SocketAddr::V4(v4) if l3.subnet.contains(*v4.ip())))
+                .collect(),
+            (None, _) => Vec::new(),
+        };
+        v.push(dns::NetSpec {
+            net_id: n.id.clone(),
+            bridge: n.bridge.clone(),
+            gateway: l3.gateway,
+            forward_from_gateway: matches!(n.kind, NetKind::Cloud | NetKind::Mesh),
+            params: crate::dns::NetParams {
+                domain: l3.domain.clone(),
+                upstreams,
+                static_dns: n.static_dns.clone(),
+                subnet: Some(l3.subnet),
+            },
+        });
+    }
+    v
+}
+
+/// Host names of a network's ECOs with static addresses (by app name).
+pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, Ipv4Addr)> {
+    cfg.endpoints()
+        .filter(|(_, i)| i.network == net)
+        .filter_map(|(a, i)| Some((host_label(&a.name)?, i.ip?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_labels() {
+        assert_eq!(host_label("Web Server 2").as_deref(), Some("web-server-2"));
+        assert_eq!(host_label("--x--").as_deref(), Some("x"));
+        assert_eq!(host_label("__"), None);
+        assert_eq!(host_label(&"a".repeat(100)).unwrap().len(), 63);
+    }
+}
