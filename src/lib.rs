@@ -9,4 +9,5 @@ pub mod addr;
 pub mod board;
 pub mod cli;
 pub mod config;
+pub mod dhcp;
 pub mod wire;
