@@ -1298,3 +1298,130 @@ fn random_garbage_never_panics() {
     h.poll_all();
     h.s.check_invariants();
 }
+
+fn rx_of<'a>(k: &'a EndpointKey, m: MacAddr, p: &'a [u8]) -> Rx<'a> {
+    Rx {
+        endpoint: Some(k),
+        src_mac: m,
+        src_ip: Ipv4Addr::UNSPECIFIED,
+        payload: p,
+    }
+}
+
+/// 10,000 ECOs in a /18, each DISCOVER + REQUEST, then a renewal each: all distinct,
+/// all kept, no write for renewals, and the cost per lease flat (rates per 1000 are
+/// printed: run with --nocapture, and --release for numbers to compare with dnsmasq).
+#[test]
+fn ten_thousand_leases() {
+    const N: usize = 10_000;
+    let mut c = Config::new("10.64.0.0/18".parse().unwrap(), Ipv4Addr::new(10, 64, 0, 1));
+    c.probe_window = Duration::ZERO;
+    let macs: Vec<MacAddr> = (0..N)
+        .map(|i| MacAddr([2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]))
+        .collect();
+    let keys: Vec<EndpointKey> = (0..N)
+        .map(|i| EndpointKey {
+            app_id: format!("22222222-0000-4000-8000-{i:012}"),
+            ifname: "eth0".into(),
+        })
+        .collect();
+    c.endpoints = (0..N)
+        .map(|i| Endpoint {
+            key: keys[i].clone(),
+            mac: macs[i],
+            static_ip: None,
+            hostname: format!("app{i}"),
+        })
+        .collect();
+    let mut s = Server::new(c);
+    // Messages are built up front, so the timing is mostly the server's.
+    let discovers: Vec<Vec<u8>> = macs
+        .iter()
+        .map(|&m| {
+            edit(&UDHCPC_DISCOVER, |r| {
+                r.client_hardware_addr = m;
+                r.client_id = None;
+            })
+        })
+        .collect();
+    // The pool hands out addresses in order from the range start, so the REQUESTs
+    // can be prepared too (checked against each OFFER below).
+    let first = u32::from(Ipv4Addr::new(10, 64, 0, 2));
+    let requests: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            edit_bytes(&discovers[i], |r| {
+                r.message_type = MessageType::Request;
+                r.requested_ip = Some(Ipv4Addr::from(first + i as u32));
+                r.server_id = Some(Ipv4Addr::new(10, 64, 0, 1));
+            })
+        })
+        .collect();
+    let now = Instant::now();
+    let wall = WALL0;
+    let mut buf = [0u8; 1472];
+    let mut rates = Vec::new();
+    let mut chunk = Instant::now();
+    for i in 0..N {
+        let Some(Output::Reply(r)) =
+            s.handle(now, wall, rx_of(&keys[i], macs[i], &discovers[i]), &mut buf)
+        else {
+            panic!("no offer for {i}");
+        };
+        let want = Ipv4Addr::from(first + i as u32);
+        assert_eq!(&buf[16..20], &want.octets(), "yiaddr of offer {i}");
+        let _ = r;
+        let Some(Output::Reply(_)) =
+            s.handle(now, wall, rx_of(&keys[i], macs[i], &requests[i]), &mut buf)
+        else {
+            panic!("no ack for {i}");
+        };
+        assert_eq!(buf[242], 5, "ACK for {i}"); // option 53 comes first
+        if (i + 1) % 1000 == 0 {
+            rates.push(1000.0 / chunk.elapsed().as_secs_f64());
+            chunk = Instant::now();
+        }
+    }
+    assert_eq!(s.leases().count(), N);
+    let distinct: std::collections::HashSet<_> = s.leases().map(|l| l.ip).collect();
+    assert_eq!(distinct.len(), N);
+    s.check_invariants();
+    eprintln!("new leases/s (DISCOVER+REQUEST) per 1000: {rates:.0?}");
+    assert!(s.take_dirty(wall));
+    // Renewals: nothing to write.
+    let renews: Vec<Vec<u8>> = (0..N)
+        .map(|i| {
+            edit(&UDHCPC_RENEW, |r| {
+                r.client_hardware_addr = macs[i];
+                r.client_id = None;
+                r.client_ip = Ipv4Addr::from(first + i as u32);
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    for i in 0..N {
+        let later = now + Duration::from_secs(1800);
+        let out = s.handle(
+            later,
+            wall + 1800,
+            rx_of(&keys[i], macs[i], &renews[i]),
+            &mut buf,
+        );
+        assert!(matches!(out, Some(Output::Reply(_))));
+        assert_eq!(buf[242], 5, "ACK for renewal {i}");
+    }
+    eprintln!("renewals/s: {:.0}", N as f64 / t.elapsed().as_secs_f64());
+    assert!(!s.take_dirty(wall + 1800));
+    s.check_invariants();
+    let t = Instant::now();
+    let snap = s.snapshot();
+    let mut s2 = Server::new(s.config().clone());
+    assert_eq!(s2.restore(&snap, now, wall + 1900), N);
+    eprintln!(
+        "snapshot + restore of {N}: {:?}, {} bytes",
+        t.elapsed(),
+        snap.len()
+    );
+    for k in keys.iter().step_by(97) {
+        assert_eq!(s2.eco_address(k), s.eco_address(k));
+    }
+}
