@@ -9,5 +9,7 @@ pub mod addr;
 pub mod board;
 pub mod cli;
 pub mod config;
-pub mod dhcp;
 pub mod wire;
+
+// Protocol cores, each sans-I/O over `wire`.
+pub mod dhcp;
