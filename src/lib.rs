@@ -21,3 +21,6 @@ pub mod reconcile;
 pub mod services;
 pub mod status;
 pub mod wire;
+
+// Protocol cores, each sans-I/O over `wire`.
+pub mod dhcp;

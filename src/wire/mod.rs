@@ -35,3 +35,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+pub mod arp;
+pub mod dhcp;
+pub mod ethernet;
+pub mod ipv4;
+pub mod udp;
+
+#[cfg(test)]
+pub(crate) mod testdata;

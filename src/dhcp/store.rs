@@ -1,0 +1,312 @@
+//! The persisted allocation table: a small versioned text file the shell writes
+//! atomically when [`Server::take_dirty`](super::Server::take_dirty) says so.
+//!
+//! ```text
+//! econet-dhcp-leases 1
+//! <ip> <last-used> <mac> eco <app-id> <ifname> <hostname>
+//! <ip> <last-used> <mac> guest <app-id> <ifname> <client> <hostname>
+//! ```
+//!
+//! One allocation a line, fields separated by single spaces. `last-used` is unix
+//! seconds; `mac` is the MAC of the last lease; `client` is `id:<hex>` (option 61) or
+//! `mac:<mac>` (chaddr). Text fields are percent-encoded (bytes outside
+//! `[A-Za-z0-9._~:@+=-]` become `%XX`), an empty field is `-` (and a lone dash `%2D`).
+//! Reading skips any line that does not parse, and an unknown header reads as empty,
+//! so a damaged file costs allocations, never a crash.
+
+use super::{ClientKey, EndpointKey};
+use crate::addr::MacAddr;
+use std::net::Ipv4Addr;
+
+pub const HEADER: &str = "econet-dhcp-leases 1";
+
+/// One persisted allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub ip: Ipv4Addr,
+    pub last_used: u64,
+    pub mac: MacAddr,
+    pub endpoint: EndpointKey,
+    /// `None`: the ECO itself.
+    pub client: Option<ClientKey>,
+    pub hostname: String,
+}
+
+fn safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._~:@+=-".contains(&b)
+}
+
+fn encode_field(s: &[u8], out: &mut String) {
+    use std::fmt::Write;
+    if s.is_empty() {
+        out.push('-');
+        return;
+    }
+    if s == b"-" {
+        out.push_str("%2D");
+        return;
+    }
+    for &b in s {
+        if safe(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+fn decode_field(s: &str) -> Option<Vec<u8>> {
+    if s == "-" {
+        return Some(Vec::new());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if safe(c) {
+            out.push(c);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn decode_string(s: &str) -> Option<String> {
+    String::from_utf8(decode_field(s)?).ok()
+}
+
+fn hex(b: &[u8], out: &mut String) {
+    use std::fmt::Write;
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 510 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Appends one record's line (with its newline).
+pub fn encode_record(r: &Record, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(out, "{} {} {} ", r.ip, r.last_used, r.mac);
+    out.push_str(if r.client.is_some() { "guest " } else { "eco " });
+    encode_field(r.endpoint.app_id.as_bytes(), out);
+    out.push(' ');
+    encode_field(r.endpoint.ifname.as_bytes(), out);
+    out.push(' ');
+    match &r.client {
+        Some(ClientKey::Id(id)) => {
+            out.push_str("id:");
+            hex(id, out);
+            out.push(' ');
+        }
+        Some(ClientKey::Mac(m)) => {
+            let _ = write!(out, "mac:{m} ");
+        }
+        None => {}
+    }
+    encode_field(r.hostname.as_bytes(), out);
+    out.push('\n');
+}
+
+/// The whole file for these records.
+pub fn encode<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<u8> {
+    let mut s = String::with_capacity(4096);
+    s.push_str(HEADER);
+    s.push('\n');
+    for r in records {
+        encode_record(r, &mut s);
+    }
+    s.into_bytes()
+}
+
+/// Parses one line; `None` if it is not a valid record.
+pub fn decode_record(line: &str) -> Option<Record> {
+    let mut f = line.split(' ');
+    let ip: Ipv4Addr = f.next()?.parse().ok()?;
+    let last_used: u64 = f.next()?.parse().ok()?;
+    let mac: MacAddr = f.next()?.parse().ok()?;
+    let kind = f.next()?;
+    let app_id = decode_string(f.next()?)?;
+    let ifname = decode_string(f.next()?)?;
+    let client = match kind {
+        "eco" => None,
+        "guest" => {
+            let c = f.next()?;
+            Some(if let Some(h) = c.strip_prefix("id:") {
+                ClientKey::Id(unhex(h)?.into_boxed_slice())
+            } else {
+                ClientKey::Mac(c.strip_prefix("mac:")?.parse().ok()?)
+            })
+        }
+        _ => return None,
+    };
+    let hostname = decode_string(f.next()?)?;
+    if f.next().is_some() || app_id.is_empty() {
+        return None;
+    }
+    Some(Record {
+        ip,
+        last_used,
+        mac,
+        endpoint: EndpointKey { app_id, ifname },
+        client,
+        hostname,
+    })
+}
+
+/// Every valid record of a file, and how many lines were skipped. A file without the
+/// expected header yields nothing.
+pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut lines = bytes.split(|&b| b == b'\n');
+    let header = lines.next().map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    if header != Some(HEADER.as_bytes()) {
+        let skipped = if bytes.is_empty() { 0 } else { 1 };
+        return (Vec::new(), skipped);
+    }
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for l in lines {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.is_empty() || l.first() == Some(&b'#') {
+            continue;
+        }
+        match std::str::from_utf8(l).ok().and_then(decode_record) {
+            Some(r) => out.push(r),
+            None => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(client: Option<ClientKey>, host: &str) -> Record {
+        Record {
+            ip: Ipv4Addr::new(10, 1, 0, 23),
+            last_used: 1_767_222_000,
+            mac: MacAddr([2, 0x5e, 0, 0x1a, 0x2b, 0x3c]),
+            endpoint: EndpointKey {
+                app_id: "22222222-0000-4000-8000-000000000001".into(),
+                ifname: "eth0".into(),
+            },
+            client,
+            hostname: host.into(),
+        }
+    }
+
+    #[test]
+    fn format_is_stable() {
+        let rs = [
+            rec(None, "web"),
+            rec(Some(ClientKey::Id(vec![1, 2, 0xab].into())), ""),
+            rec(Some(ClientKey::Mac(MacAddr([2, 0, 0, 0, 0, 9]))), "a b%c"),
+        ];
+        let text = String::from_utf8(encode(&rs)).unwrap();
+        assert_eq!(
+            text,
+            "econet-dhcp-leases 1\n\
+             10.1.0.23 1767222000 02:5e:00:1a:2b:3c eco 22222222-0000-4000-8000-000000000001 eth0 web\n\
+             10.1.0.23 1767222000 02:5e:00:1a:2b:3c guest 22222222-0000-4000-8000-000000000001 eth0 id:0102ab -\n\
+             10.1.0.23 1767222000 02:5e:00:1a:2b:3c guest 22222222-0000-4000-8000-000000000001 eth0 mac:02:00:00:00:00:09 a%20b%25c\n"
+        );
+        let (back, skipped) = decode(text.as_bytes());
+        assert_eq!(skipped, 0);
+        assert_eq!(back, rs);
+    }
+
+    #[test]
+    fn odd_strings_roundtrip() {
+        for s in ["-", "--", "%", " ", "é", "a\nb", "x\0y", "%2D"] {
+            let r = Record {
+                endpoint: EndpointKey {
+                    app_id: s.into(),
+                    ifname: s.into(),
+                },
+                ..rec(None, s)
+            };
+            let mut line = String::new();
+            encode_record(&r, &mut line);
+            assert_eq!(line.matches('\n').count(), 1);
+            assert_eq!(decode_record(line.trim_end_matches('\n')), Some(r), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_skipped() {
+        let good = String::from_utf8(encode(&[rec(None, "web")])).unwrap();
+        let body = good.lines().nth(1).unwrap();
+        let mut text = String::from(HEADER);
+        text.push('\n');
+        for bad in [
+            "",
+            "# comment",
+            "garbage",
+            "10.1.0.300 1 02:00:00:00:00:01 eco a b c",
+            "10.1.0.3 -1 02:00:00:00:00:01 eco a b c",
+            "10.1.0.3 1 02:00:00:00:00:01 vm a b c",
+            "10.1.0.3 1 02:00:00:00:00:01 eco a b c d",
+            "10.1.0.3 1 02:00:00:00:00:01 eco a b",
+            "10.1.0.3 1 02:00:00:00:00:01 eco - b c",
+            "10.1.0.3 1 02:00:00:00:00:01 guest a b id:0 c",
+            "10.1.0.3 1 02:00:00:00:00:01 guest a b id:zz c",
+            "10.1.0.3 1 02:00:00:00:00:01 guest a b mac:1 c",
+            "10.1.0.3 1 02:00:00:00:00:01 guest a b c",
+            "10.1.0.3 1 02:00:00:00:00:01 eco a%4 b c",
+            "10.1.0.3 1 02:00:00:00:00:01 eco a%FF b c",
+            "10.1.0.3 1 02:00:00:00:00:01 eco a\tb c",
+            "10.1.0.3 1  02:00:00:00:00:01 eco a b c",
+        ] {
+            text.push_str(bad);
+            text.push('\n');
+        }
+        text.push_str(body);
+        text.push_str("\r\n");
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(b"\xff\xfe\n");
+        let (rs, skipped) = decode(&bytes);
+        assert_eq!(rs, [rec(None, "web")]);
+        assert_eq!(skipped, 16);
+        // Wrong or missing header: nothing.
+        assert_eq!(decode(b"econet-dhcp-leases 2\n").0, []);
+        assert_eq!(decode(body.as_bytes()).0, []);
+        assert_eq!(decode(b""), (vec![], 0));
+    }
+
+    #[test]
+    fn truncated_files_never_panic() {
+        let rs = [
+            rec(None, "web"),
+            rec(Some(ClientKey::Id(vec![1, 2, 0xab].into())), "x"),
+        ];
+        let bytes = encode(&rs);
+        for n in 0..=bytes.len() {
+            let (got, _) = decode(&bytes[..n]);
+            assert!(got.len() <= 2);
+        }
+        let mut b = bytes.clone();
+        for i in 0..b.len() {
+            let keep = b[i];
+            for v in [b' ', b'%', b'\n', 0, 0xff, b'-'] {
+                b[i] = v;
+                let _ = decode(&b);
+            }
+            b[i] = keep;
+        }
+    }
+}
