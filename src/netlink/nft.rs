@@ -168,7 +168,7 @@ impl Attrs {
         self.b.extend_from_slice(&(len as u16).to_ne_bytes());
         self.b.extend_from_slice(&ty.to_ne_bytes());
         self.b.extend_from_slice(data);
-        while self.b.len() % 4 != 0 {
+        while !self.b.len().is_multiple_of(4) {
             self.b.push(0);
         }
     }
@@ -199,148 +199,125 @@ impl Attrs {
     }
 }
 
+fn expr_name(e: &Expr) -> &'static str {
+    match e {
+        Expr::Meta { .. } => "meta",
+        Expr::Ct { .. } | Expr::CtSet { .. } => "ct",
+        Expr::Cmp { .. } => "cmp",
+        Expr::Payload { .. } => "payload",
+        Expr::Bitwise { .. } => "bitwise",
+        Expr::Lookup { .. } => "lookup",
+        Expr::Immediate { .. } | Expr::Verdict { .. } => "immediate",
+        Expr::Counter => "counter",
+        Expr::Masq => "masq",
+        Expr::RtTcpMss { .. } => "rt",
+        Expr::Byteorder { .. } => "byteorder",
+        Expr::TcpOptWrite { .. } => "exthdr",
+    }
+}
+
 fn expr(a: &mut Attrs, e: &Expr) {
     a.begin(1); // NFTA_LIST_ELEM
-    let (name, body): (&str, Box<dyn Fn(&mut Attrs)>) = match e.clone() {
-        Expr::Meta { key, dreg } => (
-            "meta",
-            Box::new(move |a| {
-                a.be32(2, key);
-                a.be32(1, dreg);
-            }),
-        ),
-        Expr::CtSet { key, sreg } => (
-            "ct",
-            Box::new(move |a| {
-                a.be32(2, key);
-                a.be32(4, sreg);
-            }),
-        ),
-        Expr::Cmp { sreg, op, data } => (
-            "cmp",
-            Box::new(move |a| {
-                a.be32(1, sreg);
-                a.be32(2, op);
-                a.data(3, &data);
-            }),
-        ),
+    a.str(1, expr_name(e));
+    a.begin(2); // NFTA_EXPR_DATA
+    match e {
+        Expr::Meta { key, dreg } => {
+            a.be32(2, *key);
+            a.be32(1, *dreg);
+        }
+        Expr::CtSet { key, sreg } => {
+            a.be32(2, *key);
+            a.be32(4, *sreg);
+        }
+        Expr::Cmp { sreg, op, data } => {
+            a.be32(1, *sreg);
+            a.be32(2, *op);
+            a.data(3, data);
+        }
         Expr::Payload {
             base,
             offset,
             len,
             dreg,
-        } => (
-            "payload",
-            Box::new(move |a| {
-                a.be32(1, dreg);
-                a.be32(2, base);
-                a.be32(3, offset);
-                a.be32(4, len);
-            }),
-        ),
+        } => {
+            a.be32(1, *dreg);
+            a.be32(2, *base);
+            a.be32(3, *offset);
+            a.be32(4, *len);
+        }
         Expr::Bitwise {
             reg,
             len,
             mask,
             xor,
-        } => (
-            "bitwise",
-            Box::new(move |a| {
-                a.be32(1, reg);
-                a.be32(2, reg);
-                a.be32(3, len);
-                a.data(4, &mask);
-                a.data(5, &xor);
-            }),
-        ),
-        Expr::Ct { key, dreg } => (
-            "ct",
-            Box::new(move |a| {
-                a.be32(2, key);
-                a.be32(1, dreg);
-            }),
-        ),
-        Expr::Lookup { set, sreg, invert } => (
-            "lookup",
-            Box::new(move |a| {
-                a.str(1, &set);
-                a.be32(2, sreg);
-                if invert {
-                    a.be32(5, 1);
-                }
-            }),
-        ),
-        Expr::Immediate { dreg, data } => (
-            "immediate",
-            Box::new(move |a| {
-                a.be32(1, dreg);
-                a.data(2, &data);
-            }),
-        ),
-        Expr::Verdict { code, chain } => (
-            "immediate",
-            Box::new(move |a| {
-                a.be32(1, REG_VERDICT);
-                a.begin(2); // NFTA_IMMEDIATE_DATA
-                a.begin(2); // NFTA_DATA_VERDICT
-                a.be32(1, code as u32);
-                if let Some(c) = &chain {
-                    a.str(2, c);
-                }
-                a.end();
-                a.end();
-            }),
-        ),
-        Expr::Counter => (
-            "counter",
-            Box::new(|a| {
-                a.put(1, &0u64.to_be_bytes());
-                a.put(2, &0u64.to_be_bytes());
-            }),
-        ),
-        Expr::Masq => ("masq", Box::new(|_| {})),
-        Expr::RtTcpMss { dreg } => (
-            "rt",
-            Box::new(move |a| {
-                a.be32(1, dreg);
-                a.be32(2, 3); // NFT_RT_TCPMSS
-            }),
-        ),
+        } => {
+            a.be32(1, *reg);
+            a.be32(2, *reg);
+            a.be32(3, *len);
+            a.data(4, mask);
+            a.data(5, xor);
+        }
+        Expr::Ct { key, dreg } => {
+            a.be32(2, *key);
+            a.be32(1, *dreg);
+        }
+        Expr::Lookup { set, sreg, invert } => {
+            a.str(1, set);
+            a.be32(2, *sreg);
+            if *invert {
+                a.be32(5, 1);
+            }
+        }
+        Expr::Immediate { dreg, data } => {
+            a.be32(1, *dreg);
+            a.data(2, data);
+        }
+        Expr::Verdict { code, chain } => {
+            a.be32(1, REG_VERDICT);
+            a.begin(2); // NFTA_IMMEDIATE_DATA
+            a.begin(2); // NFTA_DATA_VERDICT
+            a.be32(1, *code as u32);
+            if let Some(c) = chain {
+                a.str(2, c);
+            }
+            a.end();
+            a.end();
+        }
+        Expr::Counter => {
+            a.put(1, &0u64.to_be_bytes());
+            a.put(2, &0u64.to_be_bytes());
+        }
+        Expr::Masq => {}
+        Expr::RtTcpMss { dreg } => {
+            a.be32(1, *dreg);
+            a.be32(2, 3); // NFT_RT_TCPMSS
+        }
         Expr::Byteorder {
             sreg,
             dreg,
             op,
             len,
             size,
-        } => (
-            "byteorder",
-            Box::new(move |a| {
-                a.be32(1, sreg);
-                a.be32(2, dreg);
-                a.be32(3, op);
-                a.be32(4, len);
-                a.be32(5, size);
-            }),
-        ),
+        } => {
+            a.be32(1, *sreg);
+            a.be32(2, *dreg);
+            a.be32(3, *op);
+            a.be32(4, *len);
+            a.be32(5, *size);
+        }
         Expr::TcpOptWrite {
             kind,
             offset,
             len,
             sreg,
-        } => (
-            "exthdr",
-            Box::new(move |a| {
-                a.put(2, &[kind]);
-                a.be32(3, offset);
-                a.be32(4, len);
-                a.be32(6, 1); // NFT_EXTHDR_OP_TCPOPT
-                a.be32(7, sreg);
-            }),
-        ),
-    };
-    a.str(1, name);
-    a.begin(2);
-    body(a);
+        } => {
+            a.put(2, &[*kind]);
+            a.be32(3, *offset);
+            a.be32(4, *len);
+            a.be32(6, 1); // NFT_EXTHDR_OP_TCPOPT
+            a.be32(7, *sreg);
+        }
+    }
     a.end();
     a.end();
 }

@@ -1,5 +1,5 @@
-//! Frames captured from real DHCP clients and servers (tools/capture-dhcp-clients.sh,
-//! converted by tools/pcap-to-rust.py): whole Ethernet frames as seen on the server's
+//! Frames captured from real DHCP clients and servers (tests/tools/capture-dhcp-clients.sh,
+//! converted by tests/tools/pcap-to-rust.py): whole Ethernet frames as seen on the server's
 //! veth. Client MAC 72:1e:a0:80:59:50, server 82:65:8d:5f:85:12 at 10.9.0.1 (dnsmasq).
 #![allow(dead_code)] // a library of captures; not every test uses every frame
 
