@@ -5,10 +5,12 @@
 use crate::config::{self, validate, Config, ConfigError, NetKind};
 use crate::control::{ControlServer, Request};
 use crate::event_loop::{earliest, Handler, Poller};
+use crate::firewall::Allowed;
 use crate::netlink::monitor::{Event, Monitor};
 use crate::persist;
 use crate::reconcile::facts::Facts;
 use crate::reconcile::{desired, Outcome, Reconciler};
+use crate::services::dhcp::{DhcpShell, LeaseEvent};
 use crate::services::dns::DnsShell;
 use crate::status::{EndpointStatus, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -48,6 +50,7 @@ const T_INOTIFY: u64 = 2;
 const T_CONTROL: u64 = 3;
 const T_CONN: u64 = 0x100;
 const T_DNS: u64 = 0x10000;
+const T_DHCP: u64 = 4;
 
 /// Per network: what the last reconcile pass found.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +80,9 @@ pub struct Daemon {
     last_apply_ms: u64,
     facts: Facts,
     dns: DnsShell,
+    dhcp: DhcpShell,
+    /// The links as the last reconcile pass left them.
+    links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
     service_errors: HashMap<String, Vec<String>>,
 }
@@ -90,6 +96,7 @@ impl Daemon {
         let control = ControlServer::bind(&settings.socket)
             .map_err(|e| format!("control socket {}: {e}", settings.socket.display()))?;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+        let settings_state_dir = settings.state_dir.clone();
         let mut d = Daemon {
             settings,
             config: None,
@@ -110,6 +117,8 @@ impl Daemon {
             last_apply_ms: 0,
             facts: Facts::default(),
             dns: DnsShell::new(),
+            dhcp: DhcpShell::new(&settings_state_dir),
+            links: Vec::new(),
             service_errors: HashMap::new(),
         };
         d.boot();
@@ -256,7 +265,8 @@ impl Daemon {
             return;
         };
         let started = Instant::now();
-        let out = self.recon.run(&cfg, &[]);
+        let leased = self.leased_senders();
+        let out = self.recon.run(&cfg, &leased);
         let took = started.elapsed();
         if out.changes > 0 {
             log::info!(
@@ -270,6 +280,7 @@ impl Daemon {
         self.total_changes += out.changes;
         self.flush_moved_nat(&cfg, &out.facts);
         self.facts = out.facts.clone();
+        self.links = out.links.clone();
         self.refresh_services(&cfg);
         self.record(&cfg, &out);
         self.applied = true;
@@ -315,11 +326,53 @@ impl Daemon {
         for (net, e) in self.dns.set_networks(&specs) {
             self.service_errors.entry(net).or_default().push(e);
         }
-        for (i, n) in cfg.networks.iter().enumerate() {
-            if n.ip.is_some() {
-                self.dns
-                    .set_hosts(&n.id, crate::services::static_hosts(cfg, i));
-            }
+        let specs = crate::services::dhcp_specs(cfg, &self.facts);
+        for (net, e) in self.dhcp.set_networks(&specs, &self.links, Instant::now()) {
+            self.service_errors.entry(net).or_default().push(e);
+        }
+        for n in cfg.networks.iter().filter(|n| n.ip.is_some()) {
+            self.dhcp.changed.push(n.id.clone());
+        }
+        self.refresh_hosts();
+    }
+
+    /// DNS names of the networks whose leases changed: static ECOs by app name,
+    /// DHCP clients by the name their lease carries.
+    fn refresh_hosts(&mut self) {
+        let Some(cfg) = self.config.as_ref() else {
+            return;
+        };
+        for net_id in std::mem::take(&mut self.dhcp.changed) {
+            let Some(i) = cfg.networks.iter().position(|n| n.id == net_id) else {
+                continue;
+            };
+            let mut hosts = crate::services::static_hosts(cfg, i);
+            hosts.extend(self.dhcp.hosts(&net_id));
+            self.dns.set_hosts(&net_id, hosts);
+        }
+    }
+
+    /// Who DHCP has admitted, as firewall tuples.
+    fn leased_senders(&self) -> Vec<Allowed> {
+        self.dhcp
+            .senders()
+            .into_iter()
+            .map(|(_, ifname, mac, ip)| Allowed::new(&ifname, mac, Some(ip)))
+            .collect()
+    }
+
+    /// Lets a lease's client in (or out) of the anti-spoofing sets at once.
+    fn on_lease(recon: &mut Reconciler, ev: &LeaseEvent) {
+        let r = match ev {
+            LeaseEvent::Granted {
+                ifname, mac, ip, ..
+            } => recon.update_allowed(&[Allowed::new(ifname, *mac, Some(*ip))], &[]),
+            LeaseEvent::Ended {
+                ifname, mac, ip, ..
+            } => recon.update_allowed(&[], &[Allowed::new(ifname, *mac, Some(*ip))]),
+        };
+        if let Err(e) = r {
+            log::warn!("{e}");
         }
     }
 
@@ -437,17 +490,26 @@ impl Daemon {
                 },
                 ..Default::default()
             };
+            let leases = self.dhcp.eco_leases(&n.id);
             for app in &cfg.apps {
                 for itf in app.interfaces.iter().filter(|x| x.network == i) {
                     let issue = rt.endpoint_issues.get(&(app.id.clone(), itf.name.clone()));
+                    let lease = leases.get(&crate::dhcp::EndpointKey {
+                        app_id: app.id.clone(),
+                        ifname: itf.name.clone(),
+                    });
                     ns.endpoints.push(EndpointStatus {
                         app: app.id.clone(),
                         app_name: app.name.clone(),
                         interface: itf.name.clone(),
                         mac: itf.eco_mac(&app.id).to_string(),
-                        ip: itf.ip.map(|ip| ip.to_string()),
-                        hostname: None,
-                        lease_expires: None,
+                        ip: itf.ip.or(lease.map(|l| l.1)).map(|ip| ip.to_string()),
+                        hostname: match (lease, itf.ip, n.kind.is_l3()) {
+                            (Some(l), _, _) if !l.2.is_empty() => Some(l.2.clone()),
+                            (None, Some(_), true) => crate::services::host_label(&app.name),
+                            _ => None,
+                        },
+                        lease_expires: lease.map(|l| l.3),
                         host_ifname: itf.host_ifname.clone(),
                         state: if issue.is_some() || !self.applied {
                             "waiting"
@@ -487,6 +549,9 @@ impl Handler for Daemon {
             p.add(fd, w, T_CONN + i as u64);
         }
         self.dns.register(p, T_DNS);
+        if let Some(fd) = self.dhcp.fd() {
+            p.add(fd, false, T_DHCP);
+        }
     }
 
     fn ready(&mut self, token: u64, now: Instant) {
@@ -506,6 +571,11 @@ impl Handler for Daemon {
                 self.schedule(DEBOUNCE);
             }
             T_CONTROL => self.control.accept(now),
+            T_DHCP => {
+                let recon = &mut self.recon;
+                self.dhcp.ready(now, &mut |ev| Self::on_lease(recon, ev));
+                self.refresh_hosts();
+            }
             t if DnsShell::owns(t, T_DNS) => self.dns.ready(t, T_DNS, now),
             t if t >= T_CONN => {
                 let status = self.status();
@@ -523,15 +593,25 @@ impl Handler for Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         let d = earliest(self.reconcile_at, Some(self.resync_at));
         let d = earliest(d, self.control.next_deadline());
+        let d = earliest(d, self.dhcp.next_deadline());
         earliest(d, self.dns.next_deadline())
     }
 
     fn tick(&mut self, now: Instant) {
         self.control.reap(now);
         self.dns.tick(now);
+        let recon = &mut self.recon;
+        self.dhcp.tick(now, &mut |ev| Self::on_lease(recon, ev));
+        if !self.dhcp.changed.is_empty() {
+            self.refresh_hosts();
+        }
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }
+    }
+
+    fn shutdown(&mut self) {
+        self.dhcp.save_all();
     }
 
     fn reload(&mut self) {

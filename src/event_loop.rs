@@ -36,6 +36,8 @@ pub trait Handler {
     fn tick(&mut self, now: Instant);
     /// SIGHUP: reread the config (or poll the controller at once).
     fn reload(&mut self);
+    /// SIGTERM/SIGINT: save what must survive; kernel objects stay.
+    fn shutdown(&mut self);
 }
 
 /// Why the loop ended.
@@ -107,7 +109,10 @@ pub fn run<H: Handler>(h: &mut H, sigfd: SignalFd) -> Exit {
                             log::info!("SIGHUP: reloading");
                             h.reload();
                         }
-                        Ok(s) => return Exit::Signal(s as i32),
+                        Ok(s) => {
+                            h.shutdown();
+                            return Exit::Signal(s as i32);
+                        }
                         Err(_) => {}
                     }
                 }

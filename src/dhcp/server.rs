@@ -1412,6 +1412,26 @@ impl Server {
         })
     }
 
+    /// Every lease, including those only presumed after a restart (a client may still
+    /// be using the address): who may send from what, for anti-spoofing and DNS.
+    pub fn held(&self) -> impl Iterator<Item = LeaseInfo<'_>> + '_ {
+        self.allocs.iter().filter_map(move |(&ip, a)| {
+            let l = a.lease?;
+            let (ep, client) = match &a.ident {
+                Ident::Eco(e) => (*e, None),
+                Ident::Guest(e, c) => (*e, Some(c)),
+            };
+            Some(LeaseInfo {
+                endpoint: self.eps.key(ep)?,
+                client,
+                mac: a.mac,
+                ip: Ipv4Addr::from(ip),
+                hostname: &a.hostname,
+                expires: l.expires_wall,
+            })
+        })
+    }
+
     /// The address an ECO has (static or allocated), leased or not: for DNS.
     pub fn eco_address(&self, key: &EndpointKey) -> Option<Ipv4Addr> {
         let ep = *self.eps.ids.get(key)?;

@@ -36,6 +36,8 @@ pub struct Outcome {
     pub fatal: Option<String>,
     /// The ports' state as last read.
     pub facts: Facts,
+    /// econet's namespace's links as last read.
+    pub links: Vec<crate::netlink::link::Link>,
 }
 
 pub struct Reconciler {
@@ -94,6 +96,7 @@ impl Reconciler {
             let p = plan::plan(&d, &cur);
             out.issues = p.issues;
             out.facts = facts;
+            out.links = cur.links.clone();
             let todo: Vec<Step> = p
                 .steps
                 .into_iter()

@@ -1,6 +1,7 @@
 //! The shells around the sans-I/O protocol cores: sockets, timers and persistence
 //! for DHCP and DNS, driven by the event loop.
 
+pub mod dhcp;
 pub mod dns;
 pub mod sock;
 
@@ -62,6 +63,49 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 static_dns: n.static_dns.clone(),
                 subnet: Some(l3.subnet),
             },
+        });
+    }
+    v
+}
+
+/// What the DHCP shell should serve for `cfg` now: every L3 network whose gateway
+/// address is in place.
+pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
+    let mut v = Vec::new();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        let Some(l3) = &n.ip else { continue };
+        if !crate::reconcile::desired::implemented(n.kind) || facts.overlap(cfg, i).is_some() {
+            continue;
+        }
+        let mut c = crate::dhcp::Config::new(l3.subnet, l3.gateway);
+        // Air-gapped: no default route for the ECOs.
+        c.router = (!n.ports.is_empty()).then_some(l3.gateway);
+        c.range_start = l3.range_start;
+        c.range_end = l3.range_end;
+        c.domain = l3.domain.clone();
+        c.ntp = l3.ntp.into_iter().collect();
+        c.mtu = Some(crate::reconcile::desired::network_mtu(cfg, i) as u16);
+        c.lease_secs = l3.lease_secs;
+        c.max_leases_per_endpoint = l3.max_leases_per_endpoint;
+        let mut endpoints = Vec::new();
+        for (app, itf) in cfg.endpoints().filter(|(_, itf)| itf.network == i) {
+            let key = crate::dhcp::EndpointKey {
+                app_id: app.id.clone(),
+                ifname: itf.name.clone(),
+            };
+            c.endpoints.push(crate::dhcp::Endpoint {
+                key: key.clone(),
+                mac: itf.eco_mac(&app.id),
+                static_ip: itf.ip,
+                hostname: host_label(&app.name).unwrap_or_default(),
+            });
+            endpoints.push((key, itf.host_ifname.clone()));
+        }
+        v.push(dhcp::NetSpec {
+            net_id: n.id.clone(),
+            bridge: n.bridge.clone(),
+            cfg: c,
+            endpoints,
         });
     }
     v

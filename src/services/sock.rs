@@ -138,3 +138,132 @@ pub fn tcp_connect_nonblocking(
     }
     Ok(TcpStream::from(fd))
 }
+
+/// A packet socket on every interface, receiving only ARP and IPv4 UDP to port 67
+/// (a classic BPF filter in the kernel), non-blocking.
+pub fn dhcp_packet_socket() -> io::Result<OwnedFd> {
+    const ETH_P_ALL: u16 = 0x0003;
+    // SAFETY: plain socket(2); the result is checked before it is owned.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(ETH_P_ALL.to_be()),
+        )
+    })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let prog = [
+        f(0x28, 0, 0, 12),     // ldh [12]               ethertype
+        f(0x15, 8, 0, 0x0806), // jeq ARP                → accept
+        f(0x15, 0, 8, 0x0800), // jeq IPv4               else drop
+        f(0x30, 0, 0, 23),     // ldb [23]               IP protocol
+        f(0x15, 0, 6, 17),     // jeq UDP                else drop
+        f(0x28, 0, 0, 20),     // ldh [20]               fragment offset
+        f(0x45, 4, 0, 0x1fff), // jset 0x1fff            a fragment: drop
+        f(0xb1, 0, 0, 14),     // ldxb 4*([14]&0xf)      IP header length
+        f(0x48, 0, 0, 16),     // ldh [x+16]             UDP destination port
+        f(0x15, 0, 1, 67),     // jeq 67                 else drop
+        f(0x06, 0, 0, 0x40000),
+        f(0x06, 0, 0, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: valid fd; fprog points to `prog`, alive for the call.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as u32,
+        )
+    })?;
+    let _ = setopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ALL.to_be(),
+        sll_ifindex: 0,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // SAFETY: valid fd; `sll` is a sockaddr_ll of the given size.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// A received frame's interface and packet type (PACKET_HOST, PACKET_OUTGOING, …).
+pub struct FrameFrom {
+    pub len: usize,
+    pub ifindex: i32,
+    pub pkttype: u8,
+}
+
+/// Receives one frame; `None` when nothing is waiting.
+pub fn recv_frame(fd: RawFd, buf: &mut [u8]) -> Option<FrameFrom> {
+    // SAFETY: zeroed sockaddr_ll is a valid value; recvfrom writes at most `alen`.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+    // SAFETY: buf and sll are valid for writes of the given lengths.
+    let n = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            0,
+            &mut sll as *mut _ as *mut libc::sockaddr,
+            &mut alen,
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    Some(FrameFrom {
+        len: (n as usize).min(buf.len()),
+        ifindex: sll.sll_ifindex,
+        pkttype: sll.sll_pkttype,
+    })
+}
+
+/// Sends a whole Ethernet frame out of interface `ifindex`.
+pub fn send_frame(fd: RawFd, ifindex: i32, frame: &[u8]) -> io::Result<()> {
+    let mut addr = [0u8; 8];
+    if let Some(dst) = frame.get(..6) {
+        addr[..6].copy_from_slice(dst);
+    }
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: 0,
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: addr,
+    };
+    // SAFETY: valid fd; frame and sll are valid for the given lengths.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            frame.as_ptr() as *const libc::c_void,
+            frame.len(),
+            0,
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
