@@ -44,6 +44,9 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 .iter()
                 .map(|a| SocketAddr::V4(SocketAddrV4::new(*a, 53)))
                 .collect(),
+            // An air-gapped network gets no default upstream: its names stay local,
+            // and nothing leaves the device through its DNS either.
+            (None, NetKind::Local) if n.ports.is_empty() => Vec::new(),
             (None, NetKind::Local) => system
                 .iter()
                 .copied()

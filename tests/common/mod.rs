@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod clients;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -313,6 +314,12 @@ impl Econet {
     pub fn status_json(&self) -> String {
         self.try_status_json()
             .unwrap_or_else(|| panic!("econet does not answer; log:\n{}", self.log()))
+    }
+
+    /// Stops econet with SIGKILL and starts it again with the same config and state.
+    pub fn restart_hard(&mut self) {
+        self.stop("KILL");
+        self.spawn();
     }
 
     pub fn status_text(&self) -> String {

@@ -1,0 +1,613 @@
+//! L3 local networks against real peers: unmodified DHCP clients and resolvers in ECO
+//! namespaces, an upstream host (with a real dnsmasq as resolver) behind the device's
+//! uplink, another host behind a second port, and econet in the device namespace.
+
+mod common;
+
+use common::capture::Capture;
+use common::clients::*;
+use common::*;
+use std::time::Duration;
+
+/// The device's ports: eth0 (uplink, cost 0) to `up` (192.0.2.0/24), eth1 (uplink,
+/// cost 10) to `other` (198.18.0.0/24). Networks: `lan` (local, NAT out of the label
+/// "uplink", domain eco.internal, MTU 1400) and `vault` (local, air-gapped).
+struct Bed {
+    dev: Netns,
+    up: Netns,
+    other: Netns,
+    eco1: Netns,
+    eco2: Netns,
+    eco3: Netns,
+    eco4: Netns,
+    _resolv: NetnsResolvConf,
+    _dir: TempDir,
+}
+
+fn setup() -> Bed {
+    require_root();
+    let dev = Netns::new("dev");
+    // The device's own resolver is the upstream host (its /etc/resolv.conf inside).
+    let resolv = NetnsResolvConf::new(&dev, "192.0.2.1");
+    let b = Bed {
+        dev,
+        up: Netns::new("up"),
+        other: Netns::new("other"),
+        eco1: Netns::new("eco1"),
+        eco2: Netns::new("eco2"),
+        eco3: Netns::new("eco3"),
+        eco4: Netns::new("eco4"),
+        _resolv: resolv,
+        _dir: TempDir::new("l3"),
+    };
+    veth(&b.dev, "eth0", &b.up, "eth0");
+    veth(&b.dev, "eth1", &b.other, "eth0");
+    b.dev.ip(&["addr", "add", "192.0.2.2/24", "dev", "eth0"]);
+    b.dev.ip(&["addr", "add", "198.18.0.2/24", "dev", "eth1"]);
+    b.dev.ip(&["route", "add", "default", "via", "192.0.2.1"]);
+    b.up.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    b.other.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"]);
+    // Hosts that try to reach into the device's networks or across its ports.
+    b.up.ip(&["route", "add", "10.0.0.0/8", "via", "192.0.2.2"]);
+    b.up.ip(&["route", "add", "198.18.0.0/24", "via", "192.0.2.2"]);
+    b.other
+        .ip(&["route", "add", "192.0.2.0/24", "via", "198.18.0.2"]);
+    b
+}
+
+fn config(b: &Bed, version: &str, with_web: bool) -> String {
+    let web = if with_web {
+        format!(
+            r#"{{"id": "a1", "name": "web", "interfaces": [{{"name": "eth0", "network": "lan", "attach": {{"netns": "{}"}}}}]}},"#,
+            b.eco1.path()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{
+  "device_id": "dev-l3", "config_version": "{version}",
+  "ports": [
+    {{"name": "eth0", "ifname": "eth0", "labels": ["uplink"], "cost": 0}},
+    {{"name": "eth1", "ifname": "eth1", "labels": ["uplink"], "cost": 10}}
+  ],
+  "networks": [
+    {{"id": "lan", "name": "lan", "type": "local", "port": "uplink", "mtu": 1400,
+      "ip": {{"subnet": "10.1.0.0/24", "dhcp_range": {{"start": "10.1.0.100", "end": "10.1.0.200"}},
+             "domain": "eco.internal", "lease_secs": 120}},
+      "static_dns": [{{"host": "db", "addrs": ["10.1.0.77"]}}]}},
+    {{"id": "vault", "name": "vault", "type": "local", "ip": {{"subnet": "10.2.0.0/24"}}}}
+  ],
+  "apps": [
+    {web}
+    {{"id": "a2", "name": "api", "interfaces": [{{"name": "eth0", "network": "lan", "attach": {{"netns": "{eco2}"}}}}]}},
+    {{"id": "a3", "name": "safe", "interfaces": [{{"name": "eth0", "network": "vault", "attach": {{"netns": "{eco3}"}}}}]}},
+    {{"id": "a4", "name": "cam", "interfaces": [{{"name": "eth0", "network": "lan", "ip": "10.1.0.20", "attach": {{"netns": "{eco4}"}}}}]}}
+  ]
+}}"#,
+        eco2 = b.eco2.path(),
+        eco3 = b.eco3.path(),
+        eco4 = b.eco4.path(),
+    )
+}
+
+fn start(b: &Bed) -> Econet {
+    let e = Econet::start(&b.dev, &config(b, "1", true));
+    // The static ECO configures itself; the others use DHCP.
+    b.eco4.ip(&["addr", "add", "10.1.0.20/24", "dev", "eth0"]);
+    b.eco4.ip(&["route", "add", "default", "via", "10.1.0.1"]);
+    e
+}
+
+#[test]
+fn three_real_clients_obtain_renew_and_release_one_stable_address() {
+    let b = setup();
+    let e = start(&b);
+    // udhcpc: obtain, renew (SIGUSR1), release (SIGUSR2).
+    let c1 = ClientDir::new();
+    let mut d = udhcpc_daemon(&b.eco1, &c1, "web");
+    let first = wait_addr(&b.eco1, 10).expect("udhcpc got no address");
+    assert!(first.to_string().starts_with("10.1.0."), "{first}");
+    let pid = std::fs::read_to_string(c1.path("udhcpc.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    run(&["kill", "-USR1", &pid]);
+    assert!(
+        wait_until(Duration::from_secs(5), || c1
+            .events()
+            .matches("renew")
+            .count()
+            >= 1),
+        "no renew: {}",
+        c1.events()
+    );
+    run(&["kill", "-USR2", &pid]);
+    assert!(
+        wait_until(Duration::from_secs(5), || addr_of(&b.eco1).is_none()),
+        "no release"
+    );
+    let _ = d.kill();
+    let _ = d.wait();
+    assert!(
+        wait_until(Duration::from_secs(5), || json_at(
+            &e.status_json(),
+            "networks.0.endpoints.0.lease_expires"
+        )
+        .is_none()),
+        "the release did not end the lease"
+    );
+
+    // dhclient: the same ECO gets the same address; then it releases.
+    let c2 = ClientDir::new();
+    assert_eq!(dhclient(&b.eco1, &c2, "web"), Some(first), "dhclient");
+    assert!(dhclient_release(&b.eco1, &c2));
+    b.eco1.ip(&["addr", "flush", "dev", "eth0"]);
+
+    // dhcpcd: obtain, renew (-n), release (-k).
+    let c3 = ClientDir::new();
+    assert!(dhcpcd_daemon(&b.eco1, &c3, "web"), "dhcpcd");
+    assert_eq!(wait_addr(&b.eco1, 10), Some(first), "dhcpcd");
+    assert!(dhcpcd_ctl(&b.eco1, &c3, "-n"));
+    assert!(
+        wait_until(Duration::from_secs(10), || c3.events().contains("RENEW")
+            || c3.events().matches("BOUND").count()
+                + c3.events().matches("REBOOT").count()
+                >= 2),
+        "dhcpcd renew: {}",
+        c3.events()
+    );
+    assert!(dhcpcd_ctl(&b.eco1, &c3, "-k"));
+    assert!(
+        wait_until(Duration::from_secs(5), || addr_of(&b.eco1).is_none()),
+        "dhcpcd release"
+    );
+
+    // The options a client sees: router and, to a client that asks (dhcpcd), the MTU.
+    let ev = c1.events();
+    assert!(
+        ev.contains(&format!("bound {first}/24 gw=10.1.0.1 ")),
+        "{ev}"
+    );
+    assert!(
+        c3.events()
+            .contains(&format!("{first}/24 gw=10.1.0.1 mtu=1400")),
+        "{}",
+        c3.events()
+    );
+    // The allocation is persisted for the next boot.
+    let leases = std::fs::read_to_string(e.state_dir().join("leases-lan.txt")).unwrap_or_default();
+    assert!(leases.contains(&format!("{first} ")), "{leases}");
+    // The air-gapped network hands out no router.
+    let c4 = ClientDir::new();
+    let a3 = udhcpc(&b.eco3, &c4, "safe").expect("vault lease");
+    assert!(
+        c4.events().contains(&format!("bound {a3}/24 gw= ")),
+        "{}",
+        c4.events()
+    );
+}
+
+#[test]
+fn dns_answers_eco_names_static_entries_ptr_and_forwards_the_rest() {
+    let b = setup();
+    let dir = TempDir::new("dns");
+    let _upstream = upstream_resolver(&b.up, "192.0.2.1", &dir.path);
+    let e = start(&b);
+    let c = ClientDir::new();
+    let a1 = udhcpc(&b.eco1, &c, "webby").expect("lease");
+    assert!(wait_until(Duration::from_secs(3), || dig(
+        &b.eco1,
+        "10.1.0.1",
+        &["+short", "webby.eco.internal"]
+    )
+    .is_some_and(|s| s.trim() == a1.to_string())));
+    let q = |args: &[&str]| dig(&b.eco1, "10.1.0.1", args).unwrap_or_default();
+    assert_eq!(
+        q(&["+short", "webby.eco.internal"]).trim(),
+        a1.to_string(),
+        "ECO name from option 12"
+    );
+    assert_eq!(q(&["+short", "webby"]).trim(), a1.to_string(), "bare name");
+    assert_eq!(
+        q(&["+short", "cam.eco.internal"]).trim(),
+        "10.1.0.20",
+        "static ECO by app name"
+    );
+    assert_eq!(
+        q(&["+short", "db.eco.internal"]).trim(),
+        "10.1.0.77",
+        "static_dns"
+    );
+    assert_eq!(
+        q(&["+short", "-x", &a1.to_string()]).trim(),
+        "webby.eco.internal.",
+        "PTR"
+    );
+    assert!(q(&["nope.eco.internal"]).contains("NXDOMAIN"));
+    assert_eq!(
+        q(&["+short", "upstream.test"]).trim(),
+        "192.0.2.99",
+        "forwarded to the device's resolver"
+    );
+    assert_eq!(
+        q(&["+short", "+tcp", "upstream.test"]).trim(),
+        "192.0.2.99",
+        "over TCP"
+    );
+    // kdig too.
+    let out = b
+        .eco1
+        .exec(&["kdig", "+short", "@10.1.0.1", "db.eco.internal"]);
+    assert_eq!(stdout(&out).trim(), "10.1.0.77");
+    // Only on the bridge: asking the device on its uplink address gets nothing.
+    assert!(
+        dig(&b.up, "192.0.2.2", &["+short", "webby.eco.internal"]).is_none(),
+        "answered on a port"
+    );
+    // The air-gapped network answers its own names only (no upstream: REFUSED).
+    let c3 = ClientDir::new();
+    udhcpc(&b.eco3, &c3, "safe").expect("vault lease");
+    assert!(dig(&b.eco3, "10.2.0.1", &["upstream.test"])
+        .unwrap_or_default()
+        .contains("status: REFUSED"));
+    assert!(dig(&b.eco3, "10.2.0.1", &["+short", "safe"]).is_some_and(|s| s.starts_with("10.2.0.")));
+    drop(e);
+}
+
+#[test]
+fn nat_reaches_the_upstream_and_every_forbidden_path_is_closed() {
+    let b = setup();
+    let _e = start(&b);
+    let _srv = tcp_whoami(&b.up, "192.0.2.1", 7000, 60);
+    let _srv2 = tcp_whoami(&b.other, "198.18.0.1", 7000, 60);
+    let _dev_srv = tcp_whoami(&b.dev, "0.0.0.0", 7001, 60);
+    let c = ClientDir::new();
+    let a1 = udhcpc(&b.eco1, &c, "web").expect("lease");
+    let c3 = ClientDir::new();
+    let a3 = udhcpc(&b.eco3, &c3, "safe").expect("vault lease");
+
+    // Allowed: out through NAT (the upstream sees the device's port address).
+    assert!(b.eco1.ping_within("192.0.2.1", 5), "ECO to upstream");
+    assert_eq!(
+        tcp_ask(&b.eco1, "192.0.2.1", 7000).as_deref(),
+        Some("192.0.2.2"),
+        "TCP, masqueraded"
+    );
+    assert!(
+        b.eco4.ping("10.1.0.100") || b.eco4.ping(&a1.to_string()),
+        "ECO to ECO on one network"
+    );
+
+    // Forbidden: between networks, in from a port, across ports, out of the air gap,
+    // and to the device itself (other than DHCP and DNS).
+    assert!(!b.eco1.ping(&a3.to_string()), "lan to vault");
+    assert!(!b.eco3.ping(&a1.to_string()), "vault to lan");
+    assert!(!b.eco3.ping("192.0.2.1"), "air-gapped network out");
+    assert!(!b.up.ping(&a1.to_string()), "from a port into a network");
+    assert_eq!(tcp_ask(&b.up, &a1.to_string(), 22), None);
+    assert!(!b.up.ping("198.18.0.1"), "port to port");
+    assert_eq!(
+        tcp_ask(&b.up, "198.18.0.1", 7000),
+        None,
+        "port to port, TCP"
+    );
+    assert!(!b.other.ping("192.0.2.1"), "port to port, the other way");
+    assert!(!b.eco1.ping("10.1.0.1"), "ECO to its gateway (ICMP)");
+    assert_eq!(
+        tcp_ask(&b.eco1, "10.1.0.1", 7001),
+        None,
+        "ECO to a device service"
+    );
+    assert_eq!(
+        tcp_ask(&b.eco1, "192.0.2.2", 7001),
+        None,
+        "ECO to the device's port address"
+    );
+    assert_eq!(
+        tcp_ask(&b.eco3, "10.2.0.1", 7001),
+        None,
+        "air-gapped ECO to a device service"
+    );
+    // The device's own traffic is not econet's business.
+    assert_eq!(
+        tcp_ask(&b.up, "192.0.2.2", 7001).as_deref(),
+        Some("192.0.2.1")
+    );
+}
+
+#[test]
+fn spoofed_sources_rogue_dhcp_servers_and_router_adverts_are_stopped() {
+    let b = setup();
+    let _e = start(&b);
+    let c = ClientDir::new();
+    let a1 = udhcpc(&b.eco1, &c, "web").expect("lease");
+    assert!(b.eco1.ping_within("192.0.2.1", 5));
+    // Another address on the same ECO: not its lease, so not let out.
+    b.eco1.ip(&["addr", "add", "10.1.0.150/24", "dev", "eth0"]);
+    assert!(
+        !b.eco1.try_exec(&[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "10.1.0.150",
+            "192.0.2.1"
+        ]),
+        "spoofed address"
+    );
+    assert!(b.eco1.try_exec(&[
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "-I",
+        &a1.to_string(),
+        "192.0.2.1"
+    ]));
+    b.eco1.ip(&["addr", "del", "10.1.0.150/24", "dev", "eth0"]);
+    // Another MAC on the same ECO: its address no longer goes out.
+    b.eco1
+        .ip(&["link", "set", "eth0", "address", "02:00:00:00:66:66"]);
+    assert!(!b.eco1.ping("192.0.2.1"), "spoofed MAC");
+
+    // A rogue DHCP server in eco2: its offers never reach eco4.
+    let c2 = ClientDir::new();
+    udhcpc(&b.eco2, &c2, "api").expect("lease");
+    let cap = Capture::start(&b.eco4, "eth0", "udp src port 67", 50);
+    let dir = TempDir::new("rogue");
+    let mut rogue = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.eco2.name,
+            "dnsmasq",
+            "--no-daemon",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .args([
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--dhcp-range=10.1.0.210,10.1.0.220,60",
+        ])
+        .arg(format!("--dhcp-leasefile={}", dir.path.join("l").display()))
+        .arg(format!("--pid-file={}", dir.path.join("p").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // eco4 asks (its replies come from whoever answers).
+    let c4 = ClientDir::new();
+    b.eco4.ip(&["addr", "flush", "dev", "eth0"]);
+    let _ = udhcpc(&b.eco4, &c4, "cam");
+    let _ = rogue.kill();
+    let _ = rogue.wait();
+    let frames = cap.finish(Duration::from_secs(2));
+    let eco2_mac = stdout(&b.eco2.ip(&["-br", "link", "show", "eth0"]))
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let from_rogue = frames
+        .iter()
+        .filter(|f| {
+            f.len() > 12
+                && format!(
+                    "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    f[6], f[7], f[8], f[9], f[10], f[11]
+                ) == eco2_mac
+        })
+        .count();
+    assert!(
+        !frames.is_empty(),
+        "econet's own replies should have been captured"
+    );
+    assert_eq!(from_rogue, 0, "a rogue DHCP server reached another ECO");
+
+    // A router advertisement from eco2 does not reach eco4.
+    let cap = Capture::start(&b.eco4, "eth0", "icmp6", 5);
+    b.eco2.exec(&[
+        "/usr/bin/python3",
+        "-c",
+        "from scapy.all import *\nsendp(Ether(dst='33:33:00:00:00:01')/IPv6(src='fe80::66', dst='ff02::1')/ICMPv6ND_RA(), iface='eth0', verbose=0)",
+    ]);
+    let frames = cap.finish(Duration::from_secs(2));
+    assert!(
+        frames
+            .iter()
+            .all(|f| !(f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[54] == 134)),
+        "an RA reached another ECO"
+    );
+}
+
+#[test]
+fn the_same_eco_keeps_its_address_across_restarts_rerequests_and_redeploys() {
+    let b = setup();
+    let mut e = start(&b);
+    let c = ClientDir::new();
+    let a1 = udhcpc(&b.eco1, &c, "web").expect("lease");
+    // Re-request (a client that lost its state) gets the same address.
+    b.eco1.ip(&["addr", "flush", "dev", "eth0"]);
+    assert_eq!(udhcpc(&b.eco1, &ClientDir::new(), "web"), Some(a1));
+    b.eco1
+        .ip(&["route", "replace", "default", "via", "10.1.0.1"]);
+    assert!(b.eco1.ping_within("192.0.2.1", 5));
+    // econet killed and restarted: traffic keeps flowing; the ECO keeps its address.
+    let mut ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.eco1.name,
+            "ping",
+            "-c",
+            "30",
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "192.0.2.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    e.restart_hard();
+    let out = ping.wait().unwrap();
+    assert!(out.success(), "traffic was cut by the restart");
+    b.eco1.ip(&["addr", "flush", "dev", "eth0"]);
+    assert_eq!(
+        udhcpc(&b.eco1, &ClientDir::new(), "web"),
+        Some(a1),
+        "after restart"
+    );
+    // Redeploy: the app leaves the config and comes back (new namespace, even).
+    e.reload(&config(&b, "2", false));
+    run(&["ip", "netns", "del", &b.eco1.name]);
+    run(&["ip", "netns", "add", &b.eco1.name]);
+    e.reload(&config(&b, "3", true));
+    assert!(wait_until(Duration::from_secs(5), || b
+        .eco1
+        .links()
+        .contains(&"eth0".to_string())));
+    assert_eq!(
+        udhcpc(&b.eco1, &ClientDir::new(), "web"),
+        Some(a1),
+        "after redeploy"
+    );
+}
+
+#[test]
+fn nat_follows_the_best_port_that_is_up_and_an_overlapping_port_subnet_is_an_error() {
+    let b = setup();
+    let e = start(&b);
+    let _srv = tcp_whoami(&b.other, "198.18.0.1", 7000, 60);
+    let c = ClientDir::new();
+    udhcpc(&b.eco1, &c, "web").expect("lease");
+    let st = || e.status_json();
+    assert_eq!(
+        json_str(&st(), "networks.0.ports.active").as_deref(),
+        Some("eth0")
+    );
+    // eth0 loses its carrier: NAT moves to eth1 (the device's routing follows).
+    b.dev.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.18.0.1",
+        "metric",
+        "100",
+    ]);
+    b.up.ip(&["link", "set", "eth0", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || json_str(
+            &st(),
+            "networks.0.ports.active"
+        )
+        .as_deref()
+            == Some("eth1")),
+        "{}",
+        st()
+    );
+    assert!(e.log().contains("NAT moves from eth0 to eth1"));
+    assert_eq!(
+        tcp_ask(&b.eco1, "198.18.0.1", 7000).as_deref(),
+        Some("198.18.0.2"),
+        "NAT out of eth1"
+    );
+    b.up.ip(&["link", "set", "eth0", "up"]);
+    assert!(wait_until(Duration::from_secs(5), || json_str(
+        &st(),
+        "networks.0.ports.active"
+    )
+    .as_deref()
+        == Some("eth0")));
+
+    // A port gets an address in the vault's subnet: vault goes to error and gives
+    // up its gateway address; when the port's address goes, all is back.
+    b.dev.ip(&["addr", "add", "10.2.0.200/16", "dev", "eth1"]);
+    assert!(wait_until(Duration::from_secs(5), || json_str(
+        &st(),
+        "networks.1.state"
+    )
+    .as_deref()
+        == Some("error")));
+    assert!(json_at(&st(), "networks.1.errors")
+        .unwrap()
+        .contains("overlaps port eth1"));
+    assert!(!stdout(&b.dev.ip(&["-4", "addr", "show", "dev", "ec-vault"])).contains("10.2.0.1/24"));
+    assert_eq!(
+        json_str(&st(), "networks.0.state").as_deref(),
+        Some("online"),
+        "others run on"
+    );
+    b.dev.ip(&["addr", "del", "10.2.0.200/16", "dev", "eth1"]);
+    assert!(wait_until(Duration::from_secs(5), || json_str(
+        &st(),
+        "networks.1.state"
+    )
+    .as_deref()
+        == Some("online")));
+    assert!(stdout(&b.dev.ip(&["-4", "addr", "show", "dev", "ec-vault"])).contains("10.2.0.1/24"));
+}
+
+#[test]
+fn status_shows_leases_and_the_mtu_reaches_bridge_endpoints_and_clients() {
+    let b = setup();
+    let e = start(&b);
+    let c = ClientDir::new();
+    let a1 = udhcpc(&b.eco1, &c, "webby").expect("lease");
+    let s = e.status_json();
+    assert_eq!(
+        json_str(&s, "networks.0.endpoints.0.ip"),
+        Some(a1.to_string()),
+        "{s}"
+    );
+    assert_eq!(
+        json_str(&s, "networks.0.endpoints.0.hostname").as_deref(),
+        Some("webby")
+    );
+    let expires: u64 = json_at(&s, "networks.0.endpoints.0.lease_expires")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        expires > now && expires <= now + 121,
+        "lease_expires {expires} vs now {now}"
+    );
+    let mac = json_str(&s, "networks.0.endpoints.0.mac").unwrap();
+    assert!(stdout(&b.eco1.ip(&["link", "show", "eth0"])).contains(&mac));
+    assert_eq!(
+        json_str(&s, "networks.0.endpoints.2.ip").as_deref(),
+        Some("10.1.0.20"),
+        "static"
+    );
+    for (ns, dev) in [(&b.dev, "ec-lan"), (&b.eco1, "eth0")] {
+        assert!(
+            stdout(&ns.ip(&["link", "show", dev])).contains("mtu 1400"),
+            "{dev}"
+        );
+    }
+    assert!(e.status_text().contains("webby"));
+    // The firewall is readable with nft.
+    let rules = stdout(&b.dev.exec(&["nft", "list", "ruleset"]));
+    assert!(
+        rules.contains("ip saddr 10.1.0.0/24 oifname \"eth0\" masquerade"),
+        "{rules}"
+    );
+    assert!(rules.contains("tcp option maxseg size set rt mtu"));
+    assert!(
+        rules.contains(&format!(". {a1} }}")) || rules.contains(&format!(". {a1},")),
+        "{rules}"
+    );
+}
