@@ -105,7 +105,7 @@ fn three_real_clients_obtain_renew_and_release_one_stable_address() {
     let e = start(&b);
     // udhcpc: obtain, renew (SIGUSR1), release (SIGUSR2).
     let c1 = ClientDir::new();
-    let mut d = udhcpc_daemon(&b.eco1, &c1, "web");
+    let d = udhcpc_daemon(&b.eco1, &c1, "web");
     let first = wait_addr(&b.eco1, 10).expect("udhcpc got no address");
     assert!(first.to_string().starts_with("10.1.0."), "{first}");
     let pid = std::fs::read_to_string(c1.path("udhcpc.pid"))
@@ -127,8 +127,7 @@ fn three_real_clients_obtain_renew_and_release_one_stable_address() {
         wait_until(Duration::from_secs(5), || addr_of(&b.eco1).is_none()),
         "no release"
     );
-    let _ = d.kill();
-    let _ = d.wait();
+    drop(d);
     assert!(
         wait_until(Duration::from_secs(5), || json_at(
             &e.status_json(),
@@ -359,35 +358,36 @@ fn spoofed_sources_rogue_dhcp_servers_and_router_adverts_are_stopped() {
     udhcpc(&b.eco2, &c2, "api").expect("lease");
     let cap = Capture::start(&b.eco4, "eth0", "udp src port 67", 50);
     let dir = TempDir::new("rogue");
-    let mut rogue = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b.eco2.name,
-            "dnsmasq",
-            "--no-daemon",
-            "--port=0",
-            "--no-resolv",
-            "--no-hosts",
-        ])
-        .args([
-            "--interface=eth0",
-            "--bind-interfaces",
-            "--dhcp-range=10.1.0.210,10.1.0.220,60",
-        ])
-        .arg(format!("--dhcp-leasefile={}", dir.path.join("l").display()))
-        .arg(format!("--pid-file={}", dir.path.join("p").display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let rogue = Proc(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &b.eco2.name,
+                "dnsmasq",
+                "--no-daemon",
+                "--port=0",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--dhcp-range=10.1.0.210,10.1.0.220,60",
+            ])
+            .arg(format!("--dhcp-leasefile={}", dir.path.join("l").display()))
+            .arg(format!("--pid-file={}", dir.path.join("p").display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     // eco4 asks (its replies come from whoever answers).
     let c4 = ClientDir::new();
     b.eco4.ip(&["addr", "flush", "dev", "eth0"]);
     let _ = udhcpc(&b.eco4, &c4, "cam");
-    let _ = rogue.kill();
-    let _ = rogue.wait();
+    drop(rogue);
     let frames = cap.finish(Duration::from_secs(2));
     let eco2_mac = stdout(&b.eco2.ip(&["-br", "link", "show", "eth0"]))
         .split_whitespace()

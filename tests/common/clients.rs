@@ -4,10 +4,10 @@
 //! event so tests can count renewals and releases.
 #![allow(dead_code)]
 
-use super::{stdout, wait_until, Netns, TempDir};
+use super::{stdout, wait_until, Netns, Proc, TempDir};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const HOOK: &str = r#"#!/bin/sh
@@ -121,27 +121,29 @@ pub fn udhcpc(ns: &Netns, c: &ClientDir, hostname: &str) -> Option<Ipv4Addr> {
 }
 
 /// A udhcpc that stays (for renew with SIGUSR1 and release with SIGUSR2).
-pub fn udhcpc_daemon(ns: &Netns, c: &ClientDir, hostname: &str) -> Child {
+pub fn udhcpc_daemon(ns: &Netns, c: &ClientDir, hostname: &str) -> Proc {
     let pidf = c.path("udhcpc.pid");
-    Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "busybox", "udhcpc", "-f", "-i", "eth0", "-s",
-        ])
-        .arg(c.hook())
-        .args([
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-p",
-            &pidf,
-            "-x",
-            &format!("hostname:{hostname}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    Proc(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns.name, "busybox", "udhcpc", "-f", "-i", "eth0", "-s",
+            ])
+            .arg(c.hook())
+            .args([
+                "-t",
+                "5",
+                "-T",
+                "1",
+                "-p",
+                &pidf,
+                "-x",
+                &format!("hostname:{hostname}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// ISC dhclient, one shot (it sends the host name of its UTS namespace).
@@ -235,7 +237,7 @@ pub fn dhcpcd_ctl(ns: &Netns, c: &ClientDir, flag: &str) -> bool {
 
 /// A TCP server in `ns` on `addr:port` that answers each connection with the peer's
 /// address, for `secs` seconds.
-pub fn tcp_whoami(ns: &Netns, addr: &str, port: u16, secs: u64) -> Child {
+pub fn tcp_whoami(ns: &Netns, addr: &str, port: u16, secs: u64) -> Proc {
     let script = format!(
         "import socket, time\n\
          s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
@@ -255,7 +257,7 @@ pub fn tcp_whoami(ns: &Netns, addr: &str, port: u16, secs: u64) -> Child {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    child
+    Proc(child)
 }
 
 /// Connects from `ns` to `addr:port` (2 s timeout); the server's answer, if any.
@@ -287,28 +289,30 @@ pub fn dig(ns: &Netns, server: &str, args: &[&str]) -> Option<String> {
 }
 
 /// A dnsmasq in `ns` answering `upstream.test` (as an upstream resolver).
-pub fn upstream_resolver(ns: &Netns, listen: &str, dir: &Path) -> Child {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "dnsmasq",
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-        ])
-        .arg(format!("--listen-address={listen}"))
-        .args([
-            "--bind-interfaces",
-            "--address=/upstream.test/192.0.2.99",
-            "--port=53",
-        ])
-        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+pub fn upstream_resolver(ns: &Netns, listen: &str, dir: &Path) -> Proc {
+    Proc(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "dnsmasq",
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .arg(format!("--listen-address={listen}"))
+            .args([
+                "--bind-interfaces",
+                "--address=/upstream.test/192.0.2.99",
+                "--port=53",
+            ])
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Waits until `ns` has an address on eth0.

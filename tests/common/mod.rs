@@ -187,6 +187,22 @@ impl Drop for Netns {
     }
 }
 
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A veth pair: `a_name` in `a`, `b_name` in `b`, both up.
 pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
     run(&[
