@@ -85,16 +85,25 @@ fn config(sb: &Sandbox) -> String {
         r#"{{
   "device_id": "demo-device",
   "config_version": "1",
-  "ports": [{{"name": "eth0", "ifname": "eth0", "labels": ["plant-floor"]}}],
+  "ports": [
+    {{"name": "eth0", "ifname": "eth0", "labels": ["uplink"]}},
+    {{"name": "eth1", "ifname": "eth1", "labels": ["plant-floor"]}}
+  ],
   "networks": [
-    {{"id": "11111111-0000-4000-8000-00000000d001", "name": "plant", "type": "switch", "port": "plant-floor"}}
+    {{"id": "11111111-0000-4000-8000-00000000d001", "name": "plant", "type": "switch", "port": "plant-floor"}},
+    {{"id": "11111111-0000-4000-8000-00000000d002", "name": "lan", "type": "local", "port": "uplink",
+      "ip": {{"subnet": "10.1.0.0/24", "dhcp_range": {{"start": "10.1.0.100", "end": "10.1.0.200"}},
+             "domain": "eco.internal"}},
+      "static_dns": [{{"host": "historian-db", "addrs": ["10.1.0.5"]}}]}}
   ],
   "apps": [
     {{"id": "22222222-0000-4000-8000-00000000d001", "name": "scada",
-      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001",
-                      "attach": {{"netns": "/run/netns/{eco1}"}}}}]}},
+      "interfaces": [
+        {{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001", "attach": {{"netns": "/run/netns/{eco1}"}}}},
+        {{"name": "eth1", "network": "11111111-0000-4000-8000-00000000d002", "attach": {{"netns": "/run/netns/{eco1}"}}}}
+      ]}},
     {{"id": "22222222-0000-4000-8000-00000000d002", "name": "historian",
-      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001",
+      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d002",
                       "attach": {{"netns": "/run/netns/{eco2}"}}}}]}}
   ]
 }}
@@ -104,15 +113,28 @@ fn config(sb: &Sandbox) -> String {
     )
 }
 
+/// A udhcpc hook that applies the lease like a network manager would.
+const HOOK: &str = "#!/bin/sh\n\
+case \"$1\" in\n\
+  bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"\n\
+    [ -n \"$router\" ] && ip route replace default via \"$router\"\n\
+    echo \"  $interface: leased $ip/$mask, router $router, DNS $dns, domain $domain\" ;;\n\
+  deconfig) ip addr flush dev \"$interface\" ;;\n\
+esac\n";
+
 pub fn main(_opts: &crate::cli::Opts) -> i32 {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("econet demo needs root (it creates network namespaces)");
         return 1;
     }
-    for tool in ["ip", "ping"] {
+    for (tool, pkg) in [
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("busybox", "busybox"),
+    ] {
         if sh(&["sh", "-c", &format!("command -v {tool}")]).is_err() {
-            eprintln!("econet demo needs `{tool}` (apt-get install iproute2 iputils-ping)");
+            eprintln!("econet demo needs `{tool}` (apt-get install {pkg})");
             return 1;
         }
     }
@@ -135,42 +157,57 @@ fn demo() -> Result<(), String> {
     };
     std::fs::create_dir_all(&sb.dir).map_err(|e| e.to_string())?;
 
-    step("1. A sandbox: a device, two ECOs (containers) and a host on the plant floor");
+    step("1. A sandbox: a device, two ECOs (containers), a host on the plant floor, an upstream host");
     let dev = sb.add_ns("dev")?;
     let eco1 = sb.add_ns("eco1")?;
     let eco2 = sb.add_ns("eco2")?;
-    let up = sb.add_ns("floor")?;
-    sh(&[
-        "ip", "-n", &dev, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
-        &up,
-    ])?;
-    sh(&["ip", "-n", &dev, "link", "set", "eth0", "up"])?;
-    sh(&["ip", "-n", &up, "link", "set", "eth0", "up"])?;
+    let floor = sb.add_ns("floor")?;
+    let up = sb.add_ns("upstream")?;
+    for (port, peer, peer_addr) in [
+        ("eth0", &up, "192.0.2.1/24"),
+        ("eth1", &floor, "192.168.60.1/24"),
+    ] {
+        sh(&[
+            "ip", "-n", &dev, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+            peer,
+        ])?;
+        sh(&["ip", "-n", &dev, "link", "set", port, "up"])?;
+        sh(&["ip", "-n", peer, "link", "set", "eth0", "up"])?;
+        sh(&["ip", "-n", peer, "addr", "add", peer_addr, "dev", "eth0"])?;
+    }
+    // The device's uplink, as its own network manager would have set it up.
     sh(&[
         "ip",
         "-n",
-        &up,
+        &dev,
         "addr",
         "add",
-        "192.168.60.1/24",
+        "192.0.2.2/24",
         "dev",
         "eth0",
     ])?;
-    println!(
-        "namespaces: {dev} (device, port eth0), {eco1}, {eco2}, {up} (192.168.60.1, behind eth0)"
-    );
+    sh(&[
+        "ip",
+        "-n",
+        &dev,
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.0.2.1",
+    ])?;
+    println!("{dev}: the device; port eth0 (uplink, 192.0.2.2) to {up} (192.0.2.1),");
+    println!("    port eth1 (plant floor, no address) to {floor} (192.168.60.1)");
+    println!("{eco1}: the ECO \"scada\"; {eco2}: the ECO \"historian\"");
 
-    step("2. The device config: an L2 switch network on the port, both ECOs attached");
+    step("2. The device config: a switch network on the plant floor, a local network with NAT to the uplink");
     let cfg_path = sb.dir.join("device.json");
     let cfg = config(&sb);
     std::fs::write(&cfg_path, &cfg).map_err(|e| e.to_string())?;
     print!("{cfg}");
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    show(&[
-        me.to_str().unwrap_or("econet"),
-        "check",
-        cfg_path.to_str().unwrap_or_default(),
-    ])?;
+    let me_s = me.to_str().unwrap_or("econet").to_string();
+    show(&[&me_s, "check", cfg_path.to_str().unwrap_or_default()])?;
 
     step("3. econet run, inside the device namespace");
     let state = sb.dir.join("state");
@@ -200,9 +237,10 @@ fn demo() -> Result<(), String> {
     show(&[
         "ip", "-n", &dev, "-br", "link", "show", "master", "ec-plant",
     ])?;
-    show(&["ip", "-n", &eco1, "-br", "link", "show", "eth0"])?;
+    show(&["ip", "-n", &dev, "-br", "addr", "show", "ec-lan"])?;
+    show(&["ip", "-n", &eco1, "-br", "link"])?;
 
-    step("4. The ECOs talk: L2 frames pass unchanged (no DHCP or DNS on a switch network)");
+    step("4. The switch network: L2 frames pass unchanged between scada and the plant floor");
     sh(&[
         "ip",
         "-n",
@@ -213,17 +251,7 @@ fn demo() -> Result<(), String> {
         "dev",
         "eth0",
     ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &eco2,
-        "addr",
-        "add",
-        "192.168.60.12/24",
-        "dev",
-        "eth0",
-    ])?;
-    println!("(addresses set by hand inside the ECOs: 192.168.60.11 and .12)");
+    println!("(a switch network has no DHCP or DNS: scada's eth0 gets 192.168.60.11 by hand)");
     show(&[
         "ip",
         "netns",
@@ -234,7 +262,62 @@ fn demo() -> Result<(), String> {
         "2",
         "-W",
         "2",
-        "192.168.60.12",
+        "192.168.60.1",
+    ])?;
+
+    step("5. The local network: leases by DHCP (busybox udhcpc), names by DNS, NAT to the uplink");
+    let hook = sb.dir.join("udhcpc-hook");
+    std::fs::write(&hook, HOOK).map_err(|e| e.to_string())?;
+    sh(&["chmod", "+x", hook.to_str().unwrap_or_default()])?;
+    for (ns, ifname, name) in [(&eco1, "eth1", "scada"), (&eco2, "eth0", "historian")] {
+        let started = Instant::now();
+        println!("$ ip netns exec {ns} busybox udhcpc -q -i {ifname} -x hostname:{name} …");
+        let out = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "busybox",
+            "udhcpc",
+            "-f",
+            "-q",
+            "-n",
+            "-i",
+            ifname,
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            hook.to_str().unwrap_or_default(),
+            "-x",
+            &format!("hostname:{name}"),
+        ])?;
+        print!("{out}");
+        println!(
+            "  ({} ms from udhcpc start to address applied)",
+            started.elapsed().as_millis()
+        );
+    }
+    show(&[
+        "ip",
+        "netns",
+        "exec",
+        &eco2,
+        "busybox",
+        "nslookup",
+        "scada.eco.internal",
+        "10.1.0.1",
+    ])?;
+    show(&[
+        "ip",
+        "netns",
+        "exec",
+        &eco2,
+        "busybox",
+        "nslookup",
+        "historian-db.eco.internal",
+        "10.1.0.1",
     ])?;
     show(&[
         "ip",
@@ -246,12 +329,20 @@ fn demo() -> Result<(), String> {
         "2",
         "-W",
         "2",
-        "192.168.60.1",
+        "192.0.2.1",
     ])?;
+    println!("(the upstream host sees the device's address: the ECOs are behind NAT)");
+    println!("$ ip netns exec {eco2} ping -c 1 -W 1 10.1.0.1   # the device itself");
+    match sh(&[
+        "ip", "netns", "exec", &eco2, "ping", "-c", "1", "-W", "1", "10.1.0.1",
+    ]) {
+        Ok(_) => return Err("an ECO reached the device beyond DHCP and DNS".into()),
+        Err(_) => println!("  no answer: ECOs reach the device only for DHCP and DNS"),
+    }
 
-    step("5. econet status");
+    step("6. econet status");
     show(&[
-        me.to_str().unwrap_or("econet"),
+        &me_s,
         "status",
         "--state-dir",
         state.to_str().unwrap_or_default(),
