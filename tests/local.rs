@@ -313,6 +313,15 @@ fn nat_reaches_the_upstream_and_every_forbidden_path_is_closed() {
         tcp_ask(&b.up, "192.0.2.2", 7001).as_deref(),
         Some("192.0.2.1")
     );
+
+    // Another firewall on the box keeps its say: its drop still drops.
+    b.dev.exec(&["nft", "add table inet other; add chain inet other blockall { type filter hook forward priority 10; policy drop; }"]);
+    assert!(
+        !b.eco1.ping("192.0.2.1"),
+        "a foreign forward chain's drop was overridden"
+    );
+    b.dev.exec(&["nft", "delete table inet other"]);
+    assert!(b.eco1.ping_within("192.0.2.1", 3));
 }
 
 #[test]
