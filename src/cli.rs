@@ -8,9 +8,11 @@ econet: networks for edge containers
 
 USAGE:
     econet run [--config FILE | --controller URL --ca FILE --cert FILE --key FILE]
-               [--poll-interval SECS] [--state-dir DIR] [--board NAME] [--log-level LEVEL]
+               [--poll-interval SECS] [--device-id ID] [--state-dir DIR] [--board NAME]
+               [--log-level LEVEL]
     econet check FILE
     econet status [--json | --dot] [--state-dir DIR | --socket PATH] [--board NAME]
+                  (--dot: the device's networks, ports and ECOs as a Graphviz graph)
     econet demo
     econet --version
     econet --help
@@ -28,6 +30,10 @@ OPTIONS:
                        live (default: the board's, else /var/lib/econet).
     --board NAME       A board profile (built in, or a path to a JSON profile)
                        that supplies defaults; explicit flags override it.
+    --controller URL   Poll URL/config over HTTPS (CA pinned by --ca, the device
+                       authenticated by --cert/--key), post status to URL/info.
+    --device-id ID     Reject configs for another device (default: the id of the
+                       config the device runs; the first accepted pins it).
     --log-level LEVEL  error, warn, info, debug or trace (default: the board's, else info).
 ";
 
@@ -45,6 +51,7 @@ pub struct Opts {
     pub state_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
     pub board: Option<String>,
+    pub device_id: Option<String>,
     pub log_level: Option<log::LevelFilter>,
     pub json: bool,
     pub dot: bool,
@@ -77,6 +84,7 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--state-dir" => o.state_dir = Some(val(a)?.into()),
             "--socket" => o.socket = Some(val(a)?.into()),
             "--board" => o.board = Some(val(a)?),
+            "--device-id" => o.device_id = Some(val(a)?),
             "--log-level" => {
                 let v = val(a)?;
                 o.log_level = Some(
@@ -184,13 +192,39 @@ pub fn run_settings(opts: &Opts) -> Result<(crate::daemon::Settings, log::LevelF
     if !opts.positional.is_empty() {
         return Err(format!("unexpected argument {:?}", opts.positional[0]));
     }
+    let controller = |url: &str| -> Result<crate::daemon::Source, String> {
+        if !url.starts_with("https://") {
+            return Err(format!("--controller {url:?}: only https:// is accepted"));
+        }
+        let pick = |flag: &Option<PathBuf>, board: &Option<String>, name: &str| {
+            flag.clone()
+                .or_else(|| board.clone().map(PathBuf::from))
+                .ok_or_else(|| {
+                    format!("--controller needs --{name} FILE (or a board that sets it)")
+                })
+        };
+        Ok(crate::daemon::Source::Controller(
+            crate::controller::Settings {
+                url: url.to_string(),
+                ca: pick(&opts.ca, &b.controller.ca, "ca")?,
+                cert: pick(&opts.cert, &b.controller.cert, "cert")?,
+                key: pick(&opts.key, &b.controller.key, "key")?,
+                poll_interval: std::time::Duration::from_secs(u64::from(
+                    opts.poll_interval.or(b.controller.poll_secs).unwrap_or(60),
+                )),
+            },
+        ))
+    };
+    // Exactly one source: a flag wins over the board; a board that names a
+    // controller is a managed device, so its controller wins over its config file.
     let source = match (&opts.config, &opts.controller) {
         (Some(_), Some(_)) => return Err("give --config or --controller, not both".into()),
         (Some(f), None) => crate::daemon::Source::File(f.clone()),
-        (None, Some(_)) => return Err("--controller is not available in this build".into()),
-        (None, None) => match (&b.config, &b.controller.url) {
-            (Some(f), _) => crate::daemon::Source::File(PathBuf::from(f)),
-            _ => {
+        (None, Some(url)) => controller(url)?,
+        (None, None) => match (&b.controller.url, &b.config) {
+            (Some(url), _) => controller(url)?,
+            (None, Some(f)) => crate::daemon::Source::File(PathBuf::from(f)),
+            (None, None) => {
                 return Err(
                     "give --config FILE or --controller URL (or a --board that names one)".into(),
                 )
@@ -208,6 +242,7 @@ pub fn run_settings(opts: &Opts) -> Result<(crate::daemon::Settings, log::LevelF
             source,
             state_dir,
             socket,
+            device_id: opts.device_id.clone(),
         },
         level,
     ))

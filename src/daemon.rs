@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub enum Source {
     File(PathBuf),
+    Controller(crate::controller::Settings),
 }
 
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ pub struct Settings {
     pub source: Source,
     pub state_dir: PathBuf,
     pub socket: PathBuf,
+    /// Configs for another device are rejected; `None`: the running config's id.
+    pub device_id: Option<String>,
 }
 
 /// Name of the last good config in the state directory.
@@ -51,6 +54,10 @@ const T_CONTROL: u64 = 3;
 const T_CONN: u64 = 0x100;
 const T_DNS: u64 = 0x10000;
 const T_DHCP: u64 = 4;
+const T_CONTROLLER: u64 = 5;
+/// Status goes to the controller when it changes in substance, and this often anyway
+/// (with counters).
+const STATUS_EVERY: Duration = Duration::from_secs(300);
 
 /// Per network: what the last reconcile pass found.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +92,18 @@ pub struct Daemon {
     links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
     service_errors: HashMap<String, Vec<String>>,
+    controller: Option<crate::controller::Controller>,
+    /// Why the last controller poll failed, if it did.
+    controller_error: Option<String>,
+    /// How long the last poll that found nothing new took.
+    poll_ms: Option<u64>,
+    /// Something of substance may have changed: compare and post.
+    status_dirty: bool,
+    /// The status last posted, without counters.
+    posted: String,
+    next_post: Instant,
+    /// The longest the loop spent between two waits.
+    loop_worst: Duration,
 }
 
 impl Daemon {
@@ -120,6 +139,13 @@ impl Daemon {
             dhcp: DhcpShell::new(&settings_state_dir),
             links: Vec::new(),
             service_errors: HashMap::new(),
+            controller: None,
+            controller_error: None,
+            poll_ms: None,
+            status_dirty: true,
+            posted: String::new(),
+            next_post: Instant::now(),
+            loop_worst: Duration::ZERO,
         };
         d.boot();
         Ok(d)
@@ -129,66 +155,75 @@ impl Daemon {
         self.settings.state_dir.join(LAST_GOOD)
     }
 
-    /// At start: the config source, or else the last good config persisted.
+    /// At start: the last good config at once (so a device whose controller is
+    /// unreachable runs what it ran), then the source.
     fn boot(&mut self) {
-        let loaded = self.read_source();
-        match loaded {
-            Ok(cfg) => self.offer(cfg),
-            Err(errs) => {
-                log::error!("config rejected:");
-                for e in &errs {
-                    log::error!("  {e}");
+        if let Ok(cfg) = config::load(&self.last_good_path()) {
+            log::info!("last good config from {}", self.last_good_path().display());
+            self.install(cfg);
+        }
+        match self.settings.source.clone() {
+            Source::File(_) => self.reload(),
+            Source::Controller(c) => match crate::controller::Controller::start(c.clone()) {
+                Ok(ctl) => {
+                    log::info!("polling controller {}", c.url);
+                    self.controller = Some(ctl);
                 }
-                self.rejected = errs.iter().map(ToString::to_string).collect();
-                match config::load(&self.last_good_path()) {
-                    Ok(cfg) => {
-                        log::warn!(
-                            "running the last good config from {}",
-                            self.last_good_path().display()
-                        );
-                        self.install(cfg, false);
+                Err(e) => log::error!("cannot start the controller thread: {e}"),
+            },
+        }
+        if self.config.is_none() {
+            log::warn!("no valid config yet: nothing to apply until one arrives");
+        }
+    }
+
+    /// A config document arrived (a file read, a controller reply): accept it whole
+    /// or reject it whole; a rejection changes nothing that runs.
+    fn intake(&mut self, bytes: Vec<u8>) {
+        match config::parse(&bytes) {
+            Err(errs) => self.reject(&errs),
+            Ok(cfg) => {
+                let mut errs = Vec::new();
+                if let Some(id) = self.expected_device_id() {
+                    if cfg.device_id != id {
+                        errs.push(ConfigError {
+                            path: "device_id".into(),
+                            msg: format!("{:?} is not this device ({id:?})", cfg.device_id),
+                        });
                     }
-                    Err(_) => log::warn!(
-                        "no last good config: nothing to apply until a valid one arrives"
-                    ),
                 }
+                if let Some(prev) = &self.config {
+                    errs.extend(validate::check_transition(prev, &cfg));
+                }
+                if !errs.is_empty() {
+                    return self.reject(&errs);
+                }
+                self.rejected.clear();
+                self.persist_last_good(&bytes);
+                self.install(cfg);
             }
         }
     }
 
-    fn read_source(&self) -> Result<Config, Vec<ConfigError>> {
-        match &self.settings.source {
-            Source::File(p) => config::load(p),
+    fn reject(&mut self, errs: &[ConfigError]) {
+        log::error!("config rejected; the running config stays:");
+        for e in errs {
+            log::error!("  {e}");
         }
+        self.rejected = errs.iter().map(ToString::to_string).collect();
+        self.status_dirty = true;
     }
 
-    /// A new valid config: accept it unless it breaks a rule against the running one.
-    fn offer(&mut self, cfg: Config) {
-        let prev = match &self.config {
-            Some(c) => Some(c.clone()),
-            None => config::load(&self.last_good_path()).ok(),
-        };
-        if let Some(prev) = &prev {
-            let errs = validate::check_transition(prev, &cfg);
-            if !errs.is_empty() {
-                for e in &errs {
-                    log::error!("config rejected: {e}");
-                }
-                self.rejected = errs.iter().map(ToString::to_string).collect();
-                if self.config.is_none() {
-                    self.install(prev.clone(), false);
-                }
-                return;
-            }
-        }
-        self.rejected.clear();
-        self.install(cfg, true);
+    /// The device id configs must carry: given on the command line, else the one of
+    /// the config this device runs (the first config accepted pins it).
+    fn expected_device_id(&self) -> Option<String> {
+        self.settings
+            .device_id
+            .clone()
+            .or_else(|| self.config.as_ref().map(|c| c.device_id.clone()))
     }
 
-    fn install(&mut self, cfg: Config, persist: bool) {
-        if persist {
-            self.persist_last_good(&cfg);
-        }
+    fn install(&mut self, cfg: Config) {
         let same = self.config.as_ref() == Some(&cfg);
         if !same {
             log::info!(
@@ -207,21 +242,16 @@ impl Daemon {
         self.config = Some(cfg);
         self.watch_netns_dirs();
         self.reconcile_at = Some(Instant::now());
+        self.status_dirty = true;
     }
 
-    fn persist_last_good(&self, cfg: &Config) {
-        // The file source's own bytes are what was validated; keep exactly those.
-        let Source::File(p) = &self.settings.source;
-        let Ok(bytes) = config::read_bounded(p) else {
-            return;
-        };
-        if config::parse(&bytes).ok().as_ref() != Some(cfg) {
-            return; // the file changed under us; the next reload will see it
-        }
-        if std::fs::read(self.last_good_path()).ok().as_deref() == Some(&bytes[..]) {
+    /// Keeps the accepted document as the last good config (mode 0600: it holds
+    /// secrets), unless it is already what is there.
+    fn persist_last_good(&self, bytes: &[u8]) {
+        if std::fs::read(self.last_good_path()).ok().as_deref() == Some(bytes) {
             return;
         }
-        if let Err(e) = persist::write_atomic(&self.last_good_path(), &bytes, 0o600) {
+        if let Err(e) = persist::write_atomic(&self.last_good_path(), bytes, 0o600) {
             log::warn!("cannot persist the last good config: {e}");
         }
     }
@@ -342,6 +372,9 @@ impl Daemon {
         let Some(cfg) = self.config.as_ref() else {
             return;
         };
+        if !self.dhcp.changed.is_empty() {
+            self.status_dirty = true;
+        }
         for net_id in std::mem::take(&mut self.dhcp.changed) {
             let Some(i) = cfg.networks.iter().position(|n| n.id == net_id) else {
                 continue;
@@ -433,6 +466,7 @@ impl Daemon {
             }
         }
         self.runtime = rt;
+        self.status_dirty = true;
     }
 
     pub fn status(&self) -> Status {
@@ -440,10 +474,14 @@ impl Daemon {
             rejected: self.rejected.clone(),
             source: match &self.settings.source {
                 Source::File(p) => format!("file {}", p.display()),
+                Source::Controller(c) => format!("controller {}", c.url),
             },
             last_changes: self.last_changes,
             total_changes: self.total_changes,
             last_apply_ms: self.last_apply_ms,
+            controller_error: self.controller_error.clone(),
+            poll_ms: self.poll_ms,
+            loop_worst_ms: self.loop_worst.as_millis() as u64,
             ..Default::default()
         };
         let Some(cfg) = &self.config else { return s };
@@ -538,6 +576,63 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    fn on_controller(&mut self) {
+        let Some(c) = self.controller.as_mut() else {
+            return;
+        };
+        for r in c.drain() {
+            match r {
+                crate::controller::Report::Config { body, etag } => {
+                    log::info!(
+                        "controller: new config ({} bytes, etag {})",
+                        body.len(),
+                        etag.as_deref().unwrap_or("-")
+                    );
+                    self.set_controller_error(None);
+                    self.intake(body);
+                }
+                crate::controller::Report::NotModified { took } => {
+                    self.poll_ms = Some(took.as_millis() as u64);
+                    self.set_controller_error(None);
+                }
+                crate::controller::Report::Failed { why, retry_in } => {
+                    if self.controller_error.as_deref() != Some(why.as_str()) {
+                        log::warn!("controller: {why}; retrying in {} s", retry_in.as_secs());
+                    }
+                    self.set_controller_error(Some(why));
+                }
+                crate::controller::Report::Posted => {}
+                crate::controller::Report::PostFailed(e) => log::warn!("controller: {e}"),
+            }
+        }
+    }
+
+    fn set_controller_error(&mut self, e: Option<String>) {
+        if self.controller_error != e {
+            self.controller_error = e;
+            self.status_dirty = true;
+        }
+    }
+
+    /// Posts the status when it changed in substance (state, errors, endpoints,
+    /// addresses; not counters), and every few minutes with counters.
+    fn post_status(&mut self, now: Instant) {
+        let Some(c) = &self.controller else { return };
+        if !self.status_dirty && now < self.next_post {
+            return;
+        }
+        self.status_dirty = false;
+        let s = self.status();
+        let substance = s.to_json(false);
+        if substance != self.posted || now >= self.next_post {
+            c.request(crate::controller::Request::Post(s.to_json(true)));
+            self.posted = substance;
+            self.next_post = now + STATUS_EVERY;
+        }
+    }
+}
+
 impl Handler for Daemon {
     fn register(&self, p: &mut Poller) {
         p.add(self.monitor.as_raw_fd(), false, T_MONITOR);
@@ -551,6 +646,9 @@ impl Handler for Daemon {
         self.dns.register(p, T_DNS);
         if let Some(fd) = self.dhcp.fd() {
             p.add(fd, false, T_DHCP);
+        }
+        if let Some(c) = &self.controller {
+            p.add(c.fd(), false, T_CONTROLLER);
         }
     }
 
@@ -571,6 +669,7 @@ impl Handler for Daemon {
                 self.schedule(DEBOUNCE);
             }
             T_CONTROL => self.control.accept(now),
+            T_CONTROLLER => self.on_controller(),
             T_DHCP => {
                 let recon = &mut self.recon;
                 self.dhcp.ready(now, &mut |ev| Self::on_lease(recon, ev));
@@ -594,6 +693,7 @@ impl Handler for Daemon {
         let d = earliest(self.reconcile_at, Some(self.resync_at));
         let d = earliest(d, self.control.next_deadline());
         let d = earliest(d, self.dhcp.next_deadline());
+        let d = earliest(d, self.controller.as_ref().map(|_| self.next_post));
         earliest(d, self.dns.next_deadline())
     }
 
@@ -604,10 +704,16 @@ impl Handler for Daemon {
         self.dhcp.tick(now, &mut |ev| Self::on_lease(recon, ev));
         if !self.dhcp.changed.is_empty() {
             self.refresh_hosts();
+            self.status_dirty = true;
         }
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }
+        self.post_status(now);
+    }
+
+    fn busy(&mut self, d: Duration) {
+        self.loop_worst = self.loop_worst.max(d);
     }
 
     fn shutdown(&mut self) {
@@ -615,14 +721,21 @@ impl Handler for Daemon {
     }
 
     fn reload(&mut self) {
-        match self.read_source() {
-            Ok(cfg) => self.offer(cfg),
-            Err(errs) => {
-                log::error!("config rejected; keeping the running config:");
-                for e in &errs {
-                    log::error!("  {e}");
+        match &self.settings.source {
+            Source::File(p) => match config::read_bounded(p) {
+                Ok(bytes) => self.intake(bytes),
+                Err(e) => {
+                    let err = ConfigError {
+                        path: p.display().to_string(),
+                        msg: e,
+                    };
+                    self.reject(&[err]);
                 }
-                self.rejected = errs.iter().map(ToString::to_string).collect();
+            },
+            Source::Controller(_) => {
+                if let Some(c) = &self.controller {
+                    c.request(crate::controller::Request::PollNow);
+                }
             }
         }
     }

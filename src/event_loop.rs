@@ -38,6 +38,8 @@ pub trait Handler {
     fn reload(&mut self);
     /// SIGTERM/SIGINT: save what must survive; kernel objects stay.
     fn shutdown(&mut self);
+    /// How long one turn of the loop kept it from waiting (for the worst-stall figure).
+    fn busy(&mut self, d: Duration);
 }
 
 /// Why the loop ended.
@@ -67,6 +69,7 @@ const SIGNAL_TOKEN: u64 = u64::MAX;
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run<H: Handler>(h: &mut H, sigfd: SignalFd) -> Exit {
+    let mut woke = Instant::now();
     loop {
         let now = Instant::now();
         h.tick(now);
@@ -82,6 +85,7 @@ pub fn run<H: Handler>(h: &mut H, sigfd: SignalFd) -> Exit {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
+        h.busy(woke.elapsed());
         let mut pfds: Vec<PollFd> = p
             .fds
             .iter()
@@ -89,7 +93,9 @@ pub fn run<H: Handler>(h: &mut H, sigfd: SignalFd) -> Exit {
             // and stays open until poll returns.
             .map(|(fd, f, _)| PollFd::new(unsafe { BorrowedFd::borrow_raw(*fd) }, *f))
             .collect();
-        match poll(&mut pfds, timeout) {
+        let polled = poll(&mut pfds, timeout);
+        woke = Instant::now();
+        match polled {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Exit::Error(format!("poll: {e}")),

@@ -10,6 +10,7 @@ pub mod board;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod controller;
 pub mod daemon;
 pub mod demo;
 pub mod dns;

@@ -74,6 +74,12 @@ pub struct Status {
     pub total_changes: u64,
     /// How long the last pass that changed something took, in milliseconds.
     pub last_apply_ms: u64,
+    /// Why the last controller poll failed, if it did.
+    pub controller_error: Option<String>,
+    /// How long the last controller poll that found nothing new took.
+    pub poll_ms: Option<u64>,
+    /// The longest the event loop went without waiting, in milliseconds.
+    pub loop_worst_ms: u64,
 }
 
 impl Status {
@@ -95,11 +101,18 @@ impl Status {
             w.str(e);
         }
         w.end_arr();
+        if let Some(e) = &self.controller_error {
+            w.key("controller_error").str(e);
+        }
         if counters {
             w.key("source").str(&self.source);
             w.key("last_changes").num(self.last_changes);
             w.key("total_changes").num(self.total_changes);
             w.key("last_apply_ms").num(self.last_apply_ms);
+            if let Some(p) = self.poll_ms {
+                w.key("poll_ms").num(p);
+            }
+            w.key("loop_worst_ms").num(self.loop_worst_ms);
         }
         w.end_obj();
         w.finish()

@@ -256,6 +256,8 @@ pub struct Econet {
     pub dir: TempDir,
     pub config: PathBuf,
     child: Option<Child>,
+    /// `run` arguments instead of `--config FILE` (e.g. a controller).
+    source_args: Option<Vec<String>>,
 }
 
 impl Econet {
@@ -269,8 +271,29 @@ impl Econet {
             dir,
             config: cfg,
             child: None,
+            source_args: None,
         };
         e.spawn();
+        e
+    }
+
+    /// Starts econet in `dev` with `args` as its config source (no waiting for a
+    /// config to be applied: there may be none yet).
+    pub fn start_args(dev: &Netns, args: &[String]) -> Econet {
+        let dir = TempDir::new("state");
+        let mut e = Econet {
+            dev: dev.name.clone(),
+            config: dir.path.join("unused.json"),
+            dir,
+            child: None,
+            source_args: Some(args.to_vec()),
+        };
+        e.spawn_only();
+        assert!(
+            wait_until(Duration::from_secs(10), || e.try_status_json().is_some()),
+            "econet did not answer within 10 s; log:\n{}",
+            e.log()
+        );
         e
     }
 
@@ -282,16 +305,36 @@ impl Econet {
         self.dir.path.join("econet.log")
     }
 
-    /// Starts the process (again) with the same config and state.
+    /// Starts the process (again) with the same config and state, and waits until it
+    /// has applied its config.
     pub fn spawn(&mut self) {
+        self.spawn_only();
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .try_status_json()
+                .is_some_and(|s| s.contains("\"applied\":true"))),
+            "econet did not apply its config within 10 s; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts the process (again) with the same source and state.
+    pub fn spawn_only(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
+        let source: Vec<String> = match &self.source_args {
+            Some(a) => a.clone(),
+            None => vec![
+                "--config".into(),
+                self.config.to_string_lossy().into_owned(),
+            ],
+        };
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.dev, ECONET, "run", "--config"])
-            .arg(&self.config)
+            .args(["netns", "exec", &self.dev, ECONET, "run"])
+            .args(&source)
             .arg("--state-dir")
             .arg(self.state_dir())
             .args(["--log-level", "debug"])
@@ -300,13 +343,6 @@ impl Econet {
             .spawn()
             .expect("start econet");
         self.child = Some(child);
-        assert!(
-            wait_until(Duration::from_secs(10), || self
-                .try_status_json()
-                .is_some_and(|s| s.contains("\"applied\":true"))),
-            "econet did not apply its config within 10 s; log:\n{}",
-            self.log()
-        );
     }
 
     pub fn log(&self) -> String {
