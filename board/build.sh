@@ -94,15 +94,21 @@ ensure_packages() {
 
 ensure_rust() {
     command -v rustup >/dev/null || die "rustup not found (install Rust with rustup first)"
+    # (Lists are read into variables first: `rustup ... | grep -q` can die of SIGPIPE.)
+    local installed
     if [[ $target == armv7-unknown-linux-musleabihf ]]; then
         # No prebuilt rust-std for this target here: std is built from source.
-        if ! rustup component list --installed | grep -q '^rust-src'; then
+        installed=$(rustup component list --installed)
+        if ! grep -q '^rust-src' <<<"$installed"; then
             log "rustup component add rust-src"
             rustup component add rust-src
         fi
-    elif ! rustup target list --installed | grep -qx "$target"; then
-        log "rustup target add $target"
-        rustup target add "$target"
+    else
+        installed=$(rustup target list --installed)
+        if ! grep -qx "$target" <<<"$installed"; then
+            log "rustup target add $target"
+            rustup target add "$target"
+        fi
     fi
 }
 
@@ -113,6 +119,7 @@ ensure_rust() {
 ensure_armv7_sysroot() {
     local sysroot=${ECONET_ARMV7_SYSROOT:-$target_dir/board-sysroot/armv7-unknown-linux-musleabihf}
     export ECONET_ARMV7_SYSROOT=$sysroot
+    [[ $sysroot != *[[:space:]#]* ]] || die "the musl sysroot path must not contain spaces or '#': $sysroot"
     [[ -f $sysroot/musl-gcc.specs && -f $sysroot/lib/libc.a && -e $sysroot/lib/libunwind.a ]] && return 0
 
     log "preparing musl sysroot for armhf in $sysroot"

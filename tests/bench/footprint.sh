@@ -158,8 +158,8 @@ while ((SECONDS < deadline)); do
         fi
         exit 1
     fi
-    if "$bin" status --json --state-dir "$work/state" 2>/dev/null |
-        grep -Eq '"applied"[[:space:]]*:[[:space:]]*true'; then
+    doc=$("$bin" status --json --state-dir "$work/state" 2>/dev/null) || doc=
+    if grep -Eq '"applied"[[:space:]]*:[[:space:]]*true' <<<"$doc"; then
         applied=true
         break
     fi
