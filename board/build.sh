@@ -217,6 +217,12 @@ case $mode in
         # Tests build with the test profile (unwinding, as the harness needs).
         build_std=()
         [[ $target == armv7-unknown-linux-musleabihf ]] && build_std=(-Zbuild-std)
+        if [[ -n $qemu ]]; then
+            # Unoptimized code under qemu-user is slow (a fuzz-style DHCP test took 60+ s
+            # on armv7, 1 s at opt-level 1); debug assertions and overflow checks stay on.
+            export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
+            export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
+        fi
         log "cargo test --lib ${cargo_args[*]} ${build_std[*]}${qemu:+ (runner $qemu)}"
         "$cargo" test --lib "${cargo_args[@]}" "${build_std[@]}"
         ;;
