@@ -134,6 +134,46 @@ mod tests {
         }
     }
 
+    /// The boards' C ABI: `time_t` is 64-bit on every target (armv7 through `--cfg
+    /// libc_unstable_musl_v1_2`, see board/README.md), and a time past 2038 survives a
+    /// round trip through the C library that is linked in (libc and nix agree with it).
+    /// Run under qemu-user by `board/build.sh TARGET test`.
+    #[test]
+    #[allow(deprecated)] // the libc crate marks musl's time_t deprecated (musl 1.2 changed it)
+    fn time_t_is_64_bit_and_survives_2038() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(std::mem::size_of::<libc::time_t>(), 8);
+        assert_eq!(std::mem::size_of::<libc::timespec>(), 16);
+
+        let path = std::env::temp_dir().join(format!("econet-time64-{}", std::process::id()));
+        std::fs::write(&path, b"").unwrap();
+        let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // 2041-01-01T00:00:00Z
+        let t: libc::time_t = 2_240_524_800;
+        // SAFETY: all-zero is a valid timespec (it has private padding on armv7).
+        let mut times: [libc::timespec; 2] = unsafe { std::mem::zeroed() };
+        times[0].tv_sec = t;
+        times[1].tv_sec = t;
+        // SAFETY: a NUL-terminated path and two live timespecs.
+        let r = unsafe { libc::utimensat(libc::AT_FDCWD, cpath.as_ptr(), times.as_ptr(), 0) };
+        let err = std::io::Error::last_os_error();
+        let st = nix::sys::stat::stat(path.as_path());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(r, 0, "utimensat to 2041: {err}");
+        assert_eq!(st.unwrap().st_mtime, t, "nix stat after utimensat");
+
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
+        let std_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            (now.tv_sec() - std_now).abs() <= 2,
+            "{} vs {std_now}",
+            now.tv_sec()
+        );
+    }
+
     #[test]
     fn unknown_board_names_the_choices() {
         let e = load("nope").unwrap_err();
