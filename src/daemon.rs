@@ -104,6 +104,8 @@ pub struct Daemon {
     next_post: Instant,
     /// The longest the loop spent between two waits.
     loop_worst: Duration,
+    /// The same over 10-second windows: (this window's worst, the last one's, start).
+    loop_window: (Duration, Duration, Instant),
 }
 
 impl Daemon {
@@ -146,6 +148,7 @@ impl Daemon {
             posted: String::new(),
             next_post: Instant::now(),
             loop_worst: Duration::ZERO,
+            loop_window: (Duration::ZERO, Duration::ZERO, Instant::now()),
         };
         d.boot();
         Ok(d)
@@ -482,6 +485,7 @@ impl Daemon {
             controller_error: self.controller_error.clone(),
             poll_ms: self.poll_ms,
             loop_worst_ms: self.loop_worst.as_millis() as u64,
+            loop_recent_ms: self.loop_window.0.max(self.loop_window.1).as_millis() as u64,
             ..Default::default()
         };
         let Some(cfg) = &self.config else { return s };
@@ -714,6 +718,11 @@ impl Handler for Daemon {
 
     fn busy(&mut self, d: Duration) {
         self.loop_worst = self.loop_worst.max(d);
+        let w = &mut self.loop_window;
+        if w.2.elapsed() >= Duration::from_secs(10) {
+            *w = (Duration::ZERO, w.0, Instant::now());
+        }
+        w.0 = w.0.max(d);
     }
 
     fn shutdown(&mut self) {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Lease files are written at most this often.
 const WRITE_EVERY: Duration = Duration::from_secs(1);
@@ -71,10 +71,11 @@ pub struct DhcpShell {
     pub changed: Vec<String>,
 }
 
+/// Wall-clock unix seconds. Read with clock_gettime through nix rather than
+/// `SystemTime`: std on armv7 musl uses a 32-bit time_t and would fail after 2038.
 pub fn wall_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec().max(0) as u64)
         .unwrap_or(0)
 }
 

@@ -80,6 +80,8 @@ pub struct Status {
     pub poll_ms: Option<u64>,
     /// The longest the event loop went without waiting, in milliseconds.
     pub loop_worst_ms: u64,
+    /// The same over the last 10 to 20 seconds.
+    pub loop_recent_ms: u64,
 }
 
 impl Status {
@@ -113,6 +115,7 @@ impl Status {
                 w.key("poll_ms").num(p);
             }
             w.key("loop_worst_ms").num(self.loop_worst_ms);
+            w.key("loop_recent_ms").num(self.loop_recent_ms);
         }
         w.end_obj();
         w.finish()

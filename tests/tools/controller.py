@@ -33,7 +33,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f.write("%s %s inm=%s\n" % (self.command, self.path, self.headers.get("If-None-Match")))
 
     def do_GET(self):
-        self.log_message("")
         if self.path != "/config":
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -43,6 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = int(get("status", b"200"))
         body = get("config.json", b"{}")
         etag = get("etag")
+        etag = etag.strip() if etag else etag
         if status == 200 and etag and self.headers.get("If-None-Match") == etag.decode():
             self.send_response(304)
             self.send_header("ETag", etag.decode())
