@@ -96,6 +96,12 @@ impl Netns {
         let name = format!("{}{}-{tag}", prefix(), SEQ.fetch_add(1, Ordering::SeqCst));
         run(&["ip", "netns", "add", &name]);
         run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        // No IPv6 addresses on test links: their late duplicate address detection
+        // would show up as kernel events in tests that watch for none.
+        run(&[
+            "ip", "netns", "exec", &name, "sh", "-c",
+            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 && echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6",
+        ]);
         Netns { name }
     }
 
