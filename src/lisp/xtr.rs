@@ -837,6 +837,13 @@ impl Xtr {
         let mut keys = p.keys;
         for rec in rep.records.iter().filter(|r| r.eid.contains(iid, addr)) {
             let old = self.cache.get(&rec.eid).map(|e| e.last_used);
+            // More specific entries for the target are stale now.
+            while let Some(k) = self.cache.find(iid, addr, now) {
+                if k.prefix.len() <= rec.eid.prefix.len() {
+                    break;
+                }
+                self.cache.remove(&k);
+            }
             if rec.locators.is_empty() {
                 self.counters.negative_replies += 1;
                 let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60)
@@ -1350,10 +1357,11 @@ impl Xtr {
             let Mapping::Positive(rs) = &e.mapping else {
                 continue;
             };
-            if e.refreshing || e.last_used < e.installed {
+            let life = e.expires.saturating_duration_since(e.installed);
+            // Only mappings used in the second half of their life are kept alive.
+            if e.refreshing || now.saturating_duration_since(e.last_used) > life / 2 {
                 continue;
             }
-            let life = e.expires.saturating_duration_since(e.installed);
             let refresh_at = e.installed + life.mul_f32(0.9);
             let all_down = !rs.iter().any(|r| r.up && r.priority != cache::UNUSABLE);
             let stale_key = self.cfg.encrypt

@@ -12,7 +12,7 @@ pub mod data;
 mod rw;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use addr::{Address, Eid, SecurityKey};
 pub use auth::AuthAlg;
