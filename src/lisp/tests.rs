@@ -67,6 +67,9 @@ fn packet(src: Ipv4Addr, dst: Ipv4Addr, body: &[u8]) -> Vec<u8> {
     b
 }
 
+/// (from, to, UDP payload).
+type Datagram = (SocketAddrV4, SocketAddrV4, Vec<u8>);
+
 struct Dev {
     xtr: Xtr,
     rloc: Ipv4Addr,
@@ -80,7 +83,7 @@ struct Net {
     ms: MapServer,
     devs: Vec<Dev>,
     /// Every datagram, as (from, to, bytes), for the wire tests.
-    trace: Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    trace: Vec<Datagram>,
     ms_dead: bool,
 }
 
@@ -136,7 +139,7 @@ impl Net {
         from: SocketAddrV4,
         to: SocketAddrV4,
         bytes: Vec<u8>,
-        q: &mut Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+        q: &mut Vec<Datagram>,
     ) {
         self.trace.push((from, to, bytes.clone()));
         let now = self.now;
@@ -659,10 +662,7 @@ fn garbage_and_mutations_never_panic() {
 
 /// Packets of every kind econet sends, as (from, to, UDP payload), from real
 /// exchanges between the cores: the clear run, then the encrypted one.
-fn wire_samples() -> (
-    Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
-    Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
-) {
+fn wire_samples() -> (Vec<Datagram>, Vec<Datagram>) {
     let mut n = Net::fleet(2, false);
     n.send(0, eco(1), b"clear data");
     n.advance(Duration::from_millis(1100)); // a probe and its reply, a re-registration
@@ -677,7 +677,7 @@ fn wire_samples() -> (
 }
 
 /// A pcap (Ethernet, IPv4, UDP) of these datagrams.
-fn pcap(pkts: &[(SocketAddrV4, SocketAddrV4, Vec<u8>)]) -> Vec<u8> {
+fn pcap(pkts: &[Datagram]) -> Vec<u8> {
     use crate::wire::udp;
     let mut f = Vec::new();
     for v in [
@@ -731,7 +731,7 @@ fn pcap(pkts: &[(SocketAddrV4, SocketAddrV4, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Runs tshark over a pcap; `None` (with a printed reason) when it is not installed.
-fn tshark(name: &str, pkts: &[(SocketAddrV4, SocketAddrV4, Vec<u8>)]) -> Option<String> {
+fn tshark(name: &str, pkts: &[Datagram]) -> Option<String> {
     let path = std::env::temp_dir().join(format!("econet-lisp-{}-{name}.pcap", std::process::id()));
     std::fs::write(&path, pcap(pkts)).unwrap();
     let out = std::process::Command::new("tshark")
