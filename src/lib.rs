@@ -25,3 +25,4 @@ pub mod wire;
 
 // Protocol cores, each sans-I/O over `wire`.
 pub mod dhcp;
+pub mod lisp;

@@ -40,6 +40,7 @@ pub mod arp;
 pub mod dhcp;
 pub mod ethernet;
 pub mod ipv4;
+pub mod lisp;
 pub mod udp;
 
 #[cfg(test)]
