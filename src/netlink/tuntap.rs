@@ -41,7 +41,17 @@ pub fn open(name: &str, tap: bool, extra: libc::c_int) -> io::Result<File> {
 
 /// Creates a persistent tap device for a hypervisor to open later.
 pub fn create_persistent_tap(name: &str) -> io::Result<()> {
-    let f = open(name, true, 0)?;
+    create_persistent(name, true)
+}
+
+/// Creates a persistent tun device (a tunnel's; econet attaches to it), so routes
+/// through it survive an econet restart.
+pub fn create_persistent_tun(name: &str) -> io::Result<()> {
+    create_persistent(name, false)
+}
+
+fn create_persistent(name: &str, tap: bool) -> io::Result<()> {
+    let f = open(name, tap, 0)?;
     // SAFETY: TUNSETPERSIST takes an integer argument.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETPERSIST as _, 1 as libc::c_ulong) };
     if r < 0 {

@@ -38,6 +38,8 @@ pub struct Current {
     /// Current values of the sysctls econet sets (`None`: the file does not exist).
     pub sysctls: HashMap<String, Option<String>>,
     pub firewall: FwState,
+    /// The routes econet added (its protocol number), in every table.
+    pub routes: Vec<crate::netlink::route::Route>,
 }
 
 /// Reads the links of the namespace at `path`.
@@ -83,6 +85,11 @@ pub fn read<'a>(
 ) -> netlink::Result<Current> {
     let links = rtnl.links()?;
     let addrs = rtnl.addrs()?;
+    let routes = rtnl
+        .routes()?
+        .into_iter()
+        .filter(|r| r.protocol == crate::netlink::route::RTPROT_ECONET)
+        .collect();
     let mut netns = HashMap::new();
     for path in netns_paths {
         if !netns.contains_key(path) {
@@ -110,5 +117,6 @@ pub fn read<'a>(
         netns,
         sysctls,
         firewall,
+        routes,
     })
 }

@@ -22,6 +22,20 @@ pub fn is_bridge_alias(a: &str) -> bool {
     a.starts_with("econet:net:")
 }
 
+pub fn tunnel_alias(net_id: &str) -> String {
+    format!("{ALIAS_PREFIX}tun:{net_id}")
+}
+
+/// A network's tunnel device (TUN): its bridge's name with `et-` for `ec-`.
+pub fn tunnel_name(bridge: &str) -> String {
+    format!("et-{}", bridge.strip_prefix("ec-").unwrap_or(bridge))
+}
+
+/// Bytes an ESP-in-UDP tunnel adds to a packet: outer IPv4 (20) + UDP (8) + ESP
+/// header (8) + IV (8) + padding and trailer (at most 5) + ICV (16) = 65, rounded up
+/// so inner packets stay 16-byte friendly.
+pub const VPN_OVERHEAD: u32 = 80;
+
 /// The default MTU of a network without an explicit one.
 pub const DEFAULT_MTU: u32 = 1500;
 
@@ -86,6 +100,23 @@ pub struct Sysctl {
     pub value: String,
 }
 
+/// The TUN device a cloud or mesh network's traffic leaves and enters through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    pub net: usize,
+    pub name: String,
+    pub alias: String,
+    pub mtu: u32,
+}
+
+/// A route econet owns (marked with its routing protocol number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRoute {
+    pub net: usize,
+    pub dst: crate::addr::Ipv4Net,
+    pub dev: String,
+}
+
 /// Everything econet wants in the kernel, in config order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
@@ -97,12 +128,36 @@ pub struct Desired {
     pub firewall: FwSpec,
     /// Who may send from ECO endpoints: (port, MAC, address) tuples.
     pub allowed: Vec<Allowed>,
+    pub tunnels: Vec<Tunnel>,
+    pub routes: Vec<OwnedRoute>,
 }
 
-/// The MTU econet gives a network's bridge and endpoints.
-pub fn network_mtu(cfg: &Config, net: usize) -> u32 {
+/// The MTU econet gives a network's bridge and endpoints: the configured one; else
+/// 1500 on switch and local networks, and on cloud and mesh networks the port's MTU
+/// less the encapsulation, so ECO packets never fragment on the underlay.
+pub fn network_mtu(cfg: &Config, facts: &Facts, net: usize) -> u32 {
     let n = &cfg.networks[net];
-    n.mtu.map(u32::from).unwrap_or(DEFAULT_MTU)
+    if let Some(m) = n.mtu {
+        return u32::from(m);
+    }
+    let overhead = match n.kind {
+        NetKind::Switch | NetKind::Local => return DEFAULT_MTU,
+        NetKind::Cloud => VPN_OVERHEAD,
+        NetKind::Mesh => {
+            if n.mesh.as_ref().is_some_and(|m| m.encrypt) {
+                crate::lisp::OVERHEAD_ENCRYPTED as u32
+            } else {
+                crate::lisp::OVERHEAD_CLEAR as u32
+            }
+        }
+    };
+    let port = facts.active_port(cfg, net).or(n.ports.first().copied());
+    let base = port
+        .and_then(|p| facts.ports.get(p))
+        .map(|f| f.mtu)
+        .filter(|&m| m >= 576)
+        .unwrap_or(DEFAULT_MTU);
+    base.saturating_sub(overhead).max(576)
 }
 
 /// Builds the desired state of `cfg` given the ports' state now and the addresses
@@ -121,7 +176,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             name: n.bridge.clone(),
             alias: bridge_alias(&n.id),
             mac: MacAddr::derive(&[b"bridge", n.id.as_bytes()]),
-            mtu: network_mtu(cfg, i),
+            mtu: network_mtu(cfg, facts, i),
         });
         if n.kind == NetKind::Switch {
             if let Some(&p) = n.ports.first() {
@@ -165,6 +220,25 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                 path: format!("/proc/sys/net/ipv4/conf/{}/rp_filter", n.bridge),
                 value: "1".into(),
             });
+            if matches!(n.kind, NetKind::Cloud | NetKind::Mesh) {
+                let tun = tunnel_name(&n.bridge);
+                fw.tunnel = Some(tun.clone());
+                d.tunnels.push(Tunnel {
+                    net: i,
+                    name: tun.clone(),
+                    alias: tunnel_alias(&n.id),
+                    mtu: network_mtu(cfg, facts, i),
+                });
+                // Only what comes out of the tunnel may enter a cloud network from
+                // outside it: the VPN's remote subnets route into the tunnel.
+                for rs in n.vpn.iter().flat_map(|v| v.remote_subnets.iter()) {
+                    d.routes.push(OwnedRoute {
+                        net: i,
+                        dst: *rs,
+                        dev: tun.clone(),
+                    });
+                }
+            }
         }
         d.firewall.nets.push(fw);
     }
@@ -198,7 +272,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             host_name: itf.host_ifname.clone(),
             alias: endpoint_alias(&n.id, &app.id, &itf.name),
             host_mac: MacAddr::derive(&[b"host", app.id.as_bytes(), itf.name.as_bytes()]),
-            mtu: network_mtu(cfg, itf.network),
+            mtu: network_mtu(cfg, facts, itf.network),
             bridge: n.bridge.clone(),
             kind,
         });

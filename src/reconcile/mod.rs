@@ -170,6 +170,14 @@ impl Reconciler {
                 )
                 .map_err(|e| e.to_string())
             }
+            Op::CreateTun { name } => {
+                tuntap::create_persistent_tun(name)
+                    .map_err(|e| format!("create tunnel {name}: {e}"))?;
+                *changes += 1;
+                Ok(())
+            }
+            Op::AddRoute(route) => r.add_route(route).map_err(|e| e.to_string()),
+            Op::DelRoute(route) => r.del_route(route).map_err(|e| e.to_string()),
             Op::CreateTap { name } => {
                 tuntap::create_persistent_tap(name)
                     .map_err(|e| format!("create tap {name}: {e}"))?;

@@ -63,6 +63,11 @@ pub enum Op {
         path: String,
         value: String,
     },
+    CreateTun {
+        name: String,
+    },
+    AddRoute(crate::netlink::route::Route),
+    DelRoute(crate::netlink::route::Route),
     /// Replace econet's nftables tables (those that exist) with the desired ones.
     FirewallBuild {
         replace_inet: bool,
@@ -119,6 +124,9 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     let wanted_kind = |alias: &str| -> Option<&'static str> {
         if d.bridges.iter().any(|b| b.alias == alias) {
             return Some("bridge");
+        }
+        if d.tunnels.iter().any(|t| t.alias == alias) {
+            return Some("tun");
         }
         d.endpoints
             .iter()
@@ -364,9 +372,116 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
     }
 
-    // 7. The firewall.
+    // 7. Tunnel devices, then the routes into them.
+    for t in &d.tunnels {
+        tunnel(&mut p, t, cur, &deleting);
+    }
+    routes(&mut p, d, cur);
+
+    // 8. The firewall.
     firewall(&mut p, d, cur);
     p
+}
+
+fn tunnel(p: &mut Plan, t: &super::desired::Tunnel, cur: &Current, deleting: &[i32]) {
+    let by_alias = cur
+        .links
+        .iter()
+        .find(|l| l.alias.as_deref() == Some(t.alias.as_str()) && !deleting.contains(&l.index));
+    let by_name = cur
+        .links
+        .iter()
+        .find(|l| l.name == t.name && !deleting.contains(&l.index));
+    let l = match (by_alias, by_name) {
+        (Some(l), _) => l,
+        // Made by an econet that stopped before marking it: adopt.
+        (None, Some(l)) if l.alias.is_none() && l.tun_type == Some(1) => l,
+        (None, Some(l)) if owned(l) => return,
+        (None, Some(_)) => {
+            p.issues.push(Issue {
+                net: t.net,
+                endpoint: None,
+                msg: format!(
+                    "tunnel name {} is taken by a link econet does not own",
+                    t.name
+                ),
+            });
+            return;
+        }
+        (None, None) => {
+            p.steps.push(Step {
+                net: Some(t.net),
+                op: Op::CreateTun {
+                    name: t.name.clone(),
+                },
+            });
+            return;
+        }
+    };
+    if l.tun_type != Some(1) || l.name != t.name {
+        p.steps.push(Step {
+            net: Some(t.net),
+            op: Op::Delete {
+                index: l.index,
+                name: l.name.clone(),
+            },
+        });
+        return;
+    }
+    let mut c = LinkChange::default();
+    if l.alias.as_deref() != Some(t.alias.as_str()) {
+        c.alias = Some(t.alias.clone());
+        c.no_ipv6_addrgen = true;
+    }
+    if l.mtu != t.mtu {
+        c.mtu = Some(t.mtu);
+    }
+    if !l.up {
+        c.up = Some(true);
+    }
+    push_set(p, Some(t.net), l, c);
+}
+
+/// econet's routes: exactly the desired ones (for devices that exist).
+fn routes(p: &mut Plan, d: &Desired, cur: &Current) {
+    use crate::netlink::route::{Route, RTPROT_ECONET, TABLE_MAIN};
+    let want: Vec<(usize, Route)> = d
+        .routes
+        .iter()
+        .filter_map(|r| {
+            let l = cur.links.iter().find(|l| l.name == r.dev)?;
+            Some((
+                r.net,
+                Route {
+                    dst: r.dst,
+                    oif: Some(l.index),
+                    gateway: None,
+                    prefsrc: None,
+                    table: TABLE_MAIN,
+                    metric: 0,
+                    protocol: RTPROT_ECONET,
+                    scope: libc::RT_SCOPE_LINK,
+                },
+            ))
+        })
+        .collect();
+    let same = |a: &Route, b: &Route| a.dst == b.dst && a.oif == b.oif && a.table == b.table;
+    for r in &cur.routes {
+        if !want.iter().any(|(_, w)| same(w, r)) {
+            p.steps.push(Step {
+                net: None,
+                op: Op::DelRoute(r.clone()),
+            });
+        }
+    }
+    for (net, w) in want {
+        if !cur.routes.iter().any(|r| same(&w, r)) {
+            p.steps.push(Step {
+                net: Some(net),
+                op: Op::AddRoute(w),
+            });
+        }
+    }
 }
 
 fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {

@@ -87,7 +87,7 @@ pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
         c.range_end = l3.range_end;
         c.domain = l3.domain.clone();
         c.ntp = l3.ntp.into_iter().collect();
-        c.mtu = Some(crate::reconcile::desired::network_mtu(cfg, i) as u16);
+        c.mtu = Some(crate::reconcile::desired::network_mtu(cfg, facts, i) as u16);
         c.lease_secs = l3.lease_secs;
         c.max_leases_per_endpoint = l3.max_leases_per_endpoint;
         let mut endpoints = Vec::new();
