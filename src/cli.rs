@@ -14,6 +14,7 @@ USAGE:
     econet status [--json | --dot] [--state-dir DIR | --socket PATH] [--board NAME]
                   (--dot: the device's networks, ports and ECOs as a Graphviz graph)
     econet demo
+    econet map-server --config FILE [--state-dir DIR] [--log-level LEVEL]
     econet --version
     econet --help
 
@@ -24,6 +25,9 @@ COMMANDS:
     check    Validate a config file; print every error with its JSON path.
     status   Show what the running econet reports (--json: the status document).
     demo     Build a sandbox of network namespaces and show econet at work.
+    map-server
+             Serve as the LISP Map-Server/Map-Resolver of a mesh fleet; `econet
+             status --state-dir DIR` shows the registered EIDs.
 
 OPTIONS:
     --state-dir DIR    Where leases, the last good config and the control socket
@@ -129,6 +133,7 @@ pub fn main() -> i32 {
         "run" => run(&opts),
         "status" => status(&opts),
         "demo" => crate::demo::main(&opts),
+        "map-server" => map_server(&opts),
         other => {
             eprintln!("econet: unknown command {other:?}\n\n{USAGE}");
             2
@@ -314,6 +319,40 @@ fn status(opts: &Opts) -> i32 {
                 "econet status: cannot reach econet at {}: {e}",
                 path.display()
             );
+            1
+        }
+    }
+}
+
+fn map_server(opts: &Opts) -> i32 {
+    let Some(config) = opts.config.clone() else {
+        eprintln!("econet map-server: give --config FILE");
+        return 2;
+    };
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/econet-ms"));
+    let level = opts.log_level.unwrap_or(log::LevelFilter::Info);
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    let sigfd = match crate::event_loop::block_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("signals: {e}");
+            return 1;
+        }
+    };
+    let mut d = match crate::map_server::MapServerDaemon::new(config, state_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    match crate::event_loop::run(&mut d, sigfd) {
+        crate::event_loop::Exit::Signal(_) => 0,
+        crate::event_loop::Exit::Error(e) => {
+            log::error!("{e}");
             1
         }
     }

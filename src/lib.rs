@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dns;
 pub mod event_loop;
 pub mod firewall;
+pub mod map_server;
 pub mod netlink;
 pub mod persist;
 pub mod reconcile;

@@ -93,6 +93,28 @@ impl MapServer {
         &self.cfg
     }
 
+    /// A new config: registrations stay if their site (by name) still exists and
+    /// still covers their EID; the others are dropped.
+    pub fn set_config(&mut self, cfg: MapServerConfig) {
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        let sites = &self.cfg.sites;
+        self.regs.retain(|eid, r| {
+            let Some(name) = old.sites.get(r.site).map(|s| &s.name) else {
+                return false;
+            };
+            match sites
+                .iter()
+                .position(|s| &s.name == name && in_site(s, eid))
+            {
+                Some(i) => {
+                    r.site = i;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }

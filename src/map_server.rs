@@ -1,0 +1,201 @@
+//! `econet map-server`: the LISP Map-Server/Map-Resolver of a mesh fleet, on the same
+//! event loop as the device daemon. One UDP socket on `listen`:4342 feeds the
+//! sans-I/O [`crate::lisp::server::MapServer`]; the control socket answers `econet
+//! status` with the registered EIDs. SIGHUP rereads the config (registrations kept).
+
+use crate::control::{ControlServer, Request};
+use crate::event_loop::{earliest, Handler, Poller};
+use crate::lisp::ms_config;
+use crate::lisp::server::MapServer;
+use crate::status::writer::JsonWriter;
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const T_UDP: u64 = 1;
+const T_CONTROL: u64 = 2;
+const T_CONN: u64 = 0x100;
+
+pub struct MapServerDaemon {
+    config: PathBuf,
+    ms: MapServer,
+    sock: UdpSocket,
+    control: ControlServer,
+    buf: Vec<u8>,
+    rejected: Vec<String>,
+}
+
+impl MapServerDaemon {
+    pub fn new(config: PathBuf, state_dir: PathBuf) -> Result<MapServerDaemon, String> {
+        let cfg = load(&config)?;
+        crate::persist::ensure_dir(&state_dir)
+            .map_err(|e| format!("state directory {}: {e}", state_dir.display()))?;
+        let addr = SocketAddrV4::new(cfg.listen, crate::wire::lisp::CONTROL_PORT);
+        let sock = crate::services::sock::udp_bound(addr, None)
+            .map_err(|e| format!("listen on {addr}: {e}"))?;
+        let control = ControlServer::bind(&state_dir.join(crate::daemon::SOCKET))
+            .map_err(|e| format!("control socket: {e}"))?;
+        log::info!("map server on {addr}: {} sites", cfg.sites.len());
+        Ok(MapServerDaemon {
+            config,
+            ms: MapServer::new(cfg),
+            sock,
+            control,
+            buf: vec![0; 65536],
+            rejected: Vec::new(),
+        })
+    }
+
+    /// The registrations, as JSON (`status --json`) or text.
+    fn status(&self, json: bool) -> String {
+        let now = Instant::now();
+        let regs = self.ms.status(now);
+        let c = self.ms.counters();
+        if json {
+            let mut w = JsonWriter::new();
+            w.begin_obj();
+            w.key("role").str("map-server");
+            w.key("listen").str(&self.ms.config().listen.to_string());
+            w.key("registered").begin_arr();
+            for r in &regs {
+                w.begin_obj();
+                w.key("site").str(&r.site);
+                w.key("eid").str(&r.eid.to_string());
+                w.key("rlocs").begin_arr();
+                for l in &r.rlocs {
+                    w.str(&l.to_string());
+                }
+                w.end_arr();
+                w.key("expires_in").num(r.expires_in.as_secs());
+                w.end_obj();
+            }
+            w.end_arr();
+            w.key("counters").begin_obj();
+            for (k, v) in [
+                ("registers", c.registers),
+                ("auth_failures", c.auth_failures),
+                ("refused", c.refused),
+                ("notifies", c.notifies),
+                ("forwarded", c.forwarded),
+                ("proxy_replies", c.proxy_replies),
+                ("negative_replies", c.negative_replies),
+                ("malformed", c.malformed),
+                ("expired", c.expired),
+            ] {
+                w.key(k).num(v);
+            }
+            w.end_obj();
+            w.key("rejected").begin_arr();
+            for e in &self.rejected {
+                w.str(e);
+            }
+            w.end_arr();
+            w.end_obj();
+            w.finish() + "\n"
+        } else {
+            let mut s = format!(
+                "map server on {}:4342, {} registered EIDs (auth failures {}, refused {})\n",
+                self.ms.config().listen,
+                regs.len(),
+                c.auth_failures,
+                c.refused
+            );
+            for r in &regs {
+                let rlocs: Vec<String> = r.rlocs.iter().map(|l| l.to_string()).collect();
+                s += &format!(
+                    "  {:<10} {:<22} via {:<16} expires in {} s\n",
+                    r.site,
+                    r.eid.to_string(),
+                    rlocs.join(","),
+                    r.expires_in.as_secs()
+                );
+            }
+            s
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, String> {
+    let doc = crate::config::read_bounded(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ms_config::parse(&doc).map_err(|errs| {
+        errs.iter()
+            .map(|e| format!("{}: {e}", path.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+impl Handler for MapServerDaemon {
+    fn register(&self, p: &mut Poller) {
+        p.add(self.sock.as_raw_fd(), false, T_UDP);
+        p.add(self.control.listener_fd(), false, T_CONTROL);
+        for (i, (fd, w)) in self.control.conn_fds().enumerate() {
+            p.add(fd, w, T_CONN + i as u64);
+        }
+    }
+
+    fn ready(&mut self, token: u64, now: Instant) {
+        match token {
+            T_UDP => {
+                // Bounded per wakeup.
+                for _ in 0..256 {
+                    let Ok((n, from)) = self.sock.recv_from(&mut self.buf) else {
+                        break;
+                    };
+                    let SocketAddr::V4(from) = from else { continue };
+                    let msg = self.buf[..n].to_vec();
+                    for s in self.ms.handle(now, from, &msg) {
+                        let _ = self.sock.send_to(&s.bytes, s.to);
+                    }
+                }
+            }
+            T_CONTROL => self.control.accept(now),
+            t if t >= T_CONN => {
+                let text = self.status(false);
+                let json = self.status(true);
+                self.control
+                    .service((t - T_CONN) as usize, &mut |r| match r {
+                        Request::StatusJson => json.clone(),
+                        _ => text.clone(),
+                    });
+            }
+            _ => {}
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        earliest(self.ms.poll_timeout(), self.control.next_deadline())
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.control.reap(now);
+        for eid in self.ms.poll(now) {
+            log::info!("registration of {eid} expired");
+        }
+    }
+
+    fn reload(&mut self) {
+        match load(&self.config) {
+            Ok(cfg) => {
+                if cfg.listen != self.ms.config().listen {
+                    log::warn!(
+                        "a new listen address needs a restart; keeping {}",
+                        self.ms.config().listen
+                    );
+                }
+                log::info!("map server config reloaded: {} sites", cfg.sites.len());
+                self.ms.set_config(cfg);
+                self.rejected.clear();
+            }
+            Err(e) => {
+                log::error!("map server config rejected; keeping the running one:\n{e}");
+                self.rejected = e.lines().map(str::to_string).collect();
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {}
+
+    fn busy(&mut self, _d: Duration) {}
+}
