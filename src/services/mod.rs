@@ -3,7 +3,9 @@
 
 pub mod dhcp;
 pub mod dns;
+pub mod mesh;
 pub mod sock;
+pub mod tun;
 
 use crate::config::{Config, NetKind};
 use crate::reconcile::facts::Facts;

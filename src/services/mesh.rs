@@ -1,0 +1,226 @@
+//! The mesh shell: per mesh network, the network's TUN and the LISP data (4341) and
+//! control (4342) sockets on the RLOC (the active port's address), around the
+//! sans-I/O [`crate::lisp::xtr::Xtr`].
+//!
+//! The kernel routes packets for remote EIDs (the mesh subnet, minus this device's
+//! ECOs, which have host routes on the bridge) into the TUN; the xTR encapsulates them
+//! to the RLOC of the device that registered the EID. Decapsulated packets go back
+//! into the TUN and the kernel delivers them to the ECO.
+
+use super::sock;
+use super::tun::Tun;
+use crate::config::Mesh;
+use crate::lisp::xtr::{Action, Encap, Xtr, XtrConfig, XtrStatus};
+use crate::wire::lisp::{CONTROL_PORT, DATA_PORT};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+/// What the shell needs to run one mesh network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetSpec {
+    pub net_id: String,
+    pub tun: String,
+    /// The active port's address: the RLOC. `None` while no port is up.
+    pub rloc: Option<Ipv4Addr>,
+    /// This device's ECOs on the network (static and leased addresses).
+    pub eids: Vec<Ipv4Addr>,
+    pub mesh: Mesh,
+}
+
+struct MeshNet {
+    spec: NetSpec,
+    xtr: Xtr,
+    tun: Option<Tun>,
+    data: Option<UdpSocket>,
+    ctl: Option<UdpSocket>,
+    bound: Option<Ipv4Addr>,
+    /// Registration as last reported by the core.
+    registered: bool,
+}
+
+pub struct MeshShell {
+    nets: Vec<MeshNet>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+const PER_NET: u64 = 3;
+
+impl Default for MeshShell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MeshShell {
+    pub fn new() -> MeshShell {
+        MeshShell {
+            nets: Vec::new(),
+            buf: vec![0; 65536],
+            out: vec![0; 65536],
+        }
+    }
+
+    /// Brings the served mesh networks to `specs`; returns errors per network id.
+    pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        self.nets.retain(|n| specs.iter().any(|s| s.net_id == n.spec.net_id && s.mesh == n.spec.mesh));
+        for s in specs {
+            let i = match self.nets.iter().position(|n| n.spec.net_id == s.net_id) {
+                Some(i) => i,
+                None => {
+                    self.nets.push(MeshNet {
+                        spec: s.clone(),
+                        xtr: Xtr::new(XtrConfig::from_mesh(&s.mesh), now),
+                        tun: None,
+                        data: None,
+                        ctl: None,
+                        bound: None,
+                        registered: false,
+                    });
+                    self.nets.len() - 1
+                }
+            };
+            let n = &mut self.nets[i];
+            n.spec = s.clone();
+            if n.tun.is_none() {
+                match Tun::attach(&s.tun) {
+                    Ok(t) => n.tun = Some(t),
+                    Err(e) => errors.push((s.net_id.clone(), format!("mesh tunnel {}: {e}", s.tun))),
+                }
+            }
+            if n.bound != s.rloc {
+                n.data = None;
+                n.ctl = None;
+                n.bound = None;
+                if let Some(rloc) = s.rloc {
+                    let open = |port| sock::udp_bound(SocketAddrV4::new(rloc, port), None);
+                    match (open(DATA_PORT), open(CONTROL_PORT)) {
+                        (Ok(d), Ok(c)) => {
+                            n.data = Some(d);
+                            n.ctl = Some(c);
+                            n.bound = Some(rloc);
+                        }
+                        (Err(e), _) | (_, Err(e)) => {
+                            errors.push((s.net_id.clone(), format!("LISP sockets on {rloc}: {e}")))
+                        }
+                    }
+                }
+            }
+            // A new RLOC re-registers at once and tells peers (SMR); new EIDs too.
+            n.xtr.set_local_rloc(now, n.bound);
+            n.xtr.set_local_eids(now, &s.eids);
+        }
+        self.flush(now);
+        errors
+    }
+
+    pub fn status(&self, net_id: &str) -> Option<XtrStatus> {
+        self.nets.iter().find(|n| n.spec.net_id == net_id).map(|n| n.xtr.status())
+    }
+
+    pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        for (i, n) in self.nets.iter().enumerate() {
+            let t = base + i as u64 * PER_NET;
+            if let Some(tun) = &n.tun {
+                p.add(tun.fd(), false, t);
+            }
+            if let Some(d) = &n.data {
+                p.add(d.as_raw_fd(), false, t + 1);
+            }
+            if let Some(c) = &n.ctl {
+                p.add(c.as_raw_fd(), false, t + 2);
+            }
+        }
+    }
+
+    pub fn owns(token: u64, base: u64) -> bool {
+        (base..base + 0x10000).contains(&token)
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.nets.iter().filter_map(|n| n.xtr.poll_timeout()).min()
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        self.flush(now);
+    }
+
+    pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
+        let i = ((token - base) / PER_NET) as usize;
+        let Some(n) = self.nets.get_mut(i) else { return };
+        // Bounded per wakeup so one busy network cannot starve the loop.
+        match (token - base) % PER_NET {
+            0 => {
+                for _ in 0..256 {
+                    let Some(len) = n.tun.as_mut().and_then(|t| t.recv(&mut self.buf)) else { break };
+                    match n.xtr.encap(now, &self.buf[..len], &mut self.out) {
+                        Encap::Send { to, len, .. } => {
+                            if let Some(d) = &n.data {
+                                let _ = d.send_to(&self.out[..len], to);
+                            }
+                        }
+                        // A miss is held and sent when the mapping arrives; negative
+                        // answers and bad packets are dropped.
+                        _ => {}
+                    }
+                }
+            }
+            1 => {
+                for _ in 0..256 {
+                    let Some(d) = &n.data else { break };
+                    let Ok((len, SocketAddr::V4(from))) = d.recv_from(&mut self.buf) else { break };
+                    if let Ok(dec) = n.xtr.handle_data(now, from, &mut self.buf[..len]) {
+                        if let (Some(tun), Some(inner)) = (n.tun.as_mut(), self.buf.get(dec.inner.clone())) {
+                            tun.send(inner);
+                        }
+                    }
+                }
+            }
+            _ => {
+                for _ in 0..256 {
+                    let Some(c) = &n.ctl else { break };
+                    let Ok((len, SocketAddr::V4(from))) = c.recv_from(&mut self.buf) else { break };
+                    n.xtr.handle_control(now, from, &self.buf[..len]);
+                }
+            }
+        }
+        self.flush(now);
+    }
+
+    /// Sends what the cores ask for.
+    fn flush(&mut self, now: Instant) {
+        for n in &mut self.nets {
+            // Bounded: the core's queue is finite, this is a guard.
+            for _ in 0..4096 {
+                let Some(a) = n.xtr.poll(now) else { break };
+                match a {
+                    Action::SendControl { to, bytes } => {
+                        if let Some(c) = &n.ctl {
+                            let _ = c.send_to(&bytes, to);
+                        }
+                    }
+                    Action::SendData { to, bytes } => {
+                        if let Some(d) = &n.data {
+                            let _ = d.send_to(&bytes, to);
+                        }
+                    }
+                    Action::Registered { map_server } => {
+                        if !n.registered {
+                            log::info!("mesh {}: registered with {map_server}", n.spec.net_id);
+                        }
+                        n.registered = true;
+                    }
+                    Action::RegistrationFailed { map_server } => {
+                        if n.registered {
+                            log::warn!("mesh {}: {map_server} did not acknowledge the registration", n.spec.net_id);
+                        }
+                        n.registered = false;
+                    }
+                    Action::MapCache { .. } => {}
+                }
+            }
+        }
+    }
+}
