@@ -183,6 +183,14 @@ pub fn dhcp_packet_socket() -> io::Result<OwnedFd> {
         )
     })?;
     let _ = setopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    // Our own frames (replies, ARP probes) need not come back to us; older kernels
+    // (before 4.20) refuse the option, and the shell skips them anyway.
+    let _ = setopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_IGNORE_OUTGOING,
+        1,
+    );
     let sll = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: ETH_P_ALL.to_be(),
