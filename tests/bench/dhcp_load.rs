@@ -370,15 +370,15 @@ fn client(o: Opts) {
             break;
         }
         // Fill the window.
-        for i in 0..slots.len() {
-            if slots[i].is_none() && started < o.leases.saturating_add(failures) {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.is_none() && started < o.leases.saturating_add(failures) {
                 let g = new_guest(&mut rng, &mut used_macs, &by_xid, started, now);
                 started += 1;
                 if !send_msg(fd, ifindex, &o, &g, &mut tx) {
                     send_errors += 1;
                 }
                 by_xid.insert(g.xid, i);
-                slots[i] = Some(g);
+                *slot = Some(g);
             }
         }
         // Replies.
@@ -421,7 +421,7 @@ fn client(o: Opts) {
                     by_xid.remove(&g.xid);
                     slots[i] = None;
                     done += 1;
-                    if done % 1000 == 0 {
+                    if done.is_multiple_of(1000) {
                         bucket_at.push(now);
                     }
                 }
