@@ -28,7 +28,7 @@ cleanup() {
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
-  rm -rf "$TMP"
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
@@ -80,8 +80,8 @@ upstream() {
 
 wait_dns() { # $1 namespace: until the gateway answers a query for h001
   for _ in $(seq 1 100); do
-    if ip netns exec "$1" dnsperf -s 10.65.0.1 -d "$TMP/eco.txt" -n 1 -t 1 2>/dev/null |
-      grep -q 'Queries completed: *1 '; then
+    if ip netns exec "$1" dnsperf -s 10.65.0.1 -d "$TMP/eco.txt" -n 1 -t 1 -c 1 2>/dev/null |
+      grep -q 'Queries completed: *[1-9]'; then
       return 0
     fi
     sleep 0.1
