@@ -186,7 +186,33 @@ impl DhcpShell {
                 }
             }
         }
+        self.prepare(links, now);
         errors
+    }
+
+    /// Probes ahead for the ECOs that are plumbed and have no address yet, so their
+    /// first DISCOVER is answered at once (see [`Server::prepare`]).
+    fn prepare(&mut self, links: &[Link], now: Instant) {
+        let Some(fd) = self.fd() else { return };
+        for n in self.nets.iter_mut() {
+            if n.bridge_index <= 0 {
+                continue; // no probe can go out: nothing is prepared
+            }
+            let mut probes = Vec::new();
+            for (key, ifname) in &n.spec.endpoints {
+                if !links.iter().any(|l| &l.name == ifname) {
+                    continue;
+                }
+                if let Some(Output::Probe(ip)) = n.server.prepare(now, key) {
+                    probes.push(ip);
+                }
+            }
+            for ip in probes {
+                if let Some(len) = frame::emit_probe(&mut self.tx, n.bridge_mac, ip) {
+                    let _ = sock::send_frame(fd, n.bridge_index, &self.tx[..len]);
+                }
+            }
+        }
     }
 
     pub fn fd(&self) -> Option<i32> {
