@@ -17,7 +17,7 @@
 # before offer) and dnsmasq --no-ping (no conflict detection at all).
 # Prints leases/s (overall and per 1000 leases), DORA p50/p99, the servers' CPU per
 # lease and peak RSS, and the ratios. Run as root.
-# Usage: tests/bench/dhcp.sh [LEASES] [WINDOW] [RUNS]
+# Usage: tests/bench/dhcp.sh [LEASES] [WINDOW] [RUNS]   (defaults 10000 256 5)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-10000}
@@ -26,6 +26,7 @@ RUNS=${3:-5}
 LIMIT=120 # seconds per load run, at most
 P="ecb$$"
 TMP=$(mktemp -d)
+chmod 755 "$TMP" # dnsmasq drops privileges
 SERVER_PID=""
 SUBNET_START=10.64.0.2
 SUBNET_END=10.64.255.254
@@ -50,7 +51,7 @@ need dnsmasq dnsmasq-base
 need busybox busybox
 [ "$N" -le 65000 ] || { echo "LEASES must be at most 65000 (one /16)" >&2; exit 2; }
 cargo build --release --quiet --bin econet --example dhcp-load
-BIN=$PWD/target/release/econet
+BIN=${ECONET_BIN:-$PWD/target/release/econet} # ECONET_BIN: compare another build
 GEN=$PWD/target/release/examples/dhcp-load
 DNSMASQ=$(command -v dnsmasq)
 
@@ -194,6 +195,7 @@ dnsmasq_load() { # $1 tag, extra options after
 }
 dnsmasq_load f --dhcp-leasefile="$TMP/dnsmasq.leases"
 f_out=$LOAD_OUT f_cpu=$LOAD_CPU_US f_hwm=$LOAD_HWM
+f_file_lines=$(wc -l < "$TMP/dnsmasq.leases")
 dnsmasq_load r --leasefile-ro
 r_out=$LOAD_OUT r_cpu=$LOAD_CPU_US r_hwm=$LOAD_HWM
 
@@ -244,7 +246,7 @@ row "dnsmasq --no-ping --leasefile-ro" "$r_out" "$r_cpu" "$r_hwm"
 echo "  econet vs dnsmasq with lease file   $(ratio "$e_rate" "$(field rate "$f_out")")x leases/s (goal 10x)"
 echo "  econet vs dnsmasq --leasefile-ro    $(ratio "$e_rate" "$(field rate "$r_out")")x leases/s (goal 2x)"
 echo "  econet flatness (slowest/fastest 1000-lease bucket)  $(ratio "$(field bucket_min "$e_out")" "$(field bucket_max "$e_out")")"
-echo "  econet lease file after the run     $e_file_lines allocations"
+echo "  lease files after the runs          econet $e_file_lines allocations, dnsmasq $f_file_lines leases"
 echo "  the generator against a trivial responder: $(field rate "$g_out") leases/s, p50 $(field p50_ms "$g_out") ms;" \
   "its own CPU here $(field gen_cpu_us_per_lease "$e_out") us per lease"
 echo
