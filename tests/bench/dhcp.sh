@@ -114,8 +114,13 @@ load() {
   LOAD_HWM=$(hwm_kb "$SERVER_PID")
 }
 
-stop_server() {
+stop_server() { # SIGTERM, then SIGKILL after 5 s
   kill "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
 }
