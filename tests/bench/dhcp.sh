@@ -231,6 +231,7 @@ ip -n "$P-g-a" link set eth0 up
 ip -n "$P-g-b" link set eth0 up
 ip netns exec "$P-g-b" timeout $((LIMIT + 30)) "$GEN" respond eth0 --secs $((LIMIT + 20)) >/dev/null &
 SERVER_PID=$!
+sleep 0.5 # its socket is open by then
 g_out=$(timeout $((LIMIT + 30)) ip netns exec "$P-g-a" "$GEN" client eth0 --leases "$N" --window "$W" --time-limit "$LIMIT" | grep '^RESULT')
 stop_server
 
@@ -252,8 +253,8 @@ echo "  econet vs dnsmasq with lease file   $(ratio "$e_rate" "$(field rate "$f_
 echo "  econet vs dnsmasq --leasefile-ro    $(ratio "$e_rate" "$(field rate "$r_out")")x leases/s (goal 2x)"
 echo "  econet flatness (slowest/fastest 1000-lease bucket)  $(ratio "$(field bucket_min "$e_out")" "$(field bucket_max "$e_out")")"
 echo "  lease files after the runs          econet $e_file_lines allocations, dnsmasq $f_file_lines leases"
-echo "  the generator against a trivial responder: $(field rate "$g_out") leases/s, p50 $(field p50_ms "$g_out") ms;" \
-  "its own CPU here $(field gen_cpu_us_per_lease "$e_out") us per lease"
+echo "  the generator against a trivial responder: $(field rate "$g_out") leases/s, p50 $(field p50_ms "$g_out") ms" \
+  "($(field retransmits "$g_out") retransmits); its own CPU against econet $(field gen_cpu_us_per_lease "$e_out") us per lease"
 echo
 echo "udhcpc start to address applied, new ECO (median of $RUNS; each run in ms)"
 printf "  %-34s %6s ms   (%s )\n" "econet (ECO probed ahead, ARP)" "$(median <<<"$e_udhcpc")" "$e_udhcpc"
