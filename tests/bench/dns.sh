@@ -112,23 +112,15 @@ measure() {
     'BEGIN { printf "%.0f %.2f %s %d %s\n", q, (n > 0 ? t * u / n : 0), l, up, ok }'
 }
 
-# Runs both query sets RUNS times against server $2 from ECO $1 (upstream $3); sets
-# R_ECO and R_FWD to lines "qps cpu lost up noerror%" per run.
-series() {
-  # Warm: every forwarded name once through the cache (and the ECO names, harmless).
+# Warms server $2 from ECO $1: every forwarded name once through its cache (and the
+# ECO names, harmless).
+warm() {
   timeout 60 ip netns exec "$1" dnsperf -s 10.65.0.1 -d "$TMP/fwd.txt" -n 2 -c 1 -q 10 >/dev/null 2>&1
   timeout 60 ip netns exec "$1" dnsperf -s 10.65.0.1 -d "$TMP/eco.txt" -n 2 -c 1 -q 10 >/dev/null 2>&1
-  R_ECO=""
-  R_FWD=""
-  for _ in $(seq 1 "$RUNS"); do
-    R_ECO="$R_ECO$(measure "$1" "$TMP/eco.txt" "$2" "$3")"$'\n'
-    R_FWD="$R_FWD$(measure "$1" "$TMP/fwd.txt" "$2" "$3")"$'\n'
-  done
 }
 col() { awk -v c="$1" 'NF {print $c}' <<<"$2" | median; }
 
 # ---------------------------------------------------------------- econet
-echo "econet: $RUNS x $SECS s per query set" >&2
 E="$P-e"
 ns_add "$E-dev"
 ns_add "$E-eco"
@@ -158,12 +150,8 @@ for _ in $(seq 1 200); do
 done
 ip -n "$E-eco" addr add 10.65.0.2/16 dev eth0
 wait_dns "$E-eco"
-series "$E-eco" "$E_PID" "$E_UP"
-e_eco=$R_ECO e_fwd=$R_FWD e_hwm=$(hwm_kb "$E_PID")
-kill "$E_PID"
 
 # ---------------------------------------------------------------- dnsmasq
-echo "dnsmasq: $RUNS x $SECS s per query set" >&2
 D="$P-d"
 ns_add "$D-dev"
 ns_add "$D-eco"
@@ -183,8 +171,22 @@ ip netns exec "$D-dev" "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null --n
 D_PID=$!
 PIDS+=("$D_PID")
 wait_dns "$D-eco"
-series "$D-eco" "$D_PID" "$D_UP"
-d_eco=$R_ECO d_fwd=$R_FWD d_hwm=$(hwm_kb "$D_PID")
+
+# ---------------------------------------------------------------- runs
+# Both servers are up (each idle while the other is measured); their runs alternate,
+# so a noisy neighbour on the box hits both alike.
+warm "$E-eco"
+warm "$D-eco"
+e_eco="" e_fwd="" d_eco="" d_fwd=""
+for r in $(seq 1 "$RUNS"); do
+  echo "run $r of $RUNS ($SECS s each: econet and dnsmasq, ECO names and forwarded)" >&2
+  e_eco="$e_eco$(measure "$E-eco" "$TMP/eco.txt" "$E_PID" "$E_UP")"$'\n'
+  d_eco="$d_eco$(measure "$D-eco" "$TMP/eco.txt" "$D_PID" "$D_UP")"$'\n'
+  e_fwd="$e_fwd$(measure "$E-eco" "$TMP/fwd.txt" "$E_PID" "$E_UP")"$'\n'
+  d_fwd="$d_fwd$(measure "$D-eco" "$TMP/fwd.txt" "$D_PID" "$D_UP")"$'\n'
+done
+e_hwm=$(hwm_kb "$E_PID")
+d_hwm=$(hwm_kb "$D_PID")
 
 # ---------------------------------------------------------------- report
 echo
