@@ -32,11 +32,12 @@ SUBNET_START=10.64.0.2
 SUBNET_END=10.64.255.254
 
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && sleep 0.3 || true
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-" || true); do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
+  [ -n "$SERVER_PID" ] && wait "$SERVER_PID" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
