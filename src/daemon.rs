@@ -397,18 +397,32 @@ impl Daemon {
             .collect()
     }
 
-    /// Lets a lease's client in (or out) of the anti-spoofing sets at once.
-    fn on_lease(recon: &mut Reconciler, ev: &LeaseEvent) {
-        let r = match ev {
+    /// Lets the clients of a batch of lease events in (or out) of the anti-spoofing
+    /// sets at once: one nftables transaction for the batch, in event order. If it
+    /// fails (say a release of a tuple that was never admitted), each event is
+    /// applied on its own, so one bad event cannot keep the others out.
+    fn on_leases(recon: &mut Reconciler, evs: &[LeaseEvent]) {
+        let change = |ev: &LeaseEvent| match ev {
             LeaseEvent::Granted {
                 ifname, mac, ip, ..
-            } => recon.update_allowed(&[Allowed::new(ifname, *mac, Some(*ip))], &[]),
+            } => (true, Allowed::new(ifname, *mac, Some(*ip))),
             LeaseEvent::Ended {
                 ifname, mac, ip, ..
-            } => recon.update_allowed(&[], &[Allowed::new(ifname, *mac, Some(*ip))]),
+            } => (false, Allowed::new(ifname, *mac, Some(*ip))),
         };
-        if let Err(e) = r {
-            log::warn!("{e}");
+        let changes: Vec<(bool, Allowed)> = evs.iter().map(change).collect();
+        if changes.len() > 1 && recon.update_allowed_seq(&changes).is_ok() {
+            return;
+        }
+        for (add, a) in &changes {
+            let r = if *add {
+                recon.update_allowed(std::slice::from_ref(a), &[])
+            } else {
+                recon.update_allowed(&[], std::slice::from_ref(a))
+            };
+            if let Err(e) = r {
+                log::warn!("{e}");
+            }
         }
     }
 
@@ -676,10 +690,16 @@ impl Handler for Daemon {
             T_CONTROLLER => self.on_controller(),
             T_DHCP => {
                 let recon = &mut self.recon;
-                self.dhcp.ready(now, &mut |ev| Self::on_lease(recon, ev));
-                self.refresh_hosts();
+                self.dhcp.ready(now, &mut |evs| Self::on_leases(recon, evs));
             }
-            t if DnsShell::owns(t, T_DNS) => self.dns.ready(t, T_DNS, now),
+            t if DnsShell::owns(t, T_DNS) => {
+                // Names follow the leases lazily: the zones are brought up to date
+                // just before a query can see them, not after every DHCP packet.
+                if !self.dhcp.changed.is_empty() {
+                    self.refresh_hosts();
+                }
+                self.dns.ready(t, T_DNS, now)
+            }
             t if t >= T_CONN => {
                 let status = self.status();
                 self.control
@@ -705,9 +725,9 @@ impl Handler for Daemon {
         self.control.reap(now);
         self.dns.tick(now);
         let recon = &mut self.recon;
-        self.dhcp.tick(now, &mut |ev| Self::on_lease(recon, ev));
+        self.dhcp.tick(now, &mut |evs| Self::on_leases(recon, evs));
+        // Leases are status of substance; DNS names follow lazily (see `ready`).
         if !self.dhcp.changed.is_empty() {
-            self.refresh_hosts();
             self.status_dirty = true;
         }
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {

@@ -23,7 +23,7 @@
 //! hour, to spare flash. After a restart, allocations whose last use is recent enough
 //! that their lease may still run are held (not reused) until it surely has ended.
 
-use super::store::{self, Record};
+use super::store;
 use super::{ClientKey, Config, EndpointKey, LeaseInfo, Output, Reply, Rx};
 use crate::addr::MacAddr;
 use crate::wire::dhcp::{self as wire, Addrs, MessageType, Routes};
@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 pub const TOUCH_FLUSH_SECS: u64 = 3600;
 /// How long an OFFER holds its address for the REQUEST.
 pub const OFFER_HOLD: Duration = Duration::from_secs(30);
+/// How long an address probed ahead for a new ECO ([`Server::prepare`]) waits for
+/// the ECO's first DISCOVER (a container starts or a VM boots meanwhile).
+pub const PREPARED_HOLD: Duration = Duration::from_secs(60);
 /// Probes per DISCOVER before giving up (the client retries).
 const MAX_PROBES: u8 = 4;
 /// Bound on addresses being probed at once (memory held by stored DISCOVERs).
@@ -98,6 +101,14 @@ enum ResvState {
         attempts: u8,
     },
     Offered,
+    /// Probed ahead for an ECO that has not asked yet ([`Server::prepare`]): waiting
+    /// for the probe window, with no DISCOVER to answer afterwards.
+    Preparing {
+        attempts: u8,
+    },
+    /// Probed ahead, the window passed unanswered: the ECO's first DISCOVER is
+    /// offered this address at once.
+    Prepared,
 }
 
 #[derive(Debug)]
@@ -253,6 +264,8 @@ pub struct Server {
     pool: Pool,
     timers: BTreeSet<(Instant, Timer)>,
     guests: HashMap<EpId, u32>,
+    /// ECOs already probed ahead for (once each).
+    prepared: HashSet<EpId>,
     dirty: bool,
     touched: bool,
     last_flush: Option<u64>,
@@ -293,6 +306,7 @@ impl Server {
             pool: Pool::default(),
             timers: BTreeSet::new(),
             guests: HashMap::new(),
+            prepared: HashSet::new(),
             dirty: false,
             touched: false,
             last_flush: None,
@@ -590,7 +604,50 @@ impl Server {
             .map(|&(_, _, ip)| ip)
     }
 
+    /// A never-used or freed address, never an idle allocation of someone else.
+    fn pick_free(&mut self) -> Option<Ip> {
+        let ip = self.pick(None)?;
+        self.available(ip).then_some(ip)
+    }
+
     // ----- the protocol -----
+
+    /// Probes ahead for an ECO (by DHCP, no static IP) that has no address yet, so
+    /// its first DISCOVER is offered at once instead of after the probe window: the
+    /// shell calls this when the ECO's endpoint is plumbed, and sends the probe.
+    /// Conflict detection is the same as for a DISCOVER (the probe window, then ARP
+    /// watched until the address is taken). At most once per endpoint; nothing
+    /// without a probe window, or when only someone's idle allocation is left.
+    pub fn prepare(&mut self, now: Instant, key: &EndpointKey) -> Option<Output> {
+        if self.cfg.probe_window.is_zero() {
+            return None;
+        }
+        let ep = *self.eps.ids.get(key)?;
+        let conf = self.eps.conf(ep)?;
+        if conf.static_ip.is_some() {
+            return None;
+        }
+        let chaddr = conf.mac;
+        let ident = Ident::Eco(ep);
+        if self.by_ident.contains_key(&ident)
+            || self.resv_by_ident.contains_key(&ident)
+            || self.prepared.contains(&ep)
+        {
+            return None;
+        }
+        let ip = self.pick_free()?;
+        self.prepared.insert(ep);
+        self.insert_resv(
+            ip,
+            Resv {
+                ident,
+                chaddr,
+                deadline: after(now, self.cfg.probe_window),
+                state: ResvState::Preparing { attempts: 1 },
+            },
+        );
+        Some(Output::Probe(Ipv4Addr::from(ip)))
+    }
 
     /// Handles one DHCP message from a client. `buf` receives the reply's UDP payload
     /// (1472 bytes always suffice for a 1500-byte MTU; see [`frame`](super::frame)).
@@ -671,10 +728,39 @@ impl Server {
             return self.offer_or_commit(now, wall, &ident, ip, ctx, buf);
         }
         if let Some(&ip) = self.resv_by_ident.get(&ident) {
-            let offered =
-                matches!(self.resv.get(&ip), Some(r) if matches!(r.state, ResvState::Offered));
-            if !offered {
-                return None; // still probing: the offer follows the window
+            match self.resv.get_mut(&ip).map(|r| &mut r.state) {
+                Some(ResvState::Offered) => {}
+                Some(ResvState::Prepared) => {
+                    // Probed ahead: offer it now, unless the client asks for
+                    // another address it may have (then as if never prepared).
+                    let other = ctx
+                        .req
+                        .requested_ip
+                        .map(u32::from)
+                        .is_some_and(|r| r != ip && self.available(r));
+                    if other {
+                        self.remove_resv(ip);
+                        return self.discover(now, wall, ident, ctx, raw, buf);
+                    }
+                    if let Some(r) = self.resv.get_mut(&ip) {
+                        r.state = ResvState::Offered;
+                    }
+                }
+                Some(state @ ResvState::Preparing { .. }) => {
+                    // Asked while the probe ahead runs: the offer follows its window.
+                    let attempts = match state {
+                        ResvState::Preparing { attempts } => *attempts,
+                        _ => 1,
+                    };
+                    *state = ResvState::Probing {
+                        request: raw.into(),
+                        src_mac: ctx.src_mac,
+                        attempts,
+                    };
+                    self.probing += 1;
+                    return None;
+                }
+                _ => return None, // still probing: the offer follows the window
             }
             if ctx.req.rapid_commit {
                 return self
@@ -809,7 +895,7 @@ impl Server {
             }
             match self.resv_by_ident.get(&ident).copied() {
                 Some(ip) if ip == w => {
-                    if matches!(self.resv.get(&ip), Some(r) if matches!(r.state, ResvState::Probing { .. }))
+                    if matches!(self.resv.get(&ip), Some(r) if matches!(r.state, ResvState::Probing { .. } | ResvState::Preparing { .. }))
                     {
                         return None;
                     }
@@ -1181,6 +1267,25 @@ impl Server {
                 );
                 return Some(Output::Probe(Ipv4Addr::from(next)));
             }
+            if let ResvState::Preparing { attempts } = r.state {
+                // Probing ahead: try another free address, as for a DISCOVER.
+                if attempts >= MAX_PROBES {
+                    return None;
+                }
+                let next = self.pick_free()?;
+                self.insert_resv(
+                    next,
+                    Resv {
+                        ident: r.ident,
+                        chaddr: r.chaddr,
+                        deadline: after(now, self.cfg.probe_window),
+                        state: ResvState::Preparing {
+                            attempts: attempts + 1,
+                        },
+                    },
+                );
+                return Some(Output::Probe(Ipv4Addr::from(next)));
+            }
             return None;
         }
         if !self.allocs.contains_key(&ip) {
@@ -1222,6 +1327,15 @@ impl Server {
                 Timer::Resv(ip) => {
                     if self.resv.get(&ip).is_none_or(|r| r.deadline != at) {
                         continue;
+                    }
+                    if let Some(r) = self.resv.get_mut(&ip) {
+                        if matches!(r.state, ResvState::Preparing { .. }) {
+                            // Probed ahead, unanswered: kept for the ECO's DISCOVER.
+                            r.state = ResvState::Prepared;
+                            r.deadline = after(now, PREPARED_HOLD);
+                            self.timers.insert((r.deadline, Timer::Resv(ip)));
+                            continue;
+                        }
                     }
                     let Some(r) = self.remove_resv(ip) else {
                         continue;
@@ -1312,7 +1426,8 @@ impl Server {
         self.dirty || self.touched
     }
 
-    /// The allocation table in the [`store`] format, sorted by address.
+    /// The allocation table in the [`store`] format, sorted by address. Written
+    /// straight from the table (no copy of the records), about 100 bytes a line.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut ips: Vec<Ip> = self
             .allocs
@@ -1321,25 +1436,31 @@ impl Server {
             .map(|(&ip, _)| ip)
             .collect();
         ips.sort_unstable();
-        let records: Vec<Record> = ips
-            .into_iter()
-            .filter_map(|ip| {
-                let a = self.allocs.get(&ip)?;
-                let (ep, client) = match &a.ident {
-                    Ident::Eco(e) => (*e, None),
-                    Ident::Guest(e, c) => (*e, Some(c.clone())),
-                };
-                Some(Record {
-                    ip: Ipv4Addr::from(ip),
-                    last_used: a.last_used,
-                    mac: a.mac,
-                    endpoint: self.eps.key(ep)?.clone(),
-                    client,
-                    hostname: a.hostname.clone(),
-                })
-            })
-            .collect();
-        store::encode(&records)
+        let mut out = String::with_capacity(32 + ips.len() * 112);
+        out.push_str(store::HEADER);
+        out.push('\n');
+        for ip in ips {
+            let Some(a) = self.allocs.get(&ip) else {
+                continue;
+            };
+            let (ep, client) = match &a.ident {
+                Ident::Eco(e) => (*e, None),
+                Ident::Guest(e, c) => (*e, Some(c)),
+            };
+            let Some(key) = self.eps.key(ep) else {
+                continue;
+            };
+            store::encode_line(
+                Ipv4Addr::from(ip),
+                a.last_used,
+                a.mac,
+                key,
+                client,
+                &a.hostname,
+                &mut out,
+            );
+        }
+        out.into_bytes()
     }
 
     /// Loads allocations from a snapshot (call once, right after `new`). Lines that do

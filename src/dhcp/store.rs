@@ -100,14 +100,35 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// Appends one record's line (with its newline).
 pub fn encode_record(r: &Record, out: &mut String) {
+    encode_line(
+        r.ip,
+        r.last_used,
+        r.mac,
+        &r.endpoint,
+        r.client.as_ref(),
+        &r.hostname,
+        out,
+    );
+}
+
+/// Appends the line of a record given by its parts (no `Record` needed).
+pub fn encode_line(
+    ip: Ipv4Addr,
+    last_used: u64,
+    mac: MacAddr,
+    endpoint: &EndpointKey,
+    client: Option<&ClientKey>,
+    hostname: &str,
+    out: &mut String,
+) {
     use std::fmt::Write;
-    let _ = write!(out, "{} {} {} ", r.ip, r.last_used, r.mac);
-    out.push_str(if r.client.is_some() { "guest " } else { "eco " });
-    encode_field(r.endpoint.app_id.as_bytes(), out);
+    let _ = write!(out, "{ip} {last_used} {mac} ");
+    out.push_str(if client.is_some() { "guest " } else { "eco " });
+    encode_field(endpoint.app_id.as_bytes(), out);
     out.push(' ');
-    encode_field(r.endpoint.ifname.as_bytes(), out);
+    encode_field(endpoint.ifname.as_bytes(), out);
     out.push(' ');
-    match &r.client {
+    match client {
         Some(ClientKey::Id(id)) => {
             out.push_str("id:");
             hex(id, out);
@@ -118,7 +139,7 @@ pub fn encode_record(r: &Record, out: &mut String) {
         }
         None => {}
     }
-    encode_field(r.hostname.as_bytes(), out);
+    encode_field(hostname.as_bytes(), out);
     out.push('\n');
 }
 

@@ -924,6 +924,115 @@ fn retransmitted_discover_while_probing_is_quiet() {
     assert_eq!(offer.yiaddr, ip(49));
 }
 
+/// A DISCOVER without a requested address.
+fn fresh_discover() -> Vec<u8> {
+    edit(&UDHCPC_DISCOVER, |r| r.requested_ip = None)
+}
+
+#[test]
+fn prepared_eco_is_offered_at_once() {
+    let mut h = H::new(config());
+    assert_eq!(h.s.prepare(h.now, &key("web")), Some(Output::Probe(ip(49))));
+    // Once per endpoint; never for a static ECO or an unknown endpoint.
+    assert_eq!(h.s.prepare(h.now, &key("web")), None);
+    assert_eq!(h.s.prepare(h.now, &key("plc")), None);
+    assert_eq!(h.s.prepare(h.now, &key("nope")), None);
+    h.s.check_invariants();
+    // The window passes unanswered: nothing is sent.
+    h.now += Duration::from_millis(50);
+    assert!(h.poll_all().is_empty());
+    h.s.check_invariants();
+    // Someone else must not get it meanwhile.
+    let d = edit(&UDHCPC_DISCOVER, |r| {
+        r.client_hardware_addr = mac(3);
+        r.requested_ip = Some(ip(49));
+    });
+    let (p, _, _) = h.discover_probed("vm", mac(3), &d);
+    assert_eq!(p, ip(50));
+    // The ECO's first DISCOVER is offered the probed address at once.
+    let (_, offer) = h.reply("web", CLIENT, &fresh_discover());
+    assert_eq!((offer.kind, offer.yiaddr), (MessageType::Offer, ip(49)));
+    let (_, ack) = h.reply("web", CLIENT, payload(&UDHCPC_REQUEST));
+    assert_eq!((ack.kind, ack.yiaddr), (MessageType::Ack, ip(49)));
+    h.s.check_invariants();
+    // With an address, nothing more to prepare.
+    let mut c = h.s.config().clone();
+    c.endpoints.push(endpoint("db", mac(4), None));
+    h.s.update_config(c);
+    assert_eq!(h.s.prepare(h.now, &key("web")), None);
+    // (The guest's offer of .50 ended with the config change.)
+    assert_eq!(h.s.prepare(h.now, &key("db")), Some(Output::Probe(ip(50))));
+}
+
+#[test]
+fn prepared_eco_discovering_during_the_window_gets_the_offer_after_it() {
+    let mut h = H::new(config());
+    assert!(h.s.prepare(h.now, &key("web")).is_some());
+    h.now += Duration::from_millis(20);
+    assert_eq!(h.rx("web", CLIENT, &fresh_discover()), None);
+    h.s.check_invariants();
+    h.now += Duration::from_millis(30);
+    let out = h.poll_all();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let m = out[0].1.as_ref().unwrap();
+    assert_eq!((m.kind, m.yiaddr), (MessageType::Offer, ip(49)));
+    h.s.check_invariants();
+}
+
+#[test]
+fn prepared_address_claimed_by_another_host_is_not_offered() {
+    let mut h = H::new(config());
+    assert_eq!(h.s.prepare(h.now, &key("web")), Some(Output::Probe(ip(49))));
+    // The ECO's own ARP does not count; another host's answer moves on.
+    assert_eq!(h.s.handle_arp(h.now, CLIENT, ip(49)), None);
+    assert_eq!(
+        h.s.handle_arp(h.now, mac(200), ip(49)),
+        Some(Output::Probe(ip(50)))
+    );
+    h.s.check_invariants();
+    h.now += Duration::from_millis(50);
+    assert!(h.poll_all().is_empty());
+    let (_, offer) = h.reply("web", CLIENT, &fresh_discover());
+    assert_eq!(offer.yiaddr, ip(50));
+    // A claim after the window ends the preparation, as it ends an offer.
+    let mut h = H::new(config());
+    assert!(h.s.prepare(h.now, &key("web")).is_some());
+    h.now += Duration::from_millis(50);
+    h.poll_all();
+    assert_eq!(h.s.handle_arp(h.now, mac(200), ip(49)), None);
+    h.s.check_invariants();
+    let (p, _, offer) = h.discover_probed("web", CLIENT, &fresh_discover());
+    assert_eq!((p, offer.yiaddr), (ip(50), ip(50)));
+}
+
+#[test]
+fn preparation_expires_and_yields_to_a_requested_address() {
+    let mut h = H::new(config());
+    assert!(h.s.prepare(h.now, &key("web")).is_some());
+    h.now += Duration::from_millis(50);
+    h.poll_all();
+    // Asking for another free address: as if nothing had been prepared.
+    let d = edit(&UDHCPC_DISCOVER, |r| r.requested_ip = Some(ip(55)));
+    let (p, _, offer) = h.discover_probed("web", CLIENT, &d);
+    assert_eq!((p, offer.yiaddr), (ip(55), ip(55)));
+    h.s.check_invariants();
+    // Not asked within the hold: the address goes back, the next DISCOVER probes.
+    let mut h = H::new(config());
+    assert!(h.s.prepare(h.now, &key("web")).is_some());
+    h.now += Duration::from_millis(50);
+    h.poll_all();
+    h.now += server::PREPARED_HOLD;
+    assert!(h.poll_all().is_empty());
+    h.s.check_invariants();
+    let (p, _, _) = h.discover_probed("web", CLIENT, &fresh_discover());
+    assert_eq!(p, ip(49));
+    // No probe window: nothing to prepare.
+    let mut c = config();
+    c.probe_window = Duration::ZERO;
+    let mut h = H::new(c);
+    assert_eq!(h.s.prepare(h.now, &key("web")), None);
+}
+
 #[test]
 fn update_config_keeps_allocations_and_statics_win() {
     let mut c = with_ecos(small_pool(6), 3);
@@ -1136,6 +1245,12 @@ fn random_operations_keep_the_state_consistent() {
         let g = rng.below(4);
         let src = if g == 0 { eco_mac } else { mac(100 + g as u8) };
         let addr = ip(45 + rng.below(20) as u8);
+        if step % 101 == 0 {
+            // Now and then an endpoint is (re)plumbed: probe ahead for it.
+            if let Some(Output::Probe(_)) = h.s.prepare(h.now, &key(&ep)) {
+                *stats.entry("prepare".into()).or_insert(0) += 1;
+            }
+        }
         match rng.below(20) {
             0 => {
                 let _ = h.s.handle_arp(h.now, mac(200), addr);

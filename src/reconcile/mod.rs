@@ -138,6 +138,27 @@ impl Reconciler {
             .map_err(|e| format!("update allowed senders: {e}"))
     }
 
+    /// Admits (`true`) and dismisses (`false`) senders in one nftables transaction,
+    /// in the order given: all of them, or on an error none.
+    pub fn update_allowed_seq(&mut self, changes: &[(bool, Allowed)]) -> Result<(), String> {
+        let Some(nft) = self.nft.as_mut() else {
+            return Ok(());
+        };
+        let mut b = nft.batch();
+        for run in changes.chunk_by(|x, y| x.0 == y.0) {
+            let keys4: Vec<Vec<u8>> = run.iter().filter_map(|(_, a)| a.ip_key()).collect();
+            if run[0].0 {
+                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4);
+                let macs: Vec<Vec<u8>> = run.iter().map(|(_, a)| a.mac_key()).collect();
+                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, &macs);
+            } else {
+                b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4);
+            }
+        }
+        nft.commit(b)
+            .map_err(|e| format!("update allowed senders: {e}"))
+    }
+
     fn apply(&mut self, op: &Op, d: &Desired, changes: &mut u64) -> Result<(), String> {
         let r = &mut self.rtnl;
         match op {

@@ -62,11 +62,17 @@ struct NetDhcp {
 pub struct DhcpShell {
     sock: Option<OwnedFd>,
     nets: Vec<NetDhcp>,
-    /// Endpoint interface index → (network, endpoint key, interface name).
-    by_ifindex: HashMap<i32, (usize, EndpointKey, String)>,
+    /// Endpoint interface index → (network, index in its `spec.endpoints`).
+    by_ifindex: HashMap<i32, (usize, usize)>,
     dir: PathBuf,
     rx: Vec<u8>,
     tx: Vec<u8>,
+    /// Replies granting an address, held until the firewall has admitted their
+    /// clients: (interface index, range in `held_bytes`).
+    held: Vec<(i32, std::ops::Range<usize>)>,
+    held_bytes: Vec<u8>,
+    /// The lease events of one batch, in order.
+    events: Vec<LeaseEvent>,
     /// Networks whose leases changed since the caller last asked.
     pub changed: Vec<String>,
 }
@@ -102,6 +108,9 @@ impl DhcpShell {
             dir: state_dir.to_path_buf(),
             rx: vec![0; 4096],
             tx: vec![0; 2048],
+            held: Vec::new(),
+            held_bytes: Vec::new(),
+            events: Vec::new(),
             changed: Vec::new(),
         }
     }
@@ -160,10 +169,9 @@ impl DhcpShell {
         }
         self.by_ifindex.clear();
         for (ni, n) in self.nets.iter().enumerate() {
-            for (key, ifname) in &n.spec.endpoints {
+            for (ei, (_, ifname)) in n.spec.endpoints.iter().enumerate() {
                 if let Some(l) = links.iter().find(|l| &l.name == ifname) {
-                    self.by_ifindex
-                        .insert(l.index, (ni, key.clone(), ifname.clone()));
+                    self.by_ifindex.insert(l.index, (ni, ei));
                 }
             }
         }
@@ -179,7 +187,33 @@ impl DhcpShell {
                 }
             }
         }
+        self.prepare(links, now);
         errors
+    }
+
+    /// Probes ahead for the ECOs that are plumbed and have no address yet, so their
+    /// first DISCOVER is answered at once (see [`Server::prepare`]).
+    fn prepare(&mut self, links: &[Link], now: Instant) {
+        let Some(fd) = self.fd() else { return };
+        for n in self.nets.iter_mut() {
+            if n.bridge_index <= 0 {
+                continue; // no probe can go out: nothing is prepared
+            }
+            let mut probes = Vec::new();
+            for (key, ifname) in &n.spec.endpoints {
+                if !links.iter().any(|l| &l.name == ifname) {
+                    continue;
+                }
+                if let Some(Output::Probe(ip)) = n.server.prepare(now, key) {
+                    probes.push(ip);
+                }
+            }
+            for ip in probes {
+                if let Some(len) = frame::emit_probe(&mut self.tx, n.bridge_mac, ip) {
+                    let _ = sock::send_frame(fd, n.bridge_index, &self.tx[..len]);
+                }
+            }
+        }
     }
 
     pub fn fd(&self) -> Option<i32> {
@@ -232,9 +266,11 @@ impl DhcpShell {
             .collect()
     }
 
-    /// Handles the waiting frames; `on_event` runs before a reply granting an address
-    /// goes out (so the firewall admits the client before it uses the address).
-    pub fn ready(&mut self, now: Instant, on_event: &mut dyn FnMut(&LeaseEvent)) {
+    /// Handles the waiting frames. `on_events` gets the lease events of the batch, in
+    /// order, before any reply granting an address goes out (so the firewall admits
+    /// the clients before they use their addresses): one firewall update per batch,
+    /// not one per client.
+    pub fn ready(&mut self, now: Instant, on_events: &mut dyn FnMut(&[LeaseEvent])) {
         let Some(fd) = self.fd() else { return };
         let wall = wall_now();
         // Bounded per wakeup so a flood cannot starve the loop.
@@ -245,16 +281,17 @@ impl DhcpShell {
             if from.pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
-            let Some((ni, key, ifname)) = self.by_ifindex.get(&from.ifindex).cloned() else {
+            let Some(&(ni, ei)) = self.by_ifindex.get(&from.ifindex) else {
                 // Not an ECO endpoint (a port, or the bridge's own copy): never served.
+                continue;
+            };
+            let Some(n) = self.nets.get_mut(ni) else {
                 continue;
             };
             let frame_bytes = &self.rx[..from.len];
             if let Some((mac, ip)) = frame::parse_arp(frame_bytes) {
-                if let Some(n) = self.nets.get_mut(ni) {
-                    if let Some(out) = n.server.handle_arp(now, mac, ip) {
-                        Self::emit(fd, n, None, out, &mut self.tx);
-                    }
+                if let Some(out) = n.server.handle_arp(now, mac, ip) {
+                    Self::emit(fd, n, None, out, &mut self.tx);
                 }
                 continue;
             }
@@ -269,11 +306,11 @@ impl DhcpShell {
                 .ok()
                 .and_then(|p| Repr::parse(&p).ok())
                 .map(|r| (r.message_type, r.client_ip, r.requested_ip));
-            let Some(n) = self.nets.get_mut(ni) else {
+            let Some((key, ifname)) = n.spec.endpoints.get(ei) else {
                 continue;
             };
             let rx = Rx {
-                endpoint: Some(&key),
+                endpoint: Some(key),
                 src_mac,
                 src_ip,
                 payload,
@@ -288,7 +325,7 @@ impl DhcpShell {
                     _ => None,
                 };
                 if let Some(ip) = ended.filter(|ip| !ip.is_unspecified()) {
-                    on_event(&LeaseEvent::Ended {
+                    self.events.push(LeaseEvent::Ended {
                         net_id: n.spec.net_id.clone(),
                         ifname: ifname.clone(),
                         mac: src_mac,
@@ -298,26 +335,42 @@ impl DhcpShell {
                 }
             }
             if let Some(out) = out {
+                let via = (ifname.clone(), from.ifindex, src_mac);
                 if let Emitted::Grant {
                     ifindex,
                     len,
                     event,
-                } = Self::emit(
-                    fd,
-                    n,
-                    Some((&ifname, from.ifindex, src_mac)),
-                    out,
-                    &mut self.tx,
-                ) {
+                } = Self::emit(fd, n, Some(via), out, &mut self.tx)
+                {
                     mark_changed(&mut self.changed, &n.spec.net_id);
-                    on_event(&event);
-                    let _ = sock::send_frame(fd, ifindex, &self.tx[..len]);
+                    self.events.push(event);
+                    hold(
+                        &mut self.held,
+                        &mut self.held_bytes,
+                        ifindex,
+                        &self.tx[..len],
+                    );
                 }
             }
             if n.server.take_dirty(wall) && n.write_at.is_none() {
                 n.write_at = Some(now + WRITE_EVERY);
             }
         }
+        self.release_held(fd, on_events);
+    }
+
+    /// Hands the batch's events over, then sends the replies held for them.
+    fn release_held(&mut self, fd: i32, on_events: &mut dyn FnMut(&[LeaseEvent])) {
+        if !self.events.is_empty() {
+            on_events(&self.events);
+            self.events.clear();
+        }
+        for (ifindex, r) in self.held.drain(..) {
+            if let Some(f) = self.held_bytes.get(r) {
+                let _ = sock::send_frame(fd, ifindex, f);
+            }
+        }
+        self.held_bytes.clear();
     }
 
     /// Sends an output, except a reply that grants an address: that frame is built
@@ -326,7 +379,7 @@ impl DhcpShell {
     fn emit(
         fd: i32,
         n: &mut NetDhcp,
-        via: Option<(&String, i32, MacAddr)>,
+        via: Option<(String, i32, MacAddr)>,
         out: Output,
         tx: &mut [u8],
     ) -> Emitted {
@@ -351,9 +404,9 @@ impl DhcpShell {
                 };
                 // Out of the port the request came in on; otherwise (an offer after a
                 // probe window) out of the bridge, which delivers it by MAC.
-                let ifindex = via.map(|(_, idx, _)| idx).unwrap_or(n.bridge_index);
+                let ifindex = via.as_ref().map_or(n.bridge_index, |v| v.1);
                 let who = match via {
-                    Some((ifname, _, mac)) => Some((ifname.clone(), mac)),
+                    Some((ifname, _, mac)) => Some((ifname, mac)),
                     None => ack.and_then(|ip| {
                         let l = n.server.held().find(|l| l.ip == ip)?;
                         let ifname = n
@@ -394,8 +447,9 @@ impl DhcpShell {
             .min()
     }
 
-    /// Timers: offers after their probe window, expiries, lease files due.
-    pub fn tick(&mut self, now: Instant, on_event: &mut dyn FnMut(&LeaseEvent)) {
+    /// Timers: offers after their probe window, expiries, lease files due. Lease
+    /// events go to `on_events` as in [`DhcpShell::ready`].
+    pub fn tick(&mut self, now: Instant, on_events: &mut dyn FnMut(&[LeaseEvent])) {
         let wall = wall_now();
         let fd = self.fd();
         for n in self.nets.iter_mut() {
@@ -414,11 +468,22 @@ impl DhcpShell {
                     } = Self::emit(fd, n, None, out, &mut self.tx)
                     {
                         mark_changed(&mut self.changed, &n.spec.net_id);
-                        on_event(&event);
-                        let _ = sock::send_frame(fd, ifindex, &self.tx[..len]);
+                        self.events.push(event);
+                        hold(
+                            &mut self.held,
+                            &mut self.held_bytes,
+                            ifindex,
+                            &self.tx[..len],
+                        );
                     }
                 }
             }
+        }
+        if let Some(fd) = fd {
+            self.release_held(fd, on_events);
+        }
+        // Lease files last: a write (with fsync) must not delay the replies above.
+        for n in self.nets.iter_mut() {
             if n.server.take_dirty(wall) && n.write_at.is_none() {
                 n.write_at = Some(now + WRITE_EVERY);
             }
@@ -448,6 +513,18 @@ enum Emitted {
         len: usize,
         event: LeaseEvent,
     },
+}
+
+/// Keeps a reply granting an address until the batch's events are through.
+fn hold(
+    held: &mut Vec<(i32, std::ops::Range<usize>)>,
+    bytes: &mut Vec<u8>,
+    ifindex: i32,
+    f: &[u8],
+) {
+    let start = bytes.len();
+    bytes.extend_from_slice(f);
+    held.push((ifindex, start..start + f.len()));
 }
 
 fn mark_changed(v: &mut Vec<String>, net: &str) {

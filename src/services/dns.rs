@@ -125,6 +125,10 @@ pub struct DnsShell {
     ids: HashMap<String, NetId>,
     next_id: NetId,
     out: Vec<u8>,
+    /// Queries in and replies out, a batch per system call.
+    batch: sock::UdpBatch,
+    /// Upstream replies (up to 64 KiB each), allocated on first use.
+    up_buf: Vec<u8>,
     clients: Vec<TcpConn>,
     upstreams: Vec<TcpConn>,
 }
@@ -149,6 +153,8 @@ impl DnsShell {
             ids: HashMap::new(),
             next_id: 1,
             out: vec![0; 65535],
+            batch: sock::UdpBatch::new(),
+            up_buf: Vec::new(),
             clients: Vec::new(),
             upstreams: Vec::new(),
         }
@@ -306,33 +312,54 @@ impl DnsShell {
     }
 
     fn udp_ready(&mut self, i: usize, now: Instant) {
-        let mut buf = [0u8; 4096];
         // Bounded per wakeup so one busy network cannot starve the loop.
-        for _ in 0..256 {
+        for _ in 0..256 / sock::UdpBatch::SIZE {
             let Some(n) = self.nets.get(i) else { return };
-            let (len, from) = match n.udp.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(_) => return,
-            };
-            let id = n.id;
-            let a =
-                self.core
-                    .handle_query(now, id, from, Transport::Udp, &buf[..len], &mut self.out);
-            self.act(a, now);
+            let (fd, id) = (n.udp.as_raw_fd(), n.id);
+            let got = self.batch.recv(fd);
+            for k in 0..got {
+                let Some((msg, from)) = self.batch.datagram(k) else {
+                    continue;
+                };
+                let a = self
+                    .core
+                    .handle_query(now, id, from, Transport::Udp, msg, &mut self.out);
+                match a {
+                    // Answers on this network's socket go out with the batch.
+                    Action::Reply {
+                        net,
+                        to,
+                        transport: Transport::Udp,
+                        len,
+                    } if net == id
+                        && self.batch.queue(&self.out[..len.min(self.out.len())], to) => {}
+                    a => self.act(a, now),
+                }
+            }
+            self.batch.flush(fd);
+            if got < sock::UdpBatch::SIZE {
+                return;
+            }
         }
     }
 
     fn upstream_udp_ready(&mut self, i: usize, now: Instant) {
-        let mut buf = vec![0u8; 65535];
+        if self.up_buf.is_empty() {
+            self.up_buf = vec![0u8; 65535];
+        }
         for _ in 0..256 {
             let Some(n) = self.nets.get(i) else { return };
-            let (len, from) = match n.up.recv_from(&mut buf) {
+            let (len, from) = match n.up.recv_from(&mut self.up_buf) {
                 Ok(r) => r,
                 Err(_) => return,
             };
-            let a =
-                self.core
-                    .handle_upstream(now, from, Transport::Udp, &buf[..len], &mut self.out);
+            let a = self.core.handle_upstream(
+                now,
+                from,
+                Transport::Udp,
+                &self.up_buf[..len],
+                &mut self.out,
+            );
             self.act(a, now);
         }
     }

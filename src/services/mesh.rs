@@ -65,7 +65,11 @@ impl MeshShell {
     /// Brings the served mesh networks to `specs`; returns errors per network id.
     pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> Vec<(String, String)> {
         let mut errors = Vec::new();
-        self.nets.retain(|n| specs.iter().any(|s| s.net_id == n.spec.net_id && s.mesh == n.spec.mesh));
+        self.nets.retain(|n| {
+            specs
+                .iter()
+                .any(|s| s.net_id == n.spec.net_id && s.mesh == n.spec.mesh)
+        });
         for s in specs {
             let i = match self.nets.iter().position(|n| n.spec.net_id == s.net_id) {
                 Some(i) => i,
@@ -87,7 +91,9 @@ impl MeshShell {
             if n.tun.is_none() {
                 match Tun::attach(&s.tun) {
                     Ok(t) => n.tun = Some(t),
-                    Err(e) => errors.push((s.net_id.clone(), format!("mesh tunnel {}: {e}", s.tun))),
+                    Err(e) => {
+                        errors.push((s.net_id.clone(), format!("mesh tunnel {}: {e}", s.tun)))
+                    }
                 }
             }
             if n.bound != s.rloc {
@@ -117,7 +123,10 @@ impl MeshShell {
     }
 
     pub fn status(&self, net_id: &str) -> Option<XtrStatus> {
-        self.nets.iter().find(|n| n.spec.net_id == net_id).map(|n| n.xtr.status())
+        self.nets
+            .iter()
+            .find(|n| n.spec.net_id == net_id)
+            .map(|n| n.xtr.status())
     }
 
     pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
@@ -149,12 +158,16 @@ impl MeshShell {
 
     pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
         let i = ((token - base) / PER_NET) as usize;
-        let Some(n) = self.nets.get_mut(i) else { return };
+        let Some(n) = self.nets.get_mut(i) else {
+            return;
+        };
         // Bounded per wakeup so one busy network cannot starve the loop.
         match (token - base) % PER_NET {
             0 => {
                 for _ in 0..256 {
-                    let Some(len) = n.tun.as_mut().and_then(|t| t.recv(&mut self.buf)) else { break };
+                    let Some(len) = n.tun.as_mut().and_then(|t| t.recv(&mut self.buf)) else {
+                        break;
+                    };
                     match n.xtr.encap(now, &self.buf[..len], &mut self.out) {
                         Encap::Send { to, len, .. } => {
                             if let Some(d) = &n.data {
@@ -170,9 +183,13 @@ impl MeshShell {
             1 => {
                 for _ in 0..256 {
                     let Some(d) = &n.data else { break };
-                    let Ok((len, SocketAddr::V4(from))) = d.recv_from(&mut self.buf) else { break };
+                    let Ok((len, SocketAddr::V4(from))) = d.recv_from(&mut self.buf) else {
+                        break;
+                    };
                     if let Ok(dec) = n.xtr.handle_data(now, from, &mut self.buf[..len]) {
-                        if let (Some(tun), Some(inner)) = (n.tun.as_mut(), self.buf.get(dec.inner.clone())) {
+                        if let (Some(tun), Some(inner)) =
+                            (n.tun.as_mut(), self.buf.get(dec.inner.clone()))
+                        {
                             tun.send(inner);
                         }
                     }
@@ -181,7 +198,9 @@ impl MeshShell {
             _ => {
                 for _ in 0..256 {
                     let Some(c) = &n.ctl else { break };
-                    let Ok((len, SocketAddr::V4(from))) = c.recv_from(&mut self.buf) else { break };
+                    let Ok((len, SocketAddr::V4(from))) = c.recv_from(&mut self.buf) else {
+                        break;
+                    };
                     n.xtr.handle_control(now, from, &self.buf[..len]);
                 }
             }
@@ -214,7 +233,10 @@ impl MeshShell {
                     }
                     Action::RegistrationFailed { map_server } => {
                         if n.registered {
-                            log::warn!("mesh {}: {map_server} did not acknowledge the registration", n.spec.net_id);
+                            log::warn!(
+                                "mesh {}: {map_server} did not acknowledge the registration",
+                                n.spec.net_id
+                            );
                         }
                         n.registered = false;
                     }

@@ -183,6 +183,14 @@ pub fn dhcp_packet_socket() -> io::Result<OwnedFd> {
         )
     })?;
     let _ = setopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    // Our own frames (replies, ARP probes) need not come back to us; older kernels
+    // (before 4.20) refuse the option, and the shell skips them anyway.
+    let _ = setopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        libc::PACKET_IGNORE_OUTGOING,
+        1,
+    );
     let sll = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: ETH_P_ALL.to_be(),
@@ -266,4 +274,168 @@ pub fn send_frame(fd: RawFd, ifindex: i32, frame: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Datagrams in a batch on one UDP socket: up to [`UdpBatch::SIZE`] received with
+/// one `recvmmsg` and the replies sent with one `sendmmsg`, so a busy DNS server
+/// pays two system calls per batch instead of two per query.
+pub struct UdpBatch {
+    rx: Vec<u8>,
+    rx_len: [usize; UdpBatch::SIZE],
+    rx_from: [libc::sockaddr_in; UdpBatch::SIZE],
+    received: usize,
+    tx: Vec<u8>,
+    tx_len: [usize; UdpBatch::SIZE],
+    tx_to: [libc::sockaddr_in; UdpBatch::SIZE],
+    queued: usize,
+}
+
+impl Default for UdpBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UdpBatch {
+    /// Datagrams per batch.
+    pub const SIZE: usize = 32;
+    /// Largest datagram received whole (longer ones are cut, as with a 4 KiB buffer).
+    pub const RX_SLOT: usize = 4096;
+    /// Largest reply queued; longer ones are for the caller to send on its own.
+    pub const TX_SLOT: usize = 1280;
+
+    pub fn new() -> UdpBatch {
+        let zero = sockaddr(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+        UdpBatch {
+            rx: Vec::new(),
+            rx_len: [0; Self::SIZE],
+            rx_from: [zero; Self::SIZE],
+            received: 0,
+            tx: Vec::new(),
+            tx_len: [0; Self::SIZE],
+            tx_to: [zero; Self::SIZE],
+            queued: 0,
+        }
+    }
+
+    /// Receives what is waiting (at most `SIZE`); returns how many datagrams.
+    pub fn recv(&mut self, fd: RawFd) -> usize {
+        if self.rx.is_empty() {
+            self.rx = vec![0; Self::SIZE * Self::RX_SLOT];
+        }
+        // SAFETY: zeroed iovec/mmsghdr are valid values; every pointer set below
+        // points into `self.rx` / `self.rx_from`, alive and unaliased for the call.
+        let mut iov: [libc::iovec; Self::SIZE] = unsafe { std::mem::zeroed() };
+        let mut hdr: [libc::mmsghdr; Self::SIZE] = unsafe { std::mem::zeroed() };
+        let base = self.rx.as_mut_ptr();
+        for i in 0..Self::SIZE {
+            // SAFETY: i * RX_SLOT is within the buffer of SIZE * RX_SLOT bytes.
+            iov[i].iov_base = unsafe { base.add(i * Self::RX_SLOT) } as *mut libc::c_void;
+            iov[i].iov_len = Self::RX_SLOT;
+            hdr[i].msg_hdr.msg_iov = &mut iov[i];
+            hdr[i].msg_hdr.msg_iovlen = 1;
+            hdr[i].msg_hdr.msg_name = &mut self.rx_from[i] as *mut _ as *mut libc::c_void;
+            hdr[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        // SAFETY: valid fd and SIZE initialised headers.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdr.as_mut_ptr(),
+                Self::SIZE as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        self.received = if n > 0 { n as usize } else { 0 };
+        for (len, h) in self.rx_len.iter_mut().zip(&hdr).take(self.received) {
+            *len = (h.msg_len as usize).min(Self::RX_SLOT);
+        }
+        self.received
+    }
+
+    /// Received datagram `i` and its sender (only IPv4 sockets are used).
+    pub fn datagram(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        if i >= self.received {
+            return None;
+        }
+        let a = &self.rx_from[i];
+        if a.sin_family != libc::AF_INET as libc::sa_family_t {
+            return None;
+        }
+        let from = SocketAddrV4::new(
+            std::net::Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes()),
+            u16::from_be(a.sin_port),
+        );
+        let start = i * Self::RX_SLOT;
+        Some((
+            self.rx.get(start..start + self.rx_len[i])?,
+            SocketAddr::V4(from),
+        ))
+    }
+
+    /// Queues a reply; `false` (nothing queued) if it is too long, the batch is full
+    /// or `to` is not IPv4: then the caller sends it itself.
+    pub fn queue(&mut self, msg: &[u8], to: SocketAddr) -> bool {
+        let SocketAddr::V4(to) = to else {
+            return false;
+        };
+        if msg.len() > Self::TX_SLOT || self.queued >= Self::SIZE {
+            return false;
+        }
+        if self.tx.is_empty() {
+            self.tx = vec![0; Self::SIZE * Self::TX_SLOT];
+        }
+        let i = self.queued;
+        let start = i * Self::TX_SLOT;
+        self.tx[start..start + msg.len()].copy_from_slice(msg);
+        self.tx_len[i] = msg.len();
+        self.tx_to[i] = sockaddr(to);
+        self.queued += 1;
+        true
+    }
+
+    /// Sends the queued replies (what the socket refuses is dropped, as a lost
+    /// datagram would be).
+    pub fn flush(&mut self, fd: RawFd) {
+        let n = std::mem::take(&mut self.queued);
+        if n == 0 {
+            return;
+        }
+        // SAFETY: as in `recv`: pointers into `self.tx` / `self.tx_to`, alive for the
+        // call; sendmmsg only reads them.
+        let mut iov: [libc::iovec; Self::SIZE] = unsafe { std::mem::zeroed() };
+        let mut hdr: [libc::mmsghdr; Self::SIZE] = unsafe { std::mem::zeroed() };
+        let base = self.tx.as_mut_ptr();
+        for i in 0..n {
+            // SAFETY: i * TX_SLOT is within the buffer of SIZE * TX_SLOT bytes.
+            iov[i].iov_base = unsafe { base.add(i * Self::TX_SLOT) } as *mut libc::c_void;
+            iov[i].iov_len = self.tx_len[i];
+            hdr[i].msg_hdr.msg_iov = &mut iov[i];
+            hdr[i].msg_hdr.msg_iovlen = 1;
+            hdr[i].msg_hdr.msg_name = &mut self.tx_to[i] as *mut _ as *mut libc::c_void;
+            hdr[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let mut sent = 0;
+        // Bounded: each round sends at least one or stops.
+        while sent < n {
+            // SAFETY: valid fd; headers sent..n are initialised.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    hdr[sent..].as_mut_ptr(),
+                    (n - sent) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                sent += r as usize;
+            } else if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                // Refused (a full buffer, an unreachable client): skip that one.
+                sent += 1;
+            }
+        }
+    }
 }
