@@ -168,15 +168,14 @@ impl MeshShell {
                     let Some(len) = n.tun.as_mut().and_then(|t| t.recv(&mut self.buf)) else {
                         break;
                     };
-                    match n.xtr.encap(now, &self.buf[..len], &mut self.out) {
-                        Encap::Send { to, len, .. } => {
-                            if let Some(d) = &n.data {
-                                let _ = d.send_to(&self.out[..len], to);
-                            }
+                    // A miss is held and sent when the mapping arrives; negative
+                    // answers and bad packets are dropped.
+                    if let Encap::Send { to, len, .. } =
+                        n.xtr.encap(now, &self.buf[..len], &mut self.out)
+                    {
+                        if let Some(d) = &n.data {
+                            let _ = d.send_to(&self.out[..len], to);
                         }
-                        // A miss is held and sent when the mapping arrives; negative
-                        // answers and bad packets are dropped.
-                        _ => {}
                     }
                 }
             }
