@@ -12,6 +12,7 @@ use crate::reconcile::facts::Facts;
 use crate::reconcile::{desired, Outcome, Reconciler};
 use crate::services::dhcp::{DhcpShell, LeaseEvent};
 use crate::services::dns::DnsShell;
+use crate::services::mesh::MeshShell;
 use crate::status::{EndpointStatus, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ const T_INOTIFY: u64 = 2;
 const T_CONTROL: u64 = 3;
 const T_CONN: u64 = 0x100;
 const T_DNS: u64 = 0x10000;
+const T_MESH: u64 = 0x20000;
 const T_DHCP: u64 = 4;
 const T_CONTROLLER: u64 = 5;
 /// Status goes to the controller when it changes in substance, and this often anyway
@@ -88,6 +90,7 @@ pub struct Daemon {
     facts: Facts,
     dns: DnsShell,
     dhcp: DhcpShell,
+    mesh: MeshShell,
     /// The links as the last reconcile pass left them.
     links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
@@ -138,6 +141,7 @@ impl Daemon {
             last_apply_ms: 0,
             facts: Facts::default(),
             dns: DnsShell::new(),
+            mesh: MeshShell::new(),
             dhcp: DhcpShell::new(&settings_state_dir),
             links: Vec::new(),
             service_errors: HashMap::new(),
@@ -367,6 +371,28 @@ impl Daemon {
             self.dhcp.changed.push(n.id.clone());
         }
         self.refresh_hosts();
+        let leased = self.leased_senders();
+        let specs = crate::services::mesh_specs(cfg, &self.facts, &leased);
+        for (net, e) in self.mesh.set_networks(&specs, Instant::now()) {
+            self.service_errors.entry(net).or_default().push(e);
+        }
+    }
+
+    /// After DHCP granted or ended leases: a mesh network's EIDs and host routes
+    /// follow its leases, through a reconcile soon.
+    fn after_leases(&mut self) {
+        if self.dhcp.touched.is_empty() {
+            return;
+        }
+        let touched = std::mem::take(&mut self.dhcp.touched);
+        let Some(cfg) = &self.config else { return };
+        let mesh_changed = touched
+            .iter()
+            .any(|id| cfg.network(id).is_some_and(|n| n.kind == NetKind::Mesh));
+        self.status_dirty = true;
+        if mesh_changed {
+            self.schedule(DEBOUNCE);
+        }
     }
 
     /// DNS names of the networks whose leases changed: static ECOs by app name,
@@ -461,7 +487,7 @@ impl Daemon {
             if let Some(why) = out.facts.overlap(cfg, i) {
                 rt[i].errors.push(why);
             }
-            if n.kind == NetKind::Local
+            if n.kind != NetKind::Switch
                 && !n.ports.is_empty()
                 && out.facts.active_port(cfg, i).is_none()
             {
@@ -470,8 +496,13 @@ impl Daemon {
                     .iter()
                     .map(|&p| cfg.ports[p].name.as_str())
                     .collect();
+                let what = match n.kind {
+                    NetKind::Cloud => "for the VPN",
+                    NetKind::Mesh => "for the mesh (no RLOC)",
+                    _ => "for NAT",
+                };
                 rt[i].errors.push(format!(
-                    "no port is up for NAT ({} down or without an address)",
+                    "no port is up {what} ({} down or without an address)",
                     names.join(", ")
                 ));
             }
@@ -577,6 +608,23 @@ impl Daemon {
                     });
                 }
             }
+            if n.kind == NetKind::Mesh {
+                let st = self.mesh.status(&n.id);
+                ns.mesh = Some(crate::status::MeshStatus {
+                    registered: st.as_ref().is_some_and(|x| x.registered),
+                    map_cache: st.as_ref().map(|x| x.map_cache as u64).unwrap_or(0),
+                    rloc: st.as_ref().and_then(|x| x.rloc).map(|r| r.to_string()),
+                    extra: st
+                        .map(|x| {
+                            vec![
+                                ("encap".to_string(), x.counters.encap.to_string()),
+                                ("decap".to_string(), x.counters.decap.to_string()),
+                                ("dropped".to_string(), x.counters.dropped.to_string()),
+                            ]
+                        })
+                        .unwrap_or_default(),
+                });
+            }
             s.networks.push(ns);
         }
         s
@@ -662,6 +710,7 @@ impl Handler for Daemon {
             p.add(fd, w, T_CONN + i as u64);
         }
         self.dns.register(p, T_DNS);
+        self.mesh.register(p, T_MESH);
         if let Some(fd) = self.dhcp.fd() {
             p.add(fd, false, T_DHCP);
         }
@@ -691,7 +740,9 @@ impl Handler for Daemon {
             T_DHCP => {
                 let recon = &mut self.recon;
                 self.dhcp.ready(now, &mut |evs| Self::on_leases(recon, evs));
+                self.after_leases();
             }
+            t if MeshShell::owns(t, T_MESH) => self.mesh.ready(t, T_MESH, now),
             t if DnsShell::owns(t, T_DNS) => {
                 // Names follow the leases lazily: the zones are brought up to date
                 // just before a query can see them, not after every DHCP packet.
@@ -717,6 +768,7 @@ impl Handler for Daemon {
         let d = earliest(self.reconcile_at, Some(self.resync_at));
         let d = earliest(d, self.control.next_deadline());
         let d = earliest(d, self.dhcp.next_deadline());
+        let d = earliest(d, self.mesh.next_deadline());
         let d = earliest(d, self.controller.as_ref().map(|_| self.next_post));
         earliest(d, self.dns.next_deadline())
     }
@@ -727,9 +779,8 @@ impl Handler for Daemon {
         let recon = &mut self.recon;
         self.dhcp.tick(now, &mut |evs| Self::on_leases(recon, evs));
         // Leases are status of substance; DNS names follow lazily (see `ready`).
-        if !self.dhcp.changed.is_empty() {
-            self.status_dirty = true;
-        }
+        self.after_leases();
+        self.mesh.tick(now);
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }

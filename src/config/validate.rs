@@ -967,6 +967,25 @@ fn cross_network_checks(v: &mut V, nets: &[Network], ports: &[Port], root: &Path
             }
         }
     }
+    // Two mesh networks on one port would need the same LISP ports on its address.
+    for (i, n) in nets.iter().enumerate() {
+        if n.kind != NetKind::Mesh {
+            continue;
+        }
+        for (j, m) in nets.iter().enumerate().take(i) {
+            if m.kind == NetKind::Mesh {
+                if let Some(&p) = n.ports.iter().find(|p| m.ports.contains(p)) {
+                    v.err(
+                        npath(i).key("port"),
+                        format!(
+                            "port {} already carries mesh network networks[{j}] ({}); one mesh network per port",
+                            ports[p].name, m.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
     // A port enslaved to a switch network serves only that network.
     for (i, n) in nets.iter().enumerate() {
         if n.kind != NetKind::Switch {

@@ -204,7 +204,14 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                     net: i,
                     bridge: n.bridge.clone(),
                     ip: l3.gateway,
-                    prefix: l3.subnet.len(),
+                    // A mesh bridge holds only its own ECOs of the shared subnet: the
+                    // gateway is a host address, each local ECO gets a host route and
+                    // the rest of the subnet routes into the tunnel.
+                    prefix: if n.kind == NetKind::Mesh {
+                        32
+                    } else {
+                        l3.subnet.len()
+                    },
                 });
             }
             if n.kind == NetKind::Local {
@@ -236,6 +243,38 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                         net: i,
                         dst: *rs,
                         dev: tun.clone(),
+                    });
+                }
+            }
+            if n.kind == NetKind::Mesh {
+                d.routes.push(OwnedRoute {
+                    net: i,
+                    dst: l3.subnet,
+                    dev: tunnel_name(&n.bridge),
+                });
+                for ip in local_eids(cfg, i, leased) {
+                    d.routes.push(OwnedRoute {
+                        net: i,
+                        dst: crate::addr::Ipv4Net::containing(ip, 32),
+                        dev: n.bridge.clone(),
+                    });
+                }
+                // The device answers ARP for remote EIDs (their route is the tunnel),
+                // at once rather than after the default proxy delay.
+                for (path, value) in [
+                    (
+                        format!("/proc/sys/net/ipv4/conf/{}/proxy_arp", n.bridge),
+                        "1",
+                    ),
+                    (
+                        format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", n.bridge),
+                        "0",
+                    ),
+                ] {
+                    d.sysctls.push(Sysctl {
+                        net: Some(i),
+                        path,
+                        value: value.into(),
                     });
                 }
             }
@@ -286,7 +325,28 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     d
 }
 
+/// The addresses of a mesh network's ECOs on this device: static ones from the config
+/// and those DHCP holds for the network's endpoints.
+pub fn local_eids(cfg: &Config, net: usize, leased: &[Allowed]) -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = Vec::new();
+    for (_, itf) in cfg.endpoints().filter(|(_, i)| i.network == net) {
+        if let Some(ip) = itf.ip {
+            v.push(ip);
+        }
+        let name = crate::netlink::nft::ifname(&itf.host_ifname);
+        v.extend(
+            leased
+                .iter()
+                .filter(|a| a.ifname == name)
+                .filter_map(|a| a.ip),
+        );
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// The network types this build makes real.
 pub fn implemented(k: NetKind) -> bool {
-    matches!(k, NetKind::Switch | NetKind::Local)
+    matches!(k, NetKind::Switch | NetKind::Local | NetKind::Mesh)
 }

@@ -73,8 +73,10 @@ pub struct DhcpShell {
     held_bytes: Vec<u8>,
     /// The lease events of one batch, in order.
     events: Vec<LeaseEvent>,
-    /// Networks whose leases changed since the caller last asked.
+    /// Networks whose leases changed since the DNS zones were last refreshed.
     pub changed: Vec<String>,
+    /// The same, since the daemon last looked (for status and mesh routes).
+    pub touched: Vec<String>,
 }
 
 /// Wall-clock unix seconds. Read with clock_gettime through nix rather than
@@ -112,6 +114,7 @@ impl DhcpShell {
             held_bytes: Vec::new(),
             events: Vec::new(),
             changed: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -331,7 +334,7 @@ impl DhcpShell {
                         mac: src_mac,
                         ip,
                     });
-                    mark_changed(&mut self.changed, &n.spec.net_id);
+                    mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
                 }
             }
             if let Some(out) = out {
@@ -342,7 +345,7 @@ impl DhcpShell {
                     event,
                 } = Self::emit(fd, n, Some(via), out, &mut self.tx)
                 {
-                    mark_changed(&mut self.changed, &n.spec.net_id);
+                    mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
                     self.events.push(event);
                     hold(
                         &mut self.held,
@@ -467,7 +470,7 @@ impl DhcpShell {
                         event,
                     } = Self::emit(fd, n, None, out, &mut self.tx)
                     {
-                        mark_changed(&mut self.changed, &n.spec.net_id);
+                        mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
                         self.events.push(event);
                         hold(
                             &mut self.held,
@@ -527,9 +530,11 @@ fn hold(
     held.push((ifindex, start..start + f.len()));
 }
 
-fn mark_changed(v: &mut Vec<String>, net: &str) {
-    if !v.iter().any(|n| n == net) {
-        v.push(net.to_string());
+fn mark_changed(changed: &mut Vec<String>, touched: &mut Vec<String>, net: &str) {
+    for v in [changed, touched] {
+        if !v.iter().any(|n| n == net) {
+            v.push(net.to_string());
+        }
     }
 }
 

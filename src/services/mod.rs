@@ -116,6 +116,35 @@ pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
     v
 }
 
+/// What the mesh shell should serve now: every mesh network, its RLOC being the
+/// active port's first IPv4 address.
+pub fn mesh_specs(
+    cfg: &Config,
+    facts: &Facts,
+    leased: &[crate::firewall::Allowed],
+) -> Vec<mesh::NetSpec> {
+    let mut v = Vec::new();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        let Some(m) = &n.mesh else { continue };
+        if facts.overlap(cfg, i).is_some() {
+            continue;
+        }
+        let rloc = facts
+            .active_port(cfg, i)
+            .and_then(|p| facts.ports.get(p))
+            .and_then(|f| f.addrs.first())
+            .map(|a| a.0);
+        v.push(mesh::NetSpec {
+            net_id: n.id.clone(),
+            tun: crate::reconcile::desired::tunnel_name(&n.bridge),
+            rloc,
+            eids: crate::reconcile::desired::local_eids(cfg, i, leased),
+            mesh: m.clone(),
+        });
+    }
+    v
+}
+
 /// Host names of a network's ECOs with static addresses (by app name).
 pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, Ipv4Addr)> {
     cfg.endpoints()
