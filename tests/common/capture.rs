@@ -56,6 +56,12 @@ impl Capture {
     /// Waits (at most `limit`) for tcpdump to have its packets, then returns the
     /// captured frames.
     pub fn finish(mut self, limit: Duration) -> Vec<Vec<u8>> {
+        self.stop(limit);
+        read_pcap(&self.file)
+    }
+
+    /// Waits (at most `limit`) for tcpdump to finish, keeping the file for reading.
+    pub fn stop(&mut self, limit: Duration) {
         if let Some(mut c) = self.child.take() {
             let end = Instant::now() + limit;
             loop {
@@ -72,7 +78,6 @@ impl Capture {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        read_pcap(&self.file)
     }
 }
 
