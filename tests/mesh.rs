@@ -141,13 +141,12 @@ fn ecos_on_three_devices_reach_each_other_and_recover_from_an_rloc_change() {
         );
     }
     // Every ECO pings every other, across devices.
-    for i in 0..3 {
-        for j in 0..3 {
+    for (i, eco) in b.ecos.iter().enumerate() {
+        for (j, addr) in a.iter().enumerate() {
             if i != j {
                 assert!(
-                    b.ecos[i].ping_within(&a[j], 5),
-                    "eco{i} cannot reach eco{j} ({})",
-                    a[j]
+                    eco.ping_within(addr, 5),
+                    "eco{i} cannot reach eco{j} ({addr})"
                 );
             }
         }
