@@ -43,6 +43,7 @@ pub struct MeshShell {
     nets: Vec<MeshNet>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    gso: super::udp_batch::GsoSender,
 }
 
 const PER_NET: u64 = 3;
@@ -59,6 +60,7 @@ impl MeshShell {
             nets: Vec::new(),
             buf: vec![0; 65536],
             out: vec![0; 65536],
+            gso: super::udp_batch::GsoSender::new(),
         }
     }
 
@@ -104,6 +106,7 @@ impl MeshShell {
                     let open = |port| sock::udp_bound(SocketAddrV4::new(rloc, port), None);
                     match (open(DATA_PORT), open(CONTROL_PORT)) {
                         (Ok(d), Ok(c)) => {
+                            super::udp_batch::enable_gro(&d);
                             n.data = Some(d);
                             n.ctl = Some(c);
                             n.bound = Some(rloc);
@@ -164,32 +167,38 @@ impl MeshShell {
         // Bounded per wakeup so one busy network cannot starve the loop.
         match (token - base) % PER_NET {
             0 => {
-                for _ in 0..256 {
-                    let Some(len) = n.tun.as_mut().and_then(|t| t.recv(&mut self.buf)) else {
-                        break;
-                    };
+                let (Some(tun), Some(data)) = (n.tun.as_mut(), n.data.as_ref()) else {
+                    return;
+                };
+                let (xtr, out, gso) = (&mut n.xtr, &mut self.out, &mut self.gso);
+                for _ in 0..64 {
                     // A miss is held and sent when the mapping arrives; negative
                     // answers and bad packets are dropped.
-                    if let Encap::Send { to, len, .. } =
-                        n.xtr.encap(now, &self.buf[..len], &mut self.out)
-                    {
-                        if let Some(d) = &n.data {
-                            let _ = d.send_to(&self.out[..len], to);
+                    let got = tun.recv(&mut self.buf, |pkt| {
+                        if let Encap::Send { to, len, .. } = xtr.encap(now, pkt, out) {
+                            gso.push(data, to, &out[..len]);
                         }
+                    });
+                    if !got {
+                        break;
                     }
                 }
+                gso.flush(data);
             }
             1 => {
-                for _ in 0..256 {
+                for _ in 0..64 {
                     let Some(d) = &n.data else { break };
-                    let Ok((len, SocketAddr::V4(from))) = d.recv_from(&mut self.buf) else {
+                    let Some((len, from, seg)) = super::udp_batch::recv_gro(d, &mut self.buf)
+                    else {
                         break;
                     };
-                    if let Ok(dec) = n.xtr.handle_data(now, from, &mut self.buf[..len]) {
-                        if let (Some(tun), Some(inner)) =
-                            (n.tun.as_mut(), self.buf.get(dec.inner.clone()))
-                        {
-                            tun.send(inner);
+                    for chunk in self.buf[..len].chunks_mut(seg.max(1)) {
+                        if let Ok(dec) = n.xtr.handle_data(now, from, chunk) {
+                            if let (Some(tun), Some(inner)) =
+                                (n.tun.as_mut(), chunk.get(dec.inner.clone()))
+                            {
+                                tun.send(inner);
+                            }
                         }
                     }
                 }

@@ -4,8 +4,10 @@
 pub mod dhcp;
 pub mod dns;
 pub mod mesh;
+pub mod offload;
 pub mod sock;
 pub mod tun;
+pub mod udp_batch;
 
 use crate::config::{Config, NetKind};
 use crate::reconcile::facts::Facts;
