@@ -24,3 +24,5 @@ pub mod wire;
 
 // Protocol cores, each sans-I/O over `wire`.
 pub mod dhcp;
+pub mod esp;
+pub mod ike;

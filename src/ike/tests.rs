@@ -1,0 +1,1 @@
+//! In-memory IKE tests: initiator and responder cores talking to each other.

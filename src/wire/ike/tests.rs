@@ -1,0 +1,1 @@
+//! Captured strongSwan messages, parsed and re-emitted.
