@@ -225,6 +225,11 @@ struct Handshake {
     retries: u32,
     /// The initiator's inbound SPI for the first CHILD SA.
     child_spi: u32,
+    /// When we last answered a COOKIE or INVALID_KE_PAYLOAD.
+    last_retry: Option<Instant>,
+    /// An unauthenticated refusal: the attempt ends with it unless a valid response
+    /// comes first.
+    error: Option<DownReason>,
 }
 
 enum Req {
@@ -286,7 +291,7 @@ enum Intent {
     DeleteIke,
 }
 
-struct Sa {
+pub(super) struct Sa {
     spi_i: u64,
     spi_r: u64,
     /// We are the original initiator of this IKE SA (sets the I flag, picks SK_ei).
@@ -400,7 +405,7 @@ enum ChildState {
     Linger(Instant),
 }
 
-struct Child {
+pub(super) struct Child {
     spi_in: u32,
     spi_out: u32,
     ts_local: Vec<TsV4>,
@@ -428,9 +433,9 @@ impl Child {
 pub struct Ike {
     cfg: IkeConfig,
     rng: SystemRandom,
-    sas: Vec<Sa>,
+    pub(super) sas: Vec<Sa>,
     current: Option<SaId>,
-    children: Vec<Child>,
+    pub(super) children: Vec<Child>,
     events: VecDeque<Event>,
     cookie_secret: [u8; 32],
     reconnect_at: Option<Instant>,
@@ -953,6 +958,8 @@ impl Ike {
             cookie: None,
             retries: 0,
             child_spi: self.new_spi_in()?,
+            last_retry: None,
+            error: None,
         };
         let sa = Sa {
             spi_i: self.new_ike_spi()?,
@@ -1050,38 +1057,56 @@ impl Ike {
     ) -> Result<(), Error> {
         let m = Message::parse(msg)?;
         let p = &m.payloads;
+        let base = self.cfg.retransmit_base;
+        // IKE_SA_INIT responses are not authenticated (§2.4, §2.21.1): a forged COOKIE,
+        // INVALID_KE_PAYLOAD or error must not spoil the attempt. Retries happen at most
+        // once per retransmission interval; errors end the attempt only if no valid
+        // response arrives within one interval.
+        let sa = &mut self.sas[idx];
+        let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
+        let recent_retry = hs.last_retry.is_some_and(|t| now < t + base);
+        let current = hs.share.as_ref().map(KeyShare::group);
+        let fail = |hs: &mut Handshake, pending: &mut Option<Pending>, r: DownReason| {
+            hs.error.get_or_insert(r);
+            if let Some(p) = pending.as_mut() {
+                p.next = p.next.min(now + base);
+            }
+        };
         if let Some(c) = find_notify(p, notify::COOKIE) {
-            let sa = &mut self.sas[idx];
-            let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
+            if recent_retry {
+                return Ok(());
+            }
             if hs.retries >= MAX_INIT_RETRIES || c.data.is_empty() || c.data.len() > 64 {
-                self.attempt_failed(now, idx, DownReason::Rejected(notify::COOKIE));
+                fail(hs, &mut sa.pending, DownReason::Rejected(notify::COOKIE));
                 return Ok(());
             }
             hs.retries += 1;
+            hs.last_retry = Some(now);
             hs.cookie = Some(c.data.clone());
             log::debug!("IKE: responder asks for a cookie");
             self.send_init(idx, now);
             return Ok(());
         }
         if let Some(ke) = find_notify(p, notify::INVALID_KE_PAYLOAD) {
+            if recent_retry {
+                return Ok(());
+            }
             let want = ke
                 .data
                 .get(..2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
                 .and_then(Group::from_id)
                 .filter(|g| self.cfg.groups.contains(g));
-            let sa = &mut self.sas[idx];
-            let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
-            let current = hs.share.as_ref().map(KeyShare::group);
             match want {
                 Some(g) if hs.retries < MAX_INIT_RETRIES && Some(g) != current => {
                     hs.retries += 1;
+                    hs.last_retry = Some(now);
                     hs.share = Some(KeyShare::new(g, &self.rng).map_err(|_| Error::Unexpected)?);
                     sa.group = g;
                     log::debug!("IKE: responder wants group {}", g.id());
                     self.send_init(idx, now);
                 }
-                _ => self.attempt_failed(now, idx, DownReason::NoProposal),
+                _ => fail(hs, &mut sa.pending, DownReason::NoProposal),
             }
             return Ok(());
         }
@@ -1091,7 +1116,7 @@ impl Ike {
             } else {
                 DownReason::Rejected(e)
             };
-            self.attempt_failed(now, idx, reason);
+            fail(hs, &mut sa.pending, reason);
             return Ok(());
         }
         if h.spi_r == 0 || has_unknown_critical(p) {
@@ -1102,18 +1127,22 @@ impl Ike {
         else {
             return Err(Error::Malformed(crate::wire::Error::Malformed));
         };
-        let sa = &mut self.sas[idx];
-        let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
+        let Some(group) = current else {
+            return Err(Error::Unexpected);
+        };
+        if proposal::check_ike_reply(sa_p, group, false).is_none()
+            || ke_group != group.id()
+            || ke_data.len() != group.public_len()
+        {
+            fail(hs, &mut sa.pending, DownReason::NoProposal);
+            return Ok(());
+        }
         let Some(share) = hs.share.take() else {
             return Err(Error::Unexpected);
         };
-        let group = share.group();
-        if proposal::check_ike_reply(sa_p, group, false).is_none() || ke_group != group.id() {
-            self.attempt_failed(now, idx, DownReason::NoProposal);
-            return Ok(());
-        }
         let Ok(shared) = share.agree(ke_data) else {
-            self.attempt_failed(now, idx, DownReason::NoProposal);
+            // The key share is spent: this attempt cannot take another response.
+            fail(hs, &mut sa.pending, DownReason::NoProposal);
             return Ok(());
         };
         hs.nr = nr.to_vec();
@@ -1155,7 +1184,7 @@ impl Ike {
                 method: auth_method::SHARED_KEY_MIC,
                 data: auth.to_vec(),
             },
-            Payload::Sa(vec![proposal::esp_offer(hs.child_spi, None)]),
+            Payload::Sa(vec![proposal::esp_offer(hs.child_spi, &[])]),
             Payload::TsI(ts::from_nets(&self.cfg.local_ts)),
             Payload::TsR(ts::from_nets(&self.cfg.remote_ts)),
         ];
@@ -1363,25 +1392,28 @@ impl Ike {
         if h.spi_r != 0 || h.message_id != 0 || !h.from_initiator() || h.spi_i == 0 {
             return Err(Error::Unexpected);
         }
-        // A retransmission of a request we answered: answer the same.
-        if let Some(sa) = self
-            .sas
-            .iter()
-            .find(|s| s.spi_i == h.spi_i && !s.we_initiated && s.phase == Phase::HalfOpen)
-        {
-            if let Some((req, resp)) = &sa.last_reply {
-                if req.as_slice() == msg && sa.remote == remote {
-                    let d = Datagram {
-                        local,
-                        remote,
-                        nat_t: local.port() != IKE_PORT,
-                        data: resp.clone(),
-                    };
-                    self.send(d);
-                    return Ok(());
-                }
+        // A retransmission of a request we answered: answer the same. (Another request
+        // with the same SPI is a new attempt: IKE_SA_INIT is unauthenticated, so a forged
+        // copy must not block the real one.)
+        let again = self.sas.iter().find_map(|s| match &s.last_reply {
+            Some((req, resp))
+                if s.spi_i == h.spi_i
+                    && s.phase == Phase::HalfOpen
+                    && s.remote == remote
+                    && req.as_slice() == msg =>
+            {
+                Some(resp.clone())
             }
-            return Err(Error::Unexpected);
+            _ => None,
+        });
+        if let Some(resp) = again {
+            self.send(Datagram {
+                local,
+                remote,
+                nat_t: local.port() != IKE_PORT,
+                data: resp,
+            });
+            return Ok(());
         }
         let m = Message::parse(msg)?;
         let p = &m.payloads;
@@ -1529,6 +1561,8 @@ impl Ike {
                 cookie: None,
                 retries: 0,
                 child_spi: 0,
+                last_retry: None,
+                error: None,
             })),
             local,
             remote,
@@ -2534,6 +2568,24 @@ impl Ike {
                 i += 1;
                 continue;
             }
+            let refused = self.sas[i]
+                .hs
+                .as_deref()
+                .and_then(|h| h.error)
+                .filter(|_| self.sas[i].phase == Phase::Connecting);
+            if let Some(reason) = refused {
+                log::info!(
+                    "IKE: {} refused IKE_SA_INIT: {reason:?}",
+                    self.cfg.remote_id
+                );
+                self.attempt_failed(now, i, reason);
+                i = 0;
+                continue;
+            }
+            let Some(p) = self.sas[i].pending.as_mut() else {
+                i += 1;
+                continue;
+            };
             if p.sent > tries {
                 let req_is_dpd = matches!(p.req, Req::Dpd);
                 let sa_id = self.sas[i].id();
@@ -2696,12 +2748,15 @@ impl Ike {
                 true
             }
             Intent::DeleteChildren(spis) => {
+                // SAs already deleted on the wire are skipped; ones already removed
+                // here (hard expiry) are still announced.
                 let spis: Vec<u32> = spis
                     .into_iter()
                     .filter(|s| {
-                        self.children
+                        !self
+                            .children
                             .iter()
-                            .any(|c| c.spi_in == *s && !matches!(c.state, ChildState::Linger(_)))
+                            .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
                     })
                     .collect();
                 if spis.is_empty() {
@@ -2827,7 +2882,13 @@ impl Ike {
         if let Some(old) = rekey {
             p.push(n_esp(notify::REKEY_SA, old));
         }
-        p.push(Payload::Sa(vec![proposal::esp_offer(spi_in, pfs)]));
+        let groups: Vec<Group> = match pfs {
+            Some(g) => std::iter::once(g)
+                .chain(self.cfg.groups.iter().copied().filter(|x| *x != g))
+                .collect(),
+            None => Vec::new(),
+        };
+        p.push(Payload::Sa(vec![proposal::esp_offer(spi_in, &groups)]));
         p.push(Payload::Nonce(ni.clone()));
         if let Some(s) = &share {
             p.push(Payload::Ke {

@@ -36,10 +36,12 @@ pub fn ike_offer(groups: &[Group], spi: Option<u64>) -> Proposal {
     }
 }
 
-/// Our ESP offer with our inbound SPI; `pfs` adds a group (CREATE_CHILD_SA only).
-pub fn esp_offer(spi: u32, pfs: Option<Group>) -> Proposal {
+/// Our ESP offer with our inbound SPI; `pfs` lists key exchange groups, the one of
+/// our KE payload first (CREATE_CHILD_SA only), so a peer that wants another can say so
+/// with INVALID_KE_PAYLOAD.
+pub fn esp_offer(spi: u32, pfs: &[Group]) -> Proposal {
     let mut transforms = vec![ENCR];
-    if let Some(g) = pfs {
+    for g in pfs {
         transforms.push(Transform::new(t::DH, g.id()));
     }
     transforms.push(ESN_NONE);
@@ -292,7 +294,7 @@ mod tests {
 
     #[test]
     fn esp_choice() {
-        let offer = [esp_offer(0x1234_5678, None)];
+        let offer = [esp_offer(0x1234_5678, &[])];
         match choose_esp(&offer, &ALL, None, 0xabcd_0001, true) {
             Choice::Accept {
                 reply,
@@ -306,7 +308,7 @@ mod tests {
             c => panic!("{c:?}"),
         }
         // PFS in a rekey.
-        let pfs = [esp_offer(0x1234_5678, Some(Group::Ecp256))];
+        let pfs = [esp_offer(0x1234_5678, &[Group::Ecp256])];
         match choose_esp(&pfs, &ALL, Some(19), 0xabcd_0002, false) {
             Choice::Accept { reply, group, .. } => {
                 assert_eq!(group, Some(Group::Ecp256));
@@ -327,13 +329,13 @@ mod tests {
             Choice::Accept { group: None, .. }
         ));
         // ESN only: refused.
-        let mut esn = esp_offer(0x1234_5678, None);
+        let mut esn = esp_offer(0x1234_5678, &[]);
         esn.transforms[1] = Transform::new(t::ESN, t::ESN_YES);
         assert_eq!(
             choose_esp(&[esn], &ALL, None, 1000, true),
             Choice::NoProposal
         );
         // A reply SPI in the reserved range is refused.
-        assert_eq!(check_esp_reply(&[esp_offer(255, None)], None), None);
+        assert_eq!(check_esp_reply(&[esp_offer(255, &[])], None), None);
     }
 }
