@@ -418,6 +418,11 @@ pub(super) struct Child {
     state: ChildState,
     /// Replaced by a rekey (its removal waits for `rekey_linger`).
     rekeyed: bool,
+    /// The CHILD SA (our inbound SPI) the peer's rekey made to replace this one; we
+    /// switch sending to it when the peer deletes this one.
+    replaced_by: Option<u32>,
+    /// When it was superseded (the switch happens anyway a retransmission span later).
+    superseded_at: Option<Instant>,
 }
 
 impl Child {
@@ -652,6 +657,9 @@ impl Ike {
         for c in &self.children {
             if c.state == ChildState::Active {
                 at(c.rekey_at);
+            }
+            if c.state == ChildState::Superseded && c.replaced_by.is_some() {
+                at(c.superseded_at.map(|t| t + span));
             }
             match c.state {
                 ChildState::Linger(u) => at(Some(u)),
@@ -1356,6 +1364,8 @@ impl Ike {
             expire_at: expire,
             state: ChildState::Active,
             rekeyed: false,
+            replaced_by: None,
+            superseded_at: None,
         }
     }
 
@@ -1771,6 +1781,8 @@ impl Ike {
             Some(old) => {
                 let o = &mut self.children[old];
                 o.rekeyed = true;
+                o.replaced_by = Some(spi_in);
+                o.superseded_at = Some(now);
                 let spis = o.spis();
                 if o.state == ChildState::Active {
                     o.state = ChildState::Superseded;
@@ -1779,6 +1791,7 @@ impl Ike {
                 Event::ChildRekeyed {
                     old: spis,
                     new: child,
+                    send: false,
                 }
             }
             None => Event::ChildUp(child),
@@ -1914,6 +1927,7 @@ impl Ike {
                 let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
                     continue;
                 };
+                self.switch_to_replacement(ci);
                 let c = &mut self.children[ci];
                 match c.state {
                     // Crossed DELETEs: ours is already out, so do not list it again.
@@ -2394,49 +2408,81 @@ impl Ike {
         let theirs = r
             .collision
             .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
+        let old_spis = self.children[oi].spis();
+        // The peer may have deleted the old SA meanwhile: then it only lingers.
+        let old_gone = matches!(self.children[oi].state, ChildState::Linger(_));
         match theirs {
             Some(ti) => {
                 let t = &self.children[ti];
                 let their_min = t.nonces.0.as_slice().min(t.nonces.1.as_slice());
                 if ours_min.as_slice() < their_min {
-                    // Ours is redundant: we delete it; the peer deletes the old one.
+                    // Ours is redundant: we delete it and never send on it; the peer
+                    // deletes the old one, and then we switch to theirs.
                     log::info!("IKE: CHILD SA rekey collision, ours is redundant");
                     let spi_in = r.spi_in;
                     if let Some(ni) = self.children.iter().position(|c| c.spi_in == spi_in) {
-                        self.children[ni].state = ChildState::Deleting;
-                        self.children[ni].rekeyed = true;
-                        self.children[ni].rekey_at = None;
+                        let c = &mut self.children[ni];
+                        c.state = ChildState::Deleting;
+                        c.rekeyed = true;
+                        c.rekey_at = None;
                     }
-                    self.children[oi].state = ChildState::Superseded;
-                    self.events.push_back(Event::ChildRedundant(child));
+                    let o = &mut self.children[oi];
+                    if !old_gone {
+                        o.state = ChildState::Superseded;
+                        o.superseded_at = Some(now);
+                    }
+                    self.events.push_back(Event::ChildRekeyed {
+                        old: old_spis,
+                        new: child,
+                        send: false,
+                    });
                     self.sas[idx].push_intent(Intent::DeleteChildren(vec![spi_in]));
                 } else {
                     // Theirs is redundant (the peer deletes it); we delete the old one.
                     log::info!("IKE: CHILD SA rekey collision, ours survives");
-                    let their_spis = t.spis();
-                    self.children[ti].state = ChildState::Superseded;
-                    self.children[ti].rekeyed = true;
-                    self.children[ti].rekey_at = None;
-                    let old_in = self.children[oi].spi_in;
-                    self.children[oi].state = ChildState::Deleting;
+                    let t = &mut self.children[ti];
+                    t.state = ChildState::Superseded;
+                    t.rekeyed = true;
+                    t.rekey_at = None;
+                    let o = &mut self.children[oi];
+                    o.replaced_by = None;
                     self.events.push_back(Event::ChildRekeyed {
-                        old: their_spis,
+                        old: old_spis,
                         new: child,
+                        send: true,
                     });
-                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_in]));
+                    if !old_gone {
+                        o.state = ChildState::Deleting;
+                        self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
+                    }
                 }
             }
             None => {
                 let o = &mut self.children[oi];
                 o.rekeyed = true;
-                let spis = o.spis();
-                o.state = ChildState::Deleting;
                 self.events.push_back(Event::ChildRekeyed {
-                    old: spis,
+                    old: old_spis,
                     new: child,
+                    send: true,
                 });
-                self.sas[idx].push_intent(Intent::DeleteChildren(vec![spis.inbound]));
+                if !old_gone {
+                    o.state = ChildState::Deleting;
+                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
+                }
             }
+        }
+    }
+
+    /// The peer's rekey of CHILD SA `ci` is complete (it deleted `ci`, or took too long
+    /// to): send on the replacement from now on.
+    fn switch_to_replacement(&mut self, ci: usize) {
+        let Some(r) = self.children[ci].replaced_by.take() else {
+            return;
+        };
+        if let Some(n) = self.children.iter().find(|c| {
+            c.spi_in == r && !matches!(c.state, ChildState::Deleting | ChildState::Linger(_))
+        }) {
+            self.events.push_back(Event::ChildSend { spis: n.spis() });
         }
     }
 
@@ -2670,6 +2716,12 @@ impl Ike {
                     let s = c.spi_in;
                     self.queue_child_rekey(s);
                 }
+                ChildState::Superseded
+                    if c.replaced_by.is_some()
+                        && c.superseded_at.is_some_and(|t| now >= t + span) =>
+                {
+                    self.switch_to_replacement(ci);
+                }
                 _ => {}
             }
             ci += 1;
@@ -2679,6 +2731,7 @@ impl Ike {
 
     /// A CHILD SA reached its hard limit: it goes now (with a DELETE if it was in use).
     fn expire_child(&mut self, ci: usize, _now: Instant) {
+        self.switch_to_replacement(ci);
         let c = self.children.remove(ci);
         log::info!("IKE: CHILD SA {:08x} expired", c.spi_in);
         let notify_peer = matches!(c.state, ChildState::Active | ChildState::Rekeying);

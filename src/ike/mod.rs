@@ -10,9 +10,9 @@
 //!   it returns `None` and act on each [`Event`].
 //! - [`Event::Send`] carries an IKE message: send it from `local` to `remote`, behind
 //!   the non-ESP marker when `nat_t` is set (any port but 500).
-//! - [`Event::ChildUp`], [`Event::ChildRekeyed`], [`Event::ChildRedundant`] and
-//!   [`Event::ChildDown`] install and remove ESP SAs ([`crate::esp`]); the ESP SAs'
-//!   soft and hard expiries come back through [`Ike::esp_expired`].
+//! - [`Event::ChildUp`], [`Event::ChildRekeyed`], [`Event::ChildSend`] and
+//!   [`Event::ChildDown`] install, switch and remove ESP SAs ([`crate::esp`]); the ESP
+//!   SAs' soft and hard expiries come back through [`Ike::esp_expired`].
 //!
 //! What it does: IKE_SA_INIT (x25519 or ecp256, INVALID_KE_PAYLOAD retry, COOKIE as
 //! both roles, NAT detection), IKE_AUTH with a pre-shared key and the first CHILD SA,
@@ -304,16 +304,23 @@ pub enum Event {
     },
     /// A new CHILD SA: install both ESP SAs and send matching traffic on its outbound.
     ChildUp(ChildSa),
-    /// Make-before-break: install `new` and send on its outbound SA from now on; keep
-    /// the `old` inbound SA until its `ChildDown` (sent after the rekey's delete plus
+    /// A rekey made `new` to replace `old` (make-before-break): install both of `new`'s
+    /// ESP SAs now. `send`: send on `new`'s outbound SA from now on (we started the
+    /// rekey). Otherwise keep sending on `old` until [`Event::ChildSend`] names `new`:
+    /// the peer started the rekey and may not have installed its inbound SA yet, so we
+    /// switch when it deletes `old` (as strongSwan does). A `new` from a rekey collision
+    /// that lost (§2.8.1) never gets a `ChildSend`, only its `ChildDown`. `old`'s
+    /// inbound SA stays until its own `ChildDown` (after its DELETE plus
     /// `rekey_linger`).
     ChildRekeyed {
         old: ChildSpis,
         new: ChildSa,
+        send: bool,
     },
-    /// A redundant CHILD SA from a simultaneous rekey: install its inbound SA only (the
-    /// peer may send on it briefly); its `ChildDown` follows shortly.
-    ChildRedundant(ChildSa),
+    /// Send on this installed CHILD SA's outbound SA from now on.
+    ChildSend {
+        spis: ChildSpis,
+    },
     /// Remove both ESP SAs of this CHILD SA.
     ChildDown {
         spis: ChildSpis,

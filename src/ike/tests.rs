@@ -57,6 +57,8 @@ struct Side {
     ike: Ike,
     inbound: HashMap<u32, Inbound>,
     outbound: Option<Outbound>,
+    /// Outbound SAs installed but not sent on yet, by their CHILD SA's inbound SPI.
+    standby: HashMap<u32, Outbound>,
     events: Vec<Event>,
     sent: Vec<Datagram>,
     keepalives: usize,
@@ -68,6 +70,7 @@ impl Side {
             ike: Ike::new(cfg, now),
             inbound: HashMap::new(),
             outbound: None,
+            standby: HashMap::new(),
             events: Vec::new(),
             sent: Vec::new(),
             keepalives: 0,
@@ -81,17 +84,24 @@ impl Side {
                     .inbound
                     .insert(c.inbound.spi, Inbound::new(&c.inbound, c.lifetime, now));
                 assert!(old.is_none(), "inbound SPI installed twice");
-                self.outbound = Some(Outbound::new(&c.outbound, c.lifetime, now));
+                let out = Outbound::new(&c.outbound, c.lifetime, now);
+                if matches!(ev, Event::ChildRekeyed { send: false, .. }) {
+                    self.standby.insert(c.inbound.spi, out);
+                } else {
+                    self.outbound = Some(out);
+                }
             }
-            Event::ChildRedundant(c) => {
-                self.inbound
-                    .insert(c.inbound.spi, Inbound::new(&c.inbound, c.lifetime, now));
+            Event::ChildSend { spis } => {
+                let out = self.standby.remove(&spis.inbound);
+                assert!(out.is_some(), "ChildSend for an SA not installed");
+                self.outbound = out;
             }
             Event::ChildDown { spis, .. } => {
                 assert!(
                     self.inbound.remove(&spis.inbound).is_some(),
                     "ChildDown for an SA never installed"
                 );
+                self.standby.remove(&spis.inbound);
                 if self.outbound.as_ref().map(|o| o.spi()) == Some(spis.outbound) {
                     self.outbound = None;
                 }
