@@ -300,6 +300,8 @@ struct Shell {
     outbound: Option<Outbound>,
     /// Outbound SAs installed but not sent on yet, by their CHILD SA's inbound SPI.
     standby: HashMap<u32, Outbound>,
+    /// Every ESP SA's SPI and key material (hex), for tshark's ESP decryption.
+    esp_keys: Vec<(u32, String)>,
     peer: SocketAddrV4,
     events: Vec<Event>,
     /// Echo replies that came back, by sequence number.
@@ -339,6 +341,7 @@ impl Shell {
             inbound: HashMap::new(),
             outbound: None,
             standby: HashMap::new(),
+            esp_keys: Vec::new(),
             events: Vec::new(),
             replies: Vec::new(),
             esp_in: 0,
@@ -384,6 +387,16 @@ impl Shell {
                     let _ = self.s4500.send_to(&NAT_KEEPALIVE, remote);
                 }
                 Event::ChildUp(c) | Event::ChildRekeyed { new: c, .. } => {
+                    keep_keys(c);
+                    for k in [&c.inbound, &c.outbound] {
+                        let hex: String = k
+                            .keymat
+                            .expose()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        self.esp_keys.push((k.spi, hex));
+                    }
                     self.inbound
                         .insert(c.inbound.spi, Inbound::new(&c.inbound, c.lifetime, now));
                     let out = Outbound::new(&c.outbound, c.lifetime, now);
@@ -590,6 +603,35 @@ impl Shell {
     }
 }
 
+/// With `ECONET_IKE_KEEP=DIR`, the ESP keys of every CHILD SA go to DIR/keys.txt (and
+/// the captures to DIR), to make test vectors from real strongSwan traffic. Test code.
+fn keep_keys(c: &econet::ike::ChildSa) {
+    let Ok(dir) = std::env::var("ECONET_IKE_KEEP") else {
+        return;
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let line = format!(
+        "in {:08x} {}\nout {:08x} {}\n",
+        c.inbound.spi,
+        hex(c.inbound.keymat.expose()),
+        c.outbound.spi,
+        hex(c.outbound.keymat.expose())
+    );
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{dir}/keys.txt"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+}
+
+fn keep_capture(bed: &Bed, file: &str) {
+    if let Ok(dir) = std::env::var("ECONET_IKE_KEEP") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(bed.path(file), format!("{dir}/{file}"));
+    }
+}
+
 fn brief(e: &Event) -> String {
     match e {
         Event::ChildUp(c) => format!(
@@ -640,10 +682,19 @@ fn charon_spis(list: &str) -> Vec<String> {
 
 /// tshark's isakmp and esp dissectors over a capture: no malformed packets, and the
 /// expected message kinds present.
-fn tshark_check(bed: &Bed, file: &str, must: &[&str]) {
+fn tshark_check(bed: &Bed, file: &str, must: &[&str], sh: &Shell, requests: usize) {
+    keep_capture(bed, file);
     let tshark = |verbose: bool| {
         let mut c = Command::new("tshark");
         c.args(["-r", &bed.path(file), "-d", "udp.port==4500,udpencap"]);
+        // Our ESP keys, so tshark decrypts both directions (RFC 4106 AES-GCM, 16-byte
+        // ICV: key and salt in one).
+        c.args(["-o", "esp.enable_encryption_decode:TRUE"]);
+        for (spi, key) in &sh.esp_keys {
+            c.arg("-o").arg(format!(
+                "uat:esp_sa:\"IPv4\",\"*\",\"*\",\"0x{spi:08x}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{key}\",\"NULL\",\"\""
+            ));
+        }
         if verbose {
             c.arg("-V");
         }
@@ -652,10 +703,7 @@ fn tshark_check(bed: &Bed, file: &str, must: &[&str]) {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let summary = tshark(false);
-    eprintln!(
-        "{file}: {} bytes\n{summary}",
-        std::fs::metadata(bed.path(file)).map_or(0, |m| m.len())
-    );
+    eprintln!("{summary}");
     let text = tshark(true);
     for bad in ["Malformed", "Expert Info (Error", "[Malformed Packet"] {
         assert!(!text.contains(bad), "tshark: {bad} in {file}:\n{text}");
@@ -663,6 +711,16 @@ fn tshark_check(bed: &Bed, file: &str, must: &[&str]) {
     for m in must {
         assert!(text.contains(m), "tshark: no {m:?} in {file}");
     }
+    // Every ESP packet decrypted to our pings and their replies.
+    assert!(!summary.contains("ESP (SPI="), "undecrypted ESP in {file}");
+    let count = |what: &str| {
+        summary
+            .lines()
+            .filter(|l| l.contains(what) && l.contains("id=0x4543"))
+            .count()
+    };
+    assert_eq!(count("Echo (ping) request"), requests, "{file}");
+    assert_eq!(count("Echo (ping) reply"), sh.replies.len(), "{file}");
 }
 
 /// econet initiates; both sides rekey both SA kinds on demand, under traffic; DPD
@@ -807,6 +865,8 @@ fn econet_initiator() {
             "INFORMATIONAL",
             "Encapsulating Security Payload",
         ],
+        &sh,
+        usize::from(seq) + 1, // and ping 100
     );
 }
 
@@ -900,6 +960,8 @@ fn econet_responder() {
             "CREATE_CHILD_SA",
             "Encapsulating Security Payload",
         ],
+        &sh,
+        usize::from(seq),
     );
 }
 
@@ -964,5 +1026,5 @@ fn wrong_psk_and_identity_are_rejected() {
         charon.log()
     );
     drop(_cap);
-    tshark_check(&bed, "reject.pcap", &["IKE_AUTH"]);
+    tshark_check(&bed, "reject.pcap", &["IKE_AUTH"], &sh, 0);
 }

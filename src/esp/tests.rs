@@ -337,3 +337,50 @@ fn bench() {
         gbps(open)
     );
 }
+
+/// charon (kernel-libipsec) sealed this echo reply for econet; econet's key opens it.
+#[test]
+fn opens_charons_esp() {
+    use crate::wire::ike::captures::{CHARON_ESP, CHARON_ESP_KEYMAT};
+    let spi = u32::from_be_bytes(CHARON_ESP[..4].try_into().unwrap());
+    let k = EspKeys {
+        spi,
+        keymat: KeyMaterial::from_slice(&CHARON_ESP_KEYMAT).unwrap(),
+    };
+    let mut rx = Inbound::new(&k, Lifetime::default(), Instant::now());
+    let mut m = CHARON_ESP.to_vec();
+    let r = rx.open_in_place(&mut m).unwrap();
+    let ip = &m[r];
+    assert_eq!(ip[0], 0x45);
+    assert_eq!(ip[9], 1, "ICMP");
+    assert_eq!(ip[12..16], [172, 31, 1, 2]);
+    assert_eq!(ip[16..20], [10, 3, 0, 20]);
+    assert_eq!(ip[20], 0, "echo reply");
+    // Replayed: refused.
+    let mut m = CHARON_ESP.to_vec();
+    assert_eq!(rx.open_in_place(&mut m), Err(Error::Replay));
+}
+
+/// econet's own packet as charon accepted it: opening it and sealing the plaintext
+/// again with the same key and sequence number gives the same bytes.
+#[test]
+fn reseals_its_own_esp_identically() {
+    use crate::wire::ike::captures::{ECONET_ESP, ECONET_ESP_KEYMAT};
+    let spi = u32::from_be_bytes(ECONET_ESP[..4].try_into().unwrap());
+    let seq = u32::from_be_bytes(ECONET_ESP[4..8].try_into().unwrap());
+    let k = EspKeys {
+        spi,
+        keymat: KeyMaterial::from_slice(&ECONET_ESP_KEYMAT).unwrap(),
+    };
+    let now = Instant::now();
+    let mut rx = Inbound::new(&k, Lifetime::default(), now);
+    let mut m = ECONET_ESP.to_vec();
+    let r = rx.open_in_place(&mut m).unwrap();
+    let inner = m[r].to_vec();
+    assert_eq!(inner[20], 8, "echo request");
+    let mut tx = Outbound::new(&k, Lifetime::default(), now);
+    tx.seq = seq - 1;
+    let mut out = vec![0u8; 256];
+    let n = tx.seal(&inner, &mut out).unwrap();
+    assert_eq!(&out[..n], &ECONET_ESP[..]);
+}

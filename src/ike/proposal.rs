@@ -11,11 +11,11 @@ const PRF: Transform = Transform::new(t::PRF, t::PRF_HMAC_SHA2_256);
 const ESN_NONE: Transform = Transform::new(t::ESN, t::ESN_NONE);
 
 fn encr_ok(x: &Transform) -> bool {
-    x.kind == t::ENCR && x.id == t::ENCR_AES_GCM_16 && x.key_len == Some(256) && !x.unknown_attr
+    x.kind == t::ENCR && x.id == t::ENCR_AES_GCM_16 && x.key_len == Some(256) && !x.unknown_attr()
 }
 
 fn prf_ok(x: &Transform) -> bool {
-    x.kind == t::PRF && x.id == t::PRF_HMAC_SHA2_256 && !x.unknown_attr
+    x.kind == t::PRF && x.id == t::PRF_HMAC_SHA2_256 && !x.unknown_attr()
 }
 
 /// With an AEAD cipher there is no integrity transform, or only INTEG_NONE.
@@ -90,7 +90,7 @@ pub fn choose_ike(
         let candidates: Vec<Group> = groups
             .iter()
             .copied()
-            .filter(|g| p.of(t::DH).any(|x| x.id == g.id() && !x.unknown_attr))
+            .filter(|g| p.of(t::DH).any(|x| x.id == g.id() && !x.unknown_attr()))
             .collect();
         let Some(&first) = candidates.first() else {
             continue;
@@ -289,6 +289,28 @@ mod tests {
         assert_eq!(
             check_ike_reply(&[rekey], Group::X25519, true),
             Some(42u64.to_be_bytes().to_vec())
+        );
+    }
+
+    #[test]
+    fn charons_offer_and_choice() {
+        use crate::wire::ike::captures::*;
+        use crate::wire::ike::{Message, Payload};
+        let sa = |b: &[u8]| match Message::parse(b).unwrap().payloads.remove(0) {
+            Payload::Sa(p) => p,
+            p => panic!("{p:?}"),
+        };
+        match choose_ike(&sa(&CHARON_IKE_SA_INIT_REQUEST), &ALL, Some(31), None) {
+            Choice::Accept { reply, group, .. } => {
+                assert_eq!(group, Some(Group::X25519));
+                // What econet answered charon is what it chooses.
+                assert_eq!(vec![reply], sa(&ECONET_IKE_SA_INIT_RESPONSE));
+            }
+            c => panic!("{c:?}"),
+        }
+        assert_eq!(
+            check_ike_reply(&sa(&CHARON_IKE_SA_INIT_RESPONSE), Group::X25519, false),
+            Some(vec![])
         );
     }
 

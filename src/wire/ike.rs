@@ -434,15 +434,16 @@ impl<'a> Iterator for Payloads<'a> {
     }
 }
 
-/// A transform (§3.3.2) with its one attribute econet knows, the key length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A transform (§3.3.2) with its one attribute econet knows, the key length; any
+/// other attributes are kept raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transform {
     pub kind: u8,
     pub id: u16,
     pub key_len: Option<u16>,
-    /// An attribute other than the key length was present: the transform must not be
-    /// chosen (§3.3.6).
-    pub unknown_attr: bool,
+    /// Attributes other than the key length, as they came. A transform with such
+    /// attributes must not be chosen (§3.3.6).
+    pub other_attrs: Vec<u8>,
 }
 
 impl Transform {
@@ -451,7 +452,7 @@ impl Transform {
             kind,
             id,
             key_len: None,
-            unknown_attr: false,
+            other_attrs: Vec::new(),
         }
     }
 
@@ -460,8 +461,13 @@ impl Transform {
             kind,
             id,
             key_len: Some(bits),
-            unknown_attr: false,
+            other_attrs: Vec::new(),
         }
+    }
+
+    /// Whether it carries attributes econet does not understand.
+    pub fn unknown_attr(&self) -> bool {
+        !self.other_attrs.is_empty()
     }
 
     fn parse(b: &[u8]) -> Result<Transform> {
@@ -474,30 +480,31 @@ impl Transform {
         while !attrs.is_empty() {
             let a = attrs.get(..4).ok_or(Error::Truncated)?;
             let kind = be16(&a[0..2]);
-            if kind & 0x8000 != 0 {
-                if kind & 0x7fff == transform::ATTR_KEY_LENGTH {
-                    t.key_len = Some(be16(&a[2..4]));
-                } else {
-                    t.unknown_attr = true;
-                }
-                attrs = &attrs[4..];
+            let len = if kind & 0x8000 != 0 {
+                4
             } else {
-                let len = 4 + be16(&a[2..4]) as usize;
-                if attrs.len() < len {
-                    return Err(Error::Truncated);
-                }
-                t.unknown_attr = true;
-                attrs = &attrs[len..];
+                4 + be16(&a[2..4]) as usize
+            };
+            let attr = attrs.get(..len).ok_or(Error::Truncated)?;
+            if kind == 0x8000 | transform::ATTR_KEY_LENGTH && t.key_len.is_none() {
+                t.key_len = Some(be16(&a[2..4]));
+            } else {
+                t.other_attrs.extend_from_slice(attr);
             }
+            attrs = &attrs[len..];
         }
         Ok(t)
     }
 
-    fn emit(&self, last: bool, out: &mut Vec<u8>) {
-        let len: u16 = if self.key_len.is_some() { 12 } else { 8 };
+    fn emit(&self, last: bool, out: &mut Vec<u8>) -> Result<()> {
+        let len = 8 + if self.key_len.is_some() { 4 } else { 0 } + self.other_attrs.len();
         out.push(if last { 0 } else { 3 });
         out.push(0);
-        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(len)
+                .map_err(|_| Error::Malformed)?
+                .to_be_bytes(),
+        );
         out.push(self.kind);
         out.push(0);
         out.extend_from_slice(&self.id.to_be_bytes());
@@ -505,6 +512,8 @@ impl Transform {
             out.extend_from_slice(&(0x8000 | transform::ATTR_KEY_LENGTH).to_be_bytes());
             out.extend_from_slice(&bits.to_be_bytes());
         }
+        out.extend_from_slice(&self.other_attrs);
+        Ok(())
     }
 }
 
@@ -545,7 +554,7 @@ impl Proposal {
         out.push(u8::try_from(self.transforms.len()).map_err(|_| Error::Malformed)?);
         out.extend_from_slice(&self.spi);
         for (i, t) in self.transforms.iter().enumerate() {
-            t.emit(i + 1 == self.transforms.len(), out);
+            t.emit(i + 1 == self.transforms.len(), out)?;
         }
         let len = u16::try_from(out.len() - start).map_err(|_| Error::Malformed)?;
         out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -970,5 +979,7 @@ impl Message {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod captures;
 #[cfg(test)]
 mod tests;
