@@ -1122,3 +1122,67 @@ fn secrets_stay_out_of_debug_output() {
     let s = format!("{:?} {:?}", p.a.ike, p.a.ike.status(p.now));
     assert!(!s.contains("swordfish"));
 }
+
+/// Make-before-break on the responder's side: it installs the new SAs at once but
+/// keeps sending on the old one until the initiator deletes it.
+#[test]
+fn rekey_responder_switches_after_the_delete() {
+    let mut p = Pair::up();
+    let old_a_out = p.a.outbound.as_ref().unwrap().spi();
+    // Hold back b's DELETE of the old SA.
+    p.filter = Box::new(|dir, d| !(dir == Dir::BtoA && exchange_of(d) == exchange::INFORMATIONAL));
+    p.b.ike.rekey_children(p.now);
+    p.pump();
+    // a answered the rekey: new SAs installed, still sending on the old one.
+    assert!(p
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChildRekeyed { send: false, .. })));
+    assert_eq!(p.a.outbound.as_ref().unwrap().spi(), old_a_out);
+    assert_eq!(p.a.standby.len(), 1);
+    // b, the initiator, sends on the new one; both directions still work.
+    assert!(p
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChildRekeyed { send: true, .. })));
+    p.traffic();
+    // The DELETE gets through (retransmitted): a switches.
+    p.filter = Box::new(|_, _| true);
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.a.count(|e| matches!(e, Event::ChildSend { .. })), 1);
+    assert_ne!(p.a.outbound.as_ref().unwrap().spi(), old_a_out);
+    assert!(p.a.standby.is_empty());
+    p.traffic();
+    p.advance(Duration::from_secs(6));
+    p.converged();
+    assert_eq!(p.a.inbound.len(), 1);
+}
+
+#[test]
+fn config_from_the_vpn_block() {
+    let vpn = crate::config::model::Vpn {
+        remote: Ipv4Addr::new(203, 0, 113, 10),
+        local_id: "device-42.example.com".into(),
+        remote_id: "vpn.example.com".into(),
+        psk: crate::config::model::Secret("a long shared secret".into()),
+        remote_subnets: vec![net("172.31.0.0/16")],
+        ike_lifetime_secs: 14_400,
+        child_lifetime_secs: 3_600,
+        dpd_secs: 30,
+        initiator: true,
+    };
+    let c = IkeConfig::from_vpn(&vpn, Ipv4Addr::new(198, 51, 100, 7), net("10.3.0.0/24"));
+    assert!(c.initiator);
+    assert_eq!(c.local, "198.51.100.7:4500".parse().unwrap());
+    assert_eq!(c.remote, "203.0.113.10:4500".parse().unwrap());
+    assert_eq!(c.local_ts, [net("10.3.0.0/24")]);
+    assert_eq!(c.remote_ts, [net("172.31.0.0/16")]);
+    assert_eq!(c.ike_lifetime, Duration::from_secs(14_400));
+    assert_eq!(c.child_lifetime, Duration::from_secs(3_600));
+    assert_eq!(c.dpd, Duration::from_secs(30));
+    assert_eq!(c.psk.expose(), b"a long shared secret");
+    assert_eq!(c.remote_id.to_string(), "vpn.example.com");
+    assert!(!format!("{c:?}").contains("shared secret"));
+}
