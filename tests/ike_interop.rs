@@ -682,7 +682,14 @@ fn charon_spis(list: &str) -> Vec<String> {
 
 /// tshark's isakmp and esp dissectors over a capture: no malformed packets, and the
 /// expected message kinds present.
-fn tshark_check(bed: &Bed, file: &str, must: &[&str], sh: &Shell, requests: usize) {
+fn tshark_check(
+    bed: &Bed,
+    file: &str,
+    must: &[&str],
+    keys: &[(u32, String)],
+    requests: usize,
+    replies: usize,
+) {
     keep_capture(bed, file);
     let tshark = |verbose: bool| {
         let mut c = Command::new("tshark");
@@ -690,7 +697,7 @@ fn tshark_check(bed: &Bed, file: &str, must: &[&str], sh: &Shell, requests: usiz
         // Our ESP keys, so tshark decrypts both directions (RFC 4106 AES-GCM, 16-byte
         // ICV: key and salt in one).
         c.args(["-o", "esp.enable_encryption_decode:TRUE"]);
-        for (spi, key) in &sh.esp_keys {
+        for (spi, key) in keys {
             c.arg("-o").arg(format!(
                 "uat:esp_sa:\"IPv4\",\"*\",\"*\",\"0x{spi:08x}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{key}\",\"NULL\",\"\""
             ));
@@ -720,7 +727,7 @@ fn tshark_check(bed: &Bed, file: &str, must: &[&str], sh: &Shell, requests: usiz
             .count()
     };
     assert_eq!(count("Echo (ping) request"), requests, "{file}");
-    assert_eq!(count("Echo (ping) reply"), sh.replies.len(), "{file}");
+    assert_eq!(count("Echo (ping) reply"), replies, "{file}");
 }
 
 /// econet initiates; both sides rekey both SA kinds on demand, under traffic; DPD
@@ -865,8 +872,9 @@ fn econet_initiator() {
             "INFORMATIONAL",
             "Encapsulating Security Payload",
         ],
-        &sh,
+        &sh.esp_keys,
         usize::from(seq) + 1, // and ping 100
+        sh.replies.len(),
     );
 }
 
@@ -960,8 +968,9 @@ fn econet_responder() {
             "CREATE_CHILD_SA",
             "Encapsulating Security Payload",
         ],
-        &sh,
+        &sh.esp_keys,
         usize::from(seq),
+        sh.replies.len(),
     );
 }
 
@@ -1026,5 +1035,100 @@ fn wrong_psk_and_identity_are_rejected() {
         charon.log()
     );
     drop(_cap);
-    tshark_check(&bed, "reject.pcap", &["IKE_AUTH"], &sh, 0);
+    tshark_check(&bed, "reject.pcap", &["IKE_AUTH"], &[], 0, 0);
+}
+
+/// INVALID_KE_PAYLOAD in both roles, a COOKIE round trip, ecp256, and CHILD SA rekeys
+/// with PFS from both ends.
+#[test]
+#[ignore]
+fn negotiation_variants() {
+    let bed = Bed::new();
+    let _cap = bed.capture("negotiation.pcap");
+    // charon takes only x25519 and wants PFS; econet offers ecp256 first.
+    let conf = swanctl_conf(false, "", "", PSK, E_ID)
+        .replace("prfsha256-x25519-ecp256", "prfsha256-x25519")
+        .replace(
+            "esp_proposals = aes256gcm16",
+            "esp_proposals = aes256gcm16-x25519",
+        );
+    let mut charon = Charon::start(&bed, &conf);
+    let mut cfg = Shell::cfg(true);
+    cfg.groups = vec![econet::ike::Group::Ecp256, econet::ike::Group::X25519];
+    cfg.child_pfs = Some(econet::ike::Group::X25519);
+    let mut sh = Shell::new(&bed, cfg);
+    sh.ike.connect(Instant::now());
+    assert!(
+        sh.run_until(Duration::from_secs(5), Shell::up),
+        "{:?}\n{}",
+        sh.events,
+        charon.log()
+    );
+    assert!(
+        charon.log().contains("N(INVAL_KE)"),
+        "no INVALID_KE_PAYLOAD sent"
+    );
+    let list = charon.list_sas();
+    assert!(list.contains("CURVE_25519"), "{list}");
+    let mut seq = 0;
+    pings_ok(&mut sh, &charon, &mut seq, 2);
+    // PFS rekeys from both ends.
+    sh.ike.rekey_children(Instant::now());
+    assert!(sh.run_until(Duration::from_secs(3), |s| s
+        .count(|e| matches!(e, Event::ChildRekeyed { .. }))
+        == 1));
+    pings_ok(&mut sh, &charon, &mut seq, 2);
+    let _ = charon.swanctl(&["--rekey", "--child", "net"]);
+    assert!(sh.run_until(Duration::from_secs(3), |s| s
+        .count(|e| matches!(e, Event::ChildSend { .. }))
+        == 1));
+    pings_ok(&mut sh, &charon, &mut seq, 2);
+    let log = charon.log();
+    let pfs = log
+        .lines()
+        .filter(|l| l.contains("CREATE_CHILD_SA") && l.contains(" KE "))
+        .count();
+    assert!(pfs >= 4, "CREATE_CHILD_SA without KE:\n{log}");
+    assert!(sh.downs().is_empty());
+    let mut keys = sh.esp_keys.clone();
+    let replies = sh.replies.len();
+    charon.kill();
+    drop(charon);
+    drop(sh);
+
+    // charon initiates with x25519; econet (responder) takes only ecp256 and demands a
+    // cookie from everyone.
+    let charon = Charon::start(&bed, &swanctl_conf(true, "", "", PSK, E_ID));
+    let mut cfg = Shell::cfg(false);
+    cfg.groups = vec![econet::ike::Group::Ecp256];
+    cfg.cookie_threshold = 0;
+    let mut sh = Shell::new(&bed, cfg);
+    let _initiate = charon.initiate();
+    assert!(
+        sh.run_until(Duration::from_secs(8), Shell::up),
+        "{:?}\n{}",
+        sh.events,
+        charon.log()
+    );
+    let log = charon.log();
+    assert!(log.contains("N(COOKIE)"), "no cookie:\n{log}");
+    assert!(log.contains("N(INVAL_KE)"), "no INVALID_KE_PAYLOAD:\n{log}");
+    let list = charon.list_sas();
+    assert!(list.contains("ECP_256"), "{list}");
+    pings_ok(&mut sh, &charon, &mut seq, 2);
+    keys.extend(sh.esp_keys.iter().cloned());
+    drop(_cap);
+    tshark_check(
+        &bed,
+        "negotiation.pcap",
+        &[
+            "IKE_SA_INIT",
+            "COOKIE",
+            "INVALID_KE_PAYLOAD",
+            "Key Exchange",
+        ],
+        &keys,
+        usize::from(seq),
+        replies + sh.replies.len(),
+    );
 }
