@@ -12,7 +12,11 @@
 //!   the non-ESP marker when `nat_t` is set (any port but 500).
 //! - [`Event::ChildUp`], [`Event::ChildRekeyed`], [`Event::ChildSend`] and
 //!   [`Event::ChildDown`] install, switch and remove ESP SAs ([`crate::esp`]); the ESP
-//!   SAs' soft and hard expiries come back through [`Ike::esp_expired`].
+//!   SAs' soft and hard expiries come back through [`Ike::esp_expired`]. ESP goes
+//!   UDP-encapsulated from the NAT-T socket to [`ChildSa::peer`]; inbound ESP is found
+//!   by SPI among all installed inbound SAs (old ones stay until their `ChildDown`).
+//! - [`Event::Keepalive`]: send the one byte 0xFF from the NAT-T socket.
+//! - The core never reads a clock: every call takes `now` (monotonic).
 //!
 //! What it does: IKE_SA_INIT (x25519 or ecp256, INVALID_KE_PAYLOAD retry, COOKIE as
 //! both roles, NAT detection), IKE_AUTH with a pre-shared key and the first CHILD SA,
@@ -23,6 +27,9 @@
 //! message (§2.23 allows it), and ESP is always UDP-encapsulated: as responder econet
 //! claims to be behind a NAT (as strongSwan's `encap = yes` does) so the peer
 //! encapsulates too.
+//!
+//! Not done: certificates, EAP, MOBIKE (a port failover means a new IKE SA), IKE
+//! fragmentation, IPv6, more than one message in flight, CP (no virtual addresses).
 
 mod crypto;
 mod machine;
