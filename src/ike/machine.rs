@@ -1946,6 +1946,17 @@ impl Ike {
                         spis,
                         reason: ChildDownReason::PeerDeleted,
                     });
+                    // The configured initiator wants a tunnel: ask for a fresh one.
+                    let others = self
+                        .children
+                        .iter()
+                        .any(|c| matches!(c.state, ChildState::Active | ChildState::Rekeying));
+                    if self.cfg.initiator && !others && is_current {
+                        self.sas[idx].push_intent(Intent::CreateChild {
+                            retries: 0,
+                            group: None,
+                        });
+                    }
                 }
             }
         }

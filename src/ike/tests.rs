@@ -1186,3 +1186,26 @@ fn config_from_the_vpn_block() {
     assert_eq!(c.remote_id.to_string(), "vpn.example.com");
     assert!(!format!("{c:?}").contains("shared secret"));
 }
+
+/// The responder deletes the only CHILD SA (say its hard limit struck): the configured
+/// initiator asks for a new one.
+#[test]
+fn initiator_replaces_a_child_the_peer_deleted() {
+    let mut p = Pair::up();
+    let spis = p.b.ike.status(p.now).children[0].spis;
+    p.b.ike.esp_expired(spis.inbound, true, p.now);
+    p.pump();
+    assert_eq!(
+        p.a.count(|e| matches!(
+            e,
+            Event::ChildDown {
+                reason: ChildDownReason::PeerDeleted,
+                ..
+            }
+        )),
+        1
+    );
+    assert_eq!(p.a.count(|e| matches!(e, Event::ChildUp(_))), 2);
+    p.traffic();
+    p.converged();
+}
