@@ -26,4 +26,6 @@ pub mod wire;
 
 // Protocol cores, each sans-I/O over `wire`.
 pub mod dhcp;
+pub mod esp;
+pub mod ike;
 pub mod lisp;

@@ -197,8 +197,10 @@ fn name_wins_over_label() {
 #[test]
 fn type_change_is_rejected() {
     let old = parse(SPEC.as_bytes()).unwrap();
-    let new = parse(spec_with("\"type\": \"local\"", "\"type\": \"mesh\", \"mesh\": {\"instance_id\": 1, \"map_servers\": [{\"address\": \"1.2.3.4\", \"key\": \"k\"}]}").as_bytes());
-    // That config also needs a dhcp_range to be a valid mesh; it has one.
+    // lan becomes a mesh network on wwan0 (eth0 already carries the mesh "fleet").
+    let doc = spec_with("\"type\": \"local\"", "\"type\": \"mesh\", \"mesh\": {\"instance_id\": 1, \"map_servers\": [{\"address\": \"1.2.3.4\", \"key\": \"k\"}]}")
+        .replacen("\"port\": \"eth0\",\n      \"mtu\"", "\"port\": \"wwan0\",\n      \"mtu\"", 1);
+    let new = parse(doc.as_bytes());
     let new = new.unwrap();
     let e = validate::check_transition(&old, &new);
     assert_eq!(e.len(), 1);

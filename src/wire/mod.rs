@@ -38,7 +38,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub mod arp;
 pub mod dhcp;
+pub mod esp;
 pub mod ethernet;
+pub mod ike;
 pub mod ipv4;
 pub mod lisp;
 pub mod udp;

@@ -1,0 +1,3012 @@
+//! The state machine behind [`Ike`]. Every IKE SA the peer relationship has (the
+//! current one, one being set up, one replaced by a rekey and waiting for its DELETE,
+//! half-open ones as responder) is an [`Sa`] in one bounded list; CHILD SAs belong to
+//! the peer, not to an IKE SA, so an IKE SA rekey moves nothing. Each SA sends at most
+//! one request at a time (window 1): the next one waits in the SA's intent queue.
+
+use super::crypto::{
+    self, ct_eq, prf, prf_plus, random_u32, random_u64, sha1, CryptoError, KeyShare, SkCipher,
+    PRF_LEN, SK_E_LEN,
+};
+use super::message::{self, OpenError};
+use super::proposal::{self, Choice};
+use super::ts;
+use super::{
+    ChildDownReason, ChildSa, ChildSpis, ChildStatus, Datagram, DownReason, Error, Event, Group,
+    IkeConfig, State, Status,
+};
+use crate::esp::{EspKeys, KeyMaterial, Lifetime, KEYMAT_LEN};
+use crate::wire::esp::IKE_PORT;
+use crate::wire::ike::{
+    auth_method, exchange, flags, notify, protocol, Delete, Header, Id, Message, Notify, Packet,
+    Payload, Proposal, Ts, TsV4,
+};
+use ring::rand::SystemRandom;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+type SaId = (u64, u64);
+
+const NONCE_LEN: usize = 32;
+const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
+/// CHILD SAs per peer (one is the norm; a few more cover rekeys and collisions).
+const MAX_CHILDREN: usize = 8;
+/// Queued requests per IKE SA.
+const MAX_INTENTS: usize = 16;
+/// COOKIE and INVALID_KE_PAYLOAD round trips before giving up on IKE_SA_INIT.
+const MAX_INIT_RETRIES: u32 = 3;
+/// TEMPORARY_FAILURE / INVALID_KE_PAYLOAD retries of one CREATE_CHILD_SA.
+const MAX_CREATE_RETRIES: u32 = 5;
+/// Established IKE SAs at once: current, replaced, redundant, being deleted.
+const MAX_ESTABLISHED: usize = 4;
+/// Nonce lengths accepted (§3.9: 16 to 256 bytes).
+const NONCE_MIN: usize = 16;
+const NONCE_MAX: usize = 256;
+
+struct SaKeys {
+    sk_d: crypto::SecretBytes,
+    enc_out: SkCipher,
+    enc_in: SkCipher,
+    /// SK_pi or SK_pr: ours signs our ID, the peer's checks theirs.
+    sk_p_own: crypto::SecretBytes,
+    sk_p_peer: crypto::SecretBytes,
+}
+
+/// {SK_d | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)
+/// (§2.14; AES-GCM has no SK_a).
+fn derive_sa_keys(
+    skeyseed: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+    we_initiated: bool,
+) -> Result<SaKeys, CryptoError> {
+    let len = PRF_LEN + 2 * SK_E_LEN + 2 * PRF_LEN;
+    let km = prf_plus(
+        skeyseed,
+        &[ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()],
+        len,
+    );
+    let k = km.expose();
+    let sk_d = &k[..PRF_LEN];
+    let sk_ei = &k[PRF_LEN..PRF_LEN + SK_E_LEN];
+    let sk_er = &k[PRF_LEN + SK_E_LEN..PRF_LEN + 2 * SK_E_LEN];
+    let sk_pi = &k[PRF_LEN + 2 * SK_E_LEN..2 * PRF_LEN + 2 * SK_E_LEN];
+    let sk_pr = &k[2 * PRF_LEN + 2 * SK_E_LEN..];
+    let (eo, ei, po, pp) = if we_initiated {
+        (sk_ei, sk_er, sk_pi, sk_pr)
+    } else {
+        (sk_er, sk_ei, sk_pr, sk_pi)
+    };
+    Ok(SaKeys {
+        sk_d: sk_d.into(),
+        enc_out: SkCipher::new(eo)?,
+        enc_in: SkCipher::new(ei)?,
+        sk_p_own: po.into(),
+        sk_p_peer: pp.into(),
+    })
+}
+
+/// AUTH = prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>) with SignedOctets =
+/// RealMessage | Nonce of the other side | prf(SK_p, ID body) (§2.15).
+fn psk_auth(psk: &[u8], message: &[u8], nonce: &[u8], sk_p: &[u8], id: &Id) -> [u8; PRF_LEN] {
+    let maced_id = prf(sk_p, &[&id.body()]);
+    let key = prf(psk, &[KEY_PAD]);
+    prf(&key, &[message, nonce, &maced_id])
+}
+
+/// KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr): initiator-to-responder key first
+/// (§2.17). Returns (sent by the exchange initiator, sent by the responder).
+fn child_keymat(
+    sk_d: &[u8],
+    shared: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+) -> (KeyMaterial, KeyMaterial) {
+    let km = prf_plus(sk_d, &[shared.unwrap_or(&[]), ni, nr], 2 * KEYMAT_LEN);
+    let k = km.expose();
+    // Both slices are exactly KEYMAT_LEN long.
+    let a = KeyMaterial::from_slice(&k[..KEYMAT_LEN]);
+    let b = KeyMaterial::from_slice(&k[KEYMAT_LEN..]);
+    match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("prf+ returns the requested length"),
+    }
+}
+
+fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> Vec<u8> {
+    sha1(&[
+        &spi_i.to_be_bytes(),
+        &spi_r.to_be_bytes(),
+        &addr.ip().octets(),
+        &addr.port().to_be_bytes(),
+    ])
+    .to_vec()
+}
+
+fn find_notify(p: &[Payload], kind: u16) -> Option<&Notify> {
+    p.iter().find_map(|x| match x {
+        Payload::Notify(n) if n.kind == kind => Some(n),
+        _ => None,
+    })
+}
+
+/// The first error notify, if any.
+fn error_notify(p: &[Payload]) -> Option<u16> {
+    p.iter().find_map(|x| match x {
+        Payload::Notify(n) if notify::is_error(n.kind) => Some(n.kind),
+        _ => None,
+    })
+}
+
+fn has_unknown_critical(p: &[Payload]) -> bool {
+    p.iter()
+        .any(|x| matches!(x, Payload::Unknown { critical: true, .. }))
+}
+
+fn sa_payload(p: &[Payload]) -> Option<&[Proposal]> {
+    p.iter().find_map(|x| match x {
+        Payload::Sa(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+fn ke_payload(p: &[Payload]) -> Option<(u16, &[u8])> {
+    p.iter().find_map(|x| match x {
+        Payload::Ke { group, data } => Some((*group, data.as_slice())),
+        _ => None,
+    })
+}
+
+fn nonce_payload(p: &[Payload]) -> Option<&[u8]> {
+    p.iter()
+        .find_map(|x| match x {
+            Payload::Nonce(n) => Some(n.as_slice()),
+            _ => None,
+        })
+        .filter(|n| (NONCE_MIN..=NONCE_MAX).contains(&n.len()))
+}
+
+fn tsi_payload(p: &[Payload]) -> Option<&[Ts]> {
+    p.iter().find_map(|x| match x {
+        Payload::TsI(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+fn tsr_payload(p: &[Payload]) -> Option<&[Ts]> {
+    p.iter().find_map(|x| match x {
+        Payload::TsR(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+fn v4s(t: &[TsV4]) -> Vec<Ts> {
+    t.iter().copied().map(Ts::V4).collect()
+}
+
+fn n(kind: u16) -> Payload {
+    Payload::Notify(Notify::new(kind, Vec::new()))
+}
+
+fn n_esp(kind: u16, spi: u32) -> Payload {
+    Payload::Notify(Notify {
+        protocol: protocol::ESP,
+        spi: spi.to_be_bytes().to_vec(),
+        kind,
+        data: Vec::new(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Initiator: IKE_SA_INIT or IKE_AUTH outstanding.
+    Connecting,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    HalfOpen,
+    Established,
+    /// Replaced by a rekey; the peer deletes it (or it is dropped at the deadline).
+    Superseded(Instant),
+    /// We are deleting it.
+    Deleting,
+}
+
+/// IKE_SA_INIT state kept until IKE_AUTH is done.
+struct Handshake {
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// The IKE_SA_INIT request and response as sent: signed in AUTH.
+    msg1: Vec<u8>,
+    msg2: Vec<u8>,
+    share: Option<KeyShare>,
+    cookie: Option<Vec<u8>>,
+    retries: u32,
+    /// The initiator's inbound SPI for the first CHILD SA.
+    child_spi: u32,
+    /// When we last answered a COOKIE or INVALID_KE_PAYLOAD.
+    last_retry: Option<Instant>,
+    /// An unauthenticated refusal: the attempt ends with it unless a valid response
+    /// comes first.
+    error: Option<DownReason>,
+}
+
+enum Req {
+    Init,
+    Auth,
+    Dpd,
+    Child {
+        /// The CHILD SA being rekeyed (our inbound SPI), or `None` for a new one.
+        rekey: Option<u32>,
+        spi_in: u32,
+        ni: Vec<u8>,
+        share: Option<KeyShare>,
+        ts_local: Vec<TsV4>,
+        ts_remote: Vec<TsV4>,
+        /// The CHILD SA (our inbound SPI) the peer made by rekeying the same SA while
+        /// this request was out (§2.8.1).
+        collision: Option<u32>,
+        retries: u32,
+    },
+    RekeyIke {
+        spi: u64,
+        ni: Vec<u8>,
+        share: KeyShare,
+        /// The IKE SA the peer made by rekeying this one meanwhile (§2.8.2).
+        collision: Option<SaId>,
+        retries: u32,
+    },
+    /// Our inbound SPIs.
+    DeleteChildren(Vec<u32>),
+    DeleteIke,
+}
+
+struct Pending {
+    msg_id: u32,
+    data: Vec<u8>,
+    req: Req,
+    /// Transmissions so far.
+    sent: u32,
+    next: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Intent {
+    Dpd,
+    RekeyIke {
+        retries: u32,
+        group: Option<Group>,
+    },
+    RekeyChild {
+        spi_in: u32,
+        retries: u32,
+        group: Option<Group>,
+    },
+    CreateChild {
+        retries: u32,
+        group: Option<Group>,
+    },
+    DeleteChildren(Vec<u32>),
+    DeleteIke,
+}
+
+pub(super) struct Sa {
+    spi_i: u64,
+    spi_r: u64,
+    /// We are the original initiator of this IKE SA (sets the I flag, picks SK_ei).
+    we_initiated: bool,
+    phase: Phase,
+    keys: Option<SaKeys>,
+    hs: Option<Box<Handshake>>,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    my_next_id: u32,
+    peer_next_id: u32,
+    /// The last request answered and its response, for retransmitted requests.
+    last_reply: Option<(Vec<u8>, Vec<u8>)>,
+    pending: Option<Pending>,
+    intents: VecDeque<Intent>,
+    created: Instant,
+    established: Option<Instant>,
+    last_rx: Instant,
+    rekey_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    /// The nonces of the exchange that made this SA (rekey collisions compare them).
+    nonces: (Vec<u8>, Vec<u8>),
+    group: Group,
+    iv: u64,
+    nat_local: bool,
+    nat_remote: bool,
+}
+
+impl Sa {
+    fn id(&self) -> SaId {
+        (self.spi_i, self.spi_r)
+    }
+
+    fn seal(&mut self, exch: u8, response: bool, msg_id: u32, p: &[Payload]) -> Option<Vec<u8>> {
+        let keys = self.keys.as_ref()?;
+        let mut f = if self.we_initiated {
+            flags::INITIATOR
+        } else {
+            0
+        };
+        if response {
+            f |= flags::RESPONSE;
+        }
+        let h = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: 0,
+            exchange: exch,
+            flags: f,
+            message_id: msg_id,
+            length: 0,
+        };
+        self.iv = self.iv.wrapping_add(1);
+        message::seal(h, p, &keys.enc_out, self.iv).ok()
+    }
+
+    fn datagram(&self, data: Vec<u8>) -> Datagram {
+        Datagram {
+            local: self.local,
+            remote: self.remote,
+            nat_t: self.local.port() != IKE_PORT,
+            data,
+        }
+    }
+
+    fn push_intent(&mut self, i: Intent) {
+        let same_kind = |a: &Intent| match (a, &i) {
+            (Intent::RekeyChild { spi_in: x, .. }, Intent::RekeyChild { spi_in: y, .. }) => x == y,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        };
+        let duplicate = match &i {
+            Intent::DeleteChildren(_) => false,
+            _ => self.intents.iter().any(same_kind),
+        };
+        if !duplicate && self.intents.len() < MAX_INTENTS {
+            self.intents.push_back(i);
+        }
+    }
+
+    fn has_pending_child_op(&self) -> bool {
+        matches!(
+            self.pending,
+            Some(Pending {
+                req: Req::Child { .. },
+                ..
+            })
+        )
+    }
+
+    fn has_pending_ike_rekey(&self) -> bool {
+        matches!(
+            self.pending,
+            Some(Pending {
+                req: Req::RekeyIke { .. },
+                ..
+            })
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildState {
+    Active,
+    /// Our rekey request for it is out.
+    Rekeying,
+    /// Replaced by a rekey the peer started; the peer deletes it.
+    Superseded,
+    /// We are deleting it.
+    Deleting,
+    /// Deleted on the wire; its inbound SA stays until then.
+    Linger(Instant),
+}
+
+pub(super) struct Child {
+    spi_in: u32,
+    spi_out: u32,
+    ts_local: Vec<TsV4>,
+    ts_remote: Vec<TsV4>,
+    /// Nonces of the exchange that made it (rekey collisions compare them).
+    nonces: (Vec<u8>, Vec<u8>),
+    created: Instant,
+    rekey_at: Option<Instant>,
+    expire_at: Instant,
+    state: ChildState,
+    /// Replaced by a rekey (its removal waits for `rekey_linger`).
+    rekeyed: bool,
+    /// The CHILD SA (our inbound SPI) the peer's rekey made to replace this one; we
+    /// switch sending to it when the peer deletes this one.
+    replaced_by: Option<u32>,
+    /// When it was superseded (the switch happens anyway a retransmission span later).
+    superseded_at: Option<Instant>,
+}
+
+impl Child {
+    fn spis(&self) -> ChildSpis {
+        ChildSpis {
+            inbound: self.spi_in,
+            outbound: self.spi_out,
+        }
+    }
+}
+
+/// One peer's IKEv2: see the module documentation for how to drive it.
+pub struct Ike {
+    cfg: IkeConfig,
+    rng: SystemRandom,
+    pub(super) sas: Vec<Sa>,
+    current: Option<SaId>,
+    pub(super) children: Vec<Child>,
+    events: VecDeque<Event>,
+    cookie_secret: [u8; 32],
+    reconnect_at: Option<Instant>,
+    reconnect_delay: Duration,
+    keepalive_at: Option<Instant>,
+    closing: bool,
+    up_since: Option<Instant>,
+    ike_rekeys: u32,
+    child_rekeys: u32,
+    last_down: Option<DownReason>,
+}
+
+impl std::fmt::Debug for Ike {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ike")
+            .field("local_id", &self.cfg.local_id)
+            .field("remote_id", &self.cfg.remote_id)
+            .field("state", &self.state())
+            .field("sas", &self.sas.len())
+            .field("children", &self.children.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ike {
+    pub fn new(cfg: IkeConfig, _now: Instant) -> Ike {
+        let rng = SystemRandom::new();
+        let mut cookie_secret = [0u8; 32];
+        // A failing RNG leaves a zero secret: cookies still work, just guessably.
+        let _ = crypto::random(&rng, &mut cookie_secret);
+        let reconnect_delay = cfg.reconnect.unwrap_or_default();
+        Ike {
+            cfg,
+            rng,
+            sas: Vec::new(),
+            current: None,
+            children: Vec::new(),
+            events: VecDeque::new(),
+            cookie_secret,
+            reconnect_at: None,
+            reconnect_delay,
+            keepalive_at: None,
+            closing: false,
+            up_since: None,
+            ike_rekeys: 0,
+            child_rekeys: 0,
+            last_down: None,
+        }
+    }
+
+    pub fn config(&self) -> &IkeConfig {
+        &self.cfg
+    }
+
+    // ---- public driving API ----
+
+    /// Starts an IKE SA (initiator); does nothing if one is up or under way.
+    pub fn connect(&mut self, now: Instant) {
+        self.closing = false;
+        self.reconnect_at = None;
+        if self.current.is_some()
+            || self
+                .sas
+                .iter()
+                .any(|s| s.phase == Phase::Connecting && s.we_initiated)
+        {
+            return;
+        }
+        if let Err(CryptoError) = self.start_init(now) {
+            self.down(now, DownReason::Crypto, false);
+        }
+    }
+
+    /// Deletes the IKE SA (and with it the CHILD SAs) and stops reconnecting.
+    pub fn close(&mut self, now: Instant) {
+        self.closing = true;
+        self.reconnect_at = None;
+        let cur = self.current_idx();
+        match cur {
+            Some(i) if self.sas[i].phase == Phase::Established => {
+                self.sas[i].phase = Phase::Deleting;
+                self.sas[i].intents.clear();
+                if let Some(p) = &self.sas[i].pending {
+                    if !matches!(p.req, Req::DeleteIke) {
+                        // The outstanding request's answer no longer matters.
+                        self.sas[i].pending = None;
+                    }
+                }
+                self.sas[i].push_intent(Intent::DeleteIke);
+                self.kick_all(now);
+            }
+            _ => {
+                let connecting = self.sas.iter().any(|s| s.phase == Phase::Connecting);
+                self.sas.retain(|s| s.phase != Phase::Connecting);
+                if connecting {
+                    self.down(now, DownReason::Closed, false);
+                }
+            }
+        }
+    }
+
+    /// Starts an IKE SA rekey now (normally driven by `ike_lifetime`).
+    pub fn rekey_ike(&mut self, now: Instant) {
+        if let Some(i) = self.current_idx() {
+            self.sas[i].push_intent(Intent::RekeyIke {
+                retries: 0,
+                group: None,
+            });
+            self.kick_all(now);
+        }
+    }
+
+    /// Starts a rekey of every active CHILD SA now (normally driven by lifetimes).
+    pub fn rekey_children(&mut self, now: Instant) {
+        let spis: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.state == ChildState::Active)
+            .map(|c| c.spi_in)
+            .collect();
+        for s in spis {
+            self.queue_child_rekey(s);
+        }
+        self.kick_all(now);
+    }
+
+    /// An ESP SA of ours (either SPI of a CHILD SA) crossed its soft (`hard == false`)
+    /// or hard byte/packet/time limit. Soft: rekey it. Hard: it is dead; delete it
+    /// (a rekey normally replaced it long before).
+    pub fn esp_expired(&mut self, spi: u32, hard: bool, now: Instant) {
+        let Some(ci) = self
+            .children
+            .iter()
+            .position(|c| c.spi_in == spi || c.spi_out == spi)
+        else {
+            return;
+        };
+        let c = &self.children[ci];
+        match (hard, c.state) {
+            (false, ChildState::Active) => self.queue_child_rekey(c.spi_in),
+            (true, ChildState::Active | ChildState::Rekeying | ChildState::Superseded) => {
+                self.expire_child(ci, now);
+            }
+            _ => {}
+        }
+        self.kick_all(now);
+    }
+
+    /// Handles one IKE message that arrived from `remote` at `local` (the non-ESP
+    /// marker already stripped). Events follow from [`Ike::poll`].
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let p = Packet::new_checked(msg)?;
+        let h = Header::parse(&p)?;
+        if h.length as usize != msg.len() {
+            return Err(Error::Malformed(crate::wire::Error::Malformed));
+        }
+        if h.exchange == exchange::IKE_SA_INIT && !h.is_response() {
+            return self.on_init_request(now, local, remote, &h, msg);
+        }
+        let idx = self.find_sa(&h).ok_or(Error::UnknownSa)?;
+        // The I flag says whether the sender is the original initiator: never us.
+        if h.from_initiator() == self.sas[idx].we_initiated {
+            return Err(Error::Unexpected);
+        }
+        let r = if h.is_response() {
+            self.on_response(now, idx, &h, msg)
+        } else {
+            self.on_request(now, idx, local, remote, &h, msg)
+        };
+        self.kick_all(now);
+        r
+    }
+
+    /// The next thing for the shell to do; runs due timers first. Call until `None`.
+    pub fn poll(&mut self, now: Instant) -> Option<Event> {
+        if self.events.is_empty() {
+            self.on_timers(now);
+        }
+        self.events.pop_front()
+    }
+
+    /// When [`Ike::poll`] must be called next at the latest.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        at(self.reconnect_at);
+        at(self.keepalive_at);
+        let span = self.retransmit_span();
+        for sa in &self.sas {
+            at(sa.pending.as_ref().map(|p| p.next));
+            match sa.phase {
+                Phase::HalfOpen => at(Some(sa.created + span)),
+                Phase::Superseded(d) => at(Some(d)),
+                Phase::Established if Some(sa.id()) == self.current => {
+                    at(sa.rekey_at);
+                    at(sa.expire_at);
+                    if sa.pending.is_none() && !self.cfg.dpd.is_zero() {
+                        at(Some(sa.last_rx + self.cfg.dpd));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for c in &self.children {
+            if c.state == ChildState::Active {
+                at(c.rekey_at);
+            }
+            if c.state == ChildState::Superseded && c.replaced_by.is_some() {
+                at(c.superseded_at.map(|t| t + span));
+            }
+            match c.state {
+                ChildState::Linger(u) => at(Some(u)),
+                _ => at(Some(c.expire_at)),
+            }
+        }
+        t
+    }
+
+    pub fn state(&self) -> State {
+        match self.current_idx().map(|i| self.sas[i].phase) {
+            Some(Phase::Deleting) => State::Closing,
+            Some(_) => State::Established,
+            None if self.sas.iter().any(|s| s.phase == Phase::Connecting) => State::Connecting,
+            None => State::Idle,
+        }
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        let cur = self.current_idx().map(|i| &self.sas[i]);
+        Status {
+            state: self.state(),
+            spi_i: cur.map_or(0, |s| s.spi_i),
+            spi_r: cur.map_or(0, |s| s.spi_r),
+            remote: cur.map_or(self.cfg.remote, |s| s.remote),
+            ike_age: cur
+                .and_then(|s| s.established)
+                .map(|t| now.saturating_duration_since(t)),
+            up_for: self
+                .up_since
+                .filter(|_| cur.is_some())
+                .map(|t| now.saturating_duration_since(t)),
+            ike_rekeys: self.ike_rekeys,
+            child_rekeys: self.child_rekeys,
+            nat_local: cur.is_some_and(|s| s.nat_local),
+            nat_remote: cur.is_some_and(|s| s.nat_remote),
+            children: self
+                .children
+                .iter()
+                .map(|c| ChildStatus {
+                    spis: c.spis(),
+                    ts_local: ts::to_nets(&c.ts_local),
+                    ts_remote: ts::to_nets(&c.ts_remote),
+                    age: now.saturating_duration_since(c.created),
+                    active: matches!(c.state, ChildState::Active | ChildState::Rekeying),
+                })
+                .collect(),
+            last_down: self.last_down,
+        }
+    }
+
+    // ---- helpers ----
+
+    fn current_idx(&self) -> Option<usize> {
+        let id = self.current?;
+        self.sas.iter().position(|s| s.id() == id)
+    }
+
+    fn idx_of(&self, id: SaId) -> Option<usize> {
+        self.sas.iter().position(|s| s.id() == id)
+    }
+
+    fn find_sa(&self, h: &Header) -> Option<usize> {
+        self.sas.iter().position(|s| {
+            s.spi_i == h.spi_i
+                && (s.spi_r == h.spi_r
+                    || (s.spi_r == 0
+                        && s.phase == Phase::Connecting
+                        && h.exchange == exchange::IKE_SA_INIT))
+        })
+    }
+
+    fn retransmit_span(&self) -> Duration {
+        let mut d = Duration::ZERO;
+        let mut step = self.cfg.retransmit_base;
+        for _ in 0..=self.cfg.retransmit_tries {
+            d += step;
+            step = step.saturating_mul(2);
+        }
+        d
+    }
+
+    fn jitter(&self, max: Duration) -> Duration {
+        let ms = max.as_millis().max(1) as u32;
+        Duration::from_millis(u64::from(random_u32(&self.rng).unwrap_or(0) % ms))
+    }
+
+    /// (rekey, hard expiry) for a lifetime: the configured initiator rekeys at the
+    /// lifetime, the responder 5% later, both give up at 110%.
+    fn lifetimes(&self, now: Instant, life: Duration) -> (Instant, Instant) {
+        let rekey = if self.cfg.initiator {
+            life
+        } else {
+            life + life / 20
+        };
+        (now + rekey, now + life + life / 10)
+    }
+
+    fn esp_lifetime(&self) -> Lifetime {
+        let mut l = Lifetime {
+            hard_time: Some(self.cfg.child_lifetime + self.cfg.child_lifetime / 5),
+            ..Lifetime::default()
+        };
+        if let Some(b) = self.cfg.child_lifetime_bytes {
+            l.soft_bytes = b - b / 10;
+            l.hard_bytes = b;
+        }
+        l
+    }
+
+    fn new_spi_in(&self) -> Result<u32, CryptoError> {
+        loop {
+            let s = random_u32(&self.rng)?;
+            if s >= 256 && !self.children.iter().any(|c| c.spi_in == s) {
+                return Ok(s);
+            }
+        }
+    }
+
+    fn new_ike_spi(&self) -> Result<u64, CryptoError> {
+        loop {
+            let s = random_u64(&self.rng)?;
+            if s != 0 && !self.sas.iter().any(|x| x.spi_i == s || x.spi_r == s) {
+                return Ok(s);
+            }
+        }
+    }
+
+    fn nonce(&self) -> Result<Vec<u8>, CryptoError> {
+        let mut n = vec![0u8; NONCE_LEN];
+        crypto::random(&self.rng, &mut n)?;
+        Ok(n)
+    }
+
+    fn cookie(&self, ni: &[u8], remote: SocketAddrV4, spi_i: u64) -> Vec<u8> {
+        prf(
+            &self.cookie_secret,
+            &[
+                ni,
+                &remote.ip().octets(),
+                &remote.port().to_be_bytes(),
+                &spi_i.to_be_bytes(),
+            ],
+        )
+        .to_vec()
+    }
+
+    fn nat_notifies(
+        &self,
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> [Payload; 2] {
+        let src = if self.cfg.force_encap {
+            // A hash of nothing real: the peer sees a NAT in front of us.
+            let mut junk = [0u8; 20];
+            let _ = crypto::random(&self.rng, &mut junk);
+            junk.to_vec()
+        } else {
+            nat_hash(spi_i, spi_r, local)
+        };
+        [
+            Payload::Notify(Notify::new(notify::NAT_DETECTION_SOURCE_IP, src)),
+            Payload::Notify(Notify::new(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                nat_hash(spi_i, spi_r, remote),
+            )),
+        ]
+    }
+
+    /// (NAT in front of us, NAT in front of the peer) from the peer's NAT notifies.
+    fn nat_detect(
+        p: &[Payload],
+        spi_i: u64,
+        spi_r: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> (bool, bool) {
+        let mut dst = p.iter().filter_map(|x| match x {
+            Payload::Notify(n) if n.kind == notify::NAT_DETECTION_DESTINATION_IP => {
+                Some(n.data.as_slice())
+            }
+            _ => None,
+        });
+        let mut src = p.iter().filter_map(|x| match x {
+            Payload::Notify(n) if n.kind == notify::NAT_DETECTION_SOURCE_IP => {
+                Some(n.data.as_slice())
+            }
+            _ => None,
+        });
+        let me = nat_hash(spi_i, spi_r, local);
+        let peer = nat_hash(spi_i, spi_r, remote);
+        let local_nat = dst.clone().next().is_some() && !dst.any(|d| d == me);
+        let remote_nat = src.clone().next().is_some() && !src.any(|d| d == peer);
+        (local_nat, remote_nat)
+    }
+
+    fn send(&mut self, d: Datagram) {
+        self.events.push_back(Event::Send(d));
+    }
+
+    fn send_request(&mut self, idx: usize, now: Instant, exch: u8, p: &[Payload], req: Req) {
+        let base = self.cfg.retransmit_base;
+        let sa = &mut self.sas[idx];
+        let id = sa.my_next_id;
+        let Some(data) = sa.seal(exch, false, id, p) else {
+            return;
+        };
+        sa.my_next_id = sa.my_next_id.wrapping_add(1);
+        let d = sa.datagram(data.clone());
+        sa.pending = Some(Pending {
+            msg_id: id,
+            data,
+            req,
+            sent: 1,
+            next: now + base,
+        });
+        self.send(d);
+    }
+
+    /// A request nobody waits for an answer to (teardown notices).
+    fn send_oneshot(&mut self, idx: usize, exch: u8, p: &[Payload]) {
+        let sa = &mut self.sas[idx];
+        let id = sa.my_next_id;
+        if let Some(data) = sa.seal(exch, false, id, p) {
+            sa.my_next_id = sa.my_next_id.wrapping_add(1);
+            let d = sa.datagram(data);
+            self.send(d);
+        }
+    }
+
+    fn queue_child_rekey(&mut self, spi_in: u32) {
+        if let Some(i) = self.current_idx() {
+            self.sas[i].push_intent(Intent::RekeyChild {
+                spi_in,
+                retries: 0,
+                group: None,
+            });
+        }
+        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
+            c.rekey_at = None;
+        }
+    }
+
+    /// Tears the whole peer relationship down: CHILD SAs, every IKE SA; an initiator
+    /// schedules a reconnect.
+    fn down(&mut self, now: Instant, reason: DownReason, notify_peer: bool) {
+        if notify_peer {
+            if let Some(i) = self.current_idx() {
+                if self.sas[i].keys.is_some() {
+                    let d = Payload::Delete(Delete {
+                        protocol: protocol::IKE,
+                        spis: Vec::new(),
+                    });
+                    self.send_oneshot(i, exchange::INFORMATIONAL, &[d]);
+                }
+            }
+        }
+        for c in std::mem::take(&mut self.children) {
+            self.events.push_back(Event::ChildDown {
+                spis: c.spis(),
+                reason: ChildDownReason::IkeDown,
+            });
+        }
+        self.sas.retain(|s| s.phase == Phase::HalfOpen);
+        self.current = None;
+        self.keepalive_at = None;
+        self.up_since = None;
+        self.last_down = Some(reason);
+        log::info!("IKE with {} down: {reason:?}", self.cfg.remote_id);
+        self.events.push_back(Event::IkeDown { reason });
+        if self.cfg.initiator && !self.closing {
+            if let Some(first) = self.cfg.reconnect {
+                self.reconnect_at = Some(now + self.reconnect_delay);
+                self.reconnect_delay = (self.reconnect_delay * 2)
+                    .max(first)
+                    .min(self.cfg.reconnect_max);
+            }
+        }
+    }
+
+    /// A connection attempt (not an established SA) failed.
+    fn attempt_failed(&mut self, now: Instant, idx: usize, reason: DownReason) {
+        self.sas.remove(idx);
+        if self.current.is_none() {
+            self.down(now, reason, false);
+        } else {
+            self.last_down = Some(reason);
+        }
+    }
+
+    // ---- initiator: IKE_SA_INIT / IKE_AUTH ----
+
+    fn start_init(&mut self, now: Instant) -> Result<(), CryptoError> {
+        let group = *self.cfg.groups.first().ok_or(CryptoError)?;
+        let share = KeyShare::new(group, &self.rng)?;
+        let hs = Handshake {
+            ni: self.nonce()?,
+            nr: Vec::new(),
+            msg1: Vec::new(),
+            msg2: Vec::new(),
+            share: Some(share),
+            cookie: None,
+            retries: 0,
+            child_spi: self.new_spi_in()?,
+            last_retry: None,
+            error: None,
+        };
+        let sa = Sa {
+            spi_i: self.new_ike_spi()?,
+            spi_r: 0,
+            we_initiated: true,
+            phase: Phase::Connecting,
+            keys: None,
+            hs: Some(Box::new(hs)),
+            local: self.cfg.local,
+            remote: self.cfg.remote,
+            my_next_id: 0,
+            peer_next_id: 0,
+            last_reply: None,
+            pending: None,
+            intents: VecDeque::new(),
+            created: now,
+            established: None,
+            last_rx: now,
+            rekey_at: None,
+            expire_at: None,
+            nonces: (Vec::new(), Vec::new()),
+            group,
+            iv: 0,
+            nat_local: false,
+            nat_remote: false,
+        };
+        log::info!(
+            "IKE: connecting to {} ({})",
+            self.cfg.remote,
+            self.cfg.remote_id
+        );
+        self.sas.push(sa);
+        let idx = self.sas.len() - 1;
+        self.send_init(idx, now);
+        Ok(())
+    }
+
+    /// (Re)sends IKE_SA_INIT from the handshake state (after COOKIE / INVALID_KE too).
+    fn send_init(&mut self, idx: usize, now: Instant) {
+        let sa = &self.sas[idx];
+        let Some(hs) = sa.hs.as_deref() else { return };
+        let Some(share) = hs.share.as_ref() else {
+            return;
+        };
+        let mut p = Vec::new();
+        if let Some(c) = &hs.cookie {
+            p.push(Payload::Notify(Notify::new(notify::COOKIE, c.clone())));
+        }
+        // Offer every group, preferred first, with the KE for the one we try.
+        let mut groups = vec![share.group()];
+        groups.extend(self.cfg.groups.iter().filter(|g| **g != share.group()));
+        p.push(Payload::Sa(vec![proposal::ike_offer(&groups, None)]));
+        p.push(Payload::Ke {
+            group: share.group().id(),
+            data: share.public().to_vec(),
+        });
+        p.push(Payload::Nonce(hs.ni.clone()));
+        p.extend(self.nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
+        let msg = Message {
+            header: Header {
+                spi_i: sa.spi_i,
+                spi_r: 0,
+                next_payload: 0,
+                exchange: exchange::IKE_SA_INIT,
+                flags: flags::INITIATOR,
+                message_id: 0,
+                length: 0,
+            },
+            payloads: p,
+        };
+        let Ok(data) = msg.emit() else { return };
+        let base = self.cfg.retransmit_base;
+        let sa = &mut self.sas[idx];
+        if let Some(hs) = sa.hs.as_deref_mut() {
+            hs.msg1 = data.clone();
+        }
+        sa.my_next_id = 1;
+        sa.pending = Some(Pending {
+            msg_id: 0,
+            data: data.clone(),
+            req: Req::Init,
+            sent: 1,
+            next: now + base,
+        });
+        let d = sa.datagram(data);
+        self.send(d);
+    }
+
+    fn on_init_response(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let m = Message::parse(msg)?;
+        let p = &m.payloads;
+        let base = self.cfg.retransmit_base;
+        // IKE_SA_INIT responses are not authenticated (§2.4, §2.21.1): a forged COOKIE,
+        // INVALID_KE_PAYLOAD or error must not spoil the attempt. Retries happen at most
+        // once per retransmission interval; errors end the attempt only if no valid
+        // response arrives within one interval.
+        let sa = &mut self.sas[idx];
+        let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
+        let recent_retry = hs.last_retry.is_some_and(|t| now < t + base);
+        let current = hs.share.as_ref().map(KeyShare::group);
+        let fail = |hs: &mut Handshake, pending: &mut Option<Pending>, r: DownReason| {
+            hs.error.get_or_insert(r);
+            if let Some(p) = pending.as_mut() {
+                p.next = p.next.min(now + base);
+            }
+        };
+        if let Some(c) = find_notify(p, notify::COOKIE) {
+            if recent_retry {
+                return Ok(());
+            }
+            if hs.retries >= MAX_INIT_RETRIES || c.data.is_empty() || c.data.len() > 64 {
+                fail(hs, &mut sa.pending, DownReason::Rejected(notify::COOKIE));
+                return Ok(());
+            }
+            hs.retries += 1;
+            hs.last_retry = Some(now);
+            hs.cookie = Some(c.data.clone());
+            log::debug!("IKE: responder asks for a cookie");
+            self.send_init(idx, now);
+            return Ok(());
+        }
+        if let Some(ke) = find_notify(p, notify::INVALID_KE_PAYLOAD) {
+            if recent_retry {
+                return Ok(());
+            }
+            let want = ke
+                .data
+                .get(..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .and_then(Group::from_id)
+                .filter(|g| self.cfg.groups.contains(g));
+            match want {
+                Some(g) if hs.retries < MAX_INIT_RETRIES && Some(g) != current => {
+                    hs.retries += 1;
+                    hs.last_retry = Some(now);
+                    hs.share = Some(KeyShare::new(g, &self.rng).map_err(|_| Error::Unexpected)?);
+                    sa.group = g;
+                    log::debug!("IKE: responder wants group {}", g.id());
+                    self.send_init(idx, now);
+                }
+                _ => fail(hs, &mut sa.pending, DownReason::NoProposal),
+            }
+            return Ok(());
+        }
+        if let Some(e) = error_notify(p) {
+            let reason = if e == notify::NO_PROPOSAL_CHOSEN {
+                DownReason::NoProposal
+            } else {
+                DownReason::Rejected(e)
+            };
+            fail(hs, &mut sa.pending, reason);
+            return Ok(());
+        }
+        if h.spi_r == 0 || has_unknown_critical(p) {
+            return Err(Error::Unexpected);
+        }
+        let (Some(sa_p), Some((ke_group, ke_data)), Some(nr)) =
+            (sa_payload(p), ke_payload(p), nonce_payload(p))
+        else {
+            return Err(Error::Malformed(crate::wire::Error::Malformed));
+        };
+        let Some(group) = current else {
+            return Err(Error::Unexpected);
+        };
+        if proposal::check_ike_reply(sa_p, group, false).is_none()
+            || ke_group != group.id()
+            || ke_data.len() != group.public_len()
+        {
+            fail(hs, &mut sa.pending, DownReason::NoProposal);
+            return Ok(());
+        }
+        let Some(share) = hs.share.take() else {
+            return Err(Error::Unexpected);
+        };
+        let Ok(shared) = share.agree(ke_data) else {
+            // The key share is spent: this attempt cannot take another response.
+            fail(hs, &mut sa.pending, DownReason::NoProposal);
+            return Ok(());
+        };
+        hs.nr = nr.to_vec();
+        hs.msg2 = msg.to_vec();
+        let ni = hs.ni.clone();
+        let skeyseed = prf(&[ni.as_slice(), nr].concat(), &[shared.expose()]);
+        let keys = derive_sa_keys(&skeyseed, &ni, nr, h.spi_i, h.spi_r, true)
+            .map_err(|_| Error::Unexpected)?;
+        let (nat_local, nat_remote) = Self::nat_detect(p, h.spi_i, h.spi_r, sa.local, sa.remote);
+        sa.spi_r = h.spi_r;
+        sa.keys = Some(keys);
+        sa.nat_local = nat_local;
+        sa.nat_remote = nat_remote;
+        sa.nonces = (ni, nr.to_vec());
+        sa.last_rx = now;
+        sa.pending = None;
+        self.send_auth(idx, now);
+        Ok(())
+    }
+
+    fn send_auth(&mut self, idx: usize, now: Instant) {
+        let sa = &self.sas[idx];
+        let (Some(hs), Some(keys)) = (sa.hs.as_deref(), sa.keys.as_ref()) else {
+            return;
+        };
+        let idi = self.cfg.local_id.id().clone();
+        let auth = psk_auth(
+            self.cfg.psk.expose(),
+            &hs.msg1,
+            &hs.nr,
+            keys.sk_p_own.expose(),
+            &idi,
+        );
+        let p = vec![
+            Payload::IdI(idi),
+            n(notify::INITIAL_CONTACT),
+            Payload::IdR(self.cfg.remote_id.id().clone()),
+            Payload::Auth {
+                method: auth_method::SHARED_KEY_MIC,
+                data: auth.to_vec(),
+            },
+            Payload::Sa(vec![proposal::esp_offer(hs.child_spi, &[])]),
+            Payload::TsI(ts::from_nets(&self.cfg.local_ts)),
+            Payload::TsR(ts::from_nets(&self.cfg.remote_ts)),
+        ];
+        self.send_request(idx, now, exchange::IKE_AUTH, &p, Req::Auth);
+    }
+
+    fn on_auth_response(&mut self, now: Instant, idx: usize, p: &[Payload]) {
+        let idr = p.iter().find_map(|x| match x {
+            Payload::IdR(id) => Some(id),
+            _ => None,
+        });
+        let auth = p.iter().find_map(|x| match x {
+            Payload::Auth { method, data } => Some((*method, data.as_slice())),
+            _ => None,
+        });
+        let (Some(idr), Some((method, auth))) = (idr, auth) else {
+            let reason = match error_notify(p) {
+                Some(notify::AUTHENTICATION_FAILED) => DownReason::AuthFailed,
+                Some(e) => DownReason::Rejected(e),
+                None => DownReason::Rejected(notify::INVALID_SYNTAX),
+            };
+            log::warn!("IKE: {} refused IKE_AUTH: {reason:?}", self.cfg.remote_id);
+            self.attempt_failed(now, idx, reason);
+            return;
+        };
+        let ok = {
+            let sa = &self.sas[idx];
+            match (sa.hs.as_deref(), sa.keys.as_ref()) {
+                (Some(hs), Some(keys)) => {
+                    let expected = psk_auth(
+                        self.cfg.psk.expose(),
+                        &hs.msg2,
+                        &hs.ni,
+                        keys.sk_p_peer.expose(),
+                        idr,
+                    );
+                    *idr == *self.cfg.remote_id.id()
+                        && method == auth_method::SHARED_KEY_MIC
+                        && ct_eq(&expected, auth)
+                }
+                _ => false,
+            }
+        };
+        if !ok {
+            log::warn!(
+                "IKE: responder failed authentication as {}",
+                self.cfg.remote_id
+            );
+            let d = Payload::Delete(Delete {
+                protocol: protocol::IKE,
+                spis: Vec::new(),
+            });
+            self.send_oneshot(idx, exchange::INFORMATIONAL, &[d]);
+            self.attempt_failed(now, idx, DownReason::AuthFailed);
+            return;
+        }
+        let hs = self.sas[idx].hs.take();
+        self.establish(now, idx);
+        // The first CHILD SA.
+        let child_err = find_notify(p, notify::NO_PROPOSAL_CHOSEN)
+            .or_else(|| find_notify(p, notify::TS_UNACCEPTABLE))
+            .or_else(|| find_notify(p, notify::SINGLE_PAIR_REQUIRED))
+            .or_else(|| find_notify(p, notify::INTERNAL_ADDRESS_FAILURE))
+            .or_else(|| find_notify(p, notify::FAILED_CP_REQUIRED))
+            .map(|n| n.kind);
+        let spi_out = sa_payload(p).and_then(|s| proposal::check_esp_reply(s, None));
+        let tsi = tsi_payload(p).and_then(|t| ts::within(t, &self.cfg.local_ts));
+        let tsr = tsr_payload(p).and_then(|t| ts::within(t, &self.cfg.remote_ts));
+        match (child_err, spi_out, tsi, tsr, hs) {
+            (None, Some(spi_out), Some(tsi), Some(tsr), Some(hs)) => {
+                let sk_d = self.sas[idx].keys.as_ref().map(|k| k.sk_d.clone());
+                let Some(sk_d) = sk_d else { return };
+                let (i2r, r2i) = child_keymat(sk_d.expose(), None, &hs.ni, &hs.nr);
+                let c = self.add_child(
+                    now,
+                    hs.child_spi,
+                    spi_out,
+                    tsi,
+                    tsr,
+                    (hs.ni.clone(), hs.nr.clone()),
+                );
+                let sa = self.child_sa(&c, r2i, i2r);
+                self.children.push(c);
+                self.events.push_back(Event::ChildUp(sa));
+            }
+            (err, ..) => {
+                let e = err.unwrap_or(notify::NO_PROPOSAL_CHOSEN);
+                log::warn!("IKE: {} refused the CHILD SA ({e})", self.cfg.remote_id);
+                self.down(now, DownReason::ChildRejected(e), true);
+            }
+        }
+    }
+
+    /// Makes `idx` the current, established IKE SA (after IKE_AUTH); an older one is
+    /// replaced (the peer has just authenticated anew, so it lost the old one).
+    fn establish(&mut self, now: Instant, idx: usize) {
+        let (rekey, expire) = self.lifetimes(now, self.cfg.ike_lifetime);
+        let id = {
+            let sa = &mut self.sas[idx];
+            sa.phase = Phase::Established;
+            sa.established = Some(now);
+            sa.last_rx = now;
+            sa.rekey_at = Some(rekey);
+            sa.expire_at = Some(expire);
+            sa.id()
+        };
+        if let Some(old) = self.current.filter(|&o| o != id) {
+            log::info!("IKE: {} authenticated a new IKE SA", self.cfg.remote_id);
+            if let Some(oi) = self.idx_of(old) {
+                let d = Payload::Delete(Delete {
+                    protocol: protocol::IKE,
+                    spis: Vec::new(),
+                });
+                self.send_oneshot(oi, exchange::INFORMATIONAL, &[d]);
+            }
+            for c in std::mem::take(&mut self.children) {
+                self.events.push_back(Event::ChildDown {
+                    spis: c.spis(),
+                    reason: ChildDownReason::IkeDown,
+                });
+            }
+            self.last_down = Some(DownReason::Replaced);
+        }
+        // Only the new SA and half-open ones stay.
+        self.sas
+            .retain(|s| s.id() == id || s.phase == Phase::HalfOpen);
+        self.current = Some(id);
+        self.up_since = Some(now);
+        self.reconnect_delay = self.cfg.reconnect.unwrap_or_default();
+        self.reconnect_at = None;
+        let Some(i) = self.idx_of(id) else { return };
+        let sa = &self.sas[i];
+        log::info!(
+            "IKE with {} ({}) established, NAT here {}, NAT there {}",
+            self.cfg.remote_id,
+            sa.remote,
+            sa.nat_local,
+            sa.nat_remote
+        );
+        let ev = Event::IkeUp {
+            remote: sa.remote,
+            nat_local: sa.nat_local,
+            nat_remote: sa.nat_remote,
+        };
+        let nat = sa.nat_local || sa.nat_remote || self.cfg.force_encap;
+        self.events.push_back(ev);
+        self.keepalive_at =
+            (nat && !self.cfg.keepalive.is_zero()).then(|| now + self.cfg.keepalive);
+    }
+
+    fn add_child(
+        &self,
+        now: Instant,
+        spi_in: u32,
+        spi_out: u32,
+        ts_local: Vec<TsV4>,
+        ts_remote: Vec<TsV4>,
+        nonces: (Vec<u8>, Vec<u8>),
+    ) -> Child {
+        let (rekey, expire) = self.lifetimes(now, self.cfg.child_lifetime);
+        Child {
+            spi_in,
+            spi_out,
+            ts_local,
+            ts_remote,
+            nonces,
+            created: now,
+            rekey_at: Some(rekey),
+            expire_at: expire,
+            state: ChildState::Active,
+            rekeyed: false,
+            replaced_by: None,
+            superseded_at: None,
+        }
+    }
+
+    fn child_sa(&self, c: &Child, inbound: KeyMaterial, outbound: KeyMaterial) -> ChildSa {
+        let peer = self
+            .current_idx()
+            .map_or(self.cfg.remote, |i| self.sas[i].remote);
+        ChildSa {
+            inbound: EspKeys {
+                spi: c.spi_in,
+                keymat: inbound,
+            },
+            outbound: EspKeys {
+                spi: c.spi_out,
+                keymat: outbound,
+            },
+            ts_local: ts::to_nets(&c.ts_local),
+            ts_remote: ts::to_nets(&c.ts_remote),
+            peer,
+            lifetime: self.esp_lifetime(),
+        }
+    }
+
+    // ---- responder: IKE_SA_INIT / IKE_AUTH ----
+
+    fn on_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        if h.spi_r != 0 || h.message_id != 0 || !h.from_initiator() || h.spi_i == 0 {
+            return Err(Error::Unexpected);
+        }
+        // A retransmission of a request we answered: answer the same. (Another request
+        // with the same SPI is a new attempt: IKE_SA_INIT is unauthenticated, so a forged
+        // copy must not block the real one.)
+        let again = self.sas.iter().find_map(|s| match &s.last_reply {
+            Some((req, resp))
+                if s.spi_i == h.spi_i
+                    && s.phase == Phase::HalfOpen
+                    && s.remote == remote
+                    && req.as_slice() == msg =>
+            {
+                Some(resp.clone())
+            }
+            _ => None,
+        });
+        if let Some(resp) = again {
+            self.send(Datagram {
+                local,
+                remote,
+                nat_t: local.port() != IKE_PORT,
+                data: resp,
+            });
+            return Ok(());
+        }
+        let m = Message::parse(msg)?;
+        let p = &m.payloads;
+        let (Some(sa_p), Some((ke_group, ke_data)), Some(ni)) =
+            (sa_payload(p), ke_payload(p), nonce_payload(p))
+        else {
+            return Err(Error::Malformed(crate::wire::Error::Malformed));
+        };
+        let stateless = |kind: u16, data: Vec<u8>| -> Option<Datagram> {
+            let m = Message {
+                header: Header {
+                    spi_i: h.spi_i,
+                    spi_r: 0,
+                    next_payload: 0,
+                    exchange: exchange::IKE_SA_INIT,
+                    flags: flags::RESPONSE,
+                    message_id: 0,
+                    length: 0,
+                },
+                payloads: vec![Payload::Notify(Notify::new(kind, data))],
+            };
+            Some(Datagram {
+                local,
+                remote,
+                nat_t: local.port() != IKE_PORT,
+                data: m.emit().ok()?,
+            })
+        };
+        if has_unknown_critical(p) {
+            if let Some(d) = stateless(notify::UNSUPPORTED_CRITICAL_PAYLOAD, Vec::new()) {
+                self.send(d);
+            }
+            return Ok(());
+        }
+        let half_open = self
+            .sas
+            .iter()
+            .filter(|s| s.phase == Phase::HalfOpen)
+            .count();
+        if half_open >= self.cfg.cookie_threshold {
+            let want = self.cookie(ni, remote, h.spi_i);
+            let got = match p.first() {
+                Some(Payload::Notify(n)) if n.kind == notify::COOKIE => Some(&n.data),
+                _ => None,
+            };
+            if got.is_none_or(|g| !ct_eq(g, &want)) {
+                log::debug!("IKE: {half_open} half-open SAs, asking {remote} for a cookie");
+                if let Some(d) = stateless(notify::COOKIE, want) {
+                    self.send(d);
+                }
+                return Ok(());
+            }
+        }
+        let group = match proposal::choose_ike(sa_p, &self.cfg.groups, Some(ke_group), None) {
+            Choice::Accept {
+                reply,
+                group: Some(g),
+                ..
+            } => (reply, g),
+            Choice::InvalidKe(g) => {
+                if let Some(d) =
+                    stateless(notify::INVALID_KE_PAYLOAD, g.id().to_be_bytes().to_vec())
+                {
+                    self.send(d);
+                }
+                return Ok(());
+            }
+            _ => {
+                log::warn!("IKE: no acceptable IKE proposal from {remote}");
+                if let Some(d) = stateless(notify::NO_PROPOSAL_CHOSEN, Vec::new()) {
+                    self.send(d);
+                }
+                return Ok(());
+            }
+        };
+        let (reply, g) = group;
+        let r = (|| -> Result<(KeyShare, Vec<u8>, u64), CryptoError> {
+            Ok((
+                KeyShare::new(g, &self.rng)?,
+                self.nonce()?,
+                self.new_ike_spi()?,
+            ))
+        })();
+        let Ok((share, nr, spi_r)) = r else {
+            return Err(Error::Unexpected);
+        };
+        let public = share.public().to_vec();
+        let Ok(shared) = share.agree(ke_data) else {
+            if let Some(d) = stateless(notify::INVALID_SYNTAX, Vec::new()) {
+                self.send(d);
+            }
+            return Ok(());
+        };
+        let skeyseed = prf(&[ni, nr.as_slice()].concat(), &[shared.expose()]);
+        let keys = derive_sa_keys(&skeyseed, ni, &nr, h.spi_i, spi_r, false)
+            .map_err(|_| Error::Unexpected)?;
+        let (nat_local, nat_remote) = Self::nat_detect(p, h.spi_i, 0, local, remote);
+        let mut out = vec![
+            Payload::Sa(vec![reply]),
+            Payload::Ke {
+                group: g.id(),
+                data: public,
+            },
+            Payload::Nonce(nr.clone()),
+        ];
+        out.extend(self.nat_notifies(h.spi_i, spi_r, local, remote));
+        let resp = Message {
+            header: Header {
+                spi_i: h.spi_i,
+                spi_r,
+                next_payload: 0,
+                exchange: exchange::IKE_SA_INIT,
+                flags: flags::RESPONSE,
+                message_id: 0,
+                length: 0,
+            },
+            payloads: out,
+        }
+        .emit()?;
+        // Bounded: the oldest half-open SA makes room.
+        if half_open >= self.cfg.max_half_open {
+            if let Some(oldest) = self
+                .sas
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.phase == Phase::HalfOpen)
+                .min_by_key(|(_, s)| s.created)
+                .map(|(i, _)| i)
+            {
+                self.sas.remove(oldest);
+            }
+        }
+        let sa = Sa {
+            spi_i: h.spi_i,
+            spi_r,
+            we_initiated: false,
+            phase: Phase::HalfOpen,
+            keys: Some(keys),
+            hs: Some(Box::new(Handshake {
+                ni: ni.to_vec(),
+                nr: nr.clone(),
+                msg1: msg.to_vec(),
+                msg2: resp.clone(),
+                share: None,
+                cookie: None,
+                retries: 0,
+                child_spi: 0,
+                last_retry: None,
+                error: None,
+            })),
+            local,
+            remote,
+            my_next_id: 0,
+            peer_next_id: 1,
+            last_reply: Some((msg.to_vec(), resp.clone())),
+            pending: None,
+            intents: VecDeque::new(),
+            created: now,
+            established: None,
+            last_rx: now,
+            rekey_at: None,
+            expire_at: None,
+            nonces: (ni.to_vec(), nr),
+            group: g,
+            iv: 0,
+            nat_local,
+            nat_remote,
+        };
+        self.sas.push(sa);
+        self.send(Datagram {
+            local,
+            remote,
+            nat_t: local.port() != IKE_PORT,
+            data: resp,
+        });
+        Ok(())
+    }
+
+    /// IKE_AUTH as responder; returns the response payloads.
+    fn on_auth_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+    ) -> (Vec<Payload>, After) {
+        let idi = p.iter().find_map(|x| match x {
+            Payload::IdI(id) => Some(id),
+            _ => None,
+        });
+        let idr = p.iter().find_map(|x| match x {
+            Payload::IdR(id) => Some(id),
+            _ => None,
+        });
+        let auth = p.iter().find_map(|x| match x {
+            Payload::Auth { method, data } => Some((*method, data.as_slice())),
+            _ => None,
+        });
+        let verified = match (idi, auth, self.sas[idx].hs.as_deref(), &self.sas[idx].keys) {
+            (Some(idi), Some((method, data)), Some(hs), Some(keys)) => {
+                let expected = psk_auth(
+                    self.cfg.psk.expose(),
+                    &hs.msg1,
+                    &hs.nr,
+                    keys.sk_p_peer.expose(),
+                    idi,
+                );
+                *idi == *self.cfg.remote_id.id()
+                    && idr.is_none_or(|r| *r == *self.cfg.local_id.id())
+                    && method == auth_method::SHARED_KEY_MIC
+                    && ct_eq(&expected, data)
+            }
+            _ => false,
+        };
+        if !verified {
+            log::warn!(
+                "IKE: authentication of {} failed (wrong identity or PSK)",
+                idi.map_or_else(
+                    || "?".into(),
+                    |i| String::from_utf8_lossy(&i.data).into_owned()
+                )
+            );
+            if self.current.is_none() {
+                self.last_down = Some(DownReason::AuthFailed);
+                self.events.push_back(Event::IkeDown {
+                    reason: DownReason::AuthFailed,
+                });
+            }
+            return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove);
+        }
+        let Some(hs) = self.sas[idx].hs.take() else {
+            return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove);
+        };
+        let own = self.cfg.local_id.id().clone();
+        let our_auth = match &self.sas[idx].keys {
+            Some(keys) => psk_auth(
+                self.cfg.psk.expose(),
+                &hs.msg2,
+                &hs.ni,
+                keys.sk_p_own.expose(),
+                &own,
+            ),
+            None => return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove),
+        };
+        self.establish(now, idx);
+        let Some(idx) = self.current_idx() else {
+            return (Vec::new(), After::Nothing);
+        };
+        let mut out = vec![
+            Payload::IdR(own),
+            Payload::Auth {
+                method: auth_method::SHARED_KEY_MIC,
+                data: our_auth.to_vec(),
+            },
+        ];
+        match self.accept_child(now, idx, p, None, &hs.ni, &hs.nr, true) {
+            Ok((mut child_payloads, ev)) => {
+                out.append(&mut child_payloads);
+                self.events.push_back(ev);
+            }
+            Err(e) => {
+                log::warn!("IKE: refused {}'s CHILD SA ({e})", self.cfg.remote_id);
+                out.push(n(e));
+            }
+        }
+        (out, After::Nothing)
+    }
+
+    /// A CHILD SA the peer proposes (IKE_AUTH, a new one, or a rekey of `rekeys`):
+    /// returns our response payloads (SA, [Nr, KE,] TSi, TSr) and the event, or the
+    /// error notify to answer with.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_child(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+        rekeys: Option<usize>,
+        ni: &[u8],
+        nr: &[u8],
+        in_auth: bool,
+    ) -> Result<(Vec<Payload>, Event), u16> {
+        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_payload(p), tsi_payload(p), tsr_payload(p))
+        else {
+            return Err(notify::INVALID_SYNTAX);
+        };
+        if !in_auth
+            && self
+                .children
+                .iter()
+                .filter(|c| !matches!(c.state, ChildState::Linger(_)))
+                .count()
+                >= MAX_CHILDREN
+        {
+            return Err(notify::NO_ADDITIONAL_SAS);
+        }
+        let spi_in = self.new_spi_in().map_err(|_| notify::TEMPORARY_FAILURE)?;
+        let ke = if in_auth { None } else { ke_payload(p) };
+        let mut groups = self.cfg.groups.clone();
+        if let Some(g) = self.cfg.child_pfs {
+            if !groups.contains(&g) {
+                groups.insert(0, g);
+            }
+        }
+        let (reply, peer_spi, group) =
+            match proposal::choose_esp(sa_p, &groups, ke.map(|k| k.0), spi_in, in_auth) {
+                Choice::Accept {
+                    reply,
+                    peer_spi,
+                    group,
+                } => (reply, peer_spi, group),
+                Choice::InvalidKe(_) => return Err(notify::INVALID_KE_PAYLOAD),
+                Choice::NoProposal => return Err(notify::NO_PROPOSAL_CHOSEN),
+            };
+        let spi_out = match <[u8; 4]>::try_from(peer_spi.as_slice()) {
+            Ok(b) if u32::from_be_bytes(b) >= 256 => u32::from_be_bytes(b),
+            _ => return Err(notify::INVALID_SYNTAX),
+        };
+        // Narrow: TSi is the initiator's side (our remote), TSr ours.
+        let ts_remote = ts::narrow(tsi, &self.cfg.remote_ts);
+        let ts_local = ts::narrow(tsr, &self.cfg.local_ts);
+        if ts_remote.is_empty() || ts_local.is_empty() {
+            return Err(notify::TS_UNACCEPTABLE);
+        }
+        let mut out = vec![Payload::Sa(vec![reply])];
+        let mut shared = None;
+        if !in_auth {
+            out.push(Payload::Nonce(nr.to_vec()));
+            if let (Some(g), Some((_, data))) = (group, ke) {
+                let share = KeyShare::new(g, &self.rng).map_err(|_| notify::TEMPORARY_FAILURE)?;
+                out.push(Payload::Ke {
+                    group: g.id(),
+                    data: share.public().to_vec(),
+                });
+                shared = Some(share.agree(data).map_err(|_| notify::INVALID_SYNTAX)?);
+            }
+        }
+        out.push(Payload::TsI(v4s(&ts_remote)));
+        out.push(Payload::TsR(v4s(&ts_local)));
+        let Some(sk_d) = self.sas[idx].keys.as_ref().map(|k| k.sk_d.clone()) else {
+            return Err(notify::TEMPORARY_FAILURE);
+        };
+        let (i2r, r2i) = child_keymat(sk_d.expose(), shared.as_ref().map(|s| s.expose()), ni, nr);
+        let c = self.add_child(
+            now,
+            spi_in,
+            spi_out,
+            ts_local,
+            ts_remote,
+            (ni.to_vec(), nr.to_vec()),
+        );
+        // We are the responder of this exchange: the peer sends with the i2r keys.
+        let child = self.child_sa(&c, i2r, r2i);
+        self.children.push(c);
+        let ev = match rekeys {
+            Some(old) => {
+                let o = &mut self.children[old];
+                o.rekeyed = true;
+                o.replaced_by = Some(spi_in);
+                o.superseded_at = Some(now);
+                let spis = o.spis();
+                if o.state == ChildState::Active {
+                    o.state = ChildState::Superseded;
+                }
+                self.child_rekeys += 1;
+                Event::ChildRekeyed {
+                    old: spis,
+                    new: child,
+                    send: false,
+                }
+            }
+            None => Event::ChildUp(child),
+        };
+        Ok((out, ev))
+    }
+
+    // ---- requests from the peer on an existing SA ----
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let sa = &mut self.sas[idx];
+        if h.message_id.wrapping_add(1) == sa.peer_next_id {
+            if let Some((req, resp)) = &sa.last_reply {
+                if req.as_slice() == msg {
+                    let d = Datagram {
+                        local,
+                        remote,
+                        nat_t: local.port() != IKE_PORT,
+                        data: resp.clone(),
+                    };
+                    self.send(d);
+                    return Ok(());
+                }
+            }
+            return Err(Error::Unexpected);
+        }
+        if h.message_id != sa.peer_next_id {
+            return Err(Error::Unexpected);
+        }
+        let allowed = match sa.phase {
+            Phase::HalfOpen => h.exchange == exchange::IKE_AUTH,
+            Phase::Established | Phase::Superseded(_) | Phase::Deleting => {
+                h.exchange == exchange::INFORMATIONAL || h.exchange == exchange::CREATE_CHILD_SA
+            }
+            Phase::Connecting => false,
+        };
+        if !allowed {
+            return Err(Error::Unexpected);
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            return Err(Error::Unexpected);
+        };
+        let p = match message::open(msg, &keys.enc_in) {
+            Ok(p) => p,
+            Err(OpenError::Integrity) => return Err(Error::Integrity),
+            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
+        };
+        sa.last_rx = now;
+        // Answers go back where the request came from (NAT-T port floating, §2.23).
+        sa.local = local;
+        sa.remote = remote;
+        let id = sa.id();
+        let (resp, after) = if has_unknown_critical(&p) {
+            (
+                vec![n(notify::UNSUPPORTED_CRITICAL_PAYLOAD)],
+                After::Nothing,
+            )
+        } else {
+            match h.exchange {
+                exchange::IKE_AUTH => self.on_auth_request(now, idx, &p),
+                exchange::INFORMATIONAL => self.on_informational(now, idx, &p),
+                _ => (self.on_create_child(now, idx, &p), After::Nothing),
+            }
+        };
+        // Establishing may have dropped other SAs: find ours again.
+        let Some(idx) = self.idx_of(id) else {
+            return Ok(());
+        };
+        let sa = &mut self.sas[idx];
+        sa.peer_next_id = sa.peer_next_id.wrapping_add(1);
+        if let Some(data) = sa.seal(h.exchange, true, h.message_id, &resp) {
+            sa.last_reply = Some((msg.to_vec(), data.clone()));
+            let d = sa.datagram(data);
+            self.send(d);
+        }
+        match after {
+            After::Nothing => {}
+            After::Remove => {
+                self.sas.remove(idx);
+            }
+            After::Down(reason) => self.down(now, reason, false),
+        }
+        Ok(())
+    }
+
+    fn on_informational(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+    ) -> (Vec<Payload>, After) {
+        let is_current = Some(self.sas[idx].id()) == self.current;
+        if p.iter().any(|x| {
+            matches!(
+                x,
+                Payload::Delete(Delete {
+                    protocol: protocol::IKE,
+                    ..
+                })
+            )
+        }) {
+            return if is_current && self.sas[idx].phase != Phase::Deleting {
+                log::info!("IKE: {} deleted the IKE SA", self.cfg.remote_id);
+                (Vec::new(), After::Down(DownReason::PeerDeleted))
+            } else if is_current {
+                // Our own DELETE crossed theirs.
+                (Vec::new(), After::Down(DownReason::Closed))
+            } else {
+                (Vec::new(), After::Remove)
+            };
+        }
+        if is_current && find_notify(p, notify::AUTHENTICATION_FAILED).is_some() {
+            return (Vec::new(), After::Down(DownReason::AuthFailed));
+        }
+        let mut ours = Vec::new();
+        for x in p {
+            let Payload::Delete(Delete {
+                protocol: protocol::ESP,
+                spis,
+            }) = x
+            else {
+                continue;
+            };
+            for &spi in spis {
+                let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
+                    continue;
+                };
+                self.switch_to_replacement(ci);
+                let c = &mut self.children[ci];
+                match c.state {
+                    // Crossed DELETEs: ours is already out, so do not list it again.
+                    ChildState::Deleting | ChildState::Linger(_) => {}
+                    _ => ours.push(c.spi_in),
+                }
+                if c.rekeyed {
+                    if !matches!(c.state, ChildState::Linger(_)) {
+                        c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                    }
+                } else {
+                    let spis = c.spis();
+                    self.children.remove(ci);
+                    log::info!("IKE: {} deleted CHILD SA {:08x}", self.cfg.remote_id, spi);
+                    self.events.push_back(Event::ChildDown {
+                        spis,
+                        reason: ChildDownReason::PeerDeleted,
+                    });
+                    // The configured initiator wants a tunnel: ask for a fresh one.
+                    let others = self
+                        .children
+                        .iter()
+                        .any(|c| matches!(c.state, ChildState::Active | ChildState::Rekeying));
+                    if self.cfg.initiator && !others && is_current {
+                        self.sas[idx].push_intent(Intent::CreateChild {
+                            retries: 0,
+                            group: None,
+                        });
+                    }
+                }
+            }
+        }
+        let resp = if ours.is_empty() {
+            Vec::new()
+        } else {
+            vec![Payload::Delete(Delete {
+                protocol: protocol::ESP,
+                spis: ours,
+            })]
+        };
+        (resp, After::Nothing)
+    }
+
+    fn on_create_child(&mut self, now: Instant, idx: usize, p: &[Payload]) -> Vec<Payload> {
+        let Some(ni) = nonce_payload(p).map(<[u8]>::to_vec) else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        let is_current = Some(self.sas[idx].id()) == self.current;
+        if !is_current || self.sas[idx].phase != Phase::Established {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        }
+        let Ok(nr) = self.nonce() else {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        };
+        let rekey = find_notify(p, notify::REKEY_SA).filter(|n| n.protocol == protocol::ESP);
+        if let Some(r) = rekey {
+            let Ok(spi) = <[u8; 4]>::try_from(r.spi.as_slice()).map(u32::from_be_bytes) else {
+                return vec![n(notify::INVALID_SYNTAX)];
+            };
+            let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
+                return vec![n_esp(notify::CHILD_SA_NOT_FOUND, spi)];
+            };
+            if self.sas[idx].has_pending_ike_rekey()
+                || !matches!(
+                    self.children[ci].state,
+                    ChildState::Active | ChildState::Rekeying
+                )
+            {
+                return vec![n(notify::TEMPORARY_FAILURE)];
+            }
+            let colliding = self.children[ci].state == ChildState::Rekeying;
+            return match self.accept_child(now, idx, p, Some(ci), &ni, &nr, false) {
+                Ok((out, ev)) => {
+                    if colliding {
+                        // Remember the peer's new SA for when our own rekey completes.
+                        let new_in = self.children.last().map(|c| c.spi_in);
+                        if let Some(Pending {
+                            req: Req::Child { collision, .. },
+                            ..
+                        }) = self.sas[idx].pending.as_mut()
+                        {
+                            *collision = new_in;
+                        }
+                        // Still ours to finish: the rekey outcome decides its fate.
+                        self.children[ci].state = ChildState::Rekeying;
+                    }
+                    log::info!("IKE: {} rekeyed CHILD SA {:08x}", self.cfg.remote_id, spi);
+                    self.events.push_back(ev);
+                    out
+                }
+                Err(e) => vec![self.child_error(e, p)],
+            };
+        }
+        match sa_payload(p).and_then(|s| s.first()).map(|s| s.protocol) {
+            Some(protocol::IKE) => self.on_ike_rekey_request(now, idx, p, &ni, nr),
+            Some(_) => match self.accept_child(now, idx, p, None, &ni, &nr, false) {
+                Ok((out, ev)) => {
+                    self.events.push_back(ev);
+                    out
+                }
+                Err(e) => vec![self.child_error(e, p)],
+            },
+            None => vec![n(notify::INVALID_SYNTAX)],
+        }
+    }
+
+    /// An error notify for a refused CHILD SA; INVALID_KE_PAYLOAD names the group we
+    /// want.
+    fn child_error(&self, e: u16, p: &[Payload]) -> Payload {
+        if e != notify::INVALID_KE_PAYLOAD {
+            return n(e);
+        }
+        let offered: Vec<u16> = sa_payload(p)
+            .into_iter()
+            .flatten()
+            .flat_map(|prop| prop.of(crate::wire::ike::transform::DH).map(|t| t.id))
+            .collect();
+        let g = self
+            .cfg
+            .child_pfs
+            .into_iter()
+            .chain(self.cfg.groups.iter().copied())
+            .find(|g| offered.contains(&g.id()))
+            .unwrap_or(Group::X25519);
+        Payload::Notify(Notify::new(
+            notify::INVALID_KE_PAYLOAD,
+            g.id().to_be_bytes().to_vec(),
+        ))
+    }
+
+    fn on_ike_rekey_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+        ni: &[u8],
+        nr: Vec<u8>,
+    ) -> Vec<Payload> {
+        if self.sas[idx].has_pending_child_op() {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        }
+        if self.sas.iter().filter(|s| s.established.is_some()).count() >= MAX_ESTABLISHED {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        }
+        let Ok(our_spi) = self.new_ike_spi() else {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        };
+        let ke = ke_payload(p);
+        let Some(sa_p) = sa_payload(p) else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        let (reply, peer_spi, g) =
+            match proposal::choose_ike(sa_p, &self.cfg.groups, ke.map(|k| k.0), Some(our_spi)) {
+                Choice::Accept {
+                    reply,
+                    peer_spi,
+                    group: Some(g),
+                } => (reply, peer_spi, g),
+                Choice::InvalidKe(g) => {
+                    return vec![Payload::Notify(Notify::new(
+                        notify::INVALID_KE_PAYLOAD,
+                        g.id().to_be_bytes().to_vec(),
+                    ))]
+                }
+                _ => return vec![n(notify::NO_PROPOSAL_CHOSEN)],
+            };
+        let Ok(peer_spi) = <[u8; 8]>::try_from(peer_spi.as_slice()).map(u64::from_be_bytes) else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        let Some((_, ke_data)) = ke else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        let Ok(share) = KeyShare::new(g, &self.rng) else {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        };
+        let public = share.public().to_vec();
+        let Ok(shared) = share.agree(ke_data) else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        // The peer started the exchange: it is the new SA's initiator.
+        let Some(new) = self.rekeyed_sa(now, idx, g, &shared, ni, &nr, peer_spi, our_spi, false)
+        else {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        };
+        let new_id = new.id();
+        let colliding = self.sas[idx].has_pending_ike_rekey();
+        self.sas.push(new);
+        if colliding {
+            if let Some(Pending {
+                req: Req::RekeyIke { collision, .. },
+                ..
+            }) = self.sas[idx].pending.as_mut()
+            {
+                *collision = Some(new_id);
+            }
+        } else {
+            self.switch_current(now, idx, new_id, false);
+        }
+        self.ike_rekeys += 1;
+        log::info!("IKE: {} rekeyed the IKE SA", self.cfg.remote_id);
+        vec![
+            Payload::Sa(vec![reply]),
+            Payload::Nonce(nr),
+            Payload::Ke {
+                group: g.id(),
+                data: public,
+            },
+        ]
+    }
+
+    /// A new IKE SA from a rekey of `old`: SKEYSEED = prf(SK_d (old), g^ir (new) |
+    /// Ni | Nr) (§2.18).
+    #[allow(clippy::too_many_arguments)]
+    fn rekeyed_sa(
+        &self,
+        now: Instant,
+        old: usize,
+        g: Group,
+        shared: &crypto::SecretBytes,
+        ni: &[u8],
+        nr: &[u8],
+        spi_i: u64,
+        spi_r: u64,
+        we_initiated: bool,
+    ) -> Option<Sa> {
+        let o = &self.sas[old];
+        let sk_d = o.keys.as_ref()?.sk_d.expose();
+        let skeyseed = prf(sk_d, &[shared.expose(), ni, nr]);
+        let keys = derive_sa_keys(&skeyseed, ni, nr, spi_i, spi_r, we_initiated).ok()?;
+        let (rekey, expire) = self.lifetimes(now, self.cfg.ike_lifetime);
+        Some(Sa {
+            spi_i,
+            spi_r,
+            we_initiated,
+            phase: Phase::Established,
+            keys: Some(keys),
+            hs: None,
+            local: o.local,
+            remote: o.remote,
+            my_next_id: 0,
+            peer_next_id: 0,
+            last_reply: None,
+            pending: None,
+            intents: VecDeque::new(),
+            created: now,
+            established: Some(now),
+            last_rx: now,
+            rekey_at: Some(rekey),
+            expire_at: Some(expire),
+            nonces: (ni.to_vec(), nr.to_vec()),
+            group: g,
+            iv: 0,
+            nat_local: o.nat_local,
+            nat_remote: o.nat_remote,
+        })
+    }
+
+    /// Makes `new` current after a rekey of the SA at `old_idx`. `we_delete`: we
+    /// started the surviving exchange and delete the old SA; otherwise the peer does.
+    fn switch_current(&mut self, now: Instant, old_idx: usize, new: SaId, we_delete: bool) {
+        let deadline = now + self.retransmit_span();
+        let old = &mut self.sas[old_idx];
+        // Queued CHILD SA work moves to the new SA; DPD is moot.
+        let moved: Vec<Intent> = old
+            .intents
+            .drain(..)
+            .filter(|i| !matches!(i, Intent::Dpd | Intent::RekeyIke { .. } | Intent::DeleteIke))
+            .collect();
+        if we_delete {
+            old.phase = Phase::Deleting;
+            old.push_intent(Intent::DeleteIke);
+        } else {
+            old.phase = Phase::Superseded(deadline);
+        }
+        self.current = Some(new);
+        if let Some(ni) = self.idx_of(new) {
+            for i in moved {
+                self.sas[ni].push_intent(i);
+            }
+        }
+    }
+
+    // ---- responses to our requests ----
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let sa = &mut self.sas[idx];
+        let Some(pending) = &sa.pending else {
+            return Err(Error::Unexpected);
+        };
+        if h.message_id != pending.msg_id || h.exchange != exchange_of(&pending.req) {
+            return Err(Error::Unexpected);
+        }
+        if matches!(pending.req, Req::Init) {
+            return self.on_init_response(now, idx, h, msg);
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            return Err(Error::Unexpected);
+        };
+        let p = match message::open(msg, &keys.enc_in) {
+            Ok(p) => p,
+            Err(OpenError::Integrity) => return Err(Error::Integrity),
+            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
+        };
+        sa.last_rx = now;
+        let Some(pending) = sa.pending.take() else {
+            return Err(Error::Unexpected);
+        };
+        match pending.req {
+            Req::Init => {}
+            Req::Auth => self.on_auth_response(now, idx, &p),
+            Req::Dpd => {}
+            Req::Child {
+                rekey,
+                spi_in,
+                ni,
+                share,
+                ts_local,
+                ts_remote,
+                collision,
+                retries,
+            } => self.on_child_response(
+                now,
+                idx,
+                &p,
+                ChildReq {
+                    rekey,
+                    spi_in,
+                    ni,
+                    share,
+                    ts_local,
+                    ts_remote,
+                    collision,
+                    retries,
+                },
+            ),
+            Req::RekeyIke {
+                spi,
+                ni,
+                share,
+                collision,
+                retries,
+            } => self.on_ike_rekey_response(now, idx, &p, spi, ni, share, collision, retries),
+            Req::DeleteChildren(spis) => {
+                for spi in spis {
+                    if let Some(ci) = self.children.iter().position(|c| c.spi_in == spi) {
+                        let c = &mut self.children[ci];
+                        if c.rekeyed {
+                            c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                        } else {
+                            let spis = c.spis();
+                            self.children.remove(ci);
+                            self.events.push_back(Event::ChildDown {
+                                spis,
+                                reason: ChildDownReason::Closed,
+                            });
+                        }
+                    }
+                }
+            }
+            Req::DeleteIke => {
+                if Some(self.sas[idx].id()) == self.current {
+                    self.down(now, DownReason::Closed, false);
+                } else {
+                    self.sas.remove(idx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_child_response(&mut self, now: Instant, idx: usize, p: &[Payload], r: ChildReq) {
+        let old = r
+            .rekey
+            .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
+        let retry = |this: &mut Ike, group: Option<Group>, delay: bool| {
+            let intent = match r.rekey {
+                Some(spi_in) => Intent::RekeyChild {
+                    spi_in,
+                    retries: r.retries + 1,
+                    group,
+                },
+                None => Intent::CreateChild {
+                    retries: r.retries + 1,
+                    group,
+                },
+            };
+            if let Some(oi) = old {
+                this.children[oi].state = ChildState::Active;
+                if delay {
+                    let d = this.cfg.retransmit_base + this.jitter(this.cfg.retransmit_base * 2);
+                    this.children[oi].rekey_at = Some(now + d);
+                    return;
+                }
+            }
+            if r.retries < MAX_CREATE_RETRIES {
+                this.sas[idx].push_intent(intent);
+            }
+        };
+        if let Some(e) = error_notify(p) {
+            log::info!("IKE: {} refused CREATE_CHILD_SA ({e})", self.cfg.remote_id);
+            match e {
+                notify::TEMPORARY_FAILURE => {
+                    retry(self, r.share.as_ref().map(KeyShare::group), true)
+                }
+                notify::INVALID_KE_PAYLOAD => {
+                    let g = find_notify(p, notify::INVALID_KE_PAYLOAD)
+                        .and_then(|n| n.data.get(..2))
+                        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                        .and_then(Group::from_id);
+                    match g {
+                        Some(g) if r.retries < MAX_CREATE_RETRIES => retry(self, Some(g), false),
+                        _ => retry(self, None, true),
+                    }
+                }
+                notify::CHILD_SA_NOT_FOUND => {
+                    if let Some(oi) = old {
+                        let spis = self.children.remove(oi).spis();
+                        self.events.push_back(Event::ChildDown {
+                            spis,
+                            reason: ChildDownReason::PeerDeleted,
+                        });
+                    }
+                }
+                _ => {
+                    // Try again later; the hard lifetime ends it if this keeps failing.
+                    if let Some(oi) = old {
+                        self.children[oi].state = ChildState::Active;
+                        let d = self.cfg.child_lifetime / 20;
+                        self.children[oi].rekey_at = Some(now + d.max(self.cfg.retransmit_base));
+                    }
+                }
+            }
+            return;
+        }
+        let group = r.share.as_ref().map(KeyShare::group);
+        let spi_out = sa_payload(p).and_then(|s| proposal::check_esp_reply(s, group));
+        let nr = nonce_payload(p);
+        let tsi = tsi_payload(p).and_then(|t| ts::within(t, &ts::to_nets(&r.ts_local)));
+        let tsr = tsr_payload(p).and_then(|t| ts::within(t, &ts::to_nets(&r.ts_remote)));
+        let shared = match (r.share, ke_payload(p)) {
+            (Some(share), Some((g, data))) if g == share.group().id() => share.agree(data).ok(),
+            (None, None) => Some(crypto::SecretBytes::default()),
+            _ => None,
+        };
+        let sk_d = self.sas[idx].keys.as_ref().map(|k| k.sk_d.clone());
+        let (Some(spi_out), Some(nr), Some(tsi), Some(tsr), Some(shared), Some(sk_d)) =
+            (spi_out, nr, tsi, tsr, shared, sk_d)
+        else {
+            log::warn!(
+                "IKE: unusable CREATE_CHILD_SA response from {}",
+                self.cfg.remote_id
+            );
+            if let Some(oi) = old {
+                self.children[oi].state = ChildState::Active;
+                self.children[oi].rekey_at = Some(now + self.cfg.child_lifetime / 20);
+            }
+            return;
+        };
+        let shared = (shared.len() > 0).then_some(shared);
+        let (i2r, r2i) = child_keymat(
+            sk_d.expose(),
+            shared.as_ref().map(|s| s.expose()),
+            &r.ni,
+            nr,
+        );
+        let c = self.add_child(
+            now,
+            r.spi_in,
+            spi_out,
+            tsi,
+            tsr,
+            (r.ni.clone(), nr.to_vec()),
+        );
+        // We started this exchange: we send with the i2r keys.
+        let child = self.child_sa(&c, r2i, i2r);
+        let ours_min = c.nonces.0.as_slice().min(c.nonces.1.as_slice()).to_vec();
+        self.children.push(c);
+        let Some(oi) = old else {
+            self.events.push_back(Event::ChildUp(child));
+            return;
+        };
+        self.child_rekeys += 1;
+        let theirs = r
+            .collision
+            .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
+        let old_spis = self.children[oi].spis();
+        // The peer may have deleted the old SA meanwhile: then it only lingers.
+        let old_gone = matches!(self.children[oi].state, ChildState::Linger(_));
+        match theirs {
+            Some(ti) => {
+                let t = &self.children[ti];
+                let their_min = t.nonces.0.as_slice().min(t.nonces.1.as_slice());
+                if ours_min.as_slice() < their_min {
+                    // Ours is redundant: we delete it and never send on it; the peer
+                    // deletes the old one, and then we switch to theirs.
+                    log::info!("IKE: CHILD SA rekey collision, ours is redundant");
+                    let spi_in = r.spi_in;
+                    if let Some(ni) = self.children.iter().position(|c| c.spi_in == spi_in) {
+                        let c = &mut self.children[ni];
+                        c.state = ChildState::Deleting;
+                        c.rekeyed = true;
+                        c.rekey_at = None;
+                    }
+                    let o = &mut self.children[oi];
+                    if !old_gone {
+                        o.state = ChildState::Superseded;
+                        o.superseded_at = Some(now);
+                    }
+                    self.events.push_back(Event::ChildRekeyed {
+                        old: old_spis,
+                        new: child,
+                        send: false,
+                    });
+                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![spi_in]));
+                } else {
+                    // Theirs is redundant (the peer deletes it); we delete the old one.
+                    log::info!("IKE: CHILD SA rekey collision, ours survives");
+                    let t = &mut self.children[ti];
+                    t.state = ChildState::Superseded;
+                    t.rekeyed = true;
+                    t.rekey_at = None;
+                    let o = &mut self.children[oi];
+                    o.replaced_by = None;
+                    self.events.push_back(Event::ChildRekeyed {
+                        old: old_spis,
+                        new: child,
+                        send: true,
+                    });
+                    if !old_gone {
+                        o.state = ChildState::Deleting;
+                        self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
+                    }
+                }
+            }
+            None => {
+                let o = &mut self.children[oi];
+                o.rekeyed = true;
+                self.events.push_back(Event::ChildRekeyed {
+                    old: old_spis,
+                    new: child,
+                    send: true,
+                });
+                if !old_gone {
+                    o.state = ChildState::Deleting;
+                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
+                }
+            }
+        }
+    }
+
+    /// The peer's rekey of CHILD SA `ci` is complete (it deleted `ci`, or took too long
+    /// to): send on the replacement from now on.
+    fn switch_to_replacement(&mut self, ci: usize) {
+        let Some(r) = self.children[ci].replaced_by.take() else {
+            return;
+        };
+        if let Some(n) = self.children.iter().find(|c| {
+            c.spi_in == r && !matches!(c.state, ChildState::Deleting | ChildState::Linger(_))
+        }) {
+            self.events.push_back(Event::ChildSend { spis: n.spis() });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_ike_rekey_response(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+        spi: u64,
+        ni: Vec<u8>,
+        share: KeyShare,
+        collision: Option<SaId>,
+        retries: u32,
+    ) {
+        if let Some(e) = error_notify(p) {
+            log::info!("IKE: {} refused the IKE SA rekey ({e})", self.cfg.remote_id);
+            let group = if e == notify::INVALID_KE_PAYLOAD {
+                find_notify(p, e)
+                    .and_then(|n| n.data.get(..2))
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    .and_then(Group::from_id)
+                    .filter(|g| self.cfg.groups.contains(g))
+            } else {
+                None
+            };
+            if retries < MAX_CREATE_RETRIES {
+                if group.is_some() {
+                    self.sas[idx].push_intent(Intent::RekeyIke {
+                        retries: retries + 1,
+                        group,
+                    });
+                } else {
+                    let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
+                    self.sas[idx].rekey_at = Some(now + d);
+                }
+            }
+            return;
+        }
+        let g = share.group();
+        let peer_spi = sa_payload(p)
+            .and_then(|s| proposal::check_ike_reply(s, g, true))
+            .and_then(|s| <[u8; 8]>::try_from(s.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .filter(|&s| s != 0);
+        let shared = match ke_payload(p) {
+            Some((kg, data)) if kg == g.id() => share.agree(data).ok(),
+            _ => None,
+        };
+        let (Some(peer_spi), Some(nr), Some(shared)) = (peer_spi, nonce_payload(p), shared) else {
+            log::warn!(
+                "IKE: unusable IKE SA rekey response from {}",
+                self.cfg.remote_id
+            );
+            self.sas[idx].rekey_at = Some(now + self.cfg.ike_lifetime / 20);
+            return;
+        };
+        let Some(new) = self.rekeyed_sa(now, idx, g, &shared, &ni, nr, spi, peer_spi, true) else {
+            return;
+        };
+        let ours_min = ni.as_slice().min(nr).to_vec();
+        let new_id = new.id();
+        self.sas.push(new);
+        self.ike_rekeys += 1;
+        let theirs = collision.and_then(|c| self.idx_of(c).map(|i| (c, i)));
+        match theirs {
+            Some((their_id, ti)) => {
+                let t = &self.sas[ti];
+                let their_min = t.nonces.0.as_slice().min(t.nonces.1.as_slice());
+                if ours_min.as_slice() < their_min {
+                    log::info!("IKE: IKE SA rekey collision, ours is redundant");
+                    // The peer's SA survives and the peer deletes the old one.
+                    self.switch_current(now, idx, their_id, false);
+                    if let Some(ni) = self.idx_of(new_id) {
+                        self.sas[ni].phase = Phase::Deleting;
+                        self.sas[ni].push_intent(Intent::DeleteIke);
+                    }
+                } else {
+                    log::info!("IKE: IKE SA rekey collision, ours survives");
+                    self.switch_current(now, idx, new_id, true);
+                    if let Some(ti) = self.idx_of(their_id) {
+                        self.sas[ti].phase = Phase::Superseded(now + self.retransmit_span());
+                        // Anything queued there belongs on the survivor.
+                        let moved: Vec<Intent> = self.sas[ti].intents.drain(..).collect();
+                        if let Some(ni) = self.idx_of(new_id) {
+                            for i in moved {
+                                self.sas[ni].push_intent(i);
+                            }
+                        }
+                    }
+                }
+            }
+            None => self.switch_current(now, idx, new_id, true),
+        }
+        log::info!("IKE: rekeyed the IKE SA with {}", self.cfg.remote_id);
+    }
+
+    // ---- timers and queued requests ----
+
+    fn on_timers(&mut self, now: Instant) {
+        if self.reconnect_at.is_some_and(|t| now >= t) {
+            self.reconnect_at = None;
+            self.connect(now);
+        }
+        if let (Some(t), Some(i)) = (self.keepalive_at, self.current_idx()) {
+            if now >= t {
+                let sa = &self.sas[i];
+                let ev = Event::Keepalive {
+                    local: sa.local,
+                    remote: sa.remote,
+                };
+                self.events.push_back(ev);
+                let mut next = t + self.cfg.keepalive;
+                if next <= now {
+                    next = now + self.cfg.keepalive;
+                }
+                self.keepalive_at = Some(next);
+            }
+        }
+        // Retransmissions and dead peers.
+        let tries = self.cfg.retransmit_tries;
+        let mut i = 0;
+        while i < self.sas.len() {
+            let Some(p) = self.sas[i].pending.as_mut() else {
+                i += 1;
+                continue;
+            };
+            if now < p.next {
+                i += 1;
+                continue;
+            }
+            let refused = self.sas[i]
+                .hs
+                .as_deref()
+                .and_then(|h| h.error)
+                .filter(|_| self.sas[i].phase == Phase::Connecting);
+            if let Some(reason) = refused {
+                log::info!(
+                    "IKE: {} refused IKE_SA_INIT: {reason:?}",
+                    self.cfg.remote_id
+                );
+                self.attempt_failed(now, i, reason);
+                i = 0;
+                continue;
+            }
+            let Some(p) = self.sas[i].pending.as_mut() else {
+                i += 1;
+                continue;
+            };
+            if p.sent > tries {
+                let req_is_dpd = matches!(p.req, Req::Dpd);
+                let sa_id = self.sas[i].id();
+                let phase = self.sas[i].phase;
+                log::info!("IKE: {} does not answer", self.cfg.remote_id);
+                if phase == Phase::Connecting {
+                    self.attempt_failed(now, i, DownReason::RetransmitExhausted);
+                } else if Some(sa_id) == self.current {
+                    let reason = if req_is_dpd {
+                        DownReason::DpdTimeout
+                    } else if phase == Phase::Deleting {
+                        DownReason::Closed
+                    } else {
+                        DownReason::RetransmitExhausted
+                    };
+                    self.down(now, reason, false);
+                } else {
+                    self.sas.remove(i);
+                }
+                i = 0;
+                continue;
+            }
+            let step = self.cfg.retransmit_base.saturating_mul(1 << p.sent.min(16));
+            p.sent += 1;
+            p.next = now + step;
+            let data = p.data.clone();
+            let d = self.sas[i].datagram(data);
+            self.send(d);
+            i += 1;
+        }
+        // SA lifetimes.
+        let span = self.retransmit_span();
+        self.sas.retain(|s| match s.phase {
+            Phase::HalfOpen => now < s.created + span,
+            Phase::Superseded(d) => now < d,
+            _ => true,
+        });
+        if let Some(ci) = self.current_idx() {
+            let sa = &mut self.sas[ci];
+            if sa.phase == Phase::Established {
+                if sa.expire_at.is_some_and(|t| now >= t) {
+                    log::warn!("IKE: IKE SA with {} expired", self.cfg.remote_id);
+                    self.down(now, DownReason::Expired, true);
+                } else {
+                    if sa.rekey_at.is_some_and(|t| now >= t) {
+                        sa.rekey_at = None;
+                        sa.push_intent(Intent::RekeyIke {
+                            retries: 0,
+                            group: None,
+                        });
+                    }
+                    if !self.cfg.dpd.is_zero()
+                        && sa.pending.is_none()
+                        && sa.intents.is_empty()
+                        && now >= sa.last_rx + self.cfg.dpd
+                    {
+                        sa.push_intent(Intent::Dpd);
+                    }
+                }
+            }
+        }
+        // CHILD SA lifetimes.
+        let mut ci = 0;
+        while ci < self.children.len() {
+            let c = &self.children[ci];
+            match c.state {
+                ChildState::Linger(u) if now >= u => {
+                    let spis = c.spis();
+                    self.children.remove(ci);
+                    self.events.push_back(Event::ChildDown {
+                        spis,
+                        reason: ChildDownReason::Rekeyed,
+                    });
+                    continue;
+                }
+                ChildState::Linger(_) => {}
+                _ if now >= c.expire_at => {
+                    self.expire_child(ci, now);
+                    continue;
+                }
+                ChildState::Active if c.rekey_at.is_some_and(|t| now >= t) => {
+                    let s = c.spi_in;
+                    self.queue_child_rekey(s);
+                }
+                ChildState::Superseded
+                    if c.replaced_by.is_some()
+                        && c.superseded_at.is_some_and(|t| now >= t + span) =>
+                {
+                    self.switch_to_replacement(ci);
+                }
+                _ => {}
+            }
+            ci += 1;
+        }
+        self.kick_all(now);
+    }
+
+    /// A CHILD SA reached its hard limit: it goes now (with a DELETE if it was in use).
+    fn expire_child(&mut self, ci: usize, _now: Instant) {
+        self.switch_to_replacement(ci);
+        let c = self.children.remove(ci);
+        log::info!("IKE: CHILD SA {:08x} expired", c.spi_in);
+        let notify_peer = matches!(c.state, ChildState::Active | ChildState::Rekeying);
+        self.events.push_back(Event::ChildDown {
+            spis: c.spis(),
+            reason: ChildDownReason::Expired,
+        });
+        if let Some(i) = self.current_idx() {
+            if notify_peer {
+                self.sas[i].push_intent(Intent::DeleteChildren(vec![c.spi_in]));
+                // The configured initiator wants a tunnel: make a fresh CHILD SA.
+                let others = self
+                    .children
+                    .iter()
+                    .any(|c| matches!(c.state, ChildState::Active | ChildState::Rekeying));
+                if self.cfg.initiator && !others {
+                    self.sas[i].push_intent(Intent::CreateChild {
+                        retries: 0,
+                        group: None,
+                    });
+                }
+            }
+        }
+    }
+
+    fn kick_all(&mut self, now: Instant) {
+        for i in 0..self.sas.len() {
+            self.kick(i, now);
+        }
+    }
+
+    /// Sends the SA's next queued request if none is outstanding.
+    fn kick(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(sa) = self.sas.get_mut(idx) else {
+                return;
+            };
+            let usable = matches!(sa.phase, Phase::Established | Phase::Deleting);
+            if sa.pending.is_some() || !usable {
+                return;
+            }
+            let Some(intent) = sa.intents.pop_front() else {
+                return;
+            };
+            if sa.phase == Phase::Deleting && intent != Intent::DeleteIke {
+                continue;
+            }
+            if self.start_request(idx, now, intent) {
+                return;
+            }
+        }
+    }
+
+    /// Builds and sends one request; false if the intent turned out moot.
+    fn start_request(&mut self, idx: usize, now: Instant, intent: Intent) -> bool {
+        match intent {
+            Intent::Dpd => {
+                self.send_request(idx, now, exchange::INFORMATIONAL, &[], Req::Dpd);
+                true
+            }
+            Intent::DeleteIke => {
+                let d = Payload::Delete(Delete {
+                    protocol: protocol::IKE,
+                    spis: Vec::new(),
+                });
+                self.send_request(idx, now, exchange::INFORMATIONAL, &[d], Req::DeleteIke);
+                true
+            }
+            Intent::DeleteChildren(spis) => {
+                // SAs already deleted on the wire are skipped; ones already removed
+                // here (hard expiry) are still announced.
+                let spis: Vec<u32> = spis
+                    .into_iter()
+                    .filter(|s| {
+                        !self
+                            .children
+                            .iter()
+                            .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
+                    })
+                    .collect();
+                if spis.is_empty() {
+                    return false;
+                }
+                for c in self.children.iter_mut() {
+                    if spis.contains(&c.spi_in) {
+                        c.state = ChildState::Deleting;
+                    }
+                }
+                let d = Payload::Delete(Delete {
+                    protocol: protocol::ESP,
+                    spis: spis.clone(),
+                });
+                self.send_request(
+                    idx,
+                    now,
+                    exchange::INFORMATIONAL,
+                    &[d],
+                    Req::DeleteChildren(spis),
+                );
+                true
+            }
+            Intent::RekeyIke { retries, group } => {
+                if Some(self.sas[idx].id()) != self.current {
+                    return false;
+                }
+                let g = group.unwrap_or(self.sas[idx].group);
+                let r = (|| -> Result<_, CryptoError> {
+                    Ok((
+                        KeyShare::new(g, &self.rng)?,
+                        self.nonce()?,
+                        self.new_ike_spi()?,
+                    ))
+                })();
+                let Ok((share, ni, spi)) = r else {
+                    return false;
+                };
+                let mut groups = vec![g];
+                groups.extend(self.cfg.groups.iter().filter(|x| **x != g));
+                let p = vec![
+                    Payload::Sa(vec![proposal::ike_offer(&groups, Some(spi))]),
+                    Payload::Nonce(ni.clone()),
+                    Payload::Ke {
+                        group: g.id(),
+                        data: share.public().to_vec(),
+                    },
+                ];
+                log::info!("IKE: rekeying the IKE SA with {}", self.cfg.remote_id);
+                self.send_request(
+                    idx,
+                    now,
+                    exchange::CREATE_CHILD_SA,
+                    &p,
+                    Req::RekeyIke {
+                        spi,
+                        ni,
+                        share,
+                        collision: None,
+                        retries,
+                    },
+                );
+                true
+            }
+            Intent::RekeyChild {
+                spi_in,
+                retries,
+                group,
+            } => {
+                let Some(c) = self
+                    .children
+                    .iter()
+                    .position(|c| c.spi_in == spi_in && c.state == ChildState::Active)
+                else {
+                    return false;
+                };
+                let (tl, tr) = (
+                    self.children[c].ts_local.clone(),
+                    self.children[c].ts_remote.clone(),
+                );
+                if !self.send_child_request(idx, now, Some(spi_in), tl, tr, retries, group) {
+                    return false;
+                }
+                self.children[c].state = ChildState::Rekeying;
+                self.children[c].rekey_at = None;
+                log::info!("IKE: rekeying CHILD SA {spi_in:08x}");
+                true
+            }
+            Intent::CreateChild { retries, group } => {
+                let tl: Vec<TsV4> = self.cfg.local_ts.iter().map(ts::from_net).collect();
+                let tr: Vec<TsV4> = self.cfg.remote_ts.iter().map(ts::from_net).collect();
+                self.send_child_request(idx, now, None, tl, tr, retries, group)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_child_request(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        rekey: Option<u32>,
+        ts_local: Vec<TsV4>,
+        ts_remote: Vec<TsV4>,
+        retries: u32,
+        group: Option<Group>,
+    ) -> bool {
+        if Some(self.sas[idx].id()) != self.current {
+            return false;
+        }
+        let pfs = group.or(self.cfg.child_pfs);
+        let r = (|| -> Result<_, CryptoError> {
+            let share = match pfs {
+                Some(g) => Some(KeyShare::new(g, &self.rng)?),
+                None => None,
+            };
+            Ok((share, self.nonce()?, self.new_spi_in()?))
+        })();
+        let Ok((share, ni, spi_in)) = r else {
+            return false;
+        };
+        let mut p = Vec::new();
+        if let Some(old) = rekey {
+            p.push(n_esp(notify::REKEY_SA, old));
+        }
+        let groups: Vec<Group> = match pfs {
+            Some(g) => std::iter::once(g)
+                .chain(self.cfg.groups.iter().copied().filter(|x| *x != g))
+                .collect(),
+            None => Vec::new(),
+        };
+        p.push(Payload::Sa(vec![proposal::esp_offer(spi_in, &groups)]));
+        p.push(Payload::Nonce(ni.clone()));
+        if let Some(s) = &share {
+            p.push(Payload::Ke {
+                group: s.group().id(),
+                data: s.public().to_vec(),
+            });
+        }
+        p.push(Payload::TsI(v4s(&ts_local)));
+        p.push(Payload::TsR(v4s(&ts_remote)));
+        self.send_request(
+            idx,
+            now,
+            exchange::CREATE_CHILD_SA,
+            &p,
+            Req::Child {
+                rekey,
+                spi_in,
+                ni,
+                share,
+                ts_local,
+                ts_remote,
+                collision: None,
+                retries,
+            },
+        );
+        true
+    }
+}
+
+/// What happens to the SA after a request's response is sent.
+enum After {
+    Nothing,
+    /// Drop this (non-current) SA.
+    Remove,
+    /// Everything goes down.
+    Down(DownReason),
+}
+
+struct ChildReq {
+    rekey: Option<u32>,
+    spi_in: u32,
+    ni: Vec<u8>,
+    share: Option<KeyShare>,
+    ts_local: Vec<TsV4>,
+    ts_remote: Vec<TsV4>,
+    collision: Option<u32>,
+    retries: u32,
+}
+
+fn exchange_of(r: &Req) -> u8 {
+    match r {
+        Req::Init => exchange::IKE_SA_INIT,
+        Req::Auth => exchange::IKE_AUTH,
+        Req::Child { .. } | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
+        Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
+    }
+}
