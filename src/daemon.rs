@@ -13,6 +13,7 @@ use crate::reconcile::{desired, Outcome, Reconciler};
 use crate::services::dhcp::{DhcpShell, LeaseEvent};
 use crate::services::dns::DnsShell;
 use crate::services::mesh::MeshShell;
+use crate::services::vpn::VpnShell;
 use crate::status::{EndpointStatus, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ const T_CONTROL: u64 = 3;
 const T_CONN: u64 = 0x100;
 const T_DNS: u64 = 0x10000;
 const T_MESH: u64 = 0x20000;
+const T_VPN: u64 = 0x30000;
 const T_DHCP: u64 = 4;
 const T_CONTROLLER: u64 = 5;
 /// Status goes to the controller when it changes in substance, and this often anyway
@@ -91,6 +93,7 @@ pub struct Daemon {
     dns: DnsShell,
     dhcp: DhcpShell,
     mesh: MeshShell,
+    vpn: VpnShell,
     /// The links as the last reconcile pass left them.
     links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
@@ -104,6 +107,8 @@ pub struct Daemon {
     status_dirty: bool,
     /// The status last posted, without counters.
     posted: String,
+    /// The tunnels' states as last seen (a change is status of substance).
+    tunnel_states: String,
     next_post: Instant,
     /// The longest the loop spent between two waits.
     loop_worst: Duration,
@@ -142,6 +147,7 @@ impl Daemon {
             facts: Facts::default(),
             dns: DnsShell::new(),
             mesh: MeshShell::new(),
+            vpn: VpnShell::new(),
             dhcp: DhcpShell::new(&settings_state_dir),
             links: Vec::new(),
             service_errors: HashMap::new(),
@@ -150,6 +156,7 @@ impl Daemon {
             poll_ms: None,
             status_dirty: true,
             posted: String::new(),
+            tunnel_states: String::new(),
             next_post: Instant::now(),
             loop_worst: Duration::ZERO,
             loop_window: (Duration::ZERO, Duration::ZERO, Instant::now()),
@@ -376,6 +383,10 @@ impl Daemon {
         for (net, e) in self.mesh.set_networks(&specs, Instant::now()) {
             self.service_errors.entry(net).or_default().push(e);
         }
+        let specs = crate::services::vpn_specs(cfg, &self.facts);
+        for (net, e) in self.vpn.set_networks(&specs, Instant::now()) {
+            self.service_errors.entry(net).or_default().push(e);
+        }
     }
 
     /// After DHCP granted or ended leases: a mesh network's EIDs and host routes
@@ -543,6 +554,24 @@ impl Daemon {
             if let Some(f) = &self.fatal {
                 errors.push(f.clone());
             }
+            // A cloud network works when its tunnel does.
+            if n.kind == NetKind::Cloud && errors.is_empty() {
+                match self.vpn.status(&n.id, Instant::now()) {
+                    Some(v) if v.state == "established" => {}
+                    Some(v) => errors.push(format!(
+                        "VPN to {} is {}{}",
+                        n.vpn
+                            .as_ref()
+                            .map(|x| x.remote.to_string())
+                            .unwrap_or_default(),
+                        v.state,
+                        v.last_down
+                            .map(|d| format!(" (last down: {d})"))
+                            .unwrap_or_default()
+                    )),
+                    None => {}
+                }
+            }
             let state = if !self.applied {
                 "init"
             } else if errors.is_empty() {
@@ -605,6 +634,37 @@ impl Daemon {
                         }
                         .into(),
                         error: issue.cloned(),
+                    });
+                }
+            }
+            if n.kind == NetKind::Cloud {
+                if let (Some(v), Some(vpn)) = (self.vpn.status(&n.id, Instant::now()), &n.vpn) {
+                    ns.active_port = v.port.clone();
+                    ns.standby_ports = v.standby.clone();
+                    let opt =
+                        |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+                    let q = |s: &Option<String>| {
+                        s.as_ref()
+                            .map(|s| crate::config::json::quote(s))
+                            .unwrap_or_else(|| "null".into())
+                    };
+                    ns.vpn = Some(crate::status::VpnStatus {
+                        state: v.state.clone(),
+                        port: v.port.clone(),
+                        remote: vpn.remote.to_string(),
+                        since: v.since,
+                        rx_bytes: v.rx_bytes,
+                        tx_bytes: v.tx_bytes,
+                        extra: vec![
+                            ("spi_in".into(), q(&v.spi_in.map(|s| format!("{s:08x}")))),
+                            ("spi_out".into(), q(&v.spi_out.map(|s| format!("{s:08x}")))),
+                            ("child_sa_age_secs".into(), opt(v.child_age_secs)),
+                            ("ike_sa_age_secs".into(), opt(v.ike_age_secs)),
+                            ("ike_rekeys".into(), v.ike_rekeys.to_string()),
+                            ("child_rekeys".into(), v.child_rekeys.to_string()),
+                            ("last_down".into(), q(&v.last_down)),
+                            ("dropped".into(), v.dropped.to_string()),
+                        ],
                     });
                 }
             }
@@ -711,6 +771,7 @@ impl Handler for Daemon {
         }
         self.dns.register(p, T_DNS);
         self.mesh.register(p, T_MESH);
+        self.vpn.register(p, T_VPN);
         if let Some(fd) = self.dhcp.fd() {
             p.add(fd, false, T_DHCP);
         }
@@ -743,6 +804,7 @@ impl Handler for Daemon {
                 self.after_leases();
             }
             t if MeshShell::owns(t, T_MESH) => self.mesh.ready(t, T_MESH, now),
+            t if VpnShell::owns(t, T_VPN) => self.vpn.ready(t, T_VPN, now),
             t if DnsShell::owns(t, T_DNS) => {
                 // Names follow the leases lazily: the zones are brought up to date
                 // just before a query can see them, not after every DHCP packet.
@@ -769,6 +831,7 @@ impl Handler for Daemon {
         let d = earliest(d, self.control.next_deadline());
         let d = earliest(d, self.dhcp.next_deadline());
         let d = earliest(d, self.mesh.next_deadline());
+        let d = earliest(d, self.vpn.next_deadline());
         let d = earliest(d, self.controller.as_ref().map(|_| self.next_post));
         earliest(d, self.dns.next_deadline())
     }
@@ -781,6 +844,12 @@ impl Handler for Daemon {
         // Leases are status of substance; DNS names follow lazily (see `ready`).
         self.after_leases();
         self.mesh.tick(now);
+        self.vpn.tick(now);
+        let states = format!("{}{}", self.vpn.summary(), self.mesh.summary());
+        if states != self.tunnel_states {
+            self.tunnel_states = states;
+            self.status_dirty = true;
+        }
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }

@@ -348,5 +348,8 @@ pub fn local_eids(cfg: &Config, net: usize, leased: &[Allowed]) -> Vec<Ipv4Addr>
 
 /// The network types this build makes real.
 pub fn implemented(k: NetKind) -> bool {
-    matches!(k, NetKind::Switch | NetKind::Local | NetKind::Mesh)
+    matches!(
+        k,
+        NetKind::Switch | NetKind::Local | NetKind::Cloud | NetKind::Mesh
+    )
 }

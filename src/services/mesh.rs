@@ -125,6 +125,14 @@ impl MeshShell {
         errors
     }
 
+    /// Registration and RLOC of each mesh network, in short.
+    pub fn summary(&self) -> String {
+        self.nets
+            .iter()
+            .map(|n| format!("{}={}@{:?};", n.spec.net_id, n.registered, n.bound))
+            .collect()
+    }
+
     pub fn status(&self, net_id: &str) -> Option<XtrStatus> {
         self.nets
             .iter()

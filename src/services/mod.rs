@@ -8,6 +8,7 @@ pub mod offload;
 pub mod sock;
 pub mod tun;
 pub mod udp_batch;
+pub mod vpn;
 
 use crate::config::{Config, NetKind};
 use crate::reconcile::facts::Facts;
@@ -142,6 +143,41 @@ pub fn mesh_specs(
             rloc,
             eids: crate::reconcile::desired::local_eids(cfg, i, leased),
             mesh: m.clone(),
+        });
+    }
+    v
+}
+
+/// What the VPN shell should serve now: every cloud network, with its ports in cost
+/// order and the address of each one that is up.
+pub fn vpn_specs(cfg: &Config, facts: &Facts) -> Vec<vpn::NetSpec> {
+    let mut v = Vec::new();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        let (Some(vpn), Some(l3)) = (&n.vpn, &n.ip) else {
+            continue;
+        };
+        if facts.overlap(cfg, i).is_some() {
+            continue;
+        }
+        v.push(vpn::NetSpec {
+            net_id: n.id.clone(),
+            tun: crate::reconcile::desired::tunnel_name(&n.bridge),
+            subnet: l3.subnet,
+            vpn: vpn.clone(),
+            ports: n
+                .ports
+                .iter()
+                .map(|&p| vpn::PortChoice {
+                    name: cfg.ports[p].name.clone(),
+                    ifname: cfg.ports[p].ifname.clone(),
+                    addr: facts
+                        .ports
+                        .get(p)
+                        .filter(|f| f.up())
+                        .and_then(|f| f.addrs.first())
+                        .map(|a| a.0),
+                })
+                .collect(),
         });
     }
     v
