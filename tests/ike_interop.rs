@@ -14,7 +14,7 @@
 //!
 //! Run (as root, with strongswan-charon, strongswan-swanctl, libcharon-extra-plugins,
 //! tcpdump and tshark installed):
-//! `cargo test --test ike_interop -- --ignored --test-threads 4` (about 26 s).
+//! `cargo test --test ike_interop` (about 26 s; part of tests/run).
 #![allow(clippy::zombie_processes)]
 
 mod common;
@@ -29,7 +29,6 @@ use econet::wire::ipv4::checksum;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -127,168 +126,31 @@ impl Drop for Capture {
     }
 }
 
-/// charon with kernel-libipsec in the gateway namespace: its own strongswan.conf, a
-/// private /run (the pid file path is fixed), its own vici socket.
-struct Charon {
-    ns: String,
-    dir: String,
-    proc: Option<Proc>,
-}
+use common::strongswan::{Charon, SwanConf};
 
-impl Charon {
-    fn start(bed: &Bed, swanctl_conf: &str) -> Charon {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = bed.path(&format!("charon{n}"));
-        std::fs::create_dir_all(format!("{dir}/run")).unwrap();
-        let conf = format!(
-            r#"charon {{
-  load = random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici updown
-  retransmit_timeout = 1
-  retransmit_base = 1.4
-  retransmit_tries = 3
-  filelog {{
-    log {{
-      path = {dir}/charon.log
-      default = 1
-      ike = 2
-      cfg = 2
-      chd = 2
-      time_format = %T
-      flush_line = yes
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{dir}/charon.vici
-    }}
-  }}
-}}
-swanctl {{
-  load = pem pkcs1 x509 pubkey random nonce openssl
-}}
-"#
-        );
-        std::fs::write(format!("{dir}/strongswan.conf"), conf).unwrap();
-        std::fs::write(format!("{dir}/swanctl.conf"), swanctl_conf).unwrap();
-        let script = format!("mount --bind {dir}/run /run && exec /usr/lib/ipsec/charon");
-        let p = Command::new("ip")
-            .args(["netns", "exec", &bed.g.name, "sh", "-c", &script])
-            .env("STRONGSWAN_CONF", format!("{dir}/strongswan.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("charon");
-        let c = Charon {
-            ns: bed.g.name.clone(),
-            dir,
-            proc: Some(Proc(p)),
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || Path::new(&format!(
-                "{}/charon.vici",
-                c.dir
-            ))
-            .exists()),
-            "charon did not start:\n{}",
-            c.log()
-        );
-        let out = c.swanctl(&["--load-all", "--file", &format!("{}/swanctl.conf", c.dir)]);
-        assert!(out.contains("successfully loaded 1 connections"), "{out}");
-        c
-    }
-
-    fn swanctl(&self, args: &[&str]) -> String {
-        let out = Command::new("swanctl")
-            .args(args)
-            .args(["--uri", &format!("unix://{}/charon.vici", self.dir)])
-            .env("STRONGSWAN_CONF", format!("{}/strongswan.conf", self.dir))
-            .output()
-            .expect("swanctl");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    /// `swanctl --initiate` in the background (it waits for the outcome, and the
-    /// outcome needs our shell running).
-    fn initiate(&self) -> Proc {
-        let p = Command::new("swanctl")
-            .args(["--initiate", "--child", "net", "--timeout", "10"])
-            .args(["--uri", &format!("unix://{}/charon.vici", self.dir)])
-            .env("STRONGSWAN_CONF", format!("{}/strongswan.conf", self.dir))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("swanctl");
-        Proc(p)
-    }
-
-    fn list_sas(&self) -> String {
-        self.swanctl(&["--list-sas"])
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(format!("{}/charon.log", self.dir)).unwrap_or_default()
-    }
-
-    /// SIGKILL: the peer dies without a word.
-    fn kill(&mut self) {
-        self.proc.take();
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-            .map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
-    }
+fn start_charon(bed: &Bed, conf: &str) -> Charon {
+    Charon::start(&bed.g, &bed.dir.path, conf)
 }
 
 fn swanctl_conf(
-    initiator: bool,
+    _initiator: bool,
     child_extra: &str,
     ike_extra: &str,
     psk: &str,
     remote_id: &str,
 ) -> String {
-    format!(
-        r#"connections {{
-  econet {{
-    version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes256gcm16-prfsha256-x25519-ecp256
-    encap = yes
-    dpd_delay = 2s
-    {ike_extra}
-    local {{
-      auth = psk
-      id = {G_ID}
-    }}
-    remote {{
-      auth = psk
-      id = {remote_id}
-    }}
-    children {{
-      net {{
-        local_ts = 172.31.1.0/24
-        remote_ts = 10.3.0.0/24
-        esp_proposals = aes256gcm16
-        {child_extra}
-      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-econet {{
-    id-1 = {remote_id}
-    id-2 = {G_ID}
-    secret = "{psk}"
-  }}
-}}
-# initiator: {initiator}
-"#
-    )
+    SwanConf {
+        local_addrs: "192.0.2.2",
+        remote_addrs: "192.0.2.1",
+        local_id: G_ID,
+        remote_id,
+        psk,
+        local_ts: "172.31.1.0/24",
+        remote_ts: "10.3.0.0/24",
+        ike_extra,
+        child_extra,
+    }
+    .render()
 }
 
 /// The test-only shell: sockets, the IKE core, the ESP SAs and a ping.
@@ -733,11 +595,10 @@ fn tshark_check(
 /// econet initiates; both sides rekey both SA kinds on demand, under traffic; DPD
 /// notices charon's death.
 #[test]
-#[ignore]
 fn econet_initiator() {
     let bed = Bed::new();
     let _cap = bed.capture("initiator.pcap");
-    let mut charon = Charon::start(&bed, &swanctl_conf(false, "", "", PSK, E_ID));
+    let mut charon = start_charon(&bed, &swanctl_conf(false, "", "", PSK, E_ID));
     let mut sh = Shell::new(&bed, Shell::cfg(true));
     let t0 = Instant::now();
     sh.ike.connect(Instant::now());
@@ -882,11 +743,10 @@ fn econet_initiator() {
 /// lifetimes under continuous pings. (charon's timers are set longer and without
 /// jitter, so they never fire first: its rekeys are covered in `econet_initiator`.)
 #[test]
-#[ignore]
 fn econet_responder() {
     let bed = Bed::new();
     let _cap = bed.capture("responder.pcap");
-    let charon = Charon::start(
+    let charon = start_charon(
         &bed,
         &swanctl_conf(
             true,
@@ -976,12 +836,11 @@ fn econet_responder() {
 
 /// A wrong PSK or identity fails cleanly in both roles.
 #[test]
-#[ignore]
 fn wrong_psk_and_identity_are_rejected() {
     let bed = Bed::new();
     let _cap = bed.capture("reject.pcap");
     // charon has another PSK: econet (initiator) is refused.
-    let mut charon = Charon::start(
+    let mut charon = start_charon(
         &bed,
         &swanctl_conf(false, "", "", "some other secret", E_ID),
     );
@@ -996,7 +855,7 @@ fn wrong_psk_and_identity_are_rejected() {
     drop(sh);
 
     // charon expects another identity.
-    let mut charon = Charon::start(
+    let mut charon = start_charon(
         &bed,
         &swanctl_conf(false, "", "", PSK, "someone-else.example.com"),
     );
@@ -1009,7 +868,7 @@ fn wrong_psk_and_identity_are_rejected() {
     drop(sh);
 
     // econet expects another gateway identity: it refuses charon's AUTH.
-    let mut charon = Charon::start(&bed, &swanctl_conf(false, "", "", PSK, E_ID));
+    let mut charon = start_charon(&bed, &swanctl_conf(false, "", "", PSK, E_ID));
     let mut cfg = Shell::cfg(true);
     cfg.remote_id = econet::ike::Identity::parse("not-the-gw.example.com");
     let mut sh = Shell::new(&bed, cfg);
@@ -1021,7 +880,7 @@ fn wrong_psk_and_identity_are_rejected() {
     drop(sh);
 
     // charon initiates with the wrong PSK: econet (responder) refuses it.
-    let charon = Charon::start(&bed, &swanctl_conf(true, "", "", "some other secret", E_ID));
+    let charon = start_charon(&bed, &swanctl_conf(true, "", "", "some other secret", E_ID));
     let mut sh = Shell::new(&bed, Shell::cfg(false));
     let _initiate = charon.initiate();
     sh.run_until(Duration::from_secs(4), |s| !s.downs().is_empty());
@@ -1041,7 +900,6 @@ fn wrong_psk_and_identity_are_rejected() {
 /// INVALID_KE_PAYLOAD in both roles, a COOKIE round trip, ecp256, and CHILD SA rekeys
 /// with PFS from both ends.
 #[test]
-#[ignore]
 fn negotiation_variants() {
     let bed = Bed::new();
     let _cap = bed.capture("negotiation.pcap");
@@ -1052,7 +910,7 @@ fn negotiation_variants() {
             "esp_proposals = aes256gcm16",
             "esp_proposals = aes256gcm16-x25519",
         );
-    let mut charon = Charon::start(&bed, &conf);
+    let mut charon = start_charon(&bed, &conf);
     let mut cfg = Shell::cfg(true);
     cfg.groups = vec![econet::ike::Group::Ecp256, econet::ike::Group::X25519];
     cfg.child_pfs = Some(econet::ike::Group::X25519);
@@ -1098,7 +956,7 @@ fn negotiation_variants() {
 
     // charon initiates with x25519; econet (responder) takes only ecp256 and demands a
     // cookie from everyone.
-    let charon = Charon::start(&bed, &swanctl_conf(true, "", "", PSK, E_ID));
+    let charon = start_charon(&bed, &swanctl_conf(true, "", "", PSK, E_ID));
     let mut cfg = Shell::cfg(false);
     cfg.groups = vec![econet::ike::Group::Ecp256];
     cfg.cookie_threshold = 0;

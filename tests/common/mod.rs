@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod clients;
+pub mod strongswan;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
