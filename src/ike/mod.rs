@@ -203,6 +203,9 @@ impl IkeConfig {
         c.ike_lifetime = Duration::from_secs(vpn.ike_lifetime_secs.into());
         c.child_lifetime = Duration::from_secs(vpn.child_lifetime_secs.into());
         c.dpd = Duration::from_secs(vpn.dpd_secs.into());
+        // A dead peer is declared after the retransmits of a DPD probe run out; a short
+        // DPD interval asks for quick detection, so the retransmits scale with it.
+        c.retransmit_base = (c.dpd / 8).clamp(Duration::from_millis(250), Duration::from_secs(2));
         c
     }
 }

@@ -237,6 +237,12 @@ impl VpnNet {
             };
             match ev {
                 Event::Send(d) => {
+                    log::debug!(
+                        "vpn {}: IKE {} bytes to {}",
+                        self.spec.net_id,
+                        d.data.len(),
+                        d.remote
+                    );
                     let mut msg = Vec::with_capacity(d.data.len() + 4);
                     if d.nat_t {
                         msg.extend_from_slice(&NON_ESP_MARKER);
