@@ -65,12 +65,19 @@ pub mod checksum {
     /// The one's complement sum of `data` (odd length padded with a zero byte), folded
     /// to 16 bits and not inverted.
     pub fn data(data: &[u8]) -> u16 {
+        // 32-bit big-endian words summed into 64 bits: the same one's complement sum
+        // once folded (carries out of 16 bits wrap around either way), a quarter of
+        // the additions, and it vectorises. Tunnels checksum every segment they cut.
         let mut sum: u64 = 0;
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
+        let mut words = data.chunks_exact(4);
+        for w in &mut words {
+            sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        }
+        let mut rest = words.remainder().chunks_exact(2);
+        for c in &mut rest {
             sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
         }
-        if let [last] = chunks.remainder() {
+        if let [last] = rest.remainder() {
             sum += u64::from(*last) << 8;
         }
         fold(sum)
