@@ -343,7 +343,7 @@ impl UdpBatch {
                 fd,
                 hdr.as_mut_ptr(),
                 Self::SIZE as u32,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
@@ -425,7 +425,7 @@ impl UdpBatch {
                     fd,
                     hdr[sent..].as_mut_ptr(),
                     (n - sent) as u32,
-                    libc::MSG_DONTWAIT,
+                    libc::MSG_DONTWAIT as _,
                 )
             };
             if r > 0 {
