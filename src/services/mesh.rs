@@ -210,6 +210,9 @@ impl MeshShell {
                         }
                     }
                 }
+                if let Some(tun) = n.tun.as_mut() {
+                    tun.flush();
+                }
             }
             _ => {
                 for _ in 0..256 {

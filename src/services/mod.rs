@@ -3,6 +3,7 @@
 
 pub mod dhcp;
 pub mod dns;
+pub mod gro;
 pub mod mesh;
 pub mod offload;
 pub mod sock;

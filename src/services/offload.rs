@@ -9,9 +9,9 @@ use crate::wire::ipv4::checksum;
 /// The virtio-net header the TUN puts before each packet (without mergeable buffers).
 pub const VNET_HDR_LEN: usize = 10;
 
-const F_NEEDS_CSUM: u8 = 1;
-const GSO_NONE: u8 = 0;
-const GSO_TCPV4: u8 = 1;
+pub const F_NEEDS_CSUM: u8 = 1;
+pub const GSO_NONE: u8 = 0;
+pub const GSO_TCPV4: u8 = 1;
 const GSO_ECN: u8 = 0x80;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -37,6 +37,25 @@ impl VnetHdr {
             csum_start: u(6),
             csum_offset: u(8),
         })
+    }
+
+    /// The header as the TUN reads it.
+    pub fn to_bytes(&self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        for (i, v) in [
+            self.hdr_len,
+            self.gso_size,
+            self.csum_start,
+            self.csum_offset,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            b[2 + 2 * i..4 + 2 * i].copy_from_slice(&v.to_ne_bytes());
+        }
+        b
     }
 }
 

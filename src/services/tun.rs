@@ -4,8 +4,11 @@
 //!
 //! With offloads (`IFF_VNET_HDR`, `TUNSETOFFLOAD` for checksums and TCPv4
 //! segmentation) one read can bring a 64 KiB TCP segment, which [`offload`] cuts to
-//! wire size; without them (an older kernel) it is one packet per read.
+//! wire size; without them (an older kernel) it is one packet per read. The other
+//! way, [`gro`] joins a flow's segments into one large write, so call [`Tun::flush`]
+//! after each batch of [`Tun::send`]s.
 
+use super::gro::Gro;
 use super::offload::{self, VnetHdr, VNET_HDR_LEN};
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,6 +20,7 @@ pub struct Tun {
     /// Packets carry a virtio-net header (offloads on).
     vnet: bool,
     scratch: Vec<u8>,
+    gro: Gro,
 }
 
 fn nonblocking(f: &File) {
@@ -41,6 +45,7 @@ impl Tun {
                     file,
                     vnet: true,
                     scratch: vec![0; 65536],
+                    gro: Gro::default(),
                 });
             }
         }
@@ -51,6 +56,7 @@ impl Tun {
             file,
             vnet: false,
             scratch: Vec::new(),
+            gro: Gro::default(),
         })
     }
 
@@ -84,31 +90,37 @@ impl Tun {
         true
     }
 
-    /// Hands a packet to the kernel; a full queue drops it, as a link would.
+    /// Hands a packet to the kernel, perhaps held to join the next ones of its flow
+    /// until [`Tun::flush`]; a full queue drops it, as a link would.
     pub fn send(&mut self, pkt: &[u8]) {
+        let fd = self.file.as_raw_fd();
         if !self.vnet {
             // SAFETY: writing an initialised buffer to an fd we own.
-            unsafe {
-                libc::write(
-                    self.file.as_raw_fd(),
-                    pkt.as_ptr() as *const libc::c_void,
-                    pkt.len(),
-                )
-            };
+            unsafe { libc::write(fd, pkt.as_ptr() as *const libc::c_void, pkt.len()) };
             return;
         }
-        let hdr = [0u8; VNET_HDR_LEN];
-        let iov = [
-            libc::iovec {
-                iov_base: hdr.as_ptr() as *mut libc::c_void,
-                iov_len: hdr.len(),
-            },
-            libc::iovec {
-                iov_base: pkt.as_ptr() as *mut libc::c_void,
-                iov_len: pkt.len(),
-            },
-        ];
-        // SAFETY: both iovecs point to live, initialised buffers.
-        unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+        self.gro.push(pkt, &mut |h, p| write_vnet(fd, h, p));
     }
+
+    /// Writes whatever `send` holds: call after each batch.
+    pub fn flush(&mut self) {
+        let fd = self.file.as_raw_fd();
+        self.gro.flush(&mut |h, p| write_vnet(fd, h, p));
+    }
+}
+
+fn write_vnet(fd: RawFd, hdr: &VnetHdr, pkt: &[u8]) {
+    let hdr = hdr.to_bytes();
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        },
+    ];
+    // SAFETY: both iovecs point to live, initialised buffers.
+    unsafe { libc::writev(fd, iov.as_ptr(), 2) };
 }

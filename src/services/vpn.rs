@@ -606,6 +606,9 @@ impl VpnShell {
                         }
                     }
                 }
+                if let Some(t) = n.tun.as_mut() {
+                    t.flush();
+                }
             }
             _ => {
                 let mut b = [0u8; 4096];

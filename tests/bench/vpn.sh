@@ -88,7 +88,7 @@ EOF
   STRONGSWAN_CONF="$d/strongswan.conf" ip netns exec "$P-$t-g$s" sh -c "mount --bind $d/run /run && exec /usr/lib/ipsec/charon" >/dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do [ -S "$d/charon.vici" ] && break; sleep 0.1; done
-  STRONGSWAN_CONF="$d/strongswan.conf" swanctl --load-all --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" >/dev/null
+  STRONGSWAN_CONF="$d/strongswan.conf" swanctl --load-all --file "$d/swanctl.conf" --uri "unix://$d/charon.vici" >/dev/null 2>"$d/swanctl.err" || { cat "$d/swanctl.err" >&2; exit 1; }
 }
 
 charon_initiate() { # tag side
