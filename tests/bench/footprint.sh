@@ -5,9 +5,9 @@
 #  1. for each board target, the size of target/TARGET/release/econet (bytes and MiB),
 #     against the flash budget (aarch64 < 3 MiB with every network type built in);
 #  2. for x86_64, the peak RSS (VmHWM) of `econet run --config FILE --state-dir DIR` in a
-#     scenario of 16 switch networks and 64 ECOs (4 per network, each a container
-#     namespace attached with attach.netns), against the budget (< 8 MiB).
-#     Later the scenario gains VPN and mesh networks.
+#     scenario of 16 networks of all four types and 64 ECOs (4 per network, each a
+#     container namespace attached with attach.netns), with the VPN established to a
+#     peer and carrying traffic and the mesh registered, against the budget (< 8 MiB).
 #
 # Build the binaries first (board/build.sh TARGET). Part 2 needs root (network
 # namespaces) and an econet that has `run`; it fails, saying why, rather than print a
@@ -62,7 +62,7 @@ if [[ ${1:-} == --sizes-only ]]; then
     exit "$status"
 fi
 
-echo "== peak RSS of econet run: $networks switch networks, $((networks * ecos_per_network)) ECOs (x86_64)"
+echo "== peak RSS of econet run: $networks networks of all four types, $((networks * ecos_per_network)) ECOs, VPN and mesh up (x86_64)"
 bin=${ECONET_BIN:-$target_dir/x86_64-unknown-linux-musl/release/econet}
 if [[ ! -x $bin ]]; then
     fail "no econet binary at $bin (board/build.sh x86_64-unknown-linux-musl)"
@@ -79,19 +79,26 @@ command -v ip >/dev/null || {
 
 tag=ecfp$$
 dev_ns=$tag-dev
+peer_ns=$tag-peer
 work=$(mktemp -d "${TMPDIR:-/tmp}/econet-footprint.XXXXXX")
 created_ns=()
 econet_pid=
+peer_pids=()
 
 # shellcheck disable=SC2317 # invoked by the trap
 cleanup() {
-    local ns
+    local ns p
     if [[ -n $econet_pid ]] && kill -0 "$econet_pid" 2>/dev/null; then
         kill -KILL "$econet_pid" 2>/dev/null || true
         wait "$econet_pid" 2>/dev/null || true
     fi
+    for p in "${peer_pids[@]}"; do
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     # The device namespace goes first: with it go econet's bridges and veths.
     for ns in "${created_ns[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
         ip netns delete "$ns" 2>/dev/null || true
     done
     rm -rf "$work"
@@ -102,33 +109,62 @@ trap 'exit 130' INT TERM
 add_ns() {
     ip netns add "$1"
     created_ns+=("$1")
+    ip -n "$1" link set lo up
 }
 
-# The scenario: networks n00..n15 ("fp00".."fp15", bridges ec-fp00..), 4 ECOs on each,
-# every ECO its own namespace with the interface eth0.
+# The scenario: 16 networks with 4 ECOs on each (every ECO its own namespace with the
+# interface eth0). The device has one port, eth0, cabled to a peer (192.0.2.0/24):
+#   n00..n09  switch (fp00..fp09)
+#   n10..n13  local (10.10.N.0/24; n10 NATs out of eth0, the others are air-gapped)
+#   n14       cloud: an IKEv2/ESP tunnel to the peer (another econet, as responder)
+#   n15       mesh: registered with `econet map-server` on the peer
+# Once the tunnel is up and the mesh registered, traffic crosses the tunnel, so the
+# data path's buffers count too.
 add_ns "$dev_ns"
-ip -n "$dev_ns" link set lo up
-eco_ns=()
+add_ns "$peer_ns"
+ip -n "$dev_ns" link add eth0 type veth peer name eth0 netns "$peer_ns"
+ip -n "$dev_ns" addr add 192.0.2.1/24 dev eth0
+ip -n "$peer_ns" addr add 192.0.2.2/24 dev eth0
+ip -n "$dev_ns" link set eth0 up
+ip -n "$peer_ns" link set eth0 up
+psk="footprint shared secret"
+eco() { # network index, eco index, extra JSON members for the interface
+    printf '    {"id": "a%02d%d", "name": "eco%02d%d", "interfaces": [{"name": "eth0", "network": "n%02d", %s"attach": {"netns": "/run/netns/%s"}}]}' \
+        "$1" "$2" "$1" "$2" "$1" "$3" "$tag-n${1}e$2"
+}
 {
-    printf '{\n  "device_id": "footprint-%s", "config_version": "1",\n  "ports": [],\n' "$tag"
-    printf '  "networks": [\n'
-    for ((n = 0; n < networks; n++)); do
-        sep=,
-        ((n == networks - 1)) && sep=
-        printf '    {"id": "n%02d", "name": "fp%02d", "type": "switch"}%s\n' "$n" "$n" "$sep"
+    printf '{\n  "device_id": "footprint-%s", "config_version": "1",\n' "$tag"
+    printf '  "ports": [{"name": "eth0", "ifname": "eth0"}],\n  "networks": [\n'
+    for ((n = 0; n < 10; n++)); do
+        printf '    {"id": "n%02d", "name": "fp%02d", "type": "switch"},\n' "$n" "$n"
     done
+    for ((n = 10; n < 14; n++)); do
+        port=
+        ((n == 10)) && port='"port": "eth0", '
+        printf '    {"id": "n%02d", "name": "fp%02d", "type": "local", %s"ip": {"subnet": "10.10.%d.0/24"}},\n' \
+            "$n" "$n" "$port" "$n"
+    done
+    printf '    {"id": "n14", "name": "fp14", "type": "cloud", "port": "eth0",\n'
+    printf '     "ip": {"subnet": "10.3.0.0/24", "dhcp_range": {"start": "10.3.0.100", "end": "10.3.0.200"}},\n'
+    printf '     "vpn": {"remote": "192.0.2.2", "local_id": "device", "remote_id": "peer", "auth": {"psk": "%s"},\n' "$psk"
+    printf '             "remote_subnets": ["172.31.0.0/24"]}},\n'
+    printf '    {"id": "n15", "name": "fp15", "type": "mesh", "port": "eth0",\n'
+    printf '     "ip": {"subnet": "10.200.0.0/16", "dhcp_range": {"start": "10.200.1.10", "end": "10.200.1.100"}},\n'
+    printf '     "mesh": {"instance_id": 1000, "map_servers": [{"address": "192.0.2.2", "key": "ms-secret"}], "register_secs": 5}}\n'
     printf '  ],\n  "apps": [\n'
     for ((n = 0; n < networks; n++)); do
         for ((e = 0; e < ecos_per_network; e++)); do
-            ns=$tag-n${n}e$e
-            sep=,
-            ((n == networks - 1 && e == ecos_per_network - 1)) && sep=
-            printf '    {"id": "a%02d%d", "name": "eco%02d%d", "interfaces": [{"name": "eth0", "network": "n%02d", "attach": {"netns": "/run/netns/%s"}}]}%s\n' \
-                "$n" "$e" "$n" "$e" "$n" "$ns" "$sep"
+            extra=
+            ((n == 14 && e == 0)) && extra='"ip": "10.3.0.5", '
+            ((n == 15 && e == 0)) && extra='"ip": "10.200.1.5", '
+            eco "$n" "$e" "$extra"
+            ((n == networks - 1 && e == ecos_per_network - 1)) || printf ','
+            printf '\n'
         done
     done
     printf '  ]\n}\n'
 } >"$work/config.json"
+eco_ns=()
 for ((n = 0; n < networks; n++)); do
     for ((e = 0; e < ecos_per_network; e++)); do
         ns=$tag-n${n}e$e
@@ -136,6 +172,29 @@ for ((n = 0; n < networks; n++)); do
         eco_ns+=("$ns")
     done
 done
+
+# The peer: the VPN's responder with a host behind it, and the mesh's map server.
+add_ns "$tag-ph"
+cat >"$work/peer.json" <<JSON
+{"device_id": "footprint-peer", "ports": [{"name": "eth0", "ifname": "eth0"}],
+ "networks": [{"id": "vpn", "name": "vpn", "type": "cloud", "port": "eth0",
+   "ip": {"subnet": "172.31.0.0/24", "dhcp_range": {"start": "172.31.0.100", "end": "172.31.0.200"}},
+   "vpn": {"remote": "192.0.2.1", "local_id": "peer", "remote_id": "device", "auth": {"psk": "$psk"},
+           "remote_subnets": ["10.3.0.0/24"], "initiator": false}}],
+ "apps": [{"id": "host", "name": "host", "interfaces": [{"name": "eth0", "network": "vpn", "ip": "172.31.0.5",
+   "attach": {"netns": "/run/netns/$tag-ph"}}]}]}
+JSON
+cat >"$work/ms.json" <<JSON
+{"listen": "192.0.2.2", "registration_timeout_secs": 30,
+ "sites": [{"name": "fleet", "key": "ms-secret", "instance_id": 1000, "eid_prefixes": ["10.200.0.0/16"]}]}
+JSON
+mkdir -m 0700 "$work/peer-state" "$work/ms-state"
+ip netns exec "$peer_ns" "$bin" run --config "$work/peer.json" --state-dir "$work/peer-state" \
+    --log-level warn >"$work/peer.log" 2>&1 &
+peer_pids+=($!)
+ip netns exec "$peer_ns" "$bin" map-server --config "$work/ms.json" --state-dir "$work/ms-state" \
+    --log-level warn >"$work/ms.log" 2>&1 &
+peer_pids+=($!)
 
 mkdir -m 0700 "$work/state"
 # `ip netns exec` execs econet itself, so $! is econet's pid.
@@ -171,6 +230,46 @@ if [[ $applied != true ]]; then
     exit 1
 fi
 
+# The tunnel established and the mesh registered?
+up=false
+deadline=$((SECONDS + timeout))
+while ((SECONDS < deadline)); do
+    doc=$("$bin" status --json --state-dir "$work/state" 2>/dev/null) || doc=
+    if grep -q '"state": *"established"' <<<"$doc" && grep -q '"registered": *true' <<<"$doc"; then
+        up=true
+        break
+    fi
+    sleep 0.2
+done
+if [[ $up != true ]]; then
+    fail "the VPN did not come up or the mesh did not register within ${timeout}s; status:"
+    "$bin" status --state-dir "$work/state" >&2 || true
+    exit 1
+fi
+# Traffic through the tunnel, both ways: TCP streams when iperf3 is there, else pings.
+ip -n "$tag-n14e0" addr add 10.3.0.5/24 dev eth0
+ip -n "$tag-n14e0" route add default via 10.3.0.1
+ip -n "$tag-ph" addr add 172.31.0.5/24 dev eth0
+ip -n "$tag-ph" route add default via 172.31.0.1
+traffic=pings
+if ! ip netns exec "$tag-n14e0" ping -c 3 -i 0.2 -W 2 172.31.0.5 >/dev/null; then
+    fail "no ping through the tunnel"
+elif command -v iperf3 >/dev/null; then
+    traffic="iperf3 TCP, 2 s each way"
+    for dir in "" -R; do
+        ip netns exec "$tag-ph" iperf3 -s -1 -B 172.31.0.5 >/dev/null 2>&1 &
+        iperf_pid=$!
+        sleep 0.5
+        # shellcheck disable=SC2086 # $dir is empty or one flag
+        ip netns exec "$tag-n14e0" iperf3 -c 172.31.0.5 -t 2 $dir >/dev/null ||
+            fail "iperf3 $dir through the tunnel failed"
+        wait "$iperf_pid" 2>/dev/null || true
+    done
+else
+    ip netns exec "$tag-n14e0" ping -c 500 -i 0.002 -s 1300 -W 2 172.31.0.5 >/dev/null ||
+        fail "pings through the tunnel were lost"
+fi
+
 # Check the scenario is really there: every ECO namespace has its eth0.
 attached=0
 for ns in "${eco_ns[@]}"; do
@@ -197,7 +296,7 @@ else
     fail "econet did not exit within 10 s of SIGTERM"
 fi
 
-echo "scenario: $bridges bridges in the device namespace, $attached/${#eco_ns[@]} ECOs attached"
+echo "scenario: $bridges bridges in the device namespace, $attached/${#eco_ns[@]} ECOs attached, VPN established and mesh registered; traffic: $traffic"
 ((attached == ${#eco_ns[@]})) || fail "only $attached of ${#eco_ns[@]} ECO namespaces got their eth0"
 line=$(printf 'peak RSS (VmHWM) %d KiB = %s MiB, RSS after apply %d KiB' \
     "$hwm_kib" "$(mib $((hwm_kib * 1024)))" "$rss_kib")
