@@ -1,5 +1,5 @@
 //! The command line: exit codes and messages of `check`, `--version`, `--help`,
-//! `status` with nobody listening, and bad flags.
+//! `status` with nobody listening, bad flags, and `demo` run to the end.
 
 mod common;
 
@@ -85,4 +85,37 @@ fn status_without_a_daemon_says_so() {
     let (code, _, err) = econet(&["status", "--state-dir", t.path.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach econet"), "{err}");
+}
+
+/// `econet demo`, the README's first command, runs to the end: the switch, local and
+/// cloud steps succeed, and the sandbox is gone afterwards.
+#[test]
+fn the_demo_runs_and_cleans_up() {
+    let child = Command::new(ECONET)
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("econet-demo-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "demo failed:\n{text}");
+    for want in [
+        "leased 10.1.0.",
+        "Name:\tscada.eco.internal",
+        "no answer: ECOs reach the device only for DHCP and DNS",
+        "2 packets transmitted, 2 received, 0% packet loss",
+        "vpn established to 192.0.2.1 via eth0",
+        "sandbox removed",
+    ] {
+        assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
+    }
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&ns.stdout).into_owned();
+    assert!(!left.contains(&prefix), "demo left namespaces:\n{left}");
 }
