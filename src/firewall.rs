@@ -291,32 +291,12 @@ impl FwSpec {
         b.add_rule(f, TABLE, c, &r);
         let mut r = ether_type(0x86dd);
         r.extend(l4proto(58));
-        r.push(Expr::Payload {
-            base: BASE_TRANSPORT,
-            offset: 0,
-            len: 1,
-            dreg: REG_1,
-        });
-        r.push(Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: vec![134],
-        });
+        r.extend(field_is(BASE_TRANSPORT, 0, vec![134]));
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, c, &r);
         // DHCP from a client without an address yet, from any MAC (nested guests).
         let mut r = ether_type(0x0800);
-        r.push(Expr::Payload {
-            base: BASE_NETWORK,
-            offset: 12,
-            len: 4,
-            dreg: REG_1,
-        });
-        r.push(Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: vec![0; 4],
-        });
+        r.extend(field_is(BASE_NETWORK, 12, vec![0; 4]));
         r.extend(l4proto(17));
         r.extend(port_is(2, 67));
         r.push(verdict(NF_ACCEPT));
@@ -350,17 +330,7 @@ impl FwSpec {
         }
         // ARP probes (sender 0.0.0.0) claim nothing.
         let mut r = ether_type(0x0806);
-        r.push(Expr::Payload {
-            base: BASE_NETWORK,
-            offset: 14,
-            len: 4,
-            dreg: REG_1,
-        });
-        r.push(Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: vec![0; 4],
-        });
+        r.extend(field_is(BASE_NETWORK, 14, vec![0; 4]));
         r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, c, &r);
         // Everything else except IPv4 and ARP, from the ECO's own MACs.
@@ -476,6 +446,23 @@ fn ct_state(bits: u32, any: bool) -> Vec<Expr> {
             sreg: REG_1,
             op: if any { CMP_NEQ } else { CMP_EQ },
             data: vec![0; 4],
+        },
+    ]
+}
+
+/// The packet's bytes at `offset` from `base` equal `data`.
+fn field_is(base: u32, offset: u32, data: Vec<u8>) -> Vec<Expr> {
+    vec![
+        Expr::Payload {
+            base,
+            offset,
+            len: data.len() as u32,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data,
         },
     ]
 }

@@ -905,26 +905,32 @@ impl Ike {
         }
     }
 
-    /// Tears the whole peer relationship down: CHILD SAs, every IKE SA; an initiator
-    /// schedules a reconnect.
-    fn down(&mut self, now: Instant, reason: DownReason, notify_peer: bool) {
-        if notify_peer {
-            if let Some(i) = self.current_idx() {
-                if self.sas[i].keys.is_some() {
-                    let d = Payload::Delete(Delete {
-                        protocol: protocol::IKE,
-                        spis: Vec::new(),
-                    });
-                    self.send_oneshot(i, exchange::INFORMATIONAL, &[d]);
-                }
-            }
-        }
+    /// Tells the peer, without waiting for an answer, that IKE SA `idx` is gone.
+    fn send_ike_delete(&mut self, idx: usize) {
+        self.send_oneshot(idx, exchange::INFORMATIONAL, &[delete_ike()]);
+    }
+
+    /// Every CHILD SA goes with the IKE SA it belonged to.
+    fn children_down_with_ike(&mut self) {
         for c in std::mem::take(&mut self.children) {
             self.events.push_back(Event::ChildDown {
                 spis: c.spis(),
                 reason: ChildDownReason::IkeDown,
             });
         }
+    }
+
+    /// Tears the whole peer relationship down: CHILD SAs, every IKE SA; an initiator
+    /// schedules a reconnect.
+    fn down(&mut self, now: Instant, reason: DownReason, notify_peer: bool) {
+        if notify_peer {
+            if let Some(i) = self.current_idx() {
+                if self.sas[i].keys.is_some() {
+                    self.send_ike_delete(i);
+                }
+            }
+        }
+        self.children_down_with_ike();
         self.sas.retain(|s| s.phase == Phase::HalfOpen);
         self.current = None;
         self.keepalive_at = None;
@@ -1241,11 +1247,7 @@ impl Ike {
                 "IKE: responder failed authentication as {}",
                 self.cfg.remote_id
             );
-            let d = Payload::Delete(Delete {
-                protocol: protocol::IKE,
-                spis: Vec::new(),
-            });
-            self.send_oneshot(idx, exchange::INFORMATIONAL, &[d]);
+            self.send_ike_delete(idx);
             self.attempt_failed(now, idx, DownReason::AuthFailed);
             return;
         }
@@ -1302,18 +1304,9 @@ impl Ike {
         if let Some(old) = self.current.filter(|&o| o != id) {
             log::info!("IKE: {} authenticated a new IKE SA", self.cfg.remote_id);
             if let Some(oi) = self.idx_of(old) {
-                let d = Payload::Delete(Delete {
-                    protocol: protocol::IKE,
-                    spis: Vec::new(),
-                });
-                self.send_oneshot(oi, exchange::INFORMATIONAL, &[d]);
+                self.send_ike_delete(oi);
             }
-            for c in std::mem::take(&mut self.children) {
-                self.events.push_back(Event::ChildDown {
-                    spis: c.spis(),
-                    reason: ChildDownReason::IkeDown,
-                });
-            }
+            self.children_down_with_ike();
             self.last_down = Some(DownReason::Replaced);
         }
         // Only the new SA and half-open ones stay.
@@ -2804,10 +2797,7 @@ impl Ike {
                 true
             }
             Intent::DeleteIke => {
-                let d = Payload::Delete(Delete {
-                    protocol: protocol::IKE,
-                    spis: Vec::new(),
-                });
+                let d = delete_ike();
                 self.send_request(idx, now, exchange::INFORMATIONAL, &[d], Req::DeleteIke);
                 true
             }
@@ -3009,4 +2999,13 @@ fn exchange_of(r: &Req) -> u8 {
         Req::Child { .. } | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
         Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
     }
+}
+
+/// The Delete payload for an IKE SA (RFC 7296 §3.11: no SPIs, the SA is the one the
+/// message travels in).
+fn delete_ike() -> Payload {
+    Payload::Delete(Delete {
+        protocol: protocol::IKE,
+        spis: Vec::new(),
+    })
 }
