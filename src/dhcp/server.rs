@@ -1516,28 +1516,18 @@ impl Server {
 
     /// Active leases (not the ones only presumed after a restart), in no order.
     pub fn leases(&self) -> impl Iterator<Item = LeaseInfo<'_>> + '_ {
-        self.allocs.iter().filter_map(move |(&ip, a)| {
-            let l = a.lease.filter(|l| !l.provisional)?;
-            let (ep, client) = match &a.ident {
-                Ident::Eco(e) => (*e, None),
-                Ident::Guest(e, c) => (*e, Some(c)),
-            };
-            Some(LeaseInfo {
-                endpoint: self.eps.key(ep)?,
-                client,
-                mac: a.mac,
-                ip: Ipv4Addr::from(ip),
-                hostname: &a.hostname,
-                expires: l.expires_wall,
-            })
-        })
+        self.lease_infos(false)
     }
 
     /// Every lease, including those only presumed after a restart (a client may still
     /// be using the address): who may send from what, for anti-spoofing and DNS.
     pub fn held(&self) -> impl Iterator<Item = LeaseInfo<'_>> + '_ {
+        self.lease_infos(true)
+    }
+
+    fn lease_infos(&self, presumed: bool) -> impl Iterator<Item = LeaseInfo<'_>> + '_ {
         self.allocs.iter().filter_map(move |(&ip, a)| {
-            let l = a.lease?;
+            let l = a.lease.filter(|l| presumed || !l.provisional)?;
             let (ep, client) = match &a.ident {
                 Ident::Eco(e) => (*e, None),
                 Ident::Guest(e, c) => (*e, Some(c)),

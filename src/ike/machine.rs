@@ -236,19 +236,7 @@ enum Req {
     Init,
     Auth,
     Dpd,
-    Child {
-        /// The CHILD SA being rekeyed (our inbound SPI), or `None` for a new one.
-        rekey: Option<u32>,
-        spi_in: u32,
-        ni: Vec<u8>,
-        share: Option<KeyShare>,
-        ts_local: Vec<TsV4>,
-        ts_remote: Vec<TsV4>,
-        /// The CHILD SA (our inbound SPI) the peer made by rekeying the same SA while
-        /// this request was out (§2.8.1).
-        collision: Option<u32>,
-        retries: u32,
-    },
+    Child(ChildReq),
     RekeyIke {
         spi: u64,
         ni: Vec<u8>,
@@ -375,7 +363,7 @@ impl Sa {
         matches!(
             self.pending,
             Some(Pending {
-                req: Req::Child { .. },
+                req: Req::Child(_),
                 ..
             })
         )
@@ -1998,11 +1986,10 @@ impl Ike {
                         // Remember the peer's new SA for when our own rekey completes.
                         let new_in = self.children.last().map(|c| c.spi_in);
                         if let Some(Pending {
-                            req: Req::Child { collision, .. },
-                            ..
+                            req: Req::Child(r), ..
                         }) = self.sas[idx].pending.as_mut()
                         {
-                            *collision = new_in;
+                            r.collision = new_in;
                         }
                         // Still ours to finish: the rekey outcome decides its fate.
                         self.children[ci].state = ChildState::Rekeying;
@@ -2238,30 +2225,7 @@ impl Ike {
             Req::Init => {}
             Req::Auth => self.on_auth_response(now, idx, &p),
             Req::Dpd => {}
-            Req::Child {
-                rekey,
-                spi_in,
-                ni,
-                share,
-                ts_local,
-                ts_remote,
-                collision,
-                retries,
-            } => self.on_child_response(
-                now,
-                idx,
-                &p,
-                ChildReq {
-                    rekey,
-                    spi_in,
-                    ni,
-                    share,
-                    ts_local,
-                    ts_remote,
-                    collision,
-                    retries,
-                },
-            ),
+            Req::Child(r) => self.on_child_response(now, idx, &p, r),
             Req::RekeyIke {
                 spi,
                 ni,
@@ -2957,7 +2921,7 @@ impl Ike {
             now,
             exchange::CREATE_CHILD_SA,
             &p,
-            Req::Child {
+            Req::Child(ChildReq {
                 rekey,
                 spi_in,
                 ni,
@@ -2966,7 +2930,7 @@ impl Ike {
                 ts_remote,
                 collision: None,
                 retries,
-            },
+            }),
         );
         true
     }
@@ -2981,13 +2945,17 @@ enum After {
     Down(DownReason),
 }
 
+/// A CREATE_CHILD_SA request of ours for a new or rekeyed CHILD SA.
 struct ChildReq {
+    /// The CHILD SA being rekeyed (our inbound SPI), or `None` for a new one.
     rekey: Option<u32>,
     spi_in: u32,
     ni: Vec<u8>,
     share: Option<KeyShare>,
     ts_local: Vec<TsV4>,
     ts_remote: Vec<TsV4>,
+    /// The CHILD SA (our inbound SPI) the peer made by rekeying the same SA while
+    /// this request was out (§2.8.1).
     collision: Option<u32>,
     retries: u32,
 }
@@ -2996,7 +2964,7 @@ fn exchange_of(r: &Req) -> u8 {
     match r {
         Req::Init => exchange::IKE_SA_INIT,
         Req::Auth => exchange::IKE_AUTH,
-        Req::Child { .. } | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
+        Req::Child(_) | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
         Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
     }
 }

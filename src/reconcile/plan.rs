@@ -150,13 +150,7 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         .collect();
     stale.sort_by_key(|l| is_bridge_alias(l.alias.as_deref().unwrap_or_default()));
     for l in stale {
-        p.steps.push(Step {
-            net: None,
-            op: Op::Delete {
-                index: l.index,
-                name: l.name.clone(),
-            },
-        });
+        push_delete(&mut p, None, l);
     }
     let deleting: Vec<i32> = p
         .steps
@@ -419,13 +413,7 @@ fn tunnel(p: &mut Plan, t: &super::desired::Tunnel, cur: &Current, deleting: &[i
         }
     };
     if l.tun_type != Some(1) || l.name != t.name {
-        p.steps.push(Step {
-            net: Some(t.net),
-            op: Op::Delete {
-                index: l.index,
-                name: l.name.clone(),
-            },
-        });
+        push_delete(p, Some(t.net), l);
         return;
     }
     let mut c = LinkChange::default();
@@ -546,6 +534,16 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
     }
 }
 
+fn push_delete(p: &mut Plan, net: Option<usize>, l: &Link) {
+    p.steps.push(Step {
+        net,
+        op: Op::Delete {
+            index: l.index,
+            name: l.name.clone(),
+        },
+    });
+}
+
 fn push_set(p: &mut Plan, net: Option<usize>, l: &Link, c: LinkChange) {
     if !c.is_empty() {
         p.steps.push(Step {
@@ -610,25 +608,9 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
     match &e.kind {
         EndpointKind::Tap => match found {
             Some(l) => {
-                if l.tun_type != Some(2) {
-                    p.steps.push(Step {
-                        net: Some(e.net),
-                        op: Op::Delete {
-                            index: l.index,
-                            name: l.name.clone(),
-                        },
-                    });
-                    return;
-                }
-                if l.name != e.host_name {
-                    // A tap's name is what the hypervisor opens: make a new one.
-                    p.steps.push(Step {
-                        net: Some(e.net),
-                        op: Op::Delete {
-                            index: l.index,
-                            name: l.name.clone(),
-                        },
-                    });
+                // Not a tap, or not of the name the hypervisor opens: make a new one.
+                if l.tun_type != Some(2) || l.name != e.host_name {
+                    push_delete(p, Some(e.net), l);
                     return;
                 }
                 if let Some(b) = bridge {
@@ -695,23 +677,11 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
                     let Some(peer) = peer_of(ns, l) else {
                         // The far end is not in the namespace the config names (the
                         // container moved to a new namespace): start over.
-                        p.steps.push(Step {
-                            net: Some(e.net),
-                            op: Op::Delete {
-                                index: l.index,
-                                name: l.name.clone(),
-                            },
-                        });
+                        push_delete(p, Some(e.net), l);
                         return;
                     };
                     if l.name != e.host_name {
-                        p.steps.push(Step {
-                            net: Some(e.net),
-                            op: Op::Delete {
-                                index: l.index,
-                                name: l.name.clone(),
-                            },
-                        });
+                        push_delete(p, Some(e.net), l);
                         return;
                     }
                     if let Some(b) = bridge {
