@@ -47,23 +47,28 @@ esac
 cargo=${CARGO:-cargo}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
-# Per target: Debian packages (command -> package), qemu runner, `file` arch words.
-needs=(file:file)
+# Per target: the Debian packages the build needs (checked by package, not by command:
+# a cross gcc without its libc headers is a command that runs and a build that fails),
+# the qemu runner and the `file` arch words.
+packages=(file)
 qemu=
 arch_re=
 case $target in
     x86_64-unknown-linux-musl)
-        needs+=(musl-gcc:musl-tools cc:gcc)
+        # gcc links (rustup's self-contained musl crt and libc.a); musl-gcc compiles ring's C.
+        packages+=(gcc libc6-dev musl-tools)
         arch_re='x86-64'
         ;;
     aarch64-unknown-linux-musl)
-        needs+=(aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu qemu-aarch64-static:qemu-user-static)
+        # ring's C parts include glibc's headers through the cross gcc: libc6-dev-arm64-cross
+        # is only a Recommends of gcc-aarch64-linux-gnu, so it is named here.
+        packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
         qemu="qemu-aarch64-static"
         arch_re='ARM aarch64'
         ;;
     armv7-unknown-linux-musleabihf)
-        needs+=(arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf qemu-arm-static:qemu-user-static
-            dpkg-deb:dpkg)
+        # musl's own headers and libc.a come from musl-dev:armhf, unpacked below.
+        packages+=(gcc-arm-linux-gnueabihf qemu-user-static dpkg)
         qemu="qemu-arm-static"
         arch_re='ARM, EABI5'
         ;;
@@ -81,13 +86,13 @@ as_root() {
 }
 
 ensure_packages() {
-    local missing=() pair
-    for pair in "${needs[@]}"; do
-        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    command -v dpkg-query >/dev/null || die "not a Debian system: install the equivalents of ${packages[*]} by hand"
+    local missing=() p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
-    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-    log "installing ${missing[*]}"
+    log "installing ${missing[*]} (the $target toolchain)"
     as_root apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }

@@ -132,7 +132,7 @@ pub fn main() -> i32 {
         "check" => check(&opts),
         "run" => run(&opts),
         "status" => status(&opts),
-        "demo" => crate::demo::main(&opts),
+        "demo" => crate::demo::main(),
         "map-server" => map_server(&opts),
         other => {
             eprintln!("econet: unknown command {other:?}\n\n{USAGE}");

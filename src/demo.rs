@@ -1,10 +1,13 @@
 //! `econet demo`: a guided run on a scratch sandbox. It builds network namespaces
-//! (a device, two ECOs, a host on the plant floor, an upstream host behind the device's
-//! port that is also the VPN gateway of a head office, run by a second econet), runs
-//! econet in the device with an example config, shows the ECOs talking on a switch, a
-//! local and a cloud network, prints the status, and removes everything it made. The demo is a test harness, not the agent: it uses
-//! `ip netns` and `ping`; econet itself never does.
+//! (a device, its ECOs, a host on the plant floor, an upstream
+//! router that is also a head office's VPN gateway run by a second econet, a map server
+//! and a second device), runs econet on both devices with example configs, shows the
+//! ECOs at work on a switch, a local, a cloud and a mesh network, prints the status, and
+//! removes everything it made. The demo is a test harness, not the agent: it uses
+//! `ip netns` and busybox (installing them with apt-get when they are missing); econet
+//! itself never does.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,14 +32,20 @@ impl Sandbox {
         sh(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
         Ok(name)
     }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         for mut c in self.econet.drain(..) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
+            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                // SAFETY: kill has no memory preconditions; the pid is our own child,
+                // not yet reaped, so it cannot have been reused.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
             let end = Instant::now() + Duration::from_secs(3);
             while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -71,6 +80,37 @@ fn sh(cmd: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `ip -n NS ARGS…`
+fn ip(ns: &str, args: &str) -> Result<String, String> {
+    let mut cmd = vec!["ip", "-n", ns];
+    cmd.extend(args.split_whitespace());
+    sh(&cmd)
+}
+
+/// `ip netns exec NS busybox ARGS…`, echoed and its output shown.
+fn busybox(ns: &str, args: &str) -> Result<String, String> {
+    let mut cmd = vec!["ip", "netns", "exec", ns, "busybox"];
+    cmd.extend(args.split_whitespace());
+    show(&cmd)
+}
+
+/// A veth pair between two namespaces, both ends up, with optional addresses.
+fn link(a: (&str, &str, &str), b: (&str, &str, &str)) -> Result<(), String> {
+    let (ns_a, if_a, addr_a) = a;
+    let (ns_b, if_b, addr_b) = b;
+    ip(
+        ns_a,
+        &format!("link add {if_a} type veth peer name {if_b} netns {ns_b}"),
+    )?;
+    for (ns, ifname, addr) in [(ns_a, if_a, addr_a), (ns_b, if_b, addr_b)] {
+        ip(ns, &format!("link set {ifname} up"))?;
+        if !addr.is_empty() {
+            ip(ns, &format!("addr add {addr} dev {ifname}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn step(s: &str) {
     println!("\n== {s}");
 }
@@ -80,6 +120,71 @@ fn show(cmd: &[&str]) -> Result<String, String> {
     let out = sh(cmd)?;
     print!("{out}");
     Ok(out)
+}
+
+/// The tools the demo drives, the Debian package of each, and why.
+const TOOLS: [(&str, &str, &str); 2] = [
+    (
+        "ip",
+        "iproute2",
+        "to build the sandbox's namespaces and links",
+    ),
+    (
+        "busybox",
+        "busybox",
+        "the ECOs' DHCP client (udhcpc), nslookup and ping",
+    ),
+];
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            std::fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Installs the demo's missing tools with apt-get, saying what and why; or says in one
+/// line what to do.
+fn ensure_tools() -> Result<(), String> {
+    let missing: Vec<_> = TOOLS.iter().filter(|(t, _, _)| !on_path(t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let pkgs: Vec<&str> = missing.iter().map(|(_, p, _)| *p).collect();
+    let by_hand = format!(
+        "econet demo needs {}: install {} (apt-get install {}) and run it again",
+        missing
+            .iter()
+            .map(|(t, _, _)| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        pkgs.join(" and "),
+        pkgs.join(" ")
+    );
+    if !on_path("apt-get") {
+        return Err(by_hand);
+    }
+    for (tool, pkg, why) in &missing {
+        println!("econet demo: `{tool}` is missing: installing {pkg} with apt-get ({why})");
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend(&pkgs);
+    if !(apt(&["update", "-q"]) && apt(&install)) {
+        return Err(by_hand);
+    }
+    match TOOLS.iter().find(|(t, _, _)| !on_path(t)) {
+        Some(_) => Err(by_hand),
+        None => Ok(()),
+    }
 }
 
 fn config(sb: &Sandbox) -> String {
@@ -100,13 +205,15 @@ fn config(sb: &Sandbox) -> String {
     {{"id": "11111111-0000-4000-8000-00000000d002", "name": "lan", "type": "local", "port": "uplink",
       "ip": {{"subnet": "10.1.0.0/24", "dhcp_range": {{"start": "10.1.0.100", "end": "10.1.0.200"}},
              "domain": "eco.internal"}},
-      "static_dns": [{{"host": "historian-db", "addrs": ["10.1.0.5"]}}]}}
+      "static_dns": [{{"host": "historian-db", "addrs": ["10.1.0.5"]}}]}},
+    {mesh}
   ],
   "apps": [
     {{"id": "22222222-0000-4000-8000-00000000d001", "name": "scada",
       "interfaces": [
         {{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d001", "attach": {{"netns": "/run/netns/{eco1}"}}}},
-        {{"name": "eth1", "network": "11111111-0000-4000-8000-00000000d002", "attach": {{"netns": "/run/netns/{eco1}"}}}}
+        {{"name": "eth1", "network": "11111111-0000-4000-8000-00000000d002", "attach": {{"netns": "/run/netns/{eco1}"}}}},
+        {{"name": "eth2", "network": "11111111-0000-4000-8000-00000000d004", "attach": {{"netns": "/run/netns/{eco1}"}}}}
       ]}},
     {{"id": "22222222-0000-4000-8000-00000000d002", "name": "historian",
       "interfaces": [
@@ -119,11 +226,25 @@ fn config(sb: &Sandbox) -> String {
         eco1 = sb.ns("eco1"),
         eco2 = sb.ns("eco2"),
         psk = PSK,
+        mesh = mesh_network("uplink", 1),
+    )
+}
+
+/// The fleet's mesh network as device `n` has it: the same subnet, instance and map
+/// server everywhere, a DHCP range of the device's own.
+fn mesh_network(port: &str, n: u8) -> String {
+    format!(
+        r#"{{"id": "11111111-0000-4000-8000-00000000d004", "name": "fleet", "type": "mesh", "port": "{port}",
+      "ip": {{"subnet": "10.200.0.0/16", "dhcp_range": {{"start": "10.200.{n}.10", "end": "10.200.{n}.250"}}}},
+      "mesh": {{"instance_id": 1000, "map_servers": [{{"address": "{MAP_SERVER}", "key": "{MS_KEY}"}}]}}}}"#
     )
 }
 
 /// The PSK of the demo's VPN (a real one comes from the controller and never shows).
 const PSK: &str = "demo shared secret, not for production";
+/// The map server's underlay address, and the fleet's registration key.
+const MAP_SERVER: &str = "203.0.113.2";
+const MS_KEY: &str = "demo fleet key, not for production";
 
 /// The head office's side of the VPN: another econet, the responder, with the ERP
 /// server as its ECO.
@@ -149,6 +270,36 @@ fn hq_config(sb: &Sandbox) -> String {
     )
 }
 
+/// A second device of the fleet, with one ECO on the mesh network.
+fn device2_config(sb: &Sandbox) -> String {
+    format!(
+        r#"{{
+  "device_id": "demo-device-2",
+  "ports": [{{"name": "eth0", "ifname": "eth0"}}],
+  "networks": [
+    {mesh}
+  ],
+  "apps": [
+    {{"id": "22222222-0000-4000-8000-00000000d003", "name": "dashboard",
+      "interfaces": [{{"name": "eth0", "network": "11111111-0000-4000-8000-00000000d004",
+                      "attach": {{"netns": "/run/netns/{eco3}"}}}}]}}
+  ]
+}}
+"#,
+        mesh = mesh_network("eth0", 2),
+        eco3 = sb.ns("eco3"),
+    )
+}
+
+/// The map server's sites: one, the fleet's mesh subnet.
+fn map_server_config() -> String {
+    format!(
+        r#"{{"listen": "{MAP_SERVER}",
+ "sites": [{{"name": "fleet", "key": "{MS_KEY}", "instance_id": 1000, "eid_prefixes": ["10.200.0.0/16"]}}]}}
+"#
+    )
+}
+
 /// Starts `econet ARGS` inside namespace `ns`, its log going to `log`.
 fn start_econet(
     sb: &mut Sandbox,
@@ -157,6 +308,7 @@ fn start_econet(
     args: &[&str],
     log: &str,
 ) -> Result<(), String> {
+    println!("$ ip netns exec {ns} econet {}", args.join(" "));
     let log = std::fs::File::create(sb.dir.join(log)).map_err(|e| e.to_string())?;
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
@@ -170,38 +322,75 @@ fn start_econet(
     Ok(())
 }
 
-/// A udhcpc hook that applies the lease like a network manager would.
+/// A udhcpc hook that applies the lease like a network manager would. The first lease
+/// gives the default route; later ones (other networks of the same ECO) do not take it.
 const HOOK: &str = "#!/bin/sh\n\
 case \"$1\" in\n\
   bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"\n\
-    [ -n \"$router\" ] && ip route replace default via \"$router\"\n\
+    [ -n \"$router\" ] && ip route add default via \"$router\" 2>/dev/null\n\
     echo \"  $interface: leased $ip/$mask, router $router, DNS $dns, domain $domain\" ;;\n\
   deconfig) ip addr flush dev \"$interface\" ;;\n\
-esac\n";
+esac\n\
+exit 0\n";
 
-pub fn main(_opts: &crate::cli::Opts) -> i32 {
+pub fn main() -> i32 {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("econet demo needs root (it creates network namespaces)");
+        eprintln!("econet demo needs root (it creates network namespaces): run it with sudo");
         return 1;
     }
-    for (tool, pkg) in [
-        ("ip", "iproute2"),
-        ("ping", "iputils-ping"),
-        ("busybox", "busybox"),
-    ] {
-        if sh(&["sh", "-c", &format!("command -v {tool}")]).is_err() {
-            eprintln!("econet demo needs `{tool}` (apt-get install {pkg})");
-            return 1;
+    let started = Instant::now();
+    let result = ensure_tools().and_then(|()| demo());
+    match result {
+        Ok(()) => {
+            println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+            0
         }
-    }
-    match demo() {
-        Ok(()) => 0,
         Err(e) => {
             eprintln!("demo failed: {e}");
             1
         }
     }
+}
+
+/// `udhcpc` on `ifname` inside `ns`, sending `name` as its host name; prints the lease
+/// and returns the address.
+fn lease(sb: &Sandbox, ns: &str, ifname: &str, name: &str) -> Result<String, String> {
+    let started = Instant::now();
+    println!("$ ip netns exec {ns} busybox udhcpc -q -i {ifname} -x hostname:{name} …");
+    let hook = sb.path("udhcpc-hook");
+    let out = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-i",
+        ifname,
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-s",
+        &hook,
+        "-x",
+        &format!("hostname:{name}"),
+    ])?;
+    print!("{out}");
+    println!(
+        "  ({} ms from udhcpc start to address applied)",
+        started.elapsed().as_millis()
+    );
+    out.split_whitespace()
+        .skip_while(|w| *w != "leased")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .ok_or_else(|| format!("udhcpc in {ns} printed no lease"))
 }
 
 fn demo() -> Result<(), String> {
@@ -214,86 +403,100 @@ fn demo() -> Result<(), String> {
     };
     std::fs::create_dir_all(&sb.dir).map_err(|e| e.to_string())?;
 
-    step("1. A sandbox: a device, two ECOs (containers), a host on the plant floor, an upstream host that is also a head office's VPN gateway");
+    step("1. A sandbox: a device with two ECOs (containers), a host on the plant floor, an upstream router that is also a head office's VPN gateway, a map server, and a second device with one ECO");
     let dev = sb.add_ns("dev")?;
     let eco1 = sb.add_ns("eco1")?;
     let eco2 = sb.add_ns("eco2")?;
     let floor = sb.add_ns("floor")?;
     let up = sb.add_ns("upstream")?;
     let erp = sb.add_ns("erp")?;
-    for (port, peer, peer_addr) in [
-        ("eth0", &up, "192.0.2.1/24"),
-        ("eth1", &floor, "192.168.60.1/24"),
-    ] {
-        sh(&[
-            "ip", "-n", &dev, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-            peer,
-        ])?;
-        sh(&["ip", "-n", &dev, "link", "set", port, "up"])?;
-        sh(&["ip", "-n", peer, "link", "set", "eth0", "up"])?;
-        sh(&["ip", "-n", peer, "addr", "add", peer_addr, "dev", "eth0"])?;
-    }
-    // The device's uplink, as its own network manager would have set it up.
+    let ms = sb.add_ns("mapserver")?;
+    let dev2 = sb.add_ns("dev2")?;
+    let eco3 = sb.add_ns("eco3")?;
+    link(
+        (&dev, "eth0", "192.0.2.2/24"),
+        (&up, "eth0", "192.0.2.1/24"),
+    )?;
+    link((&dev, "eth1", ""), (&floor, "eth0", "192.168.60.1/24"))?;
+    link(
+        (&up, "dev2", "198.51.100.1/24"),
+        (&dev2, "eth0", "198.51.100.2/24"),
+    )?;
+    link(
+        (&up, "ms", "203.0.113.1/24"),
+        (&ms, "eth0", "203.0.113.2/24"),
+    )?;
+    // The devices' uplinks, as their own network managers would have set them up.
+    ip(&dev, "route add default via 192.0.2.1")?;
+    ip(&dev2, "route add default via 198.51.100.1")?;
+    ip(&ms, "route add default via 203.0.113.1")?;
     sh(&[
         "ip",
-        "-n",
-        &dev,
-        "addr",
-        "add",
-        "192.0.2.2/24",
-        "dev",
-        "eth0",
-    ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &dev,
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.0.2.1",
+        "netns",
+        "exec",
+        &up,
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward",
     ])?;
     println!("{dev}: the device; port eth0 (uplink, 192.0.2.2) to {up} (192.0.2.1),");
     println!("    port eth1 (plant floor, no address) to {floor} (192.168.60.1)");
     println!("{eco1}: the ECO \"scada\"; {eco2}: the ECO \"historian\"");
+    println!("{up}: routes between the device (192.0.2.2), {dev2} (198.51.100.2)");
+    println!("    and {ms} (the fleet's LISP map server, {MAP_SERVER})");
     println!("{erp}: the ERP server at the head office, behind {up}'s VPN gateway");
+    println!("{eco3}: the ECO \"dashboard\" on the second device");
 
-    step("2. The device config: a switch network on the plant floor, a local network with NAT to the uplink, a cloud network to the head office");
-    let cfg_path = sb.dir.join("device.json");
+    step("2. The device config: a switch network on the plant floor, a local network with NAT to the uplink, a cloud network to the head office, a mesh network across the fleet");
+    let cfg_path = sb.path("device.json");
     let cfg = config(&sb);
     std::fs::write(&cfg_path, &cfg).map_err(|e| e.to_string())?;
     print!("{cfg}");
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let me_s = me.to_str().unwrap_or("econet").to_string();
-    show(&[&me_s, "check", cfg_path.to_str().unwrap_or_default()])?;
+    let me_s = me.to_string_lossy().into_owned();
+    show(&[&me_s, "check", &cfg_path])?;
 
-    step(
-        "3. econet run, inside the device namespace (and at the head office, as the VPN responder)",
-    );
-    let hq_cfg = sb.dir.join("hq.json");
+    step("3. econet run, inside the device namespace (and at the head office as the VPN responder, on the second device, and as the map server)");
+    let ms_cfg = sb.path("map-server.json");
+    std::fs::write(&ms_cfg, map_server_config()).map_err(|e| e.to_string())?;
+    let ms_state = sb.path("ms-state");
+    start_econet(
+        &mut sb,
+        &me,
+        &ms,
+        &["map-server", "--config", &ms_cfg, "--state-dir", &ms_state],
+        "map-server.log",
+    )?;
+    let hq_cfg = sb.path("hq.json");
     std::fs::write(&hq_cfg, hq_config(&sb)).map_err(|e| e.to_string())?;
-    let hq_state = sb.dir.join("hq-state");
-    let hq_args = [
-        "run",
-        "--config",
-        hq_cfg.to_str().unwrap_or_default(),
-        "--state-dir",
-        hq_state.to_str().unwrap_or_default(),
-    ];
-    println!("$ ip netns exec {up} econet {}", hq_args.join(" "));
-    start_econet(&mut sb, &me, &up, &hq_args, "hq.log")?;
-    let state = sb.dir.join("state");
-    let args = [
-        "run",
-        "--config",
-        cfg_path.to_str().unwrap_or_default(),
-        "--state-dir",
-        state.to_str().unwrap_or_default(),
-    ];
-    println!("$ ip netns exec {dev} econet {}", args.join(" "));
-    start_econet(&mut sb, &me, &dev, &args, "econet.log")?;
+    let hq_state = sb.path("hq-state");
+    start_econet(
+        &mut sb,
+        &me,
+        &up,
+        &["run", "--config", &hq_cfg, "--state-dir", &hq_state],
+        "hq.log",
+    )?;
+    let dev2_cfg = sb.path("device2.json");
+    std::fs::write(&dev2_cfg, device2_config(&sb)).map_err(|e| e.to_string())?;
+    let dev2_state = sb.path("dev2-state");
+    start_econet(
+        &mut sb,
+        &me,
+        &dev2,
+        &["run", "--config", &dev2_cfg, "--state-dir", &dev2_state],
+        "econet-dev2.log",
+    )?;
+    let state = sb.path("state");
+    start_econet(
+        &mut sb,
+        &me,
+        &dev,
+        &["run", "--config", &cfg_path, "--state-dir", &state],
+        "econet.log",
+    )?;
     wait_applied(&me, &state)?;
+    wait_applied(&me, &dev2_state)?;
     print!(
         "{}",
         std::fs::read_to_string(sb.dir.join("econet.log")).unwrap_or_default()
@@ -305,100 +508,24 @@ fn demo() -> Result<(), String> {
     show(&["ip", "-n", &eco1, "-br", "link"])?;
 
     step("4. The switch network: L2 frames pass unchanged between scada and the plant floor");
-    sh(&[
-        "ip",
-        "-n",
-        &eco1,
-        "addr",
-        "add",
-        "192.168.60.11/24",
-        "dev",
-        "eth0",
-    ])?;
+    ip(&eco1, "addr add 192.168.60.11/24 dev eth0")?;
     println!("(a switch network has no DHCP or DNS: scada's eth0 gets 192.168.60.11 by hand)");
-    show(&[
-        "ip",
-        "netns",
-        "exec",
-        &eco1,
-        "ping",
-        "-c",
-        "2",
-        "-W",
-        "2",
-        "192.168.60.1",
-    ])?;
+    busybox(&eco1, "ping -c 2 -W 2 192.168.60.1")?;
 
     step("5. The local network: leases by DHCP (busybox udhcpc), names by DNS, NAT to the uplink");
     let hook = sb.dir.join("udhcpc-hook");
     std::fs::write(&hook, HOOK).map_err(|e| e.to_string())?;
-    sh(&["chmod", "+x", hook.to_str().unwrap_or_default()])?;
-    for (ns, ifname, name) in [(&eco1, "eth1", "scada"), (&eco2, "eth0", "historian")] {
-        let started = Instant::now();
-        println!("$ ip netns exec {ns} busybox udhcpc -q -i {ifname} -x hostname:{name} …");
-        let out = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "busybox",
-            "udhcpc",
-            "-f",
-            "-q",
-            "-n",
-            "-i",
-            ifname,
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            hook.to_str().unwrap_or_default(),
-            "-x",
-            &format!("hostname:{name}"),
-        ])?;
-        print!("{out}");
-        println!(
-            "  ({} ms from udhcpc start to address applied)",
-            started.elapsed().as_millis()
-        );
-    }
-    show(&[
-        "ip",
-        "netns",
-        "exec",
-        &eco2,
-        "busybox",
-        "nslookup",
-        "scada.eco.internal",
-        "10.1.0.1",
-    ])?;
-    show(&[
-        "ip",
-        "netns",
-        "exec",
-        &eco2,
-        "busybox",
-        "nslookup",
-        "historian-db.eco.internal",
-        "10.1.0.1",
-    ])?;
-    show(&[
-        "ip",
-        "netns",
-        "exec",
-        &eco2,
-        "ping",
-        "-c",
-        "2",
-        "-W",
-        "2",
-        "192.0.2.1",
-    ])?;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    lease(&sb, &eco1, "eth1", "scada")?;
+    lease(&sb, &eco2, "eth0", "historian")?;
+    busybox(&eco2, "nslookup scada.eco.internal 10.1.0.1")?;
+    busybox(&eco2, "nslookup historian-db.eco.internal 10.1.0.1")?;
+    busybox(&eco2, "ping -c 2 -W 2 192.0.2.1")?;
     println!("(the upstream host sees the device's address: the ECOs are behind NAT)");
-    println!("$ ip netns exec {eco2} ping -c 1 -W 1 10.1.0.1   # the device itself");
+    println!("$ ip netns exec {eco2} busybox ping -c 1 -W 1 10.1.0.1   # the device itself");
     match sh(&[
-        "ip", "netns", "exec", &eco2, "ping", "-c", "1", "-W", "1", "10.1.0.1",
+        "ip", "netns", "exec", &eco2, "busybox", "ping", "-c", "1", "-W", "1", "10.1.0.1",
     ]) {
         Ok(_) => return Err("an ECO reached the device beyond DHCP and DNS".into()),
         Err(_) => println!("  no answer: ECOs reach the device only for DHCP and DNS"),
@@ -406,46 +533,10 @@ fn demo() -> Result<(), String> {
 
     step("6. The cloud network: historian reaches the ERP server at the head office, only through IPsec");
     println!("(static addresses: historian's eth1 is 10.3.0.5, the ERP server 172.31.0.5)");
-    sh(&[
-        "ip",
-        "-n",
-        &eco2,
-        "addr",
-        "add",
-        "10.3.0.5/24",
-        "dev",
-        "eth1",
-    ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &eco2,
-        "route",
-        "add",
-        "172.31.0.0/24",
-        "via",
-        "10.3.0.1",
-    ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &erp,
-        "addr",
-        "add",
-        "172.31.0.5/24",
-        "dev",
-        "eth0",
-    ])?;
-    sh(&[
-        "ip",
-        "-n",
-        &erp,
-        "route",
-        "add",
-        "default",
-        "via",
-        "172.31.0.1",
-    ])?;
+    ip(&eco2, "addr add 10.3.0.5/24 dev eth1")?;
+    ip(&eco2, "route add 172.31.0.0/24 via 10.3.0.1")?;
+    ip(&erp, "addr add 172.31.0.5/24 dev eth0")?;
+    ip(&erp, "route add default via 172.31.0.1")?;
     wait_status(
         &me,
         &state,
@@ -453,42 +544,42 @@ fn demo() -> Result<(), String> {
         "the VPN to come up",
     )?;
     println!("IKEv2 tunnel from 192.0.2.2 to the head office's gateway 192.0.2.1: established");
-    show(&[
-        "ip",
-        "netns",
-        "exec",
-        &eco2,
-        "ping",
-        "-c",
-        "2",
-        "-W",
-        "2",
-        "172.31.0.5",
-    ])?;
+    busybox(&eco2, "ping -c 2 -W 2 172.31.0.5")?;
     show(&["ip", "-n", &dev, "route", "show", "172.31.0.0/24"])?;
     println!("(on the uplink these pings are ESP in UDP 4500; nothing leaves the cloud network in the clear)");
 
-    step("7. econet status");
-    show(&[
-        &me_s,
-        "status",
-        "--state-dir",
-        state.to_str().unwrap_or_default(),
-    ])?;
+    step("7. The mesh network: scada and dashboard, on two devices, share 10.200.0.0/16 through LISP");
+    println!("(each device leases from its own range of the shared subnet and registers its ECOs with the map server)");
+    let scada = lease(&sb, &eco1, "eth2", "scada")?;
+    let dashboard = lease(&sb, &eco3, "eth0", "dashboard")?;
+    for st in [&state, &dev2_state] {
+        wait_status(&me, st, "\"registered\":true", "the mesh registration")?;
+    }
+    for eid in [&scada, &dashboard] {
+        wait_status(&me, &ms_state, &format!("]{eid}/32\""), "the map server")?;
+    }
+    show(&[&me_s, "status", "--state-dir", &ms_state])?;
+    busybox(&eco1, &format!("ping -c 2 -W 2 {dashboard}"))?;
+    busybox(&eco3, &format!("ping -c 2 -W 2 {scada}"))?;
+    println!("(between the devices these pings are LISP in UDP 4341, encrypted with LISP-crypto;");
+    println!(" the first one waits for a Map-Request to the map server, then the path is cached)");
+
+    step("8. econet status, on both devices");
+    show(&[&me_s, "status", "--state-dir", &state])?;
+    show(&[&me_s, "status", "--state-dir", &dev2_state])?;
     Ok(())
 }
 
-fn wait_applied(me: &Path, state: &Path) -> Result<(), String> {
+fn wait_applied(me: &Path, state: &str) -> Result<(), String> {
     wait_status(me, state, "\"applied\":true", "the config to be applied")
 }
 
 /// Waits (at most 15 s) until `econet status --json` contains `needle`.
-fn wait_status(me: &Path, state: &Path, needle: &str, what: &str) -> Result<(), String> {
+fn wait_status(me: &Path, state: &str, needle: &str, what: &str) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs(15);
     while Instant::now() < end {
         let out = Command::new(me)
-            .args(["status", "--json", "--state-dir"])
-            .arg(state)
+            .args(["status", "--json", "--state-dir", state])
             .output();
         if let Ok(o) = out {
             if String::from_utf8_lossy(&o.stdout).contains(needle) {

@@ -87,8 +87,8 @@ fn status_without_a_daemon_says_so() {
     assert!(err.contains("cannot reach econet"), "{err}");
 }
 
-/// `econet demo`, the README's first command, runs to the end: the switch, local and
-/// cloud steps succeed, and the sandbox is gone afterwards.
+/// `econet demo`, the README's first command, runs to the end: the switch, local,
+/// cloud and mesh steps succeed, and the sandbox is gone afterwards.
 #[test]
 fn the_demo_runs_and_cleans_up() {
     let child = Command::new(ECONET)
@@ -109,8 +109,13 @@ fn the_demo_runs_and_cleans_up() {
         "leased 10.1.0.",
         "Name:\tscada.eco.internal",
         "no answer: ECOs reach the device only for DHCP and DNS",
-        "2 packets transmitted, 2 received, 0% packet loss",
+        "2 packets transmitted, 2 packets received, 0% packet loss",
         "vpn established to 192.0.2.1 via eth0",
+        "eth2: leased 10.200.1.",
+        "eth0: leased 10.200.2.",
+        "2 registered EIDs (auth failures 0, refused 0)",
+        "mesh registered  rloc 192.0.2.2",
+        "mesh registered  rloc 198.51.100.2",
         "sandbox removed",
     ] {
         assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
