@@ -62,6 +62,26 @@ safe_rm() {
     rm -rf --one-file-system "$dir"
 }
 
+# Runs CMD (bash) chrooted in ROOT, in a private mount namespace with its own /proc,
+# /sys and /run and the host's /dev (for /dev/net/tun): every mount, and every network
+# namespace the command pins under /run/netns, goes away when it ends.
+enter() {
+    local root=$1 cmd=$2
+    unshare --mount --propagation private -- bash -c '
+        set -e
+        r=$1
+        mount --rbind /dev "$r/dev"
+        mount --make-rslave "$r/dev"
+        mount -t proc proc "$r/proc"
+        mount -t sysfs sysfs "$r/sys"
+        mount -t tmpfs tmpfs "$r/run"
+        exec chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb CI=true LANG=C.UTF-8 \
+            DEBIAN_FRONTEND=noninteractive \
+            PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+            bash -c "$2"
+    ' fresh "$root" "$cmd" </dev/null
+}
+
 # The base root, built once and copied per command.
 base=$base_dir/base
 if [[ ! -f $base/.econet-base-ok ]]; then
@@ -78,10 +98,8 @@ if [[ ! -f $base/.econet-base-ok ]]; then
     cp -L /etc/resolv.conf "$base/etc/resolv.conf"
     printf '#!/bin/sh\nexit 101\n' >"$base/usr/sbin/policy-rc.d"
     chmod 755 "$base/usr/sbin/policy-rc.d"
-    chroot "$base" env DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        sh -c 'apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev ca-certificates' \
+    enter "$base" 'apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev ca-certificates && apt-get clean' \
         >"$base_dir/base-apt.log" 2>&1 || { tail -20 "$base_dir/base-apt.log" >&2; exit 1; }
-    chroot "$base" apt-get clean
     # The Rust toolchain, as rustup installs it: the active toolchain only, default profile.
     mkdir -p "$base/root/.rustup/toolchains" "$base/root/.cargo"
     cp "$rustup_home/settings.toml" "$base/root/.rustup/"
@@ -89,7 +107,7 @@ if [[ ! -f $base/.econet-base-ok ]]; then
     [[ -d $rustup_home/update-hashes ]] && cp -a "$rustup_home/update-hashes" "$base/root/.rustup/"
     cp -a "$cargo_home/bin" "$base/root/.cargo/"
     sed -i "s/^default_toolchain = .*/default_toolchain = \"$toolchain\"/" "$base/root/.rustup/settings.toml"
-    chroot "$base" env HOME=/root PATH=/root/.cargo/bin:/usr/bin:/bin sh -c '
+    enter "$base" '
         for t in $(rustup target list --installed); do
             [ "$t" = x86_64-unknown-linux-gnu ] || rustup target remove "$t"
         done
@@ -115,18 +133,7 @@ run_in_fresh_root() {
     log "$name: $cmd (in $root, log $base_dir/$name.log)"
     t0=$SECONDS
     set +e
-    unshare --mount --propagation private -- bash -c '
-        set -e
-        r=$1
-        mount --rbind /dev "$r/dev"
-        mount --make-rslave "$r/dev"
-        mount -t proc proc "$r/proc"
-        mount -t sysfs sysfs "$r/sys"
-        mount -t tmpfs tmpfs "$r/run"
-        exec chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb CI=true LANG=C.UTF-8 \
-            PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            bash -c "cd /root/econet && $2"
-    ' fresh "$root" "$cmd" </dev/null >"$base_dir/$name.log" 2>&1
+    enter "$root" "cd /root/econet && $cmd" >"$base_dir/$name.log" 2>&1
     rc=$?
     set -e
     local secs=$((SECONDS - t0))
