@@ -17,7 +17,8 @@
 # curl). Each command runs chrooted in a private mount namespace (its own /proc, /sys,
 # /run; /dev bound in for /dev/net/tun), so the network namespaces the tests make are
 # private to it and every mount goes away with it. Daemons that packages would start
-# (policy-rc.d) are not started. Needs root, about 4 GB of disk under $FRESH_DIR and 25
+# (policy-rc.d) are not started. The root gets the host's resolv.conf and CA bundle (the
+# way this machine reaches the package registries). Needs root, about 4 GB of disk under $FRESH_DIR and 25
 # minutes on 2 cores for both. Environment: FRESH_DIR (default /var/tmp/econet-fresh),
 # FRESH_KEEP=1 keeps the roots for a look afterwards.
 set -euo pipefail
@@ -100,6 +101,11 @@ if [[ ! -f $base/.econet-base-ok ]]; then
     chmod 755 "$base/usr/sbin/policy-rc.d"
     enter "$base" 'apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev ca-certificates && apt-get clean' \
         >"$base_dir/base-apt.log" 2>&1 || { tail -20 "$base_dir/base-apt.log" >&2; exit 1; }
+    # This workplace reaches the package registries through a TLS proxy whose CA is in
+    # the host's bundle: the root trusts what the host trusts (kept across later
+    # update-ca-certificates runs by living in /usr/local/share/ca-certificates).
+    cp /etc/ssl/certs/ca-certificates.crt "$base/usr/local/share/ca-certificates/host-bundle.crt"
+    enter "$base" 'update-ca-certificates' >>"$base_dir/base-apt.log" 2>&1
     # The Rust toolchain, as rustup installs it: the active toolchain only, default profile.
     mkdir -p "$base/root/.rustup/toolchains" "$base/root/.cargo"
     cp "$rustup_home/settings.toml" "$base/root/.rustup/"
