@@ -71,6 +71,7 @@ enter() {
     unshare --mount --propagation private -- bash -c '
         set -e
         r=$1
+        mount --bind "$r" "$r"    # "/" a mount point in the chroot, as ip netns wants
         mount --rbind /dev "$r/dev"
         mount --make-rslave "$r/dev"
         mount -t proc proc "$r/proc"
@@ -82,6 +83,17 @@ enter() {
             bash -c "$2"
     ' fresh "$root" "$cmd" </dev/null
 }
+
+# On any exit, no process is left running inside a root (a test's daemon, a build).
+reap() {
+    local p r
+    for p in /proc/[0-9]*; do
+        r=$(readlink "$p/root" 2>/dev/null) || continue
+        [[ $r == "$base_dir"/* ]] && kill -9 "${p#/proc/}" 2>/dev/null
+    done
+    return 0
+}
+trap reap EXIT
 
 # The base root, built once and copied per command.
 base=$base_dir/base
