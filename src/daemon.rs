@@ -9,12 +9,12 @@ use crate::firewall::Allowed;
 use crate::netlink::monitor::{Event, Monitor};
 use crate::persist;
 use crate::reconcile::facts::Facts;
-use crate::reconcile::{desired, Outcome, Reconciler};
+use crate::reconcile::{Outcome, Reconciler};
 use crate::services::dhcp::{DhcpShell, LeaseEvent};
 use crate::services::dns::DnsShell;
 use crate::services::mesh::MeshShell;
 use crate::services::vpn::VpnShell;
-use crate::status::{EndpointStatus, NetworkStatus, Status};
+use crate::status::{EndpointState, EndpointStatus, NetState, NetworkStatus, Status, VpnState};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -466,14 +466,6 @@ impl Daemon {
     fn record(&mut self, cfg: &Config, out: &Outcome) {
         self.fatal = out.fatal.clone();
         let mut rt = vec![NetRuntime::default(); cfg.networks.len()];
-        for (i, n) in cfg.networks.iter().enumerate() {
-            if !desired::implemented(n.kind) {
-                rt[i].errors.push(format!(
-                    "network type {} is not implemented by this build",
-                    n.kind.as_str()
-                ));
-            }
-        }
         for iss in &out.issues {
             let Some(r) = rt.get_mut(iss.net) else {
                 continue;
@@ -557,7 +549,7 @@ impl Daemon {
             // A cloud network works when its tunnel does.
             if n.kind == NetKind::Cloud && errors.is_empty() {
                 match self.vpn.status(&n.id, Instant::now()) {
-                    Some(v) if v.state == "established" => {}
+                    Some(v) if v.state == VpnState::Established => {}
                     Some(v) => errors.push(format!(
                         "VPN to {} is {}{}",
                         n.vpn
@@ -573,17 +565,17 @@ impl Daemon {
                 }
             }
             let state = if !self.applied {
-                "init"
+                NetState::Init
             } else if errors.is_empty() {
-                "online"
+                NetState::Online
             } else {
-                "error"
+                NetState::Error
             };
             let mut ns = NetworkStatus {
                 id: n.id.clone(),
                 name: n.name.clone(),
                 kind: n.kind.as_str().into(),
-                state: state.into(),
+                state,
                 errors,
                 bridge: n.bridge.clone(),
                 active_port: match n.kind {
@@ -628,62 +620,23 @@ impl Daemon {
                         lease_expires: lease.map(|l| l.3),
                         host_ifname: itf.host_ifname.clone(),
                         state: if issue.is_some() || !self.applied {
-                            "waiting"
+                            EndpointState::Waiting
                         } else {
-                            "up"
-                        }
-                        .into(),
+                            EndpointState::Up
+                        },
                         error: issue.cloned(),
                     });
                 }
             }
             if n.kind == NetKind::Cloud {
-                if let (Some(v), Some(vpn)) = (self.vpn.status(&n.id, Instant::now()), &n.vpn) {
+                if let Some(v) = self.vpn.status(&n.id, Instant::now()) {
                     ns.active_port = v.port.clone();
                     ns.standby_ports = v.standby.clone();
-                    let opt =
-                        |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
-                    let q = |s: &Option<String>| {
-                        s.as_ref()
-                            .map(|s| crate::config::json::quote(s))
-                            .unwrap_or_else(|| "null".into())
-                    };
-                    ns.vpn = Some(crate::status::VpnStatus {
-                        state: v.state.clone(),
-                        port: v.port.clone(),
-                        remote: vpn.remote.to_string(),
-                        since: v.since,
-                        rx_bytes: v.rx_bytes,
-                        tx_bytes: v.tx_bytes,
-                        extra: vec![
-                            ("spi_in".into(), q(&v.spi_in.map(|s| format!("{s:08x}")))),
-                            ("spi_out".into(), q(&v.spi_out.map(|s| format!("{s:08x}")))),
-                            ("child_sa_age_secs".into(), opt(v.child_age_secs)),
-                            ("ike_sa_age_secs".into(), opt(v.ike_age_secs)),
-                            ("ike_rekeys".into(), v.ike_rekeys.to_string()),
-                            ("child_rekeys".into(), v.child_rekeys.to_string()),
-                            ("last_down".into(), q(&v.last_down)),
-                            ("dropped".into(), v.dropped.to_string()),
-                        ],
-                    });
+                    ns.vpn = Some(v);
                 }
             }
             if n.kind == NetKind::Mesh {
-                let st = self.mesh.status(&n.id);
-                ns.mesh = Some(crate::status::MeshStatus {
-                    registered: st.as_ref().is_some_and(|x| x.registered),
-                    map_cache: st.as_ref().map(|x| x.map_cache as u64).unwrap_or(0),
-                    rloc: st.as_ref().and_then(|x| x.rloc).map(|r| r.to_string()),
-                    extra: st
-                        .map(|x| {
-                            vec![
-                                ("encap".to_string(), x.counters.encap.to_string()),
-                                ("decap".to_string(), x.counters.decap.to_string()),
-                                ("dropped".to_string(), x.counters.dropped.to_string()),
-                            ]
-                        })
-                        .unwrap_or_default(),
-                });
+                ns.mesh = Some(self.mesh.status(&n.id).unwrap_or_default());
             }
             s.networks.push(ns);
         }

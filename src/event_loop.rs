@@ -137,5 +137,3 @@ pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (None, y) => y,
     }
 }
-
-pub const NO_WAIT: Duration = Duration::from_millis(0);

@@ -161,16 +161,12 @@ pub fn network_mtu(cfg: &Config, facts: &Facts, net: usize) -> u32 {
 }
 
 /// Builds the desired state of `cfg` given the ports' state now and the addresses
-/// DHCP has handed out (`leased`). Only networks of the types this build implements
-/// contribute; others are reported by the caller.
+/// DHCP has handed out (`leased`).
 pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     let mut d = Desired::default();
     d.firewall.ports = cfg.ports.iter().map(|p| p.ifname.clone()).collect();
     let mut any_l3 = false;
     for (i, n) in cfg.networks.iter().enumerate() {
-        if !implemented(n.kind) {
-            continue;
-        }
         d.bridges.push(Bridge {
             net: i,
             name: n.bridge.clone(),
@@ -293,9 +289,6 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     }
     for (app, itf) in cfg.endpoints() {
         let n = &cfg.networks[itf.network];
-        if !implemented(n.kind) {
-            continue;
-        }
         let kind = match &itf.attach {
             Attach::Netns(ns) => EndpointKind::Veth {
                 netns: ns.clone(),
@@ -344,12 +337,4 @@ pub fn local_eids(cfg: &Config, net: usize, leased: &[Allowed]) -> Vec<Ipv4Addr>
     v.sort();
     v.dedup();
     v
-}
-
-/// The network types this build makes real.
-pub fn implemented(k: NetKind) -> bool {
-    matches!(
-        k,
-        NetKind::Switch | NetKind::Local | NetKind::Cloud | NetKind::Mesh
-    )
 }

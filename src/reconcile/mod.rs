@@ -70,9 +70,7 @@ impl Reconciler {
         let netns: Vec<String> = cfg
             .endpoints()
             .filter_map(|(_, i)| match &i.attach {
-                Attach::Netns(p) if desired::implemented(cfg.networks[i.network].kind) => {
-                    Some(p.clone())
-                }
+                Attach::Netns(p) => Some(p.clone()),
                 _ => None,
             })
             .collect();

@@ -10,7 +10,8 @@
 use super::sock;
 use super::tun::Tun;
 use crate::config::Mesh;
-use crate::lisp::xtr::{Action, Encap, Xtr, XtrConfig, XtrStatus};
+use crate::lisp::xtr::{Action, Encap, Xtr, XtrConfig};
+use crate::status::MeshStatus;
 use crate::wire::lisp::{CONTROL_PORT, DATA_PORT};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -133,11 +134,17 @@ impl MeshShell {
             .collect()
     }
 
-    pub fn status(&self, net_id: &str) -> Option<XtrStatus> {
-        self.nets
-            .iter()
-            .find(|n| n.spec.net_id == net_id)
-            .map(|n| n.xtr.status())
+    pub fn status(&self, net_id: &str) -> Option<MeshStatus> {
+        let n = self.nets.iter().find(|n| n.spec.net_id == net_id)?;
+        let x = n.xtr.status();
+        Some(MeshStatus {
+            registered: x.registered,
+            map_cache: x.map_cache as u64,
+            rloc: x.rloc.map(|r| r.to_string()),
+            encap: x.counters.encap,
+            decap: x.counters.decap,
+            dropped: x.counters.dropped,
+        })
     }
 
     pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {

@@ -1,5 +1,6 @@
-//! The shells around the sans-I/O protocol cores: sockets, timers and persistence
-//! for DHCP and DNS, driven by the event loop.
+//! The shells around the sans-I/O protocol cores (DHCP, DNS, the IKEv2/ESP VPN and
+//! the LISP xTR): their sockets, TUN devices, timers and persistence, driven by the
+//! event loop; and what each should serve, derived from the config and the facts.
 
 pub mod dhcp;
 pub mod dns;
@@ -42,7 +43,7 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
     let mut v = Vec::new();
     for (i, n) in cfg.networks.iter().enumerate() {
         let Some(l3) = &n.ip else { continue };
-        if !crate::reconcile::desired::implemented(n.kind) || facts.overlap(cfg, i).is_some() {
+        if facts.overlap(cfg, i).is_some() {
             continue;
         }
         let upstreams = match (&l3.dns, n.kind) {
@@ -83,7 +84,7 @@ pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
     let mut v = Vec::new();
     for (i, n) in cfg.networks.iter().enumerate() {
         let Some(l3) = &n.ip else { continue };
-        if !crate::reconcile::desired::implemented(n.kind) || facts.overlap(cfg, i).is_some() {
+        if facts.overlap(cfg, i).is_some() {
             continue;
         }
         let mut c = crate::dhcp::Config::new(l3.subnet, l3.gateway);

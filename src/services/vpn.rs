@@ -20,6 +20,7 @@ use crate::addr::Ipv4Net;
 use crate::config::Vpn;
 use crate::esp::{self, Inbound, Outbound};
 use crate::ike::{ChildSa, ChildSpis, DownReason, Event, Ike, IkeConfig, State};
+use crate::status::{VpnState, VpnStatus};
 use crate::wire::esp::{classify, Encap, NAT_KEEPALIVE, NON_ESP_MARKER};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -48,25 +49,6 @@ pub struct NetSpec {
     pub subnet: Ipv4Net,
     pub vpn: Vpn,
     pub ports: Vec<PortChoice>,
-}
-
-/// What status shows of one VPN.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VpnStatus {
-    pub state: String,
-    pub port: Option<String>,
-    pub standby: Vec<String>,
-    pub since: Option<u64>,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub spi_in: Option<u32>,
-    pub spi_out: Option<u32>,
-    pub child_age_secs: Option<u64>,
-    pub ike_age_secs: Option<u64>,
-    pub ike_rekeys: u32,
-    pub child_rekeys: u32,
-    pub last_down: Option<String>,
-    pub dropped: u64,
 }
 
 struct VpnNet {
@@ -330,19 +312,20 @@ impl VpnNet {
     fn status(&self, now: Instant) -> VpnStatus {
         let st = self.ike.as_ref().map(|i| i.status(now));
         let state = match (&self.ike, st.as_ref().map(|s| s.state)) {
-            (None, _) if self.port.is_none() => "down",
-            (None, _) => "idle",
-            (_, Some(State::Established)) if self.out.is_some() => "established",
-            (_, Some(State::Established)) => "ike-only",
-            (_, Some(State::Connecting)) => "connecting",
-            (_, Some(State::Closing)) => "closing",
-            _ => "idle",
+            (None, _) if self.port.is_none() => VpnState::Down,
+            (None, _) => VpnState::Idle,
+            (_, Some(State::Established)) if self.out.is_some() => VpnState::Established,
+            (_, Some(State::Established)) => VpnState::IkeOnly,
+            (_, Some(State::Connecting)) => VpnState::Connecting,
+            (_, Some(State::Closing)) => VpnState::Closing,
+            _ => VpnState::Idle,
         };
         let active_child = st
             .as_ref()
             .and_then(|s| s.children.iter().find(|c| c.active).cloned());
         VpnStatus {
-            state: state.to_string(),
+            state,
+            remote: self.spec.vpn.remote.to_string(),
             port: self
                 .port
                 .and_then(|(i, _)| self.spec.ports.get(i))

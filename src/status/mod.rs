@@ -17,29 +17,103 @@ pub struct EndpointStatus {
     pub lease_expires: Option<u64>,
     /// The host-side interface (veth host end or tap).
     pub host_ifname: String,
-    /// "up", or "waiting" with `error` saying what for.
-    pub state: String,
+    /// Up, or waiting with `error` saying what for.
+    pub state: EndpointState,
     pub error: Option<String>,
 }
 
+/// Declares a status enum and the word each value is written as, in JSON and text.
+macro_rules! status_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub enum $name {
+            #[default]
+            $($(#[$vm])* $v),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+status_enum!(
+    /// A network's state: being applied, working, or not (with its errors).
+    NetState {
+        Init => "init",
+        Online => "online",
+        Error => "error",
+    }
+);
+
+status_enum!(
+    /// An endpoint's state.
+    EndpointState {
+        Waiting => "waiting",
+        Up => "up",
+    }
+);
+
+status_enum!(
+    /// A cloud network's tunnel.
+    VpnState {
+        /// No port is up to carry it.
+        Down => "down",
+        /// A port is up; no IKE SA is being negotiated.
+        Idle => "idle",
+        Connecting => "connecting",
+        /// The IKE SA is up but no CHILD SA carries traffic yet.
+        IkeOnly => "ike-only",
+        Established => "established",
+        Closing => "closing",
+    }
+);
+
+/// A cloud network's tunnel, as the VPN service reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VpnStatus {
-    pub state: String,
+    pub state: VpnState,
+    /// The port carrying the tunnel, and the others that could.
     pub port: Option<String>,
+    pub standby: Vec<String>,
     pub remote: String,
+    /// Wall-clock unix seconds since the tunnel has been up.
     pub since: Option<u64>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
-    /// Extra fields (name, JSON value) a VPN may report.
-    pub extra: Vec<(String, String)>,
+    /// The CHILD SA carrying traffic.
+    pub spi_in: Option<u32>,
+    pub spi_out: Option<u32>,
+    pub child_age_secs: Option<u64>,
+    pub ike_age_secs: Option<u64>,
+    pub ike_rekeys: u32,
+    pub child_rekeys: u32,
+    /// Why the tunnel last went down.
+    pub last_down: Option<String>,
+    /// Packets dropped (no SA, not allowed by the traffic selectors, …).
+    pub dropped: u64,
 }
 
+/// A mesh network's xTR, as the mesh service reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeshStatus {
     pub registered: bool,
     pub map_cache: u64,
     pub rloc: Option<String>,
-    pub extra: Vec<(String, String)>,
+    pub encap: u64,
+    pub decap: u64,
+    pub dropped: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,8 +121,7 @@ pub struct NetworkStatus {
     pub id: String,
     pub name: String,
     pub kind: String,
-    /// "init", "online" or "error".
-    pub state: String,
+    pub state: NetState,
     pub errors: Vec<String>,
     pub bridge: String,
     pub active_port: Option<String>,
@@ -154,7 +227,7 @@ impl Status {
                 n.kind,
                 n.id,
                 n.bridge,
-                n.state.to_uppercase()
+                n.state.as_str().to_uppercase()
             );
             for e in &n.errors {
                 let _ = writeln!(s, "  error: {e}");
@@ -219,10 +292,10 @@ impl Status {
         let mut s = String::from("graph econet {\n  rankdir=LR;\n  node [fontname=\"sans\"];\n");
         let mut apps: Vec<&str> = Vec::new();
         for (i, n) in self.networks.iter().enumerate() {
-            let color = match n.state.as_str() {
-                "online" => "darkgreen",
-                "error" => "red",
-                _ => "orange",
+            let color = match n.state {
+                NetState::Online => "darkgreen",
+                NetState::Error => "red",
+                NetState::Init => "orange",
             };
             let _ = writeln!(
                 s,
@@ -274,7 +347,7 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
     w.key("id").str(&n.id);
     w.key("name").str(&n.name);
     w.key("type").str(&n.kind);
-    w.key("state").str(&n.state);
+    w.key("state").str(n.state.as_str());
     w.key("errors").begin_arr();
     for e in &n.errors {
         w.str(e);
@@ -282,11 +355,7 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
     w.end_arr();
     w.key("bridge").str(&n.bridge);
     w.key("ports").begin_obj();
-    w.key("active");
-    match &n.active_port {
-        Some(p) => w.str(p),
-        None => w.null(),
-    };
+    w.key("active").opt_str(n.active_port.as_deref());
     w.key("standby").begin_arr();
     for p in &n.standby_ports {
         w.str(p);
@@ -310,7 +379,7 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
             w.key("lease_expires").num(x);
         }
         w.key("host_ifname").str(&e.host_ifname);
-        w.key("state").str(&e.state);
+        w.key("state").str(e.state.as_str());
         if let Some(err) = &e.error {
             w.key("error").str(err);
         }
@@ -319,24 +388,22 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
     w.end_arr();
     if let Some(v) = &n.vpn {
         w.key("vpn").begin_obj();
-        w.key("state").str(&v.state);
-        w.key("port");
-        match &v.port {
-            Some(p) => w.str(p),
-            None => w.null(),
-        };
+        w.key("state").str(v.state.as_str());
+        w.key("port").opt_str(v.port.as_deref());
         w.key("remote").str(&v.remote);
-        w.key("since");
-        match v.since {
-            Some(t) => w.num(t),
-            None => w.null(),
-        };
+        w.key("since").opt_num(v.since);
         if counters {
             w.key("rx_bytes").num(v.rx_bytes);
             w.key("tx_bytes").num(v.tx_bytes);
-            for (k, raw) in &v.extra {
-                w.key(k).raw(raw);
-            }
+            let hex = |spi: Option<u32>| spi.map(|s| format!("{s:08x}"));
+            w.key("spi_in").opt_str(hex(v.spi_in).as_deref());
+            w.key("spi_out").opt_str(hex(v.spi_out).as_deref());
+            w.key("child_sa_age_secs").opt_num(v.child_age_secs);
+            w.key("ike_sa_age_secs").opt_num(v.ike_age_secs);
+            w.key("ike_rekeys").num(u64::from(v.ike_rekeys));
+            w.key("child_rekeys").num(u64::from(v.child_rekeys));
+            w.key("last_down").opt_str(v.last_down.as_deref());
+            w.key("dropped").num(v.dropped);
         }
         w.end_obj();
     }
@@ -344,15 +411,11 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
         w.key("mesh").begin_obj();
         w.key("registered").bool(m.registered);
         w.key("map_cache").num(m.map_cache);
-        w.key("rloc");
-        match &m.rloc {
-            Some(r) => w.str(r),
-            None => w.null(),
-        };
+        w.key("rloc").opt_str(m.rloc.as_deref());
         if counters {
-            for (k, raw) in &m.extra {
-                w.key(k).raw(raw);
-            }
+            w.key("encap").num(m.encap);
+            w.key("decap").num(m.decap);
+            w.key("dropped").num(m.dropped);
         }
         w.end_obj();
     }
@@ -373,7 +436,7 @@ mod tests {
                 id: "n".into(),
                 name: "lan".into(),
                 kind: "local".into(),
-                state: "online".into(),
+                state: NetState::Online,
                 bridge: "ec-lan".into(),
                 active_port: Some("eth0".into()),
                 endpoints: vec![EndpointStatus {
@@ -381,11 +444,11 @@ mod tests {
                     interface: "eth0".into(),
                     mac: "02:00:00:00:00:01".into(),
                     ip: Some("10.1.0.23".into()),
-                    state: "up".into(),
+                    state: EndpointState::Up,
                     ..Default::default()
                 }],
                 vpn: Some(VpnStatus {
-                    state: "established".into(),
+                    state: VpnState::Established,
                     rx_bytes: 5,
                     ..Default::default()
                 }),

@@ -71,11 +71,20 @@ impl JsonWriter {
         self
     }
 
-    /// A value that is already JSON text.
-    pub fn raw(&mut self, json: &str) -> &mut Self {
-        self.sep();
-        self.out.push_str(json);
-        self
+    /// A string, or null.
+    pub fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    /// A number, or null.
+    pub fn opt_num(&mut self, n: Option<u64>) -> &mut Self {
+        match n {
+            Some(n) => self.num(n),
+            None => self.null(),
+        }
     }
 
     pub fn begin_obj(&mut self) -> &mut Self {
