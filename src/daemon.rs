@@ -10,11 +10,8 @@ use crate::netlink::monitor::{Event, Monitor};
 use crate::persist;
 use crate::reconcile::facts::Facts;
 use crate::reconcile::{Outcome, Reconciler};
-use crate::services::dhcp::{DhcpShell, LeaseEvent};
-use crate::services::dns::DnsShell;
-use crate::services::mesh::MeshShell;
-use crate::services::vpn::VpnShell;
-use crate::status::{EndpointState, EndpointStatus, NetState, NetworkStatus, Status, VpnState};
+use crate::services::{LeaseEvent, ServiceEvent, Services};
+use crate::status::{EndpointState, EndpointStatus, NetState, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -53,12 +50,10 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const T_MONITOR: u64 = 1;
 const T_INOTIFY: u64 = 2;
 const T_CONTROL: u64 = 3;
+const T_CONTROLLER: u64 = 4;
 const T_CONN: u64 = 0x100;
-const T_DNS: u64 = 0x10000;
-const T_MESH: u64 = 0x20000;
-const T_VPN: u64 = 0x30000;
-const T_DHCP: u64 = 4;
-const T_CONTROLLER: u64 = 5;
+/// Service `i` owns the tokens from `T_SERVICES + i * services::TOKEN_SPAN`.
+const T_SERVICES: u64 = 0x10000;
 /// Status goes to the controller when it changes in substance, and this often anyway
 /// (with counters).
 const STATUS_EVERY: Duration = Duration::from_secs(300);
@@ -90,14 +85,15 @@ pub struct Daemon {
     last_changes: u64,
     last_apply_ms: u64,
     facts: Facts,
-    dns: DnsShell,
-    dhcp: DhcpShell,
-    mesh: MeshShell,
-    vpn: VpnShell,
+    services: Services,
+    /// Networks whose DNS names must follow their leases before DNS next reads.
+    hosts_stale: Vec<String>,
+    /// Scratch: the events of one service call, routed at once.
+    events: Vec<ServiceEvent>,
     /// The links as the last reconcile pass left them.
     links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
-    service_errors: HashMap<String, Vec<String>>,
+    service_errors: std::collections::BTreeMap<String, Vec<String>>,
     controller: Option<crate::controller::Controller>,
     /// Why the last controller poll failed, if it did.
     controller_error: Option<String>,
@@ -107,8 +103,6 @@ pub struct Daemon {
     status_dirty: bool,
     /// The status last posted, without counters.
     posted: String,
-    /// The tunnels' states as last seen (a change is status of substance).
-    tunnel_states: String,
     next_post: Instant,
     /// The longest the loop spent between two waits.
     loop_worst: Duration,
@@ -145,18 +139,16 @@ impl Daemon {
             last_changes: 0,
             last_apply_ms: 0,
             facts: Facts::default(),
-            dns: DnsShell::new(),
-            mesh: MeshShell::new(),
-            vpn: VpnShell::new(),
-            dhcp: DhcpShell::new(&settings_state_dir),
+            services: Services::new(&settings_state_dir),
+            hosts_stale: Vec::new(),
+            events: Vec::new(),
             links: Vec::new(),
-            service_errors: HashMap::new(),
+            service_errors: Default::default(),
             controller: None,
             controller_error: None,
             poll_ms: None,
             status_dirty: true,
             posted: String::new(),
-            tunnel_states: String::new(),
             next_post: Instant::now(),
             loop_worst: Duration::ZERO,
             loop_window: (Duration::ZERO, Duration::ZERO, Instant::now()),
@@ -364,45 +356,48 @@ impl Daemon {
 
     /// Points the services at the networks as they now are.
     fn refresh_services(&mut self, cfg: &Config) {
-        let system = crate::services::dns::system_resolvers();
-        let specs = crate::services::dns_specs(cfg, &self.facts, &system);
-        self.service_errors.clear();
-        for (net, e) in self.dns.set_networks(&specs) {
-            self.service_errors.entry(net).or_default().push(e);
-        }
-        let specs = crate::services::dhcp_specs(cfg, &self.facts);
-        for (net, e) in self.dhcp.set_networks(&specs, &self.links, Instant::now()) {
-            self.service_errors.entry(net).or_default().push(e);
-        }
+        self.service_errors =
+            self.services
+                .configure(cfg, &self.facts, &self.links, Instant::now());
         for n in cfg.networks.iter().filter(|n| n.ip.is_some()) {
-            self.dhcp.changed.push(n.id.clone());
+            self.mark_hosts_stale(&n.id);
         }
         self.refresh_hosts();
-        let leased = self.leased_senders();
-        let specs = crate::services::mesh_specs(cfg, &self.facts, &leased);
-        for (net, e) in self.mesh.set_networks(&specs, Instant::now()) {
-            self.service_errors.entry(net).or_default().push(e);
-        }
-        let specs = crate::services::vpn_specs(cfg, &self.facts);
-        for (net, e) in self.vpn.set_networks(&specs, Instant::now()) {
-            self.service_errors.entry(net).or_default().push(e);
+    }
+
+    fn mark_hosts_stale(&mut self, net_id: &str) {
+        if !self.hosts_stale.iter().any(|n| n == net_id) {
+            self.hosts_stale.push(net_id.to_string());
         }
     }
 
-    /// After DHCP granted or ended leases: a mesh network's EIDs and host routes
-    /// follow its leases, through a reconcile soon.
-    fn after_leases(&mut self) {
-        if self.dhcp.touched.is_empty() {
+    /// Sends the events of the last service call where they belong: leases to the
+    /// firewall (at once, before the replies that granted them leave), to DNS (its
+    /// names follow lazily) and to the mesh's EIDs (through a reconcile soon);
+    /// everything to status.
+    fn route(&mut self) {
+        if self.events.is_empty() {
             return;
         }
-        let touched = std::mem::take(&mut self.dhcp.touched);
-        let Some(cfg) = &self.config else { return };
-        let mesh_changed = touched
-            .iter()
-            .any(|id| cfg.network(id).is_some_and(|n| n.kind == NetKind::Mesh));
+        let events = std::mem::take(&mut self.events);
         self.status_dirty = true;
-        if mesh_changed {
-            self.schedule(DEBOUNCE);
+        let mut leases = Vec::new();
+        for ev in events {
+            match ev {
+                ServiceEvent::Lease(l) => {
+                    let net_id = l.net_id().to_string();
+                    self.mark_hosts_stale(&net_id);
+                    let mesh = self.config.as_ref().and_then(|c| c.network(&net_id));
+                    if mesh.is_some_and(|n| n.kind == NetKind::Mesh) {
+                        self.schedule(DEBOUNCE);
+                    }
+                    leases.push(l);
+                }
+                ServiceEvent::StateChanged { .. } => {}
+            }
+        }
+        if !leases.is_empty() {
+            Self::on_leases(&mut self.recon, &leases);
         }
     }
 
@@ -412,26 +407,19 @@ impl Daemon {
         let Some(cfg) = self.config.as_ref() else {
             return;
         };
-        if !self.dhcp.changed.is_empty() {
-            self.status_dirty = true;
-        }
-        for net_id in std::mem::take(&mut self.dhcp.changed) {
+        for net_id in std::mem::take(&mut self.hosts_stale) {
             let Some(i) = cfg.networks.iter().position(|n| n.id == net_id) else {
                 continue;
             };
             let mut hosts = crate::services::static_hosts(cfg, i);
-            hosts.extend(self.dhcp.hosts(&net_id));
-            self.dns.set_hosts(&net_id, hosts);
+            hosts.extend(self.services.dhcp.hosts(&net_id));
+            self.services.dns.set_hosts(&net_id, hosts);
         }
     }
 
     /// Who DHCP has admitted, as firewall tuples.
     fn leased_senders(&self) -> Vec<Allowed> {
-        self.dhcp
-            .senders()
-            .into_iter()
-            .map(|(_, ifname, mac, ip)| Allowed::new(&ifname, mac, Some(ip)))
-            .collect()
+        self.services.dhcp.admitted()
     }
 
     /// Lets the clients of a batch of lease events in (or out) of the anti-spoofing
@@ -540,42 +528,17 @@ impl Daemon {
         s.device_id = cfg.device_id.clone();
         s.config_version = cfg.version.clone();
         s.applied = self.applied;
+        let now = Instant::now();
         for (i, n) in cfg.networks.iter().enumerate() {
             let rt = self.runtime.get(i).cloned().unwrap_or_default();
             let mut errors = rt.errors.clone();
             if let Some(f) = &self.fatal {
                 errors.push(f.clone());
             }
-            // A cloud network works when its tunnel does.
-            if n.kind == NetKind::Cloud && errors.is_empty() {
-                match self.vpn.status(&n.id, Instant::now()) {
-                    Some(v) if v.state == VpnState::Established => {}
-                    Some(v) => errors.push(format!(
-                        "VPN to {} is {}{}",
-                        n.vpn
-                            .as_ref()
-                            .map(|x| x.remote.to_string())
-                            .unwrap_or_default(),
-                        v.state,
-                        v.last_down
-                            .map(|d| format!(" (last down: {d})"))
-                            .unwrap_or_default()
-                    )),
-                    None => {}
-                }
-            }
-            let state = if !self.applied {
-                NetState::Init
-            } else if errors.is_empty() {
-                NetState::Online
-            } else {
-                NetState::Error
-            };
             let mut ns = NetworkStatus {
                 id: n.id.clone(),
                 name: n.name.clone(),
                 kind: n.kind.as_str().into(),
-                state,
                 errors,
                 bridge: n.bridge.clone(),
                 active_port: match n.kind {
@@ -598,26 +561,21 @@ impl Daemon {
                 },
                 ..Default::default()
             };
-            let leases = self.dhcp.eco_leases(&n.id);
             for app in &cfg.apps {
                 for itf in app.interfaces.iter().filter(|x| x.network == i) {
                     let issue = rt.endpoint_issues.get(&(app.id.clone(), itf.name.clone()));
-                    let lease = leases.get(&crate::dhcp::EndpointKey {
-                        app_id: app.id.clone(),
-                        ifname: itf.name.clone(),
-                    });
+                    // DHCP adds the leases below.
                     ns.endpoints.push(EndpointStatus {
                         app: app.id.clone(),
                         app_name: app.name.clone(),
                         interface: itf.name.clone(),
                         mac: itf.eco_mac(&app.id).to_string(),
-                        ip: itf.ip.or(lease.map(|l| l.1)).map(|ip| ip.to_string()),
-                        hostname: match (lease, itf.ip, n.kind.is_l3()) {
-                            (Some(l), _, _) if !l.2.is_empty() => Some(l.2.clone()),
-                            (None, Some(_), true) => crate::services::host_label(&app.name),
+                        ip: itf.ip.map(|ip| ip.to_string()),
+                        hostname: match (itf.ip, n.kind.is_l3()) {
+                            (Some(_), true) => crate::services::host_label(&app.name),
                             _ => None,
                         },
-                        lease_expires: lease.map(|l| l.3),
+                        lease_expires: None,
                         host_ifname: itf.host_ifname.clone(),
                         state: if issue.is_some() || !self.applied {
                             EndpointState::Waiting
@@ -628,16 +586,14 @@ impl Daemon {
                     });
                 }
             }
-            if n.kind == NetKind::Cloud {
-                if let Some(v) = self.vpn.status(&n.id, Instant::now()) {
-                    ns.active_port = v.port.clone();
-                    ns.standby_ports = v.standby.clone();
-                    ns.vpn = Some(v);
-                }
-            }
-            if n.kind == NetKind::Mesh {
-                ns.mesh = Some(self.mesh.status(&n.id).unwrap_or_default());
-            }
+            self.services.status(n, now, &mut ns);
+            ns.state = if !self.applied {
+                NetState::Init
+            } else if ns.errors.is_empty() {
+                NetState::Online
+            } else {
+                NetState::Error
+            };
             s.networks.push(ns);
         }
         s
@@ -722,12 +678,7 @@ impl Handler for Daemon {
         for (i, (fd, w)) in self.control.conn_fds().enumerate() {
             p.add(fd, w, T_CONN + i as u64);
         }
-        self.dns.register(p, T_DNS);
-        self.mesh.register(p, T_MESH);
-        self.vpn.register(p, T_VPN);
-        if let Some(fd) = self.dhcp.fd() {
-            p.add(fd, false, T_DHCP);
-        }
+        self.services.register(p, T_SERVICES);
         if let Some(c) = &self.controller {
             p.add(c.fd(), false, T_CONTROLLER);
         }
@@ -751,20 +702,18 @@ impl Handler for Daemon {
             }
             T_CONTROL => self.control.accept(now),
             T_CONTROLLER => self.on_controller(),
-            T_DHCP => {
-                let recon = &mut self.recon;
-                self.dhcp.ready(now, &mut |evs| Self::on_leases(recon, evs));
-                self.after_leases();
-            }
-            t if MeshShell::owns(t, T_MESH) => self.mesh.ready(t, T_MESH, now),
-            t if VpnShell::owns(t, T_VPN) => self.vpn.ready(t, T_VPN, now),
-            t if DnsShell::owns(t, T_DNS) => {
+            t if t >= T_SERVICES => {
+                let Some(at) = self.services.slot(t, T_SERVICES) else {
+                    return;
+                };
                 // Names follow the leases lazily: the zones are brought up to date
                 // just before a query can see them, not after every DHCP packet.
-                if !self.dhcp.changed.is_empty() {
+                if at.service == Services::DNS && !self.hosts_stale.is_empty() {
                     self.refresh_hosts();
                 }
-                self.dns.ready(t, T_DNS, now)
+                self.services.ready(at, now, &mut self.events);
+                self.route();
+                self.services.flush_one(at);
             }
             t if t >= T_CONN => {
                 let status = self.status();
@@ -782,27 +731,15 @@ impl Handler for Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         let d = earliest(self.reconcile_at, Some(self.resync_at));
         let d = earliest(d, self.control.next_deadline());
-        let d = earliest(d, self.dhcp.next_deadline());
-        let d = earliest(d, self.mesh.next_deadline());
-        let d = earliest(d, self.vpn.next_deadline());
         let d = earliest(d, self.controller.as_ref().map(|_| self.next_post));
-        earliest(d, self.dns.next_deadline())
+        earliest(d, self.services.poll_timeout())
     }
 
     fn tick(&mut self, now: Instant) {
         self.control.reap(now);
-        self.dns.tick(now);
-        let recon = &mut self.recon;
-        self.dhcp.tick(now, &mut |evs| Self::on_leases(recon, evs));
-        // Leases are status of substance; DNS names follow lazily (see `ready`).
-        self.after_leases();
-        self.mesh.tick(now);
-        self.vpn.tick(now);
-        let states = format!("{}{}", self.vpn.summary(), self.mesh.summary());
-        if states != self.tunnel_states {
-            self.tunnel_states = states;
-            self.status_dirty = true;
-        }
+        self.services.handle_timeout(now, &mut self.events);
+        self.route();
+        self.services.flush();
         if self.reconcile_at.is_some_and(|t| t <= now) || self.resync_at <= now {
             self.reconcile(now);
         }
@@ -819,7 +756,7 @@ impl Handler for Daemon {
     }
 
     fn shutdown(&mut self) {
-        self.dhcp.save_all();
+        self.services.shutdown();
     }
 
     fn reload(&mut self) {

@@ -131,6 +131,23 @@ pub enum Output {
     Probe(Ipv4Addr),
 }
 
+/// A lease the server granted (every ACK with an address: new, renewed, rapid
+/// commit) or ended (a valid RELEASE or DECLINE), with the sender it concerns: the
+/// firewall admits or dismisses exactly that (MAC, address) on that endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChange {
+    Granted {
+        endpoint: EndpointKey,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    },
+    Ended {
+        endpoint: EndpointKey,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    },
+}
+
 /// How a nested guest identifies itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ClientKey {

@@ -24,7 +24,7 @@
 //! that their lease may still run are held (not reused) until it surely has ended.
 
 use super::store;
-use super::{ClientKey, Config, EndpointKey, LeaseInfo, Output, Reply, Rx};
+use super::{ClientKey, Config, EndpointKey, LeaseChange, LeaseInfo, Output, Reply, Rx};
 use crate::addr::MacAddr;
 use crate::wire::dhcp::{self as wire, Addrs, MessageType, Routes};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -269,6 +269,8 @@ pub struct Server {
     dirty: bool,
     touched: bool,
     last_flush: Option<u64>,
+    /// Leases granted or ended since the shell last took them.
+    changes: Vec<LeaseChange>,
 }
 
 fn after(now: Instant, d: Duration) -> Instant {
@@ -310,6 +312,7 @@ impl Server {
             dirty: false,
             touched: false,
             last_flush: None,
+            changes: Vec::new(),
         };
         s.update_config(cfg);
         s.dirty = false;
@@ -688,11 +691,11 @@ impl Server {
             MessageType::Discover => self.discover(now, wall, ident, &ctx, rx.payload, buf),
             MessageType::Request => self.request(now, wall, ident, &ctx, buf),
             MessageType::Release => {
-                self.release(wall, &ident, &req);
+                self.release(wall, &ident, &ctx);
                 None
             }
             MessageType::Decline => {
-                self.decline(now, &ident, &req);
+                self.decline(now, &ident, &ctx);
                 None
             }
             MessageType::Inform => self.inform(&ctx, buf),
@@ -1056,10 +1059,12 @@ impl Server {
             self.dirty = true;
         }
         self.set_lease(ip, Some(lease));
+        self.changed(true, ident, ctx.src_mac, ip);
         Some(reply)
     }
 
-    fn release(&mut self, wall: u64, ident: &Ident, req: &wire::Repr<'_>) {
+    fn release(&mut self, wall: u64, ident: &Ident, ctx: &Ctx<'_>) {
+        let req = ctx.req;
         if req
             .server_id
             .is_some_and(|s| u32::from(s) != self.net.gateway)
@@ -1075,9 +1080,24 @@ impl Server {
             self.touched = true;
         }
         self.set_lease(c, None);
+        self.changed(false, ident, ctx.src_mac, c);
     }
 
-    fn decline(&mut self, now: Instant, ident: &Ident, req: &wire::Repr<'_>) {
+    /// Records a lease granted or ended for the shell ([`Server::take_changes`]).
+    fn changed(&mut self, granted: bool, ident: &Ident, mac: MacAddr, ip: Ip) {
+        let Some(endpoint) = self.eps.key(ident.ep()).cloned() else {
+            return;
+        };
+        let ip = Ipv4Addr::from(ip);
+        self.changes.push(if granted {
+            LeaseChange::Granted { endpoint, mac, ip }
+        } else {
+            LeaseChange::Ended { endpoint, mac, ip }
+        });
+    }
+
+    fn decline(&mut self, now: Instant, ident: &Ident, ctx: &Ctx<'_>) {
+        let req = ctx.req;
         if req
             .server_id
             .is_some_and(|s| u32::from(s) != self.net.gateway)
@@ -1097,6 +1117,7 @@ impl Server {
             }
             self.remove_alloc(ip);
             self.dirty = true;
+            self.changed(false, ident, ctx.src_mac, ip);
         } else if self.resv_by_ident.get(ident) == Some(&ip) {
             self.remove_resv(ip);
         } else {
@@ -1292,6 +1313,13 @@ impl Server {
             self.mark_bad(ip, now);
         }
         None
+    }
+
+    /// The leases granted or ended since the last call, in order. The shell hands
+    /// them on (the firewall admits a client) before it sends the replies that
+    /// granted them.
+    pub fn take_changes(&mut self) -> Vec<LeaseChange> {
+        std::mem::take(&mut self.changes)
     }
 
     /// When `poll` next has something to do.

@@ -280,6 +280,44 @@ fn udhcpc_exchange() {
     assert!(!h.s.take_dirty(h.wall));
 }
 
+/// The server itself says which leases it granted or ended: every ACK with an
+/// address (renewals too), a valid RELEASE; not an OFFER, an INFORM, or a RELEASE
+/// meant for another server or of an address the client does not hold.
+#[test]
+fn lease_changes_come_from_the_server() {
+    use crate::dhcp::LeaseChange;
+    let mut h = H::new(config());
+    let granted = LeaseChange::Granted {
+        endpoint: key("web"),
+        mac: CLIENT,
+        ip: ip(49),
+    };
+    let _ = h.discover_probed("web", CLIENT, payload(&UDHCPC_DISCOVER));
+    assert_eq!(h.s.take_changes(), []);
+    h.reply("web", CLIENT, payload(&UDHCPC_REQUEST));
+    assert_eq!(h.s.take_changes(), std::slice::from_ref(&granted));
+    assert_eq!(h.s.take_changes(), [], "taken once");
+    h.advance(Duration::from_secs(1800));
+    h.reply("web", CLIENT, payload(&UDHCPC_RENEW));
+    assert_eq!(h.s.take_changes(), [granted]);
+    let elsewhere = edit(&UDHCPC_RELEASE, |r| {
+        r.server_id = Some(Ipv4Addr::new(192, 0, 2, 99))
+    });
+    assert_eq!(h.rx("web", CLIENT, &elsewhere), None);
+    let not_held = edit(&UDHCPC_RELEASE, |r| r.client_ip = ip(50));
+    assert_eq!(h.rx("web", CLIENT, &not_held), None);
+    assert_eq!(h.s.take_changes(), []);
+    assert_eq!(h.rx("web", CLIENT, payload(&UDHCPC_RELEASE)), None);
+    assert_eq!(
+        h.s.take_changes(),
+        [LeaseChange::Ended {
+            endpoint: key("web"),
+            mac: CLIENT,
+            ip: ip(49),
+        }]
+    );
+}
+
 #[test]
 fn dhclient_exchange() {
     let mut h = H::new(config());

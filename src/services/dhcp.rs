@@ -9,10 +9,13 @@
 //! allocation changes, at most once a second, never on a mere renewal.
 
 use super::sock;
+use super::{NetErrors, Service, ServiceEvent, World};
 use crate::addr::MacAddr;
-use crate::dhcp::{frame, Config, EndpointKey, Output, Rx, Server};
+use crate::config::Network;
+use crate::dhcp::{frame, Config, EndpointKey, LeaseChange, Output, Rx, Server};
+use crate::firewall::Allowed;
 use crate::netlink::link::Link;
-use crate::wire::dhcp::{MessageType, Packet, Repr};
+use crate::status::NetworkStatus;
 use crate::wire::udp::Checksum;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -50,6 +53,14 @@ pub enum LeaseEvent {
     },
 }
 
+impl LeaseEvent {
+    pub fn net_id(&self) -> &str {
+        match self {
+            LeaseEvent::Granted { net_id, .. } | LeaseEvent::Ended { net_id, .. } => net_id,
+        }
+    }
+}
+
 struct NetDhcp {
     spec: NetSpec,
     server: Server,
@@ -71,12 +82,6 @@ pub struct DhcpShell {
     /// clients: (interface index, range in `held_bytes`).
     held: Vec<(i32, std::ops::Range<usize>)>,
     held_bytes: Vec<u8>,
-    /// The lease events of one batch, in order.
-    events: Vec<LeaseEvent>,
-    /// Networks whose leases changed since the DNS zones were last refreshed.
-    pub changed: Vec<String>,
-    /// The same, since the daemon last looked (for status and mesh routes).
-    pub touched: Vec<String>,
 }
 
 /// Wall-clock unix seconds. Read with clock_gettime through nix rather than
@@ -112,9 +117,6 @@ impl DhcpShell {
             tx: vec![0; 2048],
             held: Vec::new(),
             held_bytes: Vec::new(),
-            events: Vec::new(),
-            changed: Vec::new(),
-            touched: Vec::new(),
         }
     }
 
@@ -219,19 +221,19 @@ impl DhcpShell {
         }
     }
 
-    pub fn fd(&self) -> Option<i32> {
+    fn fd(&self) -> Option<i32> {
         self.sock.as_ref().map(|s| s.as_raw_fd())
     }
 
     /// Every lease (presumed ones too) of every network: who may send from what.
-    pub fn senders(&self) -> Vec<(String, String, MacAddr, Ipv4Addr)> {
+    pub fn admitted(&self) -> Vec<Allowed> {
         let mut v = Vec::new();
         for n in &self.nets {
             let ifname_of: HashMap<&EndpointKey, &String> =
                 n.spec.endpoints.iter().map(|(k, i)| (k, i)).collect();
             for l in n.server.held() {
                 if let Some(ifn) = ifname_of.get(l.endpoint) {
-                    v.push((n.spec.net_id.clone(), (*ifn).clone(), l.mac, l.ip));
+                    v.push(Allowed::new(ifn, l.mac, Some(l.ip)));
                 }
             }
         }
@@ -240,10 +242,7 @@ impl DhcpShell {
 
     /// A network's leases for status: endpoint → (MAC, IP, host name, expiry) of the
     /// ECO itself.
-    pub fn eco_leases(
-        &self,
-        net_id: &str,
-    ) -> HashMap<EndpointKey, (MacAddr, Ipv4Addr, String, u64)> {
+    fn eco_leases(&self, net_id: &str) -> HashMap<EndpointKey, (MacAddr, Ipv4Addr, String, u64)> {
         let mut m = HashMap::new();
         if let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net_id) {
             for l in n.server.leases() {
@@ -269,11 +268,11 @@ impl DhcpShell {
             .collect()
     }
 
-    /// Handles the waiting frames. `on_events` gets the lease events of the batch, in
-    /// order, before any reply granting an address goes out (so the firewall admits
-    /// the clients before they use their addresses): one firewall update per batch,
-    /// not one per client.
-    pub fn ready(&mut self, now: Instant, on_events: &mut dyn FnMut(&[LeaseEvent])) {
+    /// Handles the waiting frames. The batch's lease events go to `events`; the
+    /// replies that granted them are held until [`Service::flush`], after the daemon
+    /// has routed the events (so the firewall admits the clients before they use
+    /// their addresses): one firewall update per batch, not one per client.
+    fn ready_frames(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
         let Some(fd) = self.fd() else { return };
         let wall = wall_now();
         // Bounded per wakeup so a flood cannot starve the loop.
@@ -294,7 +293,7 @@ impl DhcpShell {
             let frame_bytes = &self.rx[..from.len];
             if let Some((mac, ip)) = frame::parse_arp(frame_bytes) {
                 if let Some(out) = n.server.handle_arp(now, mac, ip) {
-                    Self::emit(fd, n, None, out, &mut self.tx);
+                    Self::emit(fd, n, None, out, &mut self.tx, events);
                 }
                 continue;
             }
@@ -305,11 +304,7 @@ impl DhcpShell {
             else {
                 continue;
             };
-            let req_type = Packet::new_checked(payload)
-                .ok()
-                .and_then(|p| Repr::parse(&p).ok())
-                .map(|r| (r.message_type, r.client_ip, r.requested_ip));
-            let Some((key, ifname)) = n.spec.endpoints.get(ei) else {
+            let Some((key, _)) = n.spec.endpoints.get(ei) else {
                 continue;
             };
             let rx = Rx {
@@ -321,53 +316,28 @@ impl DhcpShell {
             let out = n
                 .server
                 .handle(now, wall, rx, &mut self.tx[frame::PAYLOAD_OFFSET..]);
-            if let Some((t, ciaddr, requested)) = req_type {
-                let ended = match t {
-                    MessageType::Release => Some(ciaddr),
-                    MessageType::Decline => requested,
-                    _ => None,
-                };
-                if let Some(ip) = ended.filter(|ip| !ip.is_unspecified()) {
-                    self.events.push(LeaseEvent::Ended {
-                        net_id: n.spec.net_id.clone(),
-                        ifname: ifname.clone(),
-                        mac: src_mac,
-                        ip,
-                    });
-                    mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
-                }
-            }
-            if let Some(out) = out {
-                let via = (ifname.clone(), from.ifindex, src_mac);
-                if let Emitted::Grant {
+            let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, events));
+            if let Some(Emitted::Grant { ifindex, len }) = out {
+                hold(
+                    &mut self.held,
+                    &mut self.held_bytes,
                     ifindex,
-                    len,
-                    event,
-                } = Self::emit(fd, n, Some(via), out, &mut self.tx)
-                {
-                    mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
-                    self.events.push(event);
-                    hold(
-                        &mut self.held,
-                        &mut self.held_bytes,
-                        ifindex,
-                        &self.tx[..len],
-                    );
-                }
+                    &self.tx[..len],
+                );
             }
             if n.server.take_dirty(wall) && n.write_at.is_none() {
                 n.write_at = Some(now + WRITE_EVERY);
             }
         }
-        self.release_held(fd, on_events);
     }
 
-    /// Hands the batch's events over, then sends the replies held for them.
-    fn release_held(&mut self, fd: i32, on_events: &mut dyn FnMut(&[LeaseEvent])) {
-        if !self.events.is_empty() {
-            on_events(&self.events);
-            self.events.clear();
-        }
+    /// Sends the replies held for the batch's events.
+    fn release_held(&mut self) {
+        let Some(fd) = self.fd() else {
+            self.held.clear();
+            self.held_bytes.clear();
+            return;
+        };
         for (ifindex, r) in self.held.drain(..) {
             if let Some(f) = self.held_bytes.get(r) {
                 let _ = sock::send_frame(fd, ifindex, f);
@@ -376,16 +346,45 @@ impl DhcpShell {
         self.held_bytes.clear();
     }
 
-    /// Sends an output, except a reply that grants an address: that frame is built
-    /// and handed back with its event, so the caller admits the client to the
-    /// firewall before the client sees the ACK.
+    /// Sends an output, except a reply that granted an address: the server's lease
+    /// changes go to `events`, and that reply is built and handed back, so the
+    /// caller admits the client to the firewall before the client sees the ACK.
+    /// `via`: the interface the request came in on.
     fn emit(
         fd: i32,
         n: &mut NetDhcp,
-        via: Option<(String, i32, MacAddr)>,
+        via: Option<i32>,
         out: Output,
         tx: &mut [u8],
+        events: &mut Vec<ServiceEvent>,
     ) -> Emitted {
+        let mut granted = false;
+        for c in n.server.take_changes() {
+            let (endpoint, mac, ip, is_grant) = match c {
+                LeaseChange::Granted { endpoint, mac, ip } => (endpoint, mac, ip, true),
+                LeaseChange::Ended { endpoint, mac, ip } => (endpoint, mac, ip, false),
+            };
+            let Some((_, ifname)) = n.spec.endpoints.iter().find(|(k, _)| *k == endpoint) else {
+                continue;
+            };
+            let (net_id, ifname) = (n.spec.net_id.clone(), ifname.clone());
+            granted |= is_grant;
+            events.push(ServiceEvent::Lease(if is_grant {
+                LeaseEvent::Granted {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                }
+            } else {
+                LeaseEvent::Ended {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                }
+            }));
+        }
         match out {
             Output::Probe(ip) => {
                 if n.bridge_index > 0 {
@@ -396,53 +395,23 @@ impl DhcpShell {
                 Emitted::Done
             }
             Output::Reply(r) => {
-                let ack = tx
-                    .get(frame::PAYLOAD_OFFSET..frame::PAYLOAD_OFFSET + r.payload_len)
-                    .and_then(|b| Packet::new_checked(b).ok())
-                    .and_then(|p| Repr::parse(&p).ok())
-                    .filter(|p| p.message_type == MessageType::Ack && !p.your_ip.is_unspecified())
-                    .map(|p| p.your_ip);
                 let Some(len) = frame::emit_reply(tx, n.bridge_mac, n.spec.cfg.gateway, &r) else {
                     return Emitted::Done;
                 };
                 // Out of the port the request came in on; otherwise (an offer after a
                 // probe window) out of the bridge, which delivers it by MAC.
-                let ifindex = via.as_ref().map_or(n.bridge_index, |v| v.1);
-                let who = match via {
-                    Some((ifname, _, mac)) => Some((ifname, mac)),
-                    None => ack.and_then(|ip| {
-                        let l = n.server.held().find(|l| l.ip == ip)?;
-                        let ifname = n
-                            .spec
-                            .endpoints
-                            .iter()
-                            .find(|(k, _)| k == l.endpoint)?
-                            .1
-                            .clone();
-                        Some((ifname, l.mac))
-                    }),
-                };
-                match (ack, who) {
-                    (Some(ip), Some((ifname, mac))) => Emitted::Grant {
-                        ifindex,
-                        len,
-                        event: LeaseEvent::Granted {
-                            net_id: n.spec.net_id.clone(),
-                            ifname,
-                            mac,
-                            ip,
-                        },
-                    },
-                    _ => {
-                        let _ = sock::send_frame(fd, ifindex, &tx[..len]);
-                        Emitted::Done
-                    }
+                let ifindex = via.unwrap_or(n.bridge_index);
+                if granted {
+                    Emitted::Grant { ifindex, len }
+                } else {
+                    let _ = sock::send_frame(fd, ifindex, &tx[..len]);
+                    Emitted::Done
                 }
             }
         }
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         self.nets
             .iter()
             .flat_map(|n| [n.server.poll_timeout(), n.write_at])
@@ -451,12 +420,11 @@ impl DhcpShell {
     }
 
     /// Timers: offers after their probe window, expiries, lease files due. Lease
-    /// events go to `on_events` as in [`DhcpShell::ready`].
-    pub fn tick(&mut self, now: Instant, on_events: &mut dyn FnMut(&[LeaseEvent])) {
+    /// events go to `events` as in [`DhcpShell::ready_frames`].
+    fn tick(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
         let wall = wall_now();
-        let fd = self.fd();
-        for n in self.nets.iter_mut() {
-            if let Some(fd) = fd {
+        if let Some(fd) = self.fd() {
+            for n in self.nets.iter_mut() {
                 for _ in 0..256 {
                     let Some(out) = n
                         .server
@@ -464,14 +432,9 @@ impl DhcpShell {
                     else {
                         break;
                     };
-                    if let Emitted::Grant {
-                        ifindex,
-                        len,
-                        event,
-                    } = Self::emit(fd, n, None, out, &mut self.tx)
+                    if let Emitted::Grant { ifindex, len } =
+                        Self::emit(fd, n, None, out, &mut self.tx, events)
                     {
-                        mark_changed(&mut self.changed, &mut self.touched, &n.spec.net_id);
-                        self.events.push(event);
                         hold(
                             &mut self.held,
                             &mut self.held_bytes,
@@ -482,10 +445,11 @@ impl DhcpShell {
                 }
             }
         }
-        if let Some(fd) = fd {
-            self.release_held(fd, on_events);
-        }
-        // Lease files last: a write (with fsync) must not delay the replies above.
+    }
+
+    /// Lease files due, last: a write (with fsync) must not delay the replies.
+    fn save_due(&mut self, now: Instant) {
+        let wall = wall_now();
         for n in self.nets.iter_mut() {
             if n.server.take_dirty(wall) && n.write_at.is_none() {
                 n.write_at = Some(now + WRITE_EVERY);
@@ -498,12 +462,65 @@ impl DhcpShell {
     }
 
     /// Writes every unsaved lease file (on exit).
-    pub fn save_all(&mut self) {
+    fn save_all(&mut self) {
         for n in &self.nets {
             if n.server.has_unsaved() || n.write_at.is_some() {
                 save(n);
             }
         }
+    }
+}
+
+impl Service for DhcpShell {
+    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
+        self.set_networks(&super::dhcp_specs(w.cfg, w.facts), w.links, now)
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        if let Some(fd) = self.fd() {
+            p.add(fd, false, base);
+        }
+    }
+
+    fn ready(&mut self, _slot: u64, now: Instant, events: &mut Vec<ServiceEvent>) {
+        self.ready_frames(now, events);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
+        self.tick(now, events);
+    }
+
+    /// The replies held for the routed events, then the lease files due.
+    fn flush(&mut self) {
+        self.release_held();
+        self.save_due(Instant::now());
+    }
+
+    /// Each endpoint's lease: its address (a static one wins), name and expiry.
+    fn status(&self, net: &Network, _now: Instant, ns: &mut NetworkStatus) {
+        let leases = self.eco_leases(&net.id);
+        if leases.is_empty() {
+            return;
+        }
+        for e in &mut ns.endpoints {
+            let key = EndpointKey {
+                app_id: e.app.clone(),
+                ifname: e.interface.clone(),
+            };
+            if let Some((_, ip, name, expires)) = leases.get(&key) {
+                e.ip = e.ip.take().or_else(|| Some(ip.to_string()));
+                e.hostname = (!name.is_empty()).then(|| name.clone());
+                e.lease_expires = Some(*expires);
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.save_all();
     }
 }
 
@@ -514,7 +531,6 @@ enum Emitted {
     Grant {
         ifindex: i32,
         len: usize,
-        event: LeaseEvent,
     },
 }
 
@@ -528,14 +544,6 @@ fn hold(
     let start = bytes.len();
     bytes.extend_from_slice(f);
     held.push((ifindex, start..start + f.len()));
-}
-
-fn mark_changed(changed: &mut Vec<String>, touched: &mut Vec<String>, net: &str) {
-    for v in [changed, touched] {
-        if !v.iter().any(|n| n == net) {
-            v.push(net.to_string());
-        }
-    }
 }
 
 fn save(n: &NetDhcp) {

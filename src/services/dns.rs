@@ -245,7 +245,7 @@ impl DnsShell {
         }
     }
 
-    pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
         for (i, n) in self.nets.iter().enumerate() {
             let t = base + i as u64 * PER_NET;
             p.add(n.udp.as_raw_fd(), false, t);
@@ -268,11 +268,7 @@ impl DnsShell {
         }
     }
 
-    pub fn owns(token: u64, base: u64) -> bool {
-        (base..base + 0x10000).contains(&token)
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         let conns = self
             .clients
             .iter()
@@ -283,7 +279,7 @@ impl DnsShell {
     }
 
     /// Retries, SERVFAILs and idle connections due by `now`.
-    pub fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant) {
         // Bounded: the core hands out one action per call.
         for _ in 0..1024 {
             match self.core.poll(now, &mut self.out) {
@@ -295,8 +291,7 @@ impl DnsShell {
         self.upstreams.retain(|c| c.deadline > now);
     }
 
-    pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
-        let t = token - base;
+    fn ready_slot(&mut self, t: u64, now: Instant) {
         if t >= UPSTREAM_BASE {
             self.upstream_ready((t - UPSTREAM_BASE) as usize, now);
         } else if t >= CLIENT_BASE {
@@ -484,6 +479,29 @@ impl DnsShell {
                 }
             }
         }
+    }
+}
+
+impl super::Service for DnsShell {
+    fn configure(&mut self, w: &super::World<'_>, _now: Instant) -> super::NetErrors {
+        let system = system_resolvers();
+        self.set_networks(&super::dns_specs(w.cfg, w.facts, &system))
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        self.register_fds(p, base);
+    }
+
+    fn ready(&mut self, slot: u64, now: Instant, _events: &mut Vec<super::ServiceEvent>) {
+        self.ready_slot(slot, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, _events: &mut Vec<super::ServiceEvent>) {
+        self.tick(now);
     }
 }
 

@@ -9,9 +9,11 @@
 
 use super::sock;
 use super::tun::Tun;
-use crate::config::Mesh;
+use super::{NetErrors, Service, ServiceEvent, World};
+use crate::config::{Mesh, NetKind, Network};
 use crate::lisp::xtr::{Action, Encap, Xtr, XtrConfig};
 use crate::status::MeshStatus;
+use crate::status::NetworkStatus;
 use crate::wire::lisp::{CONTROL_PORT, DATA_PORT};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -38,6 +40,8 @@ struct MeshNet {
     bound: Option<Ipv4Addr>,
     /// Registration as last reported by the core.
     registered: bool,
+    /// (registered, bound) as last told to the daemon.
+    reported: Option<(bool, Option<Ipv4Addr>)>,
 }
 
 pub struct MeshShell {
@@ -85,6 +89,7 @@ impl MeshShell {
                         ctl: None,
                         bound: None,
                         registered: false,
+                        reported: None,
                     });
                     self.nets.len() - 1
                 }
@@ -126,15 +131,20 @@ impl MeshShell {
         errors
     }
 
-    /// Registration and RLOC of each mesh network, in short.
-    pub fn summary(&self) -> String {
-        self.nets
-            .iter()
-            .map(|n| format!("{}={}@{:?};", n.spec.net_id, n.registered, n.bound))
-            .collect()
+    /// A registration or RLOC that changed since the daemon was last told.
+    fn state_changes(&mut self, events: &mut Vec<ServiceEvent>) {
+        for n in &mut self.nets {
+            let now = Some((n.registered, n.bound));
+            if n.reported != now {
+                n.reported = now;
+                events.push(ServiceEvent::StateChanged {
+                    net_id: n.spec.net_id.clone(),
+                });
+            }
+        }
     }
 
-    pub fn status(&self, net_id: &str) -> Option<MeshStatus> {
+    fn status_of(&self, net_id: &str) -> Option<MeshStatus> {
         let n = self.nets.iter().find(|n| n.spec.net_id == net_id)?;
         let x = n.xtr.status();
         Some(MeshStatus {
@@ -147,7 +157,7 @@ impl MeshShell {
         })
     }
 
-    pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
         for (i, n) in self.nets.iter().enumerate() {
             let t = base + i as u64 * PER_NET;
             if let Some(tun) = &n.tun {
@@ -162,25 +172,13 @@ impl MeshShell {
         }
     }
 
-    pub fn owns(token: u64, base: u64) -> bool {
-        (base..base + 0x10000).contains(&token)
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.nets.iter().filter_map(|n| n.xtr.poll_timeout()).min()
-    }
-
-    pub fn tick(&mut self, now: Instant) {
-        self.flush(now);
-    }
-
-    pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
-        let i = ((token - base) / PER_NET) as usize;
+    fn ready_slot(&mut self, slot: u64, now: Instant) {
+        let i = (slot / PER_NET) as usize;
         let Some(n) = self.nets.get_mut(i) else {
             return;
         };
         // Bounded per wakeup so one busy network cannot starve the loop.
-        match (token - base) % PER_NET {
+        match slot % PER_NET {
             0 => {
                 let (Some(tun), Some(data)) = (n.tun.as_mut(), n.data.as_ref()) else {
                     return;
@@ -269,6 +267,36 @@ impl MeshShell {
                     Action::MapCache { .. } => {}
                 }
             }
+        }
+    }
+}
+
+impl Service for MeshShell {
+    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
+        self.set_networks(&super::mesh_specs(w.cfg, w.facts, w.leased), now)
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        self.register_fds(p, base);
+    }
+
+    fn ready(&mut self, slot: u64, now: Instant, events: &mut Vec<ServiceEvent>) {
+        self.ready_slot(slot, now);
+        self.state_changes(events);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.nets.iter().filter_map(|n| n.xtr.poll_timeout()).min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
+        self.flush(now);
+        self.state_changes(events);
+    }
+
+    fn status(&self, net: &Network, _now: Instant, ns: &mut NetworkStatus) {
+        if net.kind == NetKind::Mesh {
+            ns.mesh = Some(self.status_of(&net.id).unwrap_or_default());
         }
     }
 }

@@ -1,6 +1,10 @@
-//! The shells around the sans-I/O protocol cores (DHCP, DNS, the IKEv2/ESP VPN and
-//! the LISP xTR): their sockets, TUN devices, timers and persistence, driven by the
-//! event loop; and what each should serve, derived from the config and the facts.
+//! The services econet runs beside the kernel objects: DHCP, DNS, the IKEv2/ESP VPN
+//! and the LISP xTR. Each is a shell around a sans-I/O protocol core that owns its
+//! sockets, TUN devices, timers and persistence, behind one interface ([`Service`])
+//! that the daemon drives from the event loop: readiness and timeouts in, typed
+//! [`ServiceEvent`]s and typed status out. [`Services`] holds them all and is the one
+//! place a new service is registered. What each serves is derived from the config
+//! and the facts (the `*_specs` functions below).
 
 pub mod dhcp;
 pub mod dns;
@@ -12,9 +16,207 @@ pub mod tun;
 pub mod udp_batch;
 pub mod vpn;
 
-use crate::config::{Config, NetKind};
+use crate::config::{Config, NetKind, Network};
+use crate::event_loop::{earliest, Poller};
+use crate::firewall::Allowed;
+use crate::netlink::link::Link;
 use crate::reconcile::facts::Facts;
+use crate::status::NetworkStatus;
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::time::Instant;
+
+pub use dhcp::LeaseEvent;
+
+/// What a service tells the daemon, which routes it: to the reconciler's desired
+/// state, to DNS and to status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceEvent {
+    /// DHCP granted or ended a lease. The firewall admits or dismisses the sender
+    /// before the reply that granted it leaves ([`Service::flush`]); DNS republishes
+    /// the network's names; a mesh network's EIDs follow; status shows it.
+    Lease(LeaseEvent),
+    /// A tunnel came up or went down, a registration was acknowledged or lost, or the
+    /// port carrying a tunnel moved: status of substance.
+    StateChanged { net_id: String },
+}
+
+/// What every service is configured from.
+pub struct World<'a> {
+    pub cfg: &'a Config,
+    pub facts: &'a Facts,
+    /// econet's namespace's links as the last reconcile pass read them.
+    pub links: &'a [Link],
+    /// The senders DHCP has admitted (a mesh network's EIDs are among them).
+    pub leased: &'a [Allowed],
+}
+
+/// Errors a service reports per network id (a socket that could not be opened, …).
+pub type NetErrors = Vec<(String, String)>;
+
+/// One service, as the event loop drives it (the shape of quinn-proto's and
+/// boringtun's cores, one level up: the shell owns the I/O).
+pub trait Service {
+    /// Points the service at the networks as they now are.
+    fn configure(&mut self, world: &World<'_>, now: Instant) -> NetErrors;
+    /// Adds its descriptors to `p`, with tokens `base + slot`, `slot < TOKEN_SPAN`.
+    fn register(&self, p: &mut Poller, base: u64);
+    /// The descriptor of `slot` is ready.
+    fn ready(&mut self, slot: u64, now: Instant, events: &mut Vec<ServiceEvent>);
+    /// When [`Service::handle_timeout`] must run next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Runs what is due at `now`.
+    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>);
+    /// Sends what waited for the events of the last `ready` or `handle_timeout` to be
+    /// routed (DHCP holds its ACKs until the firewall has admitted their clients).
+    fn flush(&mut self) {}
+    /// Adds what it knows of a network to the network's status.
+    fn status(&self, _net: &Network, _now: Instant, _ns: &mut NetworkStatus) {}
+    /// On exit: saves what must survive.
+    fn shutdown(&mut self) {}
+}
+
+/// Tokens each service may use: `base..base + TOKEN_SPAN`.
+pub const TOKEN_SPAN: u64 = 0x10000;
+
+/// Every service econet runs. Adding one: its field here, and its entry in `all`.
+pub struct Services {
+    pub dhcp: dhcp::DhcpShell,
+    pub dns: dns::DnsShell,
+    pub vpn: vpn::VpnShell,
+    pub mesh: mesh::MeshShell,
+}
+
+/// Which service a token belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub service: usize,
+    pub slot: u64,
+}
+
+impl Services {
+    /// Index of DNS in `all`: its names follow the leases lazily, just before it reads.
+    pub const DNS: usize = 1;
+
+    pub fn new(state_dir: &Path) -> Services {
+        Services {
+            dhcp: dhcp::DhcpShell::new(state_dir),
+            dns: dns::DnsShell::new(),
+            vpn: vpn::VpnShell::new(),
+            mesh: mesh::MeshShell::new(),
+        }
+    }
+
+    fn all(&self) -> [&dyn Service; 4] {
+        [&self.dhcp, &self.dns, &self.vpn, &self.mesh]
+    }
+
+    fn all_mut(&mut self) -> [&mut dyn Service; 4] {
+        [&mut self.dhcp, &mut self.dns, &mut self.vpn, &mut self.mesh]
+    }
+
+    /// Configures every service; DHCP first, so the others see its leases.
+    /// Errors by network id.
+    pub fn configure(
+        &mut self,
+        cfg: &Config,
+        facts: &Facts,
+        links: &[Link],
+        now: Instant,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut world = World {
+            cfg,
+            facts,
+            links,
+            leased: &[],
+        };
+        let first = self.dhcp.configure(&world, now);
+        let leased = self.dhcp.admitted();
+        world.leased = &leased;
+        let rest = self
+            .all_mut()
+            .into_iter()
+            .skip(1)
+            .flat_map(|s| s.configure(&world, now));
+        for (net, e) in first.into_iter().chain(rest.collect::<Vec<_>>()) {
+            errors.entry(net).or_default().push(e);
+        }
+        errors
+    }
+
+    /// Registers every service's descriptors, service `i` from `base + i * TOKEN_SPAN`.
+    pub fn register(&self, p: &mut Poller, base: u64) {
+        for (i, s) in self.all().into_iter().enumerate() {
+            s.register(p, base + i as u64 * TOKEN_SPAN);
+        }
+    }
+
+    /// The service and slot of `token`, if it is a service's.
+    pub fn slot(&self, token: u64, base: u64) -> Option<Slot> {
+        let t = token.checked_sub(base)?;
+        let service = (t / TOKEN_SPAN) as usize;
+        (service < self.all().len()).then_some(Slot {
+            service,
+            slot: t % TOKEN_SPAN,
+        })
+    }
+
+    pub fn ready(&mut self, at: Slot, now: Instant, events: &mut Vec<ServiceEvent>) {
+        if let Some(s) = self.all_mut().into_iter().nth(at.service) {
+            s.ready(at.slot, now, events);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.all()
+            .into_iter()
+            .fold(None, |t, s| earliest(t, s.poll_timeout()))
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
+        for s in self.all_mut() {
+            s.handle_timeout(now, events);
+        }
+    }
+
+    /// Flushes every service (after timeouts).
+    pub fn flush(&mut self) {
+        for s in self.all_mut() {
+            s.flush();
+        }
+    }
+
+    /// Flushes the service a `ready` went to, and only that one: the others' data
+    /// paths pay nothing for it.
+    pub fn flush_one(&mut self, at: Slot) {
+        if let Some(s) = self.all_mut().into_iter().nth(at.service) {
+            s.flush();
+        }
+    }
+
+    pub fn status(&self, net: &Network, now: Instant, ns: &mut NetworkStatus) {
+        for s in self.all() {
+            s.status(net, now, ns);
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        for s in self.all_mut() {
+            s.shutdown();
+        }
+    }
+}
+
+/// The networks services serve: every one whose subnet does not overlap a port's
+/// (such a network gives up its gateway address, so the device keeps its uplink).
+fn served<'a>(cfg: &'a Config, facts: &'a Facts) -> impl Iterator<Item = (usize, &'a Network)> {
+    cfg.networks
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| facts.overlap(cfg, *i).is_none())
+}
 
 /// A DNS label from an app or client name: lowercase letters, digits and hyphens.
 pub fn host_label(name: &str) -> Option<String> {
@@ -41,11 +243,8 @@ pub fn host_label(name: &str) -> Option<String> {
 /// address is in place.
 pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns::NetSpec> {
     let mut v = Vec::new();
-    for (i, n) in cfg.networks.iter().enumerate() {
+    for (_, n) in served(cfg, facts) {
         let Some(l3) = &n.ip else { continue };
-        if facts.overlap(cfg, i).is_some() {
-            continue;
-        }
         let upstreams = match (&l3.dns, n.kind) {
             (Some(list), _) => list
                 .iter()
@@ -82,11 +281,8 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
 /// address is in place.
 pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
     let mut v = Vec::new();
-    for (i, n) in cfg.networks.iter().enumerate() {
+    for (i, n) in served(cfg, facts) {
         let Some(l3) = &n.ip else { continue };
-        if facts.overlap(cfg, i).is_some() {
-            continue;
-        }
         let mut c = crate::dhcp::Config::new(l3.subnet, l3.gateway);
         // Air-gapped: no default route for the ECOs.
         c.router = (!n.ports.is_empty()).then_some(l3.gateway);
@@ -123,17 +319,10 @@ pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
 
 /// What the mesh shell should serve now: every mesh network, its RLOC being the
 /// active port's first IPv4 address.
-pub fn mesh_specs(
-    cfg: &Config,
-    facts: &Facts,
-    leased: &[crate::firewall::Allowed],
-) -> Vec<mesh::NetSpec> {
+pub fn mesh_specs(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Vec<mesh::NetSpec> {
     let mut v = Vec::new();
-    for (i, n) in cfg.networks.iter().enumerate() {
+    for (i, n) in served(cfg, facts) {
         let Some(m) = &n.mesh else { continue };
-        if facts.overlap(cfg, i).is_some() {
-            continue;
-        }
         let rloc = facts
             .active_port(cfg, i)
             .and_then(|p| facts.ports.get(p))
@@ -154,13 +343,10 @@ pub fn mesh_specs(
 /// order and the address of each one that is up.
 pub fn vpn_specs(cfg: &Config, facts: &Facts) -> Vec<vpn::NetSpec> {
     let mut v = Vec::new();
-    for (i, n) in cfg.networks.iter().enumerate() {
+    for (_, n) in served(cfg, facts) {
         let (Some(vpn), Some(l3)) = (&n.vpn, &n.ip) else {
             continue;
         };
-        if facts.overlap(cfg, i).is_some() {
-            continue;
-        }
         v.push(vpn::NetSpec {
             net_id: n.id.clone(),
             tun: crate::reconcile::desired::tunnel_name(&n.bridge),

@@ -16,11 +16,12 @@
 use super::sock;
 use super::tun::Tun;
 use super::udp_batch::{self, GsoSender};
+use super::{NetErrors, Service, ServiceEvent, World};
 use crate::addr::Ipv4Net;
-use crate::config::Vpn;
+use crate::config::{NetKind, Network, Vpn};
 use crate::esp::{self, Inbound, Outbound};
 use crate::ike::{ChildSa, ChildSpis, DownReason, Event, Ike, IkeConfig, State};
-use crate::status::{VpnState, VpnStatus};
+use crate::status::{NetworkStatus, VpnState, VpnStatus};
 use crate::wire::esp::{classify, Encap, NAT_KEEPALIVE, NON_ESP_MARKER};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -72,6 +73,8 @@ struct VpnNet {
     dropped: u64,
     next_esp_check: Instant,
     last_down: Option<DownReason>,
+    /// (state, port) as last told to the daemon.
+    reported: Option<(VpnState, Option<usize>)>,
 }
 
 pub struct VpnShell {
@@ -110,6 +113,7 @@ impl VpnNet {
             dropped: 0,
             next_esp_check: now,
             last_down: None,
+            reported: None,
         }
     }
 
@@ -309,9 +313,9 @@ impl VpnNet {
         Ok(())
     }
 
-    fn status(&self, now: Instant) -> VpnStatus {
-        let st = self.ike.as_ref().map(|i| i.status(now));
-        let state = match (&self.ike, st.as_ref().map(|s| s.state)) {
+    /// The tunnel's state as status names it.
+    fn state(&self) -> VpnState {
+        match (&self.ike, self.ike.as_ref().map(|i| i.state())) {
             (None, _) if self.port.is_none() => VpnState::Down,
             (None, _) => VpnState::Idle,
             (_, Some(State::Established)) if self.out.is_some() => VpnState::Established,
@@ -319,7 +323,12 @@ impl VpnNet {
             (_, Some(State::Connecting)) => VpnState::Connecting,
             (_, Some(State::Closing)) => VpnState::Closing,
             _ => VpnState::Idle,
-        };
+        }
+    }
+
+    fn status(&self, now: Instant) -> VpnStatus {
+        let st = self.ike.as_ref().map(|i| i.status(now));
+        let state = self.state();
         let active_child = st
             .as_ref()
             .and_then(|s| s.children.iter().find(|c| c.active).cloned());
@@ -417,31 +426,27 @@ impl VpnShell {
         errors
     }
 
-    /// The tunnels' states and ports, in short: changes are worth a status post.
-    pub fn summary(&self) -> String {
-        let now = Instant::now();
-        self.nets
-            .iter()
-            .map(|n| {
-                let s = n.status(now);
-                format!(
-                    "{}={}@{};",
-                    n.spec.net_id,
-                    s.state,
-                    s.port.unwrap_or_default()
-                )
-            })
-            .collect()
-    }
-
-    pub fn status(&self, net_id: &str, now: Instant) -> Option<VpnStatus> {
+    fn status_of(&self, net_id: &str, now: Instant) -> Option<VpnStatus> {
         self.nets
             .iter()
             .find(|n| n.spec.net_id == net_id)
             .map(|n| n.status(now))
     }
 
-    pub fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+    /// A tunnel state or port that changed since the daemon was last told.
+    fn state_changes(&mut self, events: &mut Vec<ServiceEvent>) {
+        for n in &mut self.nets {
+            let now = Some((n.state(), n.port.map(|p| p.0)));
+            if n.reported != now {
+                n.reported = now;
+                events.push(ServiceEvent::StateChanged {
+                    net_id: n.spec.net_id.clone(),
+                });
+            }
+        }
+    }
+
+    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
         for (i, n) in self.nets.iter().enumerate() {
             let t = base + i as u64 * PER_NET;
             if let Some(tun) = &n.tun {
@@ -459,11 +464,7 @@ impl VpnShell {
         }
     }
 
-    pub fn owns(token: u64, base: u64) -> bool {
-        (base..base + 0x10000).contains(&token)
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         self.nets
             .iter()
             .flat_map(|n| {
@@ -476,7 +477,7 @@ impl VpnShell {
             .min()
     }
 
-    pub fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant) {
         for n in &mut self.nets {
             if n.next_esp_check <= now {
                 n.next_esp_check = now + ESP_CHECK;
@@ -504,12 +505,12 @@ impl VpnShell {
         }
     }
 
-    pub fn ready(&mut self, token: u64, base: u64, now: Instant) {
-        let i = ((token - base) / PER_NET) as usize;
+    fn ready_slot(&mut self, slot: u64, now: Instant) {
+        let i = (slot / PER_NET) as usize;
         let Some(n) = self.nets.get_mut(i) else {
             return;
         };
-        match (token - base) % PER_NET {
+        match slot % PER_NET {
             0 => {
                 let (Some(tun), Some(out), Some(peer), Some(sock)) =
                     (n.tun.as_mut(), n.out.as_mut(), n.peer, n.s4500.as_ref())
@@ -610,6 +611,54 @@ impl VpnShell {
             }
         }
         n.events(now);
+    }
+}
+
+impl Service for VpnShell {
+    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
+        self.set_networks(&super::vpn_specs(w.cfg, w.facts), now)
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        self.register_fds(p, base);
+    }
+
+    fn ready(&mut self, slot: u64, now: Instant, _events: &mut Vec<ServiceEvent>) {
+        self.ready_slot(slot, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
+        self.tick(now);
+        self.state_changes(events);
+    }
+
+    /// The tunnel, the port carrying it and its standbys; a cloud network works
+    /// when its tunnel does.
+    fn status(&self, net: &Network, now: Instant, ns: &mut NetworkStatus) {
+        if net.kind != NetKind::Cloud {
+            return;
+        }
+        let Some(v) = self.status_of(&net.id, now) else {
+            return;
+        };
+        if ns.errors.is_empty() && v.state != VpnState::Established {
+            ns.errors.push(format!(
+                "VPN to {} is {}{}",
+                v.remote,
+                v.state,
+                v.last_down
+                    .as_ref()
+                    .map(|d| format!(" (last down: {d})"))
+                    .unwrap_or_default()
+            ));
+        }
+        ns.active_port = v.port.clone();
+        ns.standby_ports = v.standby.clone();
+        ns.vpn = Some(v);
     }
 }
 
