@@ -314,7 +314,6 @@ impl Daemon {
         }
         self.last_changes = out.changes;
         self.total_changes += out.changes;
-        self.flush_moved_nat(&cfg, &out.facts);
         self.facts = out.facts.clone();
         self.links = out.links.clone();
         self.refresh_services(&cfg);
@@ -326,31 +325,6 @@ impl Daemon {
             self.retry = (self.retry * 2).min(RETRY_MAX);
         } else {
             self.retry = RETRY_MIN;
-        }
-    }
-
-    /// A local network whose NAT moved to another port (or lost it) forgets its
-    /// translated flows, so they re-establish through the new port.
-    fn flush_moved_nat(&mut self, cfg: &Config, new: &Facts) {
-        for (i, n) in cfg.networks.iter().enumerate() {
-            if n.kind != NetKind::Local || self.facts.ports.len() != new.ports.len() {
-                continue;
-            }
-            let (before, after) = (self.facts.active_port(cfg, i), new.active_port(cfg, i));
-            if before.is_some() && before != after {
-                let mark = crate::firewall::mark_for(&n.id);
-                log::info!(
-                    "network {}: NAT moves from {} to {}; flushing its connections",
-                    n.name,
-                    before.map(|p| cfg.ports[p].name.as_str()).unwrap_or("-"),
-                    after.map(|p| cfg.ports[p].name.as_str()).unwrap_or("none")
-                );
-                if let Some(nft) = self.recon.nft.as_mut() {
-                    if let Err(e) = nft.flush_conntrack_mark(mark) {
-                        log::warn!("network {}: flushing connections: {e}", n.name);
-                    }
-                }
-            }
         }
     }
 
@@ -397,7 +371,7 @@ impl Daemon {
             }
         }
         if !leases.is_empty() {
-            Self::on_leases(&mut self.recon, &leases);
+            self.on_leases(&leases);
         }
     }
 
@@ -423,10 +397,8 @@ impl Daemon {
     }
 
     /// Lets the clients of a batch of lease events in (or out) of the anti-spoofing
-    /// sets at once: one nftables transaction for the batch, in event order. If it
-    /// fails (say a release of a tuple that was never admitted), each event is
-    /// applied on its own, so one bad event cannot keep the others out.
-    fn on_leases(recon: &mut Reconciler, evs: &[LeaseEvent]) {
+    /// sets at once, in event order.
+    fn on_leases(&mut self, evs: &[LeaseEvent]) {
         let change = |ev: &LeaseEvent| match ev {
             LeaseEvent::Granted {
                 ifname, mac, ip, ..
@@ -436,18 +408,8 @@ impl Daemon {
             } => (false, Allowed::new(ifname, *mac, Some(*ip))),
         };
         let changes: Vec<(bool, Allowed)> = evs.iter().map(change).collect();
-        if changes.len() > 1 && recon.update_allowed_seq(&changes).is_ok() {
-            return;
-        }
-        for (add, a) in &changes {
-            let r = if *add {
-                recon.update_allowed(std::slice::from_ref(a), &[])
-            } else {
-                recon.update_allowed(&[], std::slice::from_ref(a))
-            };
-            if let Err(e) = r {
-                log::warn!("{e}");
-            }
+        for e in self.recon.admit(&changes) {
+            log::warn!("{e}");
         }
     }
 

@@ -8,7 +8,7 @@ pub mod desired;
 pub mod facts;
 pub mod plan;
 
-use crate::config::{Attach, Config};
+use crate::config::{Attach, Config, NetKind};
 use crate::firewall::{Allowed, SET_ALLOWED4, SET_ALLOWED_MAC, TABLE};
 use crate::netlink::addr::Addr;
 use crate::netlink::link::VethPeer;
@@ -40,11 +40,15 @@ pub struct Outcome {
     pub links: Vec<crate::netlink::link::Link>,
 }
 
+/// The only holder of netlink sockets that write: every kernel change econet makes
+/// goes through [`Reconciler::run`] or [`Reconciler::admit`], as [`Op`]s.
 pub struct Reconciler {
-    pub rtnl: Rtnl,
+    rtnl: Rtnl,
     /// nf_tables; `None` where the kernel has no netfilter netlink (then L3
     /// networks report it).
-    pub nft: Option<Nft>,
+    nft: Option<Nft>,
+    /// The facts the last pass read (to see a network's NAT move).
+    last_facts: Option<Facts>,
 }
 
 impl Reconciler {
@@ -59,6 +63,7 @@ impl Reconciler {
         Ok(Reconciler {
             rtnl: Rtnl::open()?,
             nft,
+            last_facts: None,
         })
     }
 
@@ -112,49 +117,45 @@ impl Reconciler {
                 }
             }
         }
+        if out.fatal.is_none() {
+            let prev = self.last_facts.replace(out.facts.clone());
+            for s in prev
+                .map(|p| nat_moves(cfg, &p, &out.facts))
+                .unwrap_or_default()
+            {
+                if let Err(e) = self.apply_now(&s.op) {
+                    let name = s.net.map(|i| cfg.networks[i].name.as_str());
+                    log::warn!("network {}: {e}", name.unwrap_or("-"));
+                }
+            }
+        }
         out.changes += self.rtnl.changes - start;
         out
     }
 
-    /// Adds or removes allowed senders at once (a lease granted or ended), without
-    /// waiting for the next pass.
-    pub fn update_allowed(&mut self, add: &[Allowed], del: &[Allowed]) -> Result<(), String> {
-        let Some(nft) = self.nft.as_mut() else {
-            return Ok(());
-        };
-        let keys4 = |v: &[Allowed]| v.iter().filter_map(Allowed::ip_key).collect::<Vec<_>>();
-        let mut b = nft.batch();
-        if !del.is_empty() {
-            b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4(del));
+    /// Admits (`true`) and dismisses (`false`) the senders of a batch of lease
+    /// changes at once, without waiting for the next pass: one [`Op::FirewallElems`],
+    /// where the last change of a sender wins. If the kernel refuses it (a dismissal of
+    /// a sender the last pass already removed), each change is applied on its own, so
+    /// one stale change cannot keep the others out.
+    pub fn admit(&mut self, changes: &[(bool, Allowed)]) -> Vec<String> {
+        if self.nft.is_none() || changes.is_empty() {
+            return Vec::new();
         }
-        if !add.is_empty() {
-            b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4(add));
-            let macs: Vec<Vec<u8>> = add.iter().map(Allowed::mac_key).collect();
-            b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, &macs);
+        let batch = admission(changes);
+        if changes.len() > 1 && self.apply_now(&batch).is_ok() {
+            return Vec::new();
         }
-        nft.commit(b)
-            .map_err(|e| format!("update allowed senders: {e}"))
+        changes
+            .iter()
+            .filter_map(|c| self.apply_now(&admission(std::slice::from_ref(c))).err())
+            .collect()
     }
 
-    /// Admits (`true`) and dismisses (`false`) senders in one nftables transaction,
-    /// in the order given: all of them, or on an error none.
-    pub fn update_allowed_seq(&mut self, changes: &[(bool, Allowed)]) -> Result<(), String> {
-        let Some(nft) = self.nft.as_mut() else {
-            return Ok(());
-        };
-        let mut b = nft.batch();
-        for run in changes.chunk_by(|x, y| x.0 == y.0) {
-            let keys4: Vec<Vec<u8>> = run.iter().filter_map(|(_, a)| a.ip_key()).collect();
-            if run[0].0 {
-                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4);
-                let macs: Vec<Vec<u8>> = run.iter().map(|(_, a)| a.mac_key()).collect();
-                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, &macs);
-            } else {
-                b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, &keys4);
-            }
-        }
-        nft.commit(b)
-            .map_err(|e| format!("update allowed senders: {e}"))
+    /// Applies one operation that needs no desired state.
+    fn apply_now(&mut self, op: &Op) -> Result<(), String> {
+        let mut changes = 0;
+        self.apply(op, &Desired::default(), &mut changes)
     }
 
     fn apply(&mut self, op: &Op, d: &Desired, changes: &mut u64) -> Result<(), String> {
@@ -296,8 +297,68 @@ impl Reconciler {
                 *changes += 1;
                 Ok(())
             }
+            Op::FlushConntrack { mark } => {
+                let nft = self.nft.as_mut().ok_or("nftables unavailable")?;
+                nft.flush_conntrack_mark(*mark)
+                    .map_err(|e| format!("flushing its connections: {e}"))?;
+                *changes += 1;
+                Ok(())
+            }
         }
     }
+}
+
+/// The firewall operation for a batch of lease changes (see [`Reconciler::admit`]).
+fn admission(changes: &[(bool, Allowed)]) -> Op {
+    let mut last: std::collections::BTreeMap<Allowed, bool> = Default::default();
+    for (add, a) in changes {
+        last.insert(*a, *add);
+    }
+    let (mut add4, mut del4, mut add_mac) = (Vec::new(), Vec::new(), Vec::new());
+    for (a, add) in last {
+        if add {
+            add4.extend(a.ip_key());
+            add_mac.push(a.mac_key());
+        } else {
+            del4.extend(a.ip_key());
+        }
+    }
+    Op::FirewallElems {
+        add4,
+        del4,
+        add_mac,
+        del_mac: Vec::new(),
+    }
+}
+
+/// A local network whose NAT moved to another port (or lost it) since `before`
+/// forgets its translated connections.
+fn nat_moves(cfg: &Config, before: &Facts, after: &Facts) -> Vec<Step> {
+    if before.ports.len() != after.ports.len() {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    for (i, n) in cfg.networks.iter().enumerate() {
+        if n.kind != NetKind::Local {
+            continue;
+        }
+        let (was, is) = (before.active_port(cfg, i), after.active_port(cfg, i));
+        if was.is_some() && was != is {
+            log::info!(
+                "network {}: NAT moves from {} to {}; flushing its connections",
+                n.name,
+                was.map(|p| cfg.ports[p].name.as_str()).unwrap_or("-"),
+                is.map(|p| cfg.ports[p].name.as_str()).unwrap_or("none")
+            );
+            v.push(Step {
+                net: Some(i),
+                op: Op::FlushConntrack {
+                    mark: crate::firewall::mark_for(&n.id),
+                },
+            });
+        }
+    }
+    v
 }
 
 /// An operation, briefly, for the log (no secrets live in ops).
@@ -316,5 +377,80 @@ fn describe(op: &Op) -> String {
             del_mac.len()
         ),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::MacAddr;
+    use crate::reconcile::facts::PortFact;
+
+    fn sender(last: u8) -> Allowed {
+        Allowed::new(
+            "veco0",
+            MacAddr([2, 0, 0, 0, 0, last]),
+            Some(std::net::Ipv4Addr::new(10, 1, 0, last)),
+        )
+    }
+
+    #[test]
+    fn a_batch_of_lease_changes_is_one_firewall_op_where_the_last_change_wins() {
+        let (a, b, c) = (sender(1), sender(2), sender(3));
+        let op = admission(&[(true, a), (true, b), (false, b), (false, c), (true, c)]);
+        let Op::FirewallElems {
+            add4,
+            del4,
+            add_mac,
+            del_mac,
+        } = op
+        else {
+            panic!("{op:?}")
+        };
+        assert_eq!(add4, [a.ip_key().unwrap(), c.ip_key().unwrap()]);
+        assert_eq!(add_mac, [a.mac_key(), c.mac_key()]);
+        // A dismissal takes the address only: the MAC may still send from another.
+        assert_eq!(del4, [b.ip_key().unwrap()]);
+        assert!(del_mac.is_empty());
+    }
+
+    #[test]
+    fn a_local_network_whose_nat_moves_flushes_its_connections() {
+        let cfg = crate::config::parse(
+            br#"{"device_id": "d",
+                 "ports": [{"name": "eth0", "ifname": "eth0", "labels": ["up"], "cost": 0},
+                           {"name": "eth1", "ifname": "eth1", "labels": ["up"], "cost": 1}],
+                 "networks": [{"id": "n1", "name": "lan", "type": "local", "port": "up",
+                               "ip": {"subnet": "10.1.0.0/24"}},
+                              {"id": "n2", "name": "sw", "type": "switch"}]}"#,
+        )
+        .unwrap();
+        let port = |up: bool, last: u8| PortFact {
+            present: true,
+            carrier: up,
+            addrs: vec![(std::net::Ipv4Addr::new(192, 0, 2, last), 24)],
+            mtu: 1500,
+        };
+        let both = Facts {
+            ports: vec![port(true, 1), port(true, 2)],
+        };
+        let eth0_down = Facts {
+            ports: vec![port(false, 1), port(true, 2)],
+        };
+        let flush = |before: &Facts, after: &Facts| -> Vec<Op> {
+            nat_moves(&cfg, before, after)
+                .into_iter()
+                .map(|s| s.op)
+                .collect()
+        };
+        assert_eq!(flush(&both, &both), []);
+        let mark = crate::firewall::mark_for("n1");
+        assert_eq!(flush(&both, &eth0_down), [Op::FlushConntrack { mark }]);
+        // Coming back moves it again; a network that had no port up has nothing to flush.
+        assert_eq!(flush(&eth0_down, &both), [Op::FlushConntrack { mark }]);
+        let none = Facts {
+            ports: vec![port(false, 1), port(false, 2)],
+        };
+        assert_eq!(flush(&none, &both), []);
     }
 }

@@ -78,12 +78,18 @@ pub enum Op {
         inet: bool,
         bridge: bool,
     },
-    /// Bring the allowed-sender sets to the desired elements.
+    /// Bring the allowed-sender sets to the desired elements (a pass), or admit and
+    /// dismiss the senders of a batch of leases at once.
     FirewallElems {
         add4: Vec<Vec<u8>>,
         del4: Vec<Vec<u8>>,
         add_mac: Vec<Vec<u8>>,
         del_mac: Vec<Vec<u8>>,
+    },
+    /// Forget the connections a network's NAT translated (its NAT moved to another
+    /// port, or lost it): they re-establish through the new port.
+    FlushConntrack {
+        mark: u32,
     },
 }
 
