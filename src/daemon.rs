@@ -429,7 +429,7 @@ impl Daemon {
         }
         for (net, e) in &out.errors {
             match net.and_then(|n| rt.get_mut(n)) {
-                Some(r) => r.errors.push(e.clone()),
+                Some(r) => r.errors.push(e.to_string()),
                 None => log::warn!("clean-up: {e}"),
             }
         }

@@ -14,7 +14,12 @@ use crate::netlink::addr::Addr;
 use crate::netlink::link::VethPeer;
 use crate::netlink::netns::Netns;
 use crate::netlink::nft::{Nft, NFPROTO_BRIDGE, NFPROTO_INET};
+pub use crate::netlink::Error as KernelError;
 use crate::netlink::{tuntap, Rtnl};
+
+fn nft_unavailable() -> KernelError {
+    KernelError::new("nftables", std::io::Error::other("unavailable"))
+}
 use desired::Desired;
 use facts::Facts;
 use plan::{Issue, Op, Step};
@@ -30,8 +35,8 @@ pub struct Outcome {
     pub changes: u64,
     /// Things that keep objects from their desired state (missing port, namespace…).
     pub issues: Vec<Issue>,
-    /// Operations that failed: the network they serve (if any) and why.
-    pub errors: Vec<(Option<usize>, String)>,
+    /// Operations that failed: the network they serve (if any), the object and why.
+    pub errors: Vec<(Option<usize>, KernelError)>,
     /// A kernel read failed: nothing could be compared.
     pub fatal: Option<String>,
     /// The ports' state as last read.
@@ -138,7 +143,7 @@ impl Reconciler {
     /// where the last change of a sender wins. If the kernel refuses it (a dismissal of
     /// a sender the last pass already removed), each change is applied on its own, so
     /// one stale change cannot keep the others out.
-    pub fn admit(&mut self, changes: &[(bool, Allowed)]) -> Vec<String> {
+    pub fn admit(&mut self, changes: &[(bool, Allowed)]) -> Vec<KernelError> {
         if self.nft.is_none() || changes.is_empty() {
             return Vec::new();
         }
@@ -153,23 +158,21 @@ impl Reconciler {
     }
 
     /// Applies one operation that needs no desired state.
-    fn apply_now(&mut self, op: &Op) -> Result<(), String> {
+    fn apply_now(&mut self, op: &Op) -> Result<(), KernelError> {
         let mut changes = 0;
         self.apply(op, &Desired::default(), &mut changes)
     }
 
-    fn apply(&mut self, op: &Op, d: &Desired, changes: &mut u64) -> Result<(), String> {
+    fn apply(&mut self, op: &Op, d: &Desired, changes: &mut u64) -> Result<(), KernelError> {
         let r = &mut self.rtnl;
         match op {
-            Op::Delete { index, name } => r.delete_link(*index, name).map_err(|e| e.to_string()),
-            Op::CreateBridge { name, mac, mtu } => {
-                r.create_bridge(name, *mac, *mtu).map_err(|e| e.to_string())
-            }
+            Op::Delete { index, name } => r.delete_link(*index, name),
+            Op::CreateBridge { name, mac, mtu } => r.create_bridge(name, *mac, *mtu),
             Op::Set {
                 index,
                 name,
                 change,
-            } => r.set_link(*index, name, change).map_err(|e| e.to_string()),
+            } => r.set_link(*index, name, change),
             Op::CreateVeth {
                 host,
                 netns,
@@ -178,7 +181,7 @@ impl Reconciler {
                 mtu,
             } => {
                 let ns = Netns::open(netns)
-                    .map_err(|e| format!("open network namespace {netns}: {e}"))?;
+                    .map_err(|e| KernelError::new(format!("open network namespace {netns}"), e))?;
                 r.create_veth(
                     host,
                     &VethPeer {
@@ -188,19 +191,18 @@ impl Reconciler {
                         netns: Some(ns.raw_fd()),
                     },
                 )
-                .map_err(|e| e.to_string())
             }
             Op::CreateTun { name } => {
                 tuntap::create_persistent_tun(name)
-                    .map_err(|e| format!("create tunnel {name}: {e}"))?;
+                    .map_err(|e| KernelError::new(format!("create tunnel {name}"), e))?;
                 *changes += 1;
                 Ok(())
             }
-            Op::AddRoute(route) => r.add_route(route).map_err(|e| e.to_string()),
-            Op::DelRoute(route) => r.del_route(route).map_err(|e| e.to_string()),
+            Op::AddRoute(route) => r.add_route(route),
+            Op::DelRoute(route) => r.del_route(route),
             Op::CreateTap { name } => {
                 tuntap::create_persistent_tap(name)
-                    .map_err(|e| format!("create tap {name}: {e}"))?;
+                    .map_err(|e| KernelError::new(format!("create tap {name}"), e))?;
                 *changes += 1;
                 Ok(())
             }
@@ -211,11 +213,11 @@ impl Reconciler {
                 change,
             } => {
                 let ns = Netns::open(netns)
-                    .map_err(|e| format!("open network namespace {netns}: {e}"))?;
-                let mut inner = ns.rtnl().map_err(|e| format!("socket in {netns}: {e}"))?;
-                let res = inner
-                    .set_link(*index, &format!("{name} in {netns}"), change)
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| KernelError::new(format!("open network namespace {netns}"), e))?;
+                let mut inner = ns
+                    .rtnl()
+                    .map_err(|e| KernelError::new(format!("socket in {netns}"), e))?;
+                let res = inner.set_link(*index, &format!("{name} in {netns}"), change);
                 *changes += inner.changes;
                 res
             }
@@ -224,33 +226,30 @@ impl Reconciler {
                 name,
                 ip,
                 prefix,
-            } => r
-                .add_addr(
-                    &Addr {
-                        index: *index,
-                        ip: *ip,
-                        prefix_len: *prefix,
-                    },
-                    name,
-                )
-                .map_err(|e| e.to_string()),
+            } => r.add_addr(
+                &Addr {
+                    index: *index,
+                    ip: *ip,
+                    prefix_len: *prefix,
+                },
+                name,
+            ),
             Op::DelAddr {
                 index,
                 name,
                 ip,
                 prefix,
-            } => r
-                .del_addr(
-                    &Addr {
-                        index: *index,
-                        ip: *ip,
-                        prefix_len: *prefix,
-                    },
-                    name,
-                )
-                .map_err(|e| e.to_string()),
+            } => r.del_addr(
+                &Addr {
+                    index: *index,
+                    ip: *ip,
+                    prefix_len: *prefix,
+                },
+                name,
+            ),
             Op::Sysctl { path, value } => {
-                std::fs::write(path, value).map_err(|e| format!("set {path} = {value}: {e}"))?;
+                std::fs::write(path, value)
+                    .map_err(|e| KernelError::new(format!("set {path} = {value}"), e))?;
                 *changes += 1;
                 Ok(())
             }
@@ -258,17 +257,17 @@ impl Reconciler {
                 replace_inet,
                 replace_bridge,
             } => {
-                let nft = self.nft.as_mut().ok_or("nftables unavailable")?;
+                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
                 d.firewall
                     .build(&mut b, (*replace_inet, *replace_bridge), &d.allowed);
                 nft.commit(b)
-                    .map_err(|e| format!("install firewall: {e}"))?;
+                    .map_err(|e| KernelError::new("install firewall", e))?;
                 *changes += 1;
                 Ok(())
             }
             Op::FirewallDelete { inet, bridge } => {
-                let nft = self.nft.as_mut().ok_or("nftables unavailable")?;
+                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
                 if *inet {
                     b.del_table(NFPROTO_INET, TABLE);
@@ -276,7 +275,8 @@ impl Reconciler {
                 if *bridge {
                     b.del_table(NFPROTO_BRIDGE, TABLE);
                 }
-                nft.commit(b).map_err(|e| format!("remove firewall: {e}"))?;
+                nft.commit(b)
+                    .map_err(|e| KernelError::new("remove firewall", e))?;
                 *changes += 1;
                 Ok(())
             }
@@ -286,21 +286,21 @@ impl Reconciler {
                 add_mac,
                 del_mac,
             } => {
-                let nft = self.nft.as_mut().ok_or("nftables unavailable")?;
+                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, del4);
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, del_mac);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, add4);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, add_mac);
                 nft.commit(b)
-                    .map_err(|e| format!("update allowed senders: {e}"))?;
+                    .map_err(|e| KernelError::new("update allowed senders", e))?;
                 *changes += 1;
                 Ok(())
             }
             Op::FlushConntrack { mark } => {
-                let nft = self.nft.as_mut().ok_or("nftables unavailable")?;
+                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 nft.flush_conntrack_mark(*mark)
-                    .map_err(|e| format!("flushing its connections: {e}"))?;
+                    .map_err(|e| KernelError::new("flushing its connections", e))?;
                 *changes += 1;
                 Ok(())
             }

@@ -9,7 +9,7 @@
 //! allocation changes, at most once a second, never on a mere renewal.
 
 use super::sock;
-use super::{NetErrors, Service, ServiceEvent, World};
+use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::addr::MacAddr;
 use crate::config::Network;
 use crate::dhcp::{frame, Config, EndpointKey, LeaseChange, Output, Rx, Server};
@@ -122,12 +122,7 @@ impl DhcpShell {
 
     /// Brings the served networks to `specs`, given the links as they are now.
     /// A new network's server starts from its lease file. Returns errors per network.
-    pub fn set_networks(
-        &mut self,
-        specs: &[NetSpec],
-        links: &[Link],
-        now: Instant,
-    ) -> Vec<(String, String)> {
+    pub fn set_networks(&mut self, specs: &[NetSpec], links: &[Link], now: Instant) -> NetErrors {
         let mut errors = Vec::new();
         // Networks that are gone: save and drop.
         let mut i = 0;
@@ -185,9 +180,10 @@ impl DhcpShell {
         } else if self.sock.is_none() {
             match sock::dhcp_packet_socket() {
                 Ok(s) => self.sock = Some(s),
-                Err(e) => {
+                Err(err) => {
                     for s in specs {
-                        errors.push((s.net_id.clone(), format!("DHCP packet socket: {e}")));
+                        let e = std::io::Error::new(err.kind(), err.to_string());
+                        errors.push(ServiceError::new(&s.net_id, "DHCP packet socket", e));
                     }
                 }
             }

@@ -173,7 +173,7 @@ impl DnsShell {
     /// Brings the served networks to `specs`: new sockets for new networks (or a new
     /// gateway or bridge), new parameters for the rest, nothing for the unchanged.
     /// Returns the errors, per network id.
-    pub fn set_networks(&mut self, specs: &[NetSpec]) -> Vec<(String, String)> {
+    pub fn set_networks(&mut self, specs: &[NetSpec]) -> super::NetErrors {
         let mut errors = Vec::new();
         // Drop networks that are gone or whose sockets must change.
         let keep: Vec<bool> = self
@@ -214,7 +214,11 @@ impl DnsShell {
         for s in specs {
             let id = self.id_for(&s.net_id);
             if let Err(e) = self.core.set_network(id, s.params.clone()) {
-                errors.push((s.net_id.clone(), format!("DNS: {e}")));
+                errors.push(super::ServiceError::new(
+                    &s.net_id,
+                    "DNS",
+                    io::Error::other(e.to_string()),
+                ));
                 continue;
             }
             if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
@@ -229,9 +233,10 @@ impl DnsShell {
                     tcp,
                     up,
                 }),
-                Err(e) => errors.push((
-                    s.net_id.clone(),
-                    format!("DNS sockets on {}:53: {e}", s.gateway),
+                Err(e) => errors.push(super::ServiceError::new(
+                    &s.net_id,
+                    format!("DNS sockets on {}:53", s.gateway),
+                    e,
                 )),
             }
         }

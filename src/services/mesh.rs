@@ -9,7 +9,7 @@
 
 use super::sock;
 use super::tun::Tun;
-use super::{NetErrors, Service, ServiceEvent, World};
+use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::config::{Mesh, NetKind, Network};
 use crate::lisp::xtr::{Action, Encap, Xtr, XtrConfig};
 use crate::status::MeshStatus;
@@ -70,7 +70,7 @@ impl MeshShell {
     }
 
     /// Brings the served mesh networks to `specs`; returns errors per network id.
-    pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> Vec<(String, String)> {
+    pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> NetErrors {
         let mut errors = Vec::new();
         self.nets.retain(|n| {
             specs
@@ -99,9 +99,11 @@ impl MeshShell {
             if n.tun.is_none() {
                 match Tun::attach(&s.tun) {
                     Ok(t) => n.tun = Some(t),
-                    Err(e) => {
-                        errors.push((s.net_id.clone(), format!("mesh tunnel {}: {e}", s.tun)))
-                    }
+                    Err(e) => errors.push(ServiceError::new(
+                        &s.net_id,
+                        format!("mesh tunnel {}", s.tun),
+                        e,
+                    )),
                 }
             }
             if n.bound != s.rloc {
@@ -117,9 +119,11 @@ impl MeshShell {
                             n.ctl = Some(c);
                             n.bound = Some(rloc);
                         }
-                        (Err(e), _) | (_, Err(e)) => {
-                            errors.push((s.net_id.clone(), format!("LISP sockets on {rloc}: {e}")))
-                        }
+                        (Err(e), _) | (_, Err(e)) => errors.push(ServiceError::new(
+                            &s.net_id,
+                            format!("LISP sockets on {rloc}"),
+                            e,
+                        )),
                     }
                 }
             }

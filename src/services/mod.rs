@@ -52,8 +52,35 @@ pub struct World<'a> {
     pub leased: &'a [Allowed],
 }
 
-/// Errors a service reports per network id (a socket that could not be opened, …).
-pub type NetErrors = Vec<(String, String)>;
+/// Something a service could not do for a network (a socket that could not be
+/// opened, a TUN that is not there): which network, what, and the error.
+#[derive(Debug)]
+pub struct ServiceError {
+    pub net_id: String,
+    pub what: String,
+    pub err: std::io::Error,
+}
+
+impl ServiceError {
+    pub fn new(net_id: &str, what: impl Into<String>, err: std::io::Error) -> ServiceError {
+        ServiceError {
+            net_id: net_id.to_string(),
+            what: what.into(),
+            err,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.err)
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// The errors of configuring a service.
+pub type NetErrors = Vec<ServiceError>;
 
 /// One service, as the event loop drives it (the shape of quinn-proto's and
 /// boringtun's cores, one level up: the shell owns the I/O).
@@ -140,8 +167,11 @@ impl Services {
             .into_iter()
             .skip(1)
             .flat_map(|s| s.configure(&world, now));
-        for (net, e) in first.into_iter().chain(rest.collect::<Vec<_>>()) {
-            errors.entry(net).or_default().push(e);
+        for e in first.into_iter().chain(rest.collect::<Vec<_>>()) {
+            errors
+                .entry(e.net_id.clone())
+                .or_default()
+                .push(e.to_string());
         }
         errors
     }

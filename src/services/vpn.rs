@@ -16,7 +16,7 @@
 use super::sock;
 use super::tun::Tun;
 use super::udp_batch::{self, GsoSender};
-use super::{NetErrors, Service, ServiceEvent, World};
+use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::addr::Ipv4Net;
 use crate::config::{NetKind, Network, Vpn};
 use crate::esp::{self, Inbound, Outbound};
@@ -149,14 +149,16 @@ impl VpnNet {
     }
 
     /// Brings the tunnel up from `port`.
-    fn up(&mut self, port: (usize, Ipv4Addr), now: Instant) -> Result<(), String> {
+    fn up(&mut self, port: (usize, Ipv4Addr), now: Instant) -> Result<(), ServiceError> {
         self.down();
         let (i, addr) = port;
         let dev = self.spec.ports.get(i).map(|p| p.ifname.clone());
         let open = |p| sock::udp_bound(SocketAddrV4::new(addr, p), dev.as_deref());
+        let net = &self.spec.net_id;
         let s4500 = open(crate::wire::esp::NAT_T_PORT)
-            .map_err(|e| format!("VPN socket on {addr}:4500: {e}"))?;
-        let s500 = open(500).map_err(|e| format!("VPN socket on {addr}:500: {e}"))?;
+            .map_err(|e| ServiceError::new(net, format!("VPN socket on {addr}:4500"), e))?;
+        let s500 = open(500)
+            .map_err(|e| ServiceError::new(net, format!("VPN socket on {addr}:500"), e))?;
         udp_batch::enable_gro(&s4500);
         let cfg = IkeConfig::from_vpn(&self.spec.vpn, addr, self.spec.subnet);
         let mut ike = Ike::new(cfg, now);
@@ -292,7 +294,7 @@ impl VpnNet {
     }
 
     /// Switches ports when another one should be used; re-establishes the tunnel.
-    fn steer(&mut self, now: Instant) -> Result<(), String> {
+    fn steer(&mut self, now: Instant) -> Result<(), ServiceError> {
         self.penalties.retain(|&(_, until)| until > now);
         if let Some(t) = self.connecting_since {
             if now.duration_since(t) > CONNECT_GRACE {
@@ -373,7 +375,7 @@ impl VpnShell {
     }
 
     /// Brings the VPNs to `specs`; returns errors per network id.
-    pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> Vec<(String, String)> {
+    pub fn set_networks(&mut self, specs: &[NetSpec], now: Instant) -> NetErrors {
         let mut errors = Vec::new();
         self.nets
             .retain_mut(|n| match specs.iter().find(|s| s.net_id == n.spec.net_id) {
@@ -412,14 +414,18 @@ impl VpnShell {
             if n.tun.is_none() {
                 match Tun::attach(&s.tun) {
                     Ok(t) => n.tun = Some(t),
-                    Err(e) => errors.push((s.net_id.clone(), format!("VPN tunnel {}: {e}", s.tun))),
+                    Err(e) => errors.push(ServiceError::new(
+                        &s.net_id,
+                        format!("VPN tunnel {}", s.tun),
+                        e,
+                    )),
                 }
             }
             if n.ike.is_none() {
                 n.port = None;
             }
             if let Err(e) = n.steer(now) {
-                errors.push((s.net_id.clone(), e));
+                errors.push(e);
             }
             n.events(now);
         }
