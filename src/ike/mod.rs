@@ -32,6 +32,7 @@
 //! fragmentation, IPv6, more than one message in flight, CP (no virtual addresses).
 
 mod crypto;
+pub mod failover;
 mod machine;
 mod message;
 mod proposal;

@@ -20,6 +20,7 @@ use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::addr::Ipv4Net;
 use crate::config::{NetKind, Network, Vpn};
 use crate::esp::{self, Inbound, Outbound};
+use crate::ike::failover::PortFailover;
 use crate::ike::{ChildSa, ChildSpis, DownReason, Event, Ike, IkeConfig, State};
 use crate::status::{NetworkStatus, VpnState, VpnStatus};
 use crate::wire::esp::{classify, Encap, NAT_KEEPALIVE, NON_ESP_MARKER};
@@ -27,10 +28,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// How long a port that failed the VPN is passed over.
-const PORT_PENALTY: Duration = Duration::from_secs(60);
-/// A handshake not done by then counts as a failure of the port.
-const CONNECT_GRACE: Duration = Duration::from_secs(30);
 /// How often ESP SA lifetimes (bytes, packets) are checked.
 const ESP_CHECK: Duration = Duration::from_secs(1);
 
@@ -65,8 +62,7 @@ struct VpnNet {
     out_pending: Vec<Outbound>,
     inbound: Vec<Inbound>,
     peer: Option<SocketAddrV4>,
-    penalties: Vec<(usize, Instant)>,
-    connecting_since: Option<Instant>,
+    failover: PortFailover,
     since_wall: Option<u64>,
     rx: u64,
     tx: u64,
@@ -105,8 +101,7 @@ impl VpnNet {
             out_pending: Vec::new(),
             inbound: Vec::new(),
             peer: None,
-            penalties: Vec::new(),
-            connecting_since: None,
+            failover: PortFailover::new(),
             since_wall: None,
             rx: 0,
             tx: 0,
@@ -117,21 +112,14 @@ impl VpnNet {
         }
     }
 
-    /// The port the VPN should use now.
-    fn choose(&self, now: Instant) -> Option<(usize, Ipv4Addr)> {
-        let penalized = |i: usize| {
-            self.penalties
-                .iter()
-                .any(|&(p, until)| p == i && until > now)
-        };
-        let up = || {
-            self.spec
-                .ports
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| Some((i, p.addr?)))
-        };
-        up().find(|&(i, _)| !penalized(i)).or_else(|| up().next())
+    /// The ports that are up, with their addresses, in cost order.
+    fn ports_up(&self) -> Vec<(usize, Ipv4Addr)> {
+        self.spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, p.addr?)))
+            .collect()
     }
 
     /// Drops the tunnel (sockets, SAs, IKE state).
@@ -144,7 +132,7 @@ impl VpnNet {
         self.out_pending.clear();
         self.inbound.clear();
         self.peer = None;
-        self.connecting_since = None;
+        self.failover.stopped();
         self.since_wall = None;
     }
 
@@ -169,7 +157,7 @@ impl VpnNet {
         self.s4500 = Some(s4500);
         self.s500 = Some(s500);
         self.port = Some(port);
-        self.connecting_since = Some(now);
+        self.failover.connecting(now);
         log::info!(
             "vpn {}: from port {} ({addr}) to {}",
             self.spec.net_id,
@@ -244,7 +232,7 @@ impl VpnNet {
                 }
                 Event::ChildUp(sa) => {
                     self.install(&sa, now, true);
-                    self.connecting_since = None;
+                    self.failover.established();
                     self.since_wall = Some(super::dhcp::wall_now());
                     log::info!(
                         "vpn {}: tunnel established (SPIs {:08x}/{:08x})",
@@ -276,17 +264,12 @@ impl VpnNet {
                     self.since_wall = None;
                     // A dead peer or a handshake that went nowhere counts against the
                     // port: the next one gets a turn.
-                    if matches!(
+                    let failed = matches!(
                         reason,
                         DownReason::DpdTimeout | DownReason::RetransmitExhausted
-                    ) {
-                        if let Some((i, _)) = self.port {
-                            self.penalties.push((i, now + PORT_PENALTY));
-                        }
+                    );
+                    if self.failover.ike_down(now, self.port.map(|p| p.0), failed) {
                         self.port = None;
-                    }
-                    if self.connecting_since.is_none() {
-                        self.connecting_since = Some(now);
                     }
                 }
             }
@@ -295,17 +278,12 @@ impl VpnNet {
 
     /// Switches ports when another one should be used; re-establishes the tunnel.
     fn steer(&mut self, now: Instant) -> Result<(), ServiceError> {
-        self.penalties.retain(|&(_, until)| until > now);
-        if let Some(t) = self.connecting_since {
-            if now.duration_since(t) > CONNECT_GRACE {
-                if let Some((i, _)) = self.port {
-                    self.penalties.push((i, now + PORT_PENALTY));
-                    self.port = None;
-                }
-                self.connecting_since = Some(now);
-            }
+        let up = self.ports_up();
+        let steer = self.failover.steer(now, self.port.map(|p| p.0), &up);
+        if steer.give_up {
+            self.port = None;
         }
-        let want = self.choose(now);
+        let want = steer.want;
         if want != self.port {
             match want {
                 Some(p) => return self.up(p, now),
