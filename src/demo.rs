@@ -300,16 +300,25 @@ fn map_server_config() -> String {
     )
 }
 
-/// Starts `econet ARGS` inside namespace `ns`, its log going to `log`.
-fn start_econet(
+/// Starts `econet CMD --config NAME.json --state-dir NAME-state` inside namespace
+/// `ns`, its log going to NAME.log; returns the state directory.
+fn start(
     sb: &mut Sandbox,
     me: &Path,
     ns: &str,
-    args: &[&str],
-    log: &str,
-) -> Result<(), String> {
+    cmd: &str,
+    name: &str,
+    config: &str,
+) -> Result<String, String> {
+    let (cfg, state) = (
+        sb.path(&format!("{name}.json")),
+        sb.path(&format!("{name}-state")),
+    );
+    std::fs::write(&cfg, config).map_err(|e| e.to_string())?;
+    let args = [cmd, "--config", &cfg, "--state-dir", &state];
     println!("$ ip netns exec {ns} econet {}", args.join(" "));
-    let log = std::fs::File::create(sb.dir.join(log)).map_err(|e| e.to_string())?;
+    let log =
+        std::fs::File::create(sb.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(me)
@@ -319,7 +328,7 @@ fn start_econet(
         .spawn()
         .map_err(|e| format!("cannot start econet: {e}"))?;
     sb.econet.push(child);
-    Ok(())
+    Ok(state)
 }
 
 /// A udhcpc hook that applies the lease like a network manager would. The first lease
@@ -457,49 +466,23 @@ fn demo() -> Result<(), String> {
     show(&[&me_s, "check", &cfg_path])?;
 
     step("3. econet run, inside the device namespace (and at the head office as the VPN responder, on the second device, and as the map server)");
-    let ms_cfg = sb.path("map-server.json");
-    std::fs::write(&ms_cfg, map_server_config()).map_err(|e| e.to_string())?;
-    let ms_state = sb.path("ms-state");
-    start_econet(
+    let ms_state = start(
         &mut sb,
         &me,
         &ms,
-        &["map-server", "--config", &ms_cfg, "--state-dir", &ms_state],
-        "map-server.log",
+        "map-server",
+        "map-server",
+        &map_server_config(),
     )?;
-    let hq_cfg = sb.path("hq.json");
-    std::fs::write(&hq_cfg, hq_config(&sb)).map_err(|e| e.to_string())?;
-    let hq_state = sb.path("hq-state");
-    start_econet(
-        &mut sb,
-        &me,
-        &up,
-        &["run", "--config", &hq_cfg, "--state-dir", &hq_state],
-        "hq.log",
-    )?;
-    let dev2_cfg = sb.path("device2.json");
-    std::fs::write(&dev2_cfg, device2_config(&sb)).map_err(|e| e.to_string())?;
-    let dev2_state = sb.path("dev2-state");
-    start_econet(
-        &mut sb,
-        &me,
-        &dev2,
-        &["run", "--config", &dev2_cfg, "--state-dir", &dev2_state],
-        "econet-dev2.log",
-    )?;
-    let state = sb.path("state");
-    start_econet(
-        &mut sb,
-        &me,
-        &dev,
-        &["run", "--config", &cfg_path, "--state-dir", &state],
-        "econet.log",
-    )?;
+    let (hq, device2) = (hq_config(&sb), device2_config(&sb));
+    start(&mut sb, &me, &up, "run", "hq", &hq)?;
+    let dev2_state = start(&mut sb, &me, &dev2, "run", "device2", &device2)?;
+    let state = start(&mut sb, &me, &dev, "run", "device", &cfg)?;
     wait_applied(&me, &state)?;
     wait_applied(&me, &dev2_state)?;
     print!(
         "{}",
-        std::fs::read_to_string(sb.dir.join("econet.log")).unwrap_or_default()
+        std::fs::read_to_string(sb.dir.join("device.log")).unwrap_or_default()
     );
     show(&[
         "ip", "-n", &dev, "-br", "link", "show", "master", "ec-plant",
