@@ -4,6 +4,8 @@
 //! the peer, not to an IKE SA, so an IKE SA rekey moves nothing. Each SA sends at most
 //! one request at a time (window 1): the next one waits in the SA's intent queue.
 
+mod payloads;
+
 use super::crypto::{
     self, ct_eq, prf, prf_plus, random_u32, random_u64, sha1, CryptoError, KeyShare, SkCipher,
     PRF_LEN, SK_E_LEN,
@@ -19,7 +21,11 @@ use crate::esp::{EspKeys, KeyMaterial, Lifetime, KEYMAT_LEN};
 use crate::wire::esp::IKE_PORT;
 use crate::wire::ike::{
     auth_method, exchange, flags, notify, protocol, Delete, Header, Id, Message, Notify, Packet,
-    Payload, Proposal, Ts, TsV4,
+    Payload, TsV4,
+};
+use payloads::{
+    delete_ike, error_notify, find_notify, has_unknown_critical, ke_payload, n, n_esp,
+    nonce_payload, sa_payload, tsi_payload, tsr_payload, v4s,
 };
 use ring::rand::SystemRandom;
 use std::collections::VecDeque;
@@ -40,10 +46,6 @@ const MAX_INIT_RETRIES: u32 = 3;
 const MAX_CREATE_RETRIES: u32 = 5;
 /// Established IKE SAs at once: current, replaced, redundant, being deleted.
 const MAX_ESTABLISHED: usize = 4;
-/// Nonce lengths accepted (§3.9: 16 to 256 bytes).
-const NONCE_MIN: usize = 16;
-const NONCE_MAX: usize = 256;
-
 struct SaKeys {
     sk_d: crypto::SecretBytes,
     enc_out: SkCipher,
@@ -124,80 +126,6 @@ fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> Vec<u8> {
         &addr.port().to_be_bytes(),
     ])
     .to_vec()
-}
-
-fn find_notify(p: &[Payload], kind: u16) -> Option<&Notify> {
-    p.iter().find_map(|x| match x {
-        Payload::Notify(n) if n.kind == kind => Some(n),
-        _ => None,
-    })
-}
-
-/// The first error notify, if any.
-fn error_notify(p: &[Payload]) -> Option<u16> {
-    p.iter().find_map(|x| match x {
-        Payload::Notify(n) if notify::is_error(n.kind) => Some(n.kind),
-        _ => None,
-    })
-}
-
-fn has_unknown_critical(p: &[Payload]) -> bool {
-    p.iter()
-        .any(|x| matches!(x, Payload::Unknown { critical: true, .. }))
-}
-
-fn sa_payload(p: &[Payload]) -> Option<&[Proposal]> {
-    p.iter().find_map(|x| match x {
-        Payload::Sa(v) => Some(v.as_slice()),
-        _ => None,
-    })
-}
-
-fn ke_payload(p: &[Payload]) -> Option<(u16, &[u8])> {
-    p.iter().find_map(|x| match x {
-        Payload::Ke { group, data } => Some((*group, data.as_slice())),
-        _ => None,
-    })
-}
-
-fn nonce_payload(p: &[Payload]) -> Option<&[u8]> {
-    p.iter()
-        .find_map(|x| match x {
-            Payload::Nonce(n) => Some(n.as_slice()),
-            _ => None,
-        })
-        .filter(|n| (NONCE_MIN..=NONCE_MAX).contains(&n.len()))
-}
-
-fn tsi_payload(p: &[Payload]) -> Option<&[Ts]> {
-    p.iter().find_map(|x| match x {
-        Payload::TsI(v) => Some(v.as_slice()),
-        _ => None,
-    })
-}
-
-fn tsr_payload(p: &[Payload]) -> Option<&[Ts]> {
-    p.iter().find_map(|x| match x {
-        Payload::TsR(v) => Some(v.as_slice()),
-        _ => None,
-    })
-}
-
-fn v4s(t: &[TsV4]) -> Vec<Ts> {
-    t.iter().copied().map(Ts::V4).collect()
-}
-
-fn n(kind: u16) -> Payload {
-    Payload::Notify(Notify::new(kind, Vec::new()))
-}
-
-fn n_esp(kind: u16, spi: u32) -> Payload {
-    Payload::Notify(Notify {
-        protocol: protocol::ESP,
-        spi: spi.to_be_bytes().to_vec(),
-        kind,
-        data: Vec::new(),
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2967,13 +2895,4 @@ fn exchange_of(r: &Req) -> u8 {
         Req::Child(_) | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
         Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
     }
-}
-
-/// The Delete payload for an IKE SA (RFC 7296 §3.11: no SPIs, the SA is the one the
-/// message travels in).
-fn delete_ike() -> Payload {
-    Payload::Delete(Delete {
-        protocol: protocol::IKE,
-        spis: Vec::new(),
-    })
 }
