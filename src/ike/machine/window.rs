@@ -1,0 +1,362 @@
+//! The window of one, in both directions, on every IKE SA: our requests (the intent
+//! queue, sending, the retransmission state) and the responses matched to them, the
+//! peer's requests (message IDs, answers to retransmissions from a cache) and the
+//! answers to them. Each exchange's own work is in its file.
+
+use super::*;
+
+/// What happens to the SA after a request's response is sent.
+pub(super) enum After {
+    Nothing,
+    /// Drop this (non-current) SA.
+    Remove,
+    /// Everything goes down.
+    Down(DownReason),
+}
+
+fn exchange_of(r: &Req) -> u8 {
+    match r {
+        Req::Init => exchange::IKE_SA_INIT,
+        Req::Auth => exchange::IKE_AUTH,
+        Req::Child(_) | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
+        Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
+    }
+}
+
+impl Ike {
+    pub(super) fn send_request(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        exch: u8,
+        p: &[Payload],
+        req: Req,
+    ) {
+        let base = self.cfg.retransmit_base;
+        let sa = &mut self.sas[idx];
+        let id = sa.my_next_id;
+        let Some(data) = sa.seal(exch, false, id, p) else {
+            return;
+        };
+        sa.my_next_id = sa.my_next_id.wrapping_add(1);
+        let d = sa.datagram(data.clone());
+        sa.pending = Some(Pending {
+            msg_id: id,
+            data,
+            req,
+            sent: 1,
+            next: now + base,
+        });
+        self.send(d);
+    }
+
+    /// A request nobody waits for an answer to (teardown notices).
+    pub(super) fn send_oneshot(&mut self, idx: usize, exch: u8, p: &[Payload]) {
+        let sa = &mut self.sas[idx];
+        let id = sa.my_next_id;
+        if let Some(data) = sa.seal(exch, false, id, p) {
+            sa.my_next_id = sa.my_next_id.wrapping_add(1);
+            let d = sa.datagram(data);
+            self.send(d);
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let sa = &mut self.sas[idx];
+        if h.message_id.wrapping_add(1) == sa.peer_next_id {
+            if let Some((req, resp)) = &sa.last_reply {
+                if req.as_slice() == msg {
+                    let d = Datagram {
+                        local,
+                        remote,
+                        nat_t: local.port() != IKE_PORT,
+                        data: resp.clone(),
+                    };
+                    self.send(d);
+                    return Ok(());
+                }
+            }
+            return Err(Error::Unexpected);
+        }
+        if h.message_id != sa.peer_next_id {
+            return Err(Error::Unexpected);
+        }
+        let allowed = match sa.phase {
+            Phase::HalfOpen => h.exchange == exchange::IKE_AUTH,
+            Phase::Established | Phase::Superseded(_) | Phase::Deleting => {
+                h.exchange == exchange::INFORMATIONAL || h.exchange == exchange::CREATE_CHILD_SA
+            }
+            Phase::Connecting => false,
+        };
+        if !allowed {
+            return Err(Error::Unexpected);
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            return Err(Error::Unexpected);
+        };
+        let p = match message::open(msg, &keys.enc_in) {
+            Ok(p) => p,
+            Err(OpenError::Integrity) => return Err(Error::Integrity),
+            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
+        };
+        sa.last_rx = now;
+        // Answers go back where the request came from (NAT-T port floating, §2.23).
+        sa.local = local;
+        sa.remote = remote;
+        let id = sa.id();
+        let (resp, after) = if has_unknown_critical(&p) {
+            (
+                vec![n(notify::UNSUPPORTED_CRITICAL_PAYLOAD)],
+                After::Nothing,
+            )
+        } else {
+            match h.exchange {
+                exchange::IKE_AUTH => self.on_auth_request(now, idx, &p),
+                exchange::INFORMATIONAL => self.on_informational(now, idx, &p),
+                _ => (self.on_create_child(now, idx, &p), After::Nothing),
+            }
+        };
+        // Establishing may have dropped other SAs: find ours again.
+        let Some(idx) = self.idx_of(id) else {
+            return Ok(());
+        };
+        let sa = &mut self.sas[idx];
+        sa.peer_next_id = sa.peer_next_id.wrapping_add(1);
+        if let Some(data) = sa.seal(h.exchange, true, h.message_id, &resp) {
+            sa.last_reply = Some((msg.to_vec(), data.clone()));
+            let d = sa.datagram(data);
+            self.send(d);
+        }
+        match after {
+            After::Nothing => {}
+            After::Remove => {
+                self.sas.remove(idx);
+            }
+            After::Down(reason) => self.down(now, reason, false),
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        h: &Header,
+        msg: &[u8],
+    ) -> Result<(), Error> {
+        let sa = &mut self.sas[idx];
+        let Some(pending) = &sa.pending else {
+            return Err(Error::Unexpected);
+        };
+        if h.message_id != pending.msg_id || h.exchange != exchange_of(&pending.req) {
+            return Err(Error::Unexpected);
+        }
+        if matches!(pending.req, Req::Init) {
+            return self.on_init_response(now, idx, h, msg);
+        }
+        let Some(keys) = sa.keys.as_ref() else {
+            return Err(Error::Unexpected);
+        };
+        let p = match message::open(msg, &keys.enc_in) {
+            Ok(p) => p,
+            Err(OpenError::Integrity) => return Err(Error::Integrity),
+            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
+        };
+        sa.last_rx = now;
+        let Some(pending) = sa.pending.take() else {
+            return Err(Error::Unexpected);
+        };
+        match pending.req {
+            Req::Init => {}
+            Req::Auth => self.on_auth_response(now, idx, &p),
+            Req::Dpd => {}
+            Req::Child(r) => self.on_child_response(now, idx, &p, r),
+            Req::RekeyIke {
+                spi,
+                ni,
+                share,
+                collision,
+                retries,
+            } => self.on_ike_rekey_response(now, idx, &p, spi, ni, share, collision, retries),
+            Req::DeleteChildren(spis) => {
+                for spi in spis {
+                    if let Some(ci) = self.children.iter().position(|c| c.spi_in == spi) {
+                        let c = &mut self.children[ci];
+                        if c.rekeyed {
+                            c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                        } else {
+                            let spis = c.spis();
+                            self.children.remove(ci);
+                            self.events.push_back(Event::ChildDown {
+                                spis,
+                                reason: ChildDownReason::Closed,
+                            });
+                        }
+                    }
+                }
+            }
+            Req::DeleteIke => {
+                if Some(self.sas[idx].id()) == self.current {
+                    self.down(now, DownReason::Closed, false);
+                } else {
+                    self.sas.remove(idx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn kick_all(&mut self, now: Instant) {
+        for i in 0..self.sas.len() {
+            self.kick(i, now);
+        }
+    }
+
+    /// Sends the SA's next queued request if none is outstanding.
+    fn kick(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(sa) = self.sas.get_mut(idx) else {
+                return;
+            };
+            let usable = matches!(sa.phase, Phase::Established | Phase::Deleting);
+            if sa.pending.is_some() || !usable {
+                return;
+            }
+            let Some(intent) = sa.intents.pop_front() else {
+                return;
+            };
+            if sa.phase == Phase::Deleting && intent != Intent::DeleteIke {
+                continue;
+            }
+            if self.start_request(idx, now, intent) {
+                return;
+            }
+        }
+    }
+
+    /// Builds and sends one request; false if the intent turned out moot.
+    fn start_request(&mut self, idx: usize, now: Instant, intent: Intent) -> bool {
+        match intent {
+            Intent::Dpd => {
+                self.send_request(idx, now, exchange::INFORMATIONAL, &[], Req::Dpd);
+                true
+            }
+            Intent::DeleteIke => {
+                let d = delete_ike();
+                self.send_request(idx, now, exchange::INFORMATIONAL, &[d], Req::DeleteIke);
+                true
+            }
+            Intent::DeleteChildren(spis) => {
+                // SAs already deleted on the wire are skipped; ones already removed
+                // here (hard expiry) are still announced.
+                let spis: Vec<u32> = spis
+                    .into_iter()
+                    .filter(|s| {
+                        !self
+                            .children
+                            .iter()
+                            .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
+                    })
+                    .collect();
+                if spis.is_empty() {
+                    return false;
+                }
+                for c in self.children.iter_mut() {
+                    if spis.contains(&c.spi_in) {
+                        c.state = ChildState::Deleting;
+                    }
+                }
+                let d = Payload::Delete(Delete {
+                    protocol: protocol::ESP,
+                    spis: spis.clone(),
+                });
+                self.send_request(
+                    idx,
+                    now,
+                    exchange::INFORMATIONAL,
+                    &[d],
+                    Req::DeleteChildren(spis),
+                );
+                true
+            }
+            Intent::RekeyIke { retries, group } => {
+                if Some(self.sas[idx].id()) != self.current {
+                    return false;
+                }
+                let g = group.unwrap_or(self.sas[idx].group);
+                let r = (|| -> Result<_, CryptoError> {
+                    Ok((
+                        KeyShare::new(g, &self.rng)?,
+                        self.nonce()?,
+                        self.new_ike_spi()?,
+                    ))
+                })();
+                let Ok((share, ni, spi)) = r else {
+                    return false;
+                };
+                let mut groups = vec![g];
+                groups.extend(self.cfg.groups.iter().filter(|x| **x != g));
+                let p = vec![
+                    Payload::Sa(vec![proposal::ike_offer(&groups, Some(spi))]),
+                    Payload::Nonce(ni.clone()),
+                    Payload::Ke {
+                        group: g.id(),
+                        data: share.public().to_vec(),
+                    },
+                ];
+                log::info!("IKE: rekeying the IKE SA with {}", self.cfg.remote_id);
+                self.send_request(
+                    idx,
+                    now,
+                    exchange::CREATE_CHILD_SA,
+                    &p,
+                    Req::RekeyIke {
+                        spi,
+                        ni,
+                        share,
+                        collision: None,
+                        retries,
+                    },
+                );
+                true
+            }
+            Intent::RekeyChild {
+                spi_in,
+                retries,
+                group,
+            } => {
+                let Some(c) = self
+                    .children
+                    .iter()
+                    .position(|c| c.spi_in == spi_in && c.state == ChildState::Active)
+                else {
+                    return false;
+                };
+                let (tl, tr) = (
+                    self.children[c].ts_local.clone(),
+                    self.children[c].ts_remote.clone(),
+                );
+                if !self.send_child_request(idx, now, Some(spi_in), tl, tr, retries, group) {
+                    return false;
+                }
+                self.children[c].state = ChildState::Rekeying;
+                self.children[c].rekey_at = None;
+                log::info!("IKE: rekeying CHILD SA {spi_in:08x}");
+                true
+            }
+            Intent::CreateChild { retries, group } => {
+                let tl: Vec<TsV4> = self.cfg.local_ts.iter().map(ts::from_net).collect();
+                let tr: Vec<TsV4> = self.cfg.remote_ts.iter().map(ts::from_net).collect();
+                self.send_child_request(idx, now, None, tl, tr, retries, group)
+            }
+        }
+    }
+}
