@@ -4,6 +4,7 @@
 //! NAT detection.
 
 use super::*;
+use crate::wire::ike::Proposal;
 
 /// COOKIE and INVALID_KE_PAYLOAD round trips before giving up on IKE_SA_INIT.
 const MAX_INIT_RETRIES: u32 = 3;
@@ -55,6 +56,7 @@ fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> Vec<u8> {
 }
 
 /// IKE_SA_INIT state kept until IKE_AUTH is done.
+#[derive(Default)]
 pub(super) struct Handshake {
     pub(super) ni: Vec<u8>,
     pub(super) nr: Vec<u8>,
@@ -73,21 +75,52 @@ pub(super) struct Handshake {
     pub(super) error: Option<DownReason>,
 }
 
+impl Handshake {
+    /// We answered a COOKIE or INVALID_KE_PAYLOAD less than `interval` ago.
+    fn retried_recently(&self, now: Instant, interval: Duration) -> bool {
+        self.last_retry.is_some_and(|t| now < t + interval)
+    }
+}
+
+/// An IKE_SA_INIT request as the responder reads it, before any SA exists.
+struct InitRequest<'a> {
+    spi_i: u64,
+    /// Where it came in (answers go back the same way).
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    /// The whole message (signed in the initiator's AUTH) and its payloads.
+    msg: &'a [u8],
+    p: &'a [Payload],
+    /// The initiator's key share and nonce.
+    ke: &'a [u8],
+    ni: &'a [u8],
+}
+
+/// An unencrypted IKE_SA_INIT message (message ID 0).
+fn init_message(spi_i: u64, spi_r: u64, flags: u8, payloads: Vec<Payload>) -> Message {
+    Message {
+        header: Header {
+            spi_i,
+            spi_r,
+            next_payload: 0,
+            exchange: exchange::IKE_SA_INIT,
+            flags,
+            message_id: 0,
+            length: 0,
+        },
+        payloads,
+    }
+}
+
 impl Ike {
     pub(super) fn start_init(&mut self, now: Instant) -> Result<(), CryptoError> {
         let group = *self.cfg.groups.first().ok_or(CryptoError)?;
         let share = KeyShare::new(group, &self.rng)?;
         let hs = Handshake {
             ni: self.nonce()?,
-            nr: Vec::new(),
-            msg1: Vec::new(),
-            msg2: Vec::new(),
             share: Some(share),
-            cookie: None,
-            retries: 0,
             child_spi: self.new_spi_in()?,
-            last_retry: None,
-            error: None,
+            ..Handshake::default()
         };
         let sa = Sa {
             spi_i: self.new_ike_spi()?,
@@ -146,19 +179,9 @@ impl Ike {
         });
         p.push(Payload::Nonce(hs.ni.clone()));
         p.extend(self.nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
-        let msg = Message {
-            header: Header {
-                spi_i: sa.spi_i,
-                spi_r: 0,
-                next_payload: 0,
-                exchange: exchange::IKE_SA_INIT,
-                flags: flags::INITIATOR,
-                message_id: 0,
-                length: 0,
-            },
-            payloads: p,
+        let Ok(data) = init_message(sa.spi_i, 0, flags::INITIATOR, p).emit() else {
+            return;
         };
-        let Ok(data) = msg.emit() else { return };
         let base = self.cfg.retransmit_base;
         let sa = &mut self.sas[idx];
         if let Some(hs) = sa.hs.as_deref_mut() {
@@ -176,6 +199,10 @@ impl Ike {
         self.send(d);
     }
 
+    /// The answer to our IKE_SA_INIT. It is not authenticated (§2.4, §2.21.1): a
+    /// forged COOKIE, INVALID_KE_PAYLOAD or error must not spoil the attempt. Retries
+    /// happen at most once per retransmission interval; errors end the attempt only if
+    /// no valid response arrives within one interval.
     pub(super) fn on_init_response(
         &mut self,
         now: Instant,
@@ -185,58 +212,15 @@ impl Ike {
     ) -> Result<(), Error> {
         let m = Message::parse(msg)?;
         let p = &m.payloads;
-        let base = self.cfg.retransmit_base;
-        // IKE_SA_INIT responses are not authenticated (§2.4, §2.21.1): a forged COOKIE,
-        // INVALID_KE_PAYLOAD or error must not spoil the attempt. Retries happen at most
-        // once per retransmission interval; errors end the attempt only if no valid
-        // response arrives within one interval.
-        let sa = &mut self.sas[idx];
-        let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
-        let recent_retry = hs.last_retry.is_some_and(|t| now < t + base);
-        let current = hs.share.as_ref().map(KeyShare::group);
-        let fail = |hs: &mut Handshake, pending: &mut Option<Pending>, r: DownReason| {
-            hs.error.get_or_insert(r);
-            if let Some(p) = pending.as_mut() {
-                p.next = p.next.min(now + base);
-            }
-        };
+        if self.sas[idx].hs.is_none() {
+            return Err(Error::Unexpected);
+        }
         if let Some(c) = find_notify(p, notify::COOKIE) {
-            if recent_retry {
-                return Ok(());
-            }
-            if hs.retries >= MAX_INIT_RETRIES || c.data.is_empty() || c.data.len() > 64 {
-                fail(hs, &mut sa.pending, DownReason::Rejected(notify::COOKIE));
-                return Ok(());
-            }
-            hs.retries += 1;
-            hs.last_retry = Some(now);
-            hs.cookie = Some(c.data.clone());
-            log::debug!("IKE: responder asks for a cookie");
-            self.send_init(idx, now);
+            self.on_init_cookie(now, idx, &c.data);
             return Ok(());
         }
         if let Some(ke) = find_notify(p, notify::INVALID_KE_PAYLOAD) {
-            if recent_retry {
-                return Ok(());
-            }
-            let want = ke
-                .data
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .and_then(Group::from_id)
-                .filter(|g| self.cfg.groups.contains(g));
-            match want {
-                Some(g) if hs.retries < MAX_INIT_RETRIES && Some(g) != current => {
-                    hs.retries += 1;
-                    hs.last_retry = Some(now);
-                    hs.share = Some(KeyShare::new(g, &self.rng).map_err(|_| Error::Unexpected)?);
-                    sa.group = g;
-                    log::debug!("IKE: responder wants group {}", g.id());
-                    self.send_init(idx, now);
-                }
-                _ => fail(hs, &mut sa.pending, DownReason::NoProposal),
-            }
-            return Ok(());
+            return self.on_init_invalid_ke(now, idx, &ke.data);
         }
         if let Some(e) = error_notify(p) {
             let reason = if e == notify::NO_PROPOSAL_CHOSEN {
@@ -244,9 +228,86 @@ impl Ike {
             } else {
                 DownReason::Rejected(e)
             };
-            fail(hs, &mut sa.pending, reason);
+            self.init_refused(now, idx, reason);
             return Ok(());
         }
+        self.complete_init(now, idx, h, msg, p)
+    }
+
+    /// The responder wants its COOKIE back (§2.6): IKE_SA_INIT again, with it.
+    fn on_init_cookie(&mut self, now: Instant, idx: usize, cookie: &[u8]) {
+        let base = self.cfg.retransmit_base;
+        let Some(hs) = self.sas[idx].hs.as_deref_mut() else {
+            return;
+        };
+        if hs.retried_recently(now, base) {
+            return;
+        }
+        if hs.retries >= MAX_INIT_RETRIES || cookie.is_empty() || cookie.len() > 64 {
+            self.init_refused(now, idx, DownReason::Rejected(notify::COOKIE));
+            return;
+        }
+        hs.retries += 1;
+        hs.last_retry = Some(now);
+        hs.cookie = Some(cookie.to_vec());
+        log::debug!("IKE: responder asks for a cookie");
+        self.send_init(idx, now);
+    }
+
+    /// The responder wants another key exchange group (§1.2): IKE_SA_INIT again with
+    /// a key share of that group, if it is one of ours.
+    fn on_init_invalid_ke(&mut self, now: Instant, idx: usize, data: &[u8]) -> Result<(), Error> {
+        let base = self.cfg.retransmit_base;
+        let want = data
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .and_then(Group::from_id)
+            .filter(|g| self.cfg.groups.contains(g));
+        let sa = &mut self.sas[idx];
+        let Some(hs) = sa.hs.as_deref_mut() else {
+            return Ok(());
+        };
+        if hs.retried_recently(now, base) {
+            return Ok(());
+        }
+        let current = hs.share.as_ref().map(KeyShare::group);
+        match want {
+            Some(g) if hs.retries < MAX_INIT_RETRIES && Some(g) != current => {
+                hs.retries += 1;
+                hs.last_retry = Some(now);
+                hs.share = Some(KeyShare::new(g, &self.rng).map_err(|_| Error::Unexpected)?);
+                sa.group = g;
+                log::debug!("IKE: responder wants group {}", g.id());
+                self.send_init(idx, now);
+            }
+            _ => self.init_refused(now, idx, DownReason::NoProposal),
+        }
+        Ok(())
+    }
+
+    /// An unauthenticated refusal of our IKE_SA_INIT: the attempt ends with `reason`
+    /// at the next retransmission (at most an interval away) unless a valid response
+    /// comes first.
+    fn init_refused(&mut self, now: Instant, idx: usize, reason: DownReason) {
+        let base = self.cfg.retransmit_base;
+        let sa = &mut self.sas[idx];
+        if let Some(hs) = sa.hs.as_deref_mut() {
+            hs.error.get_or_insert(reason);
+        }
+        if let Some(p) = sa.pending.as_mut() {
+            p.next = p.next.min(now + base);
+        }
+    }
+
+    /// A proper IKE_SA_INIT response: the SA's keys and NAT detection, then IKE_AUTH.
+    fn complete_init(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        h: &Header,
+        msg: &[u8],
+        p: &[Payload],
+    ) -> Result<(), Error> {
         if h.spi_r == 0 || has_unknown_critical(p) {
             return Err(Error::Unexpected);
         }
@@ -255,14 +316,16 @@ impl Ike {
         else {
             return Err(Error::Malformed(crate::wire::Error::Malformed));
         };
-        let Some(group) = current else {
+        let sa = &mut self.sas[idx];
+        let hs = sa.hs.as_deref_mut().ok_or(Error::Unexpected)?;
+        let Some(group) = hs.share.as_ref().map(KeyShare::group) else {
             return Err(Error::Unexpected);
         };
         if proposal::check_ike_reply(sa_p, group, false).is_none()
             || ke_group != group.id()
             || ke_data.len() != group.public_len()
         {
-            fail(hs, &mut sa.pending, DownReason::NoProposal);
+            self.init_refused(now, idx, DownReason::NoProposal);
             return Ok(());
         }
         let Some(share) = hs.share.take() else {
@@ -270,7 +333,7 @@ impl Ike {
         };
         let Ok(shared) = share.agree(ke_data) else {
             // The key share is spent: this attempt cannot take another response.
-            fail(hs, &mut sa.pending, DownReason::NoProposal);
+            self.init_refused(now, idx, DownReason::NoProposal);
             return Ok(());
         };
         hs.nr = nr.to_vec();
@@ -291,6 +354,8 @@ impl Ike {
         Ok(())
     }
 
+    /// IKE_SA_INIT as responder: a stateless refusal or COOKIE demand, or a new
+    /// half-open SA and its response.
     pub(super) fn on_init_request(
         &mut self,
         now: Instant,
@@ -302,60 +367,28 @@ impl Ike {
         if h.spi_r != 0 || h.message_id != 0 || !h.from_initiator() || h.spi_i == 0 {
             return Err(Error::Unexpected);
         }
-        // A retransmission of a request we answered: answer the same. (Another request
-        // with the same SPI is a new attempt: IKE_SA_INIT is unauthenticated, so a forged
-        // copy must not block the real one.)
-        let again = self.sas.iter().find_map(|s| match &s.last_reply {
-            Some((req, resp))
-                if s.spi_i == h.spi_i
-                    && s.phase == Phase::HalfOpen
-                    && s.remote == remote
-                    && req.as_slice() == msg =>
-            {
-                Some(resp.clone())
-            }
-            _ => None,
-        });
-        if let Some(resp) = again {
-            self.send(Datagram {
-                local,
-                remote,
-                nat_t: local.port() != IKE_PORT,
-                data: resp,
-            });
+        if let Some(resp) = self.init_answered(h.spi_i, remote, msg) {
+            self.send(datagram(local, remote, resp));
             return Ok(());
         }
         let m = Message::parse(msg)?;
         let p = &m.payloads;
-        let (Some(sa_p), Some((ke_group, ke_data)), Some(ni)) =
+        let (Some(sa), Some((ke_group, ke)), Some(ni)) =
             (sa_payload(p), ke_payload(p), nonce_payload(p))
         else {
             return Err(Error::Malformed(crate::wire::Error::Malformed));
         };
-        let stateless = |kind: u16, data: Vec<u8>| -> Option<Datagram> {
-            let m = Message {
-                header: Header {
-                    spi_i: h.spi_i,
-                    spi_r: 0,
-                    next_payload: 0,
-                    exchange: exchange::IKE_SA_INIT,
-                    flags: flags::RESPONSE,
-                    message_id: 0,
-                    length: 0,
-                },
-                payloads: vec![Payload::Notify(Notify::new(kind, data))],
-            };
-            Some(Datagram {
-                local,
-                remote,
-                nat_t: local.port() != IKE_PORT,
-                data: m.emit().ok()?,
-            })
+        let req = InitRequest {
+            spi_i: h.spi_i,
+            local,
+            remote,
+            msg,
+            p,
+            ke,
+            ni,
         };
         if has_unknown_critical(p) {
-            if let Some(d) = stateless(notify::UNSUPPORTED_CRITICAL_PAYLOAD, Vec::new()) {
-                self.send(d);
-            }
+            self.refuse_init(&req, notify::UNSUPPORTED_CRITICAL_PAYLOAD, Vec::new());
             return Ok(());
         }
         let half_open = self
@@ -363,43 +396,86 @@ impl Ike {
             .iter()
             .filter(|s| s.phase == Phase::HalfOpen)
             .count();
-        if half_open >= self.cfg.cookie_threshold {
-            let want = self.cookie(ni, remote, h.spi_i);
-            let got = match p.first() {
-                Some(Payload::Notify(n)) if n.kind == notify::COOKIE => Some(&n.data),
-                _ => None,
-            };
-            if got.is_none_or(|g| !ct_eq(g, &want)) {
-                log::debug!("IKE: {half_open} half-open SAs, asking {remote} for a cookie");
-                if let Some(d) = stateless(notify::COOKIE, want) {
-                    self.send(d);
-                }
-                return Ok(());
-            }
+        if half_open >= self.cfg.cookie_threshold && !self.cookie_returned(&req, half_open) {
+            return Ok(());
         }
-        let group = match proposal::choose_ike(sa_p, &self.cfg.groups, Some(ke_group), None) {
+        let (reply, g) = match proposal::choose_ike(sa, &self.cfg.groups, Some(ke_group), None) {
             Choice::Accept {
                 reply,
                 group: Some(g),
                 ..
             } => (reply, g),
             Choice::InvalidKe(g) => {
-                if let Some(d) =
-                    stateless(notify::INVALID_KE_PAYLOAD, g.id().to_be_bytes().to_vec())
-                {
-                    self.send(d);
-                }
+                let want = g.id().to_be_bytes().to_vec();
+                self.refuse_init(&req, notify::INVALID_KE_PAYLOAD, want);
                 return Ok(());
             }
             _ => {
                 log::warn!("IKE: no acceptable IKE proposal from {remote}");
-                if let Some(d) = stateless(notify::NO_PROPOSAL_CHOSEN, Vec::new()) {
-                    self.send(d);
-                }
+                self.refuse_init(&req, notify::NO_PROPOSAL_CHOSEN, Vec::new());
                 return Ok(());
             }
         };
-        let (reply, g) = group;
+        self.answer_init(now, &req, reply, g, half_open)
+    }
+
+    /// Our response to an IKE_SA_INIT request we already answered, sent again. (Another
+    /// request with the same SPI is a new attempt: IKE_SA_INIT is unauthenticated, so a
+    /// forged copy must not block the real one.)
+    fn init_answered(&self, spi_i: u64, remote: SocketAddrV4, msg: &[u8]) -> Option<Vec<u8>> {
+        self.sas.iter().find_map(|s| match &s.last_reply {
+            Some((req, resp))
+                if s.spi_i == spi_i
+                    && s.phase == Phase::HalfOpen
+                    && s.remote == remote
+                    && req.as_slice() == msg =>
+            {
+                Some(resp.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Answers an IKE_SA_INIT request with a lone notify and keeps no state.
+    fn refuse_init(&mut self, req: &InitRequest, kind: u16, data: Vec<u8>) {
+        let m = init_message(
+            req.spi_i,
+            0,
+            flags::RESPONSE,
+            vec![Payload::Notify(Notify::new(kind, data))],
+        );
+        if let Ok(data) = m.emit() {
+            self.send(datagram(req.local, req.remote, data));
+        }
+    }
+
+    /// Under load (`half_open` SAs): whether the request returns the COOKIE we would
+    /// give it; if not, it gets one (§2.6).
+    fn cookie_returned(&mut self, req: &InitRequest, half_open: usize) -> bool {
+        let want = self.cookie(req.ni, req.remote, req.spi_i);
+        let got = match req.p.first() {
+            Some(Payload::Notify(n)) if n.kind == notify::COOKIE => Some(&n.data),
+            _ => None,
+        };
+        if got.is_some_and(|g| ct_eq(g, &want)) {
+            return true;
+        }
+        let remote = req.remote;
+        log::debug!("IKE: {half_open} half-open SAs, asking {remote} for a cookie");
+        self.refuse_init(req, notify::COOKIE, want);
+        false
+    }
+
+    /// Accepts an IKE_SA_INIT request with proposal `reply` and group `g`: a new
+    /// half-open SA, and the response.
+    fn answer_init(
+        &mut self,
+        now: Instant,
+        req: &InitRequest,
+        reply: Proposal,
+        g: Group,
+        half_open: usize,
+    ) -> Result<(), Error> {
         let r = (|| -> Result<(KeyShare, Vec<u8>, u64), CryptoError> {
             Ok((
                 KeyShare::new(g, &self.rng)?,
@@ -411,16 +487,15 @@ impl Ike {
             return Err(Error::Unexpected);
         };
         let public = share.public().to_vec();
-        let Ok(shared) = share.agree(ke_data) else {
-            if let Some(d) = stateless(notify::INVALID_SYNTAX, Vec::new()) {
-                self.send(d);
-            }
+        let Ok(shared) = share.agree(req.ke) else {
+            self.refuse_init(req, notify::INVALID_SYNTAX, Vec::new());
             return Ok(());
         };
+        let (spi_i, local, remote, ni) = (req.spi_i, req.local, req.remote, req.ni);
         let skeyseed = prf(&[ni, nr.as_slice()].concat(), &[shared.expose()]);
-        let keys = derive_sa_keys(&skeyseed, ni, &nr, h.spi_i, spi_r, false)
+        let keys = derive_sa_keys(&skeyseed, ni, &nr, spi_i, spi_r, false)
             .map_err(|_| Error::Unexpected)?;
-        let (nat_local, nat_remote) = Self::nat_detect(p, h.spi_i, 0, local, remote);
+        let (nat_local, nat_remote) = Self::nat_detect(req.p, spi_i, 0, local, remote);
         let mut out = vec![
             Payload::Sa(vec![reply]),
             Payload::Ke {
@@ -429,56 +504,30 @@ impl Ike {
             },
             Payload::Nonce(nr.clone()),
         ];
-        out.extend(self.nat_notifies(h.spi_i, spi_r, local, remote));
-        let resp = Message {
-            header: Header {
-                spi_i: h.spi_i,
-                spi_r,
-                next_payload: 0,
-                exchange: exchange::IKE_SA_INIT,
-                flags: flags::RESPONSE,
-                message_id: 0,
-                length: 0,
-            },
-            payloads: out,
-        }
-        .emit()?;
-        // Bounded: the oldest half-open SA makes room.
+        out.extend(self.nat_notifies(spi_i, spi_r, local, remote));
+        let resp = init_message(spi_i, spi_r, flags::RESPONSE, out).emit()?;
         if half_open >= self.cfg.max_half_open {
-            if let Some(oldest) = self
-                .sas
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.phase == Phase::HalfOpen)
-                .min_by_key(|(_, s)| s.created)
-                .map(|(i, _)| i)
-            {
-                self.sas.remove(oldest);
-            }
+            self.drop_oldest_half_open();
         }
+        let hs = Handshake {
+            ni: ni.to_vec(),
+            nr: nr.clone(),
+            msg1: req.msg.to_vec(),
+            msg2: resp.clone(),
+            ..Handshake::default()
+        };
         let sa = Sa {
-            spi_i: h.spi_i,
+            spi_i,
             spi_r,
             we_initiated: false,
             phase: Phase::HalfOpen,
             keys: Some(keys),
-            hs: Some(Box::new(Handshake {
-                ni: ni.to_vec(),
-                nr: nr.clone(),
-                msg1: msg.to_vec(),
-                msg2: resp.clone(),
-                share: None,
-                cookie: None,
-                retries: 0,
-                child_spi: 0,
-                last_retry: None,
-                error: None,
-            })),
+            hs: Some(Box::new(hs)),
             local,
             remote,
             my_next_id: 0,
             peer_next_id: 1,
-            last_reply: Some((msg.to_vec(), resp.clone())),
+            last_reply: Some((req.msg.to_vec(), resp.clone())),
             pending: None,
             intents: VecDeque::new(),
             created: now,
@@ -493,13 +542,22 @@ impl Ike {
             nat_remote,
         };
         self.sas.push(sa);
-        self.send(Datagram {
-            local,
-            remote,
-            nat_t: local.port() != IKE_PORT,
-            data: resp,
-        });
+        self.send(datagram(local, remote, resp));
         Ok(())
+    }
+
+    /// Half-open SAs are bounded: the oldest makes room.
+    fn drop_oldest_half_open(&mut self) {
+        if let Some(oldest) = self
+            .sas
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.phase == Phase::HalfOpen)
+            .min_by_key(|(_, s)| s.created)
+            .map(|(i, _)| i)
+        {
+            self.sas.remove(oldest);
+        }
     }
 
     fn cookie(&self, ni: &[u8], remote: SocketAddrV4, spi_i: u64) -> Vec<u8> {

@@ -147,6 +147,17 @@ pub(super) struct Sa {
     nat_remote: bool,
 }
 
+/// An IKE message to send from `local` to `remote`, behind the non-ESP marker
+/// unless `local` is port 500.
+fn datagram(local: SocketAddrV4, remote: SocketAddrV4, data: Vec<u8>) -> Datagram {
+    Datagram {
+        local,
+        remote,
+        nat_t: local.port() != IKE_PORT,
+        data,
+    }
+}
+
 impl Sa {
     fn id(&self) -> SaId {
         (self.spi_i, self.spi_r)
@@ -176,12 +187,7 @@ impl Sa {
     }
 
     fn datagram(&self, data: Vec<u8>) -> Datagram {
-        Datagram {
-            local: self.local,
-            remote: self.remote,
-            nat_t: self.local.port() != IKE_PORT,
-            data,
-        }
+        datagram(self.local, self.remote, data)
     }
 
     fn push_intent(&mut self, i: Intent) {

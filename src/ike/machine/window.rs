@@ -74,12 +74,7 @@ impl Ike {
         if h.message_id.wrapping_add(1) == sa.peer_next_id {
             if let Some((req, resp)) = &sa.last_reply {
                 if req.as_slice() == msg {
-                    let d = Datagram {
-                        local,
-                        remote,
-                        nat_t: local.port() != IKE_PORT,
-                        data: resp.clone(),
-                    };
+                    let d = datagram(local, remote, resp.clone());
                     self.send(d);
                     return Ok(());
                 }
