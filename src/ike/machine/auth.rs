@@ -16,18 +16,13 @@ fn psk_auth(psk: &[u8], message: &[u8], nonce: &[u8], sk_p: &[u8], id: &Id) -> [
 
 impl Ike {
     pub(super) fn send_auth(&mut self, idx: usize, now: Instant) {
-        let sa = &self.sas[idx];
-        let (Some(hs), Some(keys)) = (sa.hs.as_deref(), sa.keys.as_ref()) else {
+        let Some(hs) = self.sas[idx].hs.as_deref() else {
             return;
         };
         let idi = self.cfg.local_id.id().clone();
-        let auth = psk_auth(
-            self.cfg.psk.expose(),
-            &hs.msg1,
-            &hs.nr,
-            keys.sk_p_own.expose(),
-            &idi,
-        );
+        let Some(auth) = self.own_auth(idx, &idi) else {
+            return;
+        };
         let p = vec![
             Payload::IdI(idi),
             n(notify::INITIAL_CONTACT),
@@ -43,16 +38,41 @@ impl Ike {
         self.send_request(idx, now, exchange::IKE_AUTH, &p, Req::Auth);
     }
 
+    /// The AUTH payload we send on SA `idx`: we sign the IKE_SA_INIT message we sent
+    /// and the peer's nonce.
+    fn own_auth(&self, idx: usize, id: &Id) -> Option<[u8; PRF_LEN]> {
+        let sa = &self.sas[idx];
+        let (hs, keys) = (sa.hs.as_deref()?, sa.keys.as_ref()?);
+        let (msg, nonce) = if sa.we_initiated {
+            (&hs.msg1, &hs.nr)
+        } else {
+            (&hs.msg2, &hs.ni)
+        };
+        let psk = self.cfg.psk.expose();
+        Some(psk_auth(psk, msg, nonce, keys.sk_p_own.expose(), id))
+    }
+
+    /// Whether the peer proved it is `remote_id` on SA `idx`: it signed the IKE_SA_INIT
+    /// message it sent and our nonce.
+    fn peer_auth_ok(&self, idx: usize, id: &Id, method: u8, data: &[u8]) -> bool {
+        let sa = &self.sas[idx];
+        let (Some(hs), Some(keys)) = (sa.hs.as_deref(), sa.keys.as_ref()) else {
+            return false;
+        };
+        let (msg, nonce) = if sa.we_initiated {
+            (&hs.msg2, &hs.ni)
+        } else {
+            (&hs.msg1, &hs.nr)
+        };
+        let psk = self.cfg.psk.expose();
+        let expected = psk_auth(psk, msg, nonce, keys.sk_p_peer.expose(), id);
+        *id == *self.cfg.remote_id.id()
+            && method == auth_method::SHARED_KEY_MIC
+            && ct_eq(&expected, data)
+    }
+
     pub(super) fn on_auth_response(&mut self, now: Instant, idx: usize, p: &[Payload]) {
-        let idr = p.iter().find_map(|x| match x {
-            Payload::IdR(id) => Some(id),
-            _ => None,
-        });
-        let auth = p.iter().find_map(|x| match x {
-            Payload::Auth { method, data } => Some((*method, data.as_slice())),
-            _ => None,
-        });
-        let (Some(idr), Some((method, auth))) = (idr, auth) else {
+        let (Some(idr), Some((method, auth))) = (idr_payload(p), auth_payload(p)) else {
             let reason = match error_notify(p) {
                 Some(notify::AUTHENTICATION_FAILED) => DownReason::AuthFailed,
                 Some(e) => DownReason::Rejected(e),
@@ -62,25 +82,7 @@ impl Ike {
             self.attempt_failed(now, idx, reason);
             return;
         };
-        let ok = {
-            let sa = &self.sas[idx];
-            match (sa.hs.as_deref(), sa.keys.as_ref()) {
-                (Some(hs), Some(keys)) => {
-                    let expected = psk_auth(
-                        self.cfg.psk.expose(),
-                        &hs.msg2,
-                        &hs.ni,
-                        keys.sk_p_peer.expose(),
-                        idr,
-                    );
-                    *idr == *self.cfg.remote_id.id()
-                        && method == auth_method::SHARED_KEY_MIC
-                        && ct_eq(&expected, auth)
-                }
-                _ => false,
-            }
-        };
-        if !ok {
+        if !self.peer_auth_ok(idx, idr, method, auth) {
             log::warn!(
                 "IKE: responder failed authentication as {}",
                 self.cfg.remote_id
@@ -91,7 +93,12 @@ impl Ike {
         }
         let hs = self.sas[idx].hs.take();
         self.establish(now, idx);
-        // The first CHILD SA.
+        self.first_child(now, idx, p, hs);
+    }
+
+    /// The first CHILD SA, from the IKE_AUTH response; without it the IKE SA goes
+    /// again.
+    fn first_child(&mut self, now: Instant, idx: usize, p: &[Payload], hs: Option<Box<Handshake>>) {
         let child_err = find_notify(p, notify::NO_PROPOSAL_CHOSEN)
             .or_else(|| find_notify(p, notify::TS_UNACCEPTABLE))
             .or_else(|| find_notify(p, notify::SINGLE_PAIR_REQUIRED))
@@ -181,31 +188,11 @@ impl Ike {
         idx: usize,
         p: &[Payload],
     ) -> (Vec<Payload>, After) {
-        let idi = p.iter().find_map(|x| match x {
-            Payload::IdI(id) => Some(id),
-            _ => None,
-        });
-        let idr = p.iter().find_map(|x| match x {
-            Payload::IdR(id) => Some(id),
-            _ => None,
-        });
-        let auth = p.iter().find_map(|x| match x {
-            Payload::Auth { method, data } => Some((*method, data.as_slice())),
-            _ => None,
-        });
-        let verified = match (idi, auth, self.sas[idx].hs.as_deref(), &self.sas[idx].keys) {
-            (Some(idi), Some((method, data)), Some(hs), Some(keys)) => {
-                let expected = psk_auth(
-                    self.cfg.psk.expose(),
-                    &hs.msg1,
-                    &hs.nr,
-                    keys.sk_p_peer.expose(),
-                    idi,
-                );
-                *idi == *self.cfg.remote_id.id()
-                    && idr.is_none_or(|r| *r == *self.cfg.local_id.id())
-                    && method == auth_method::SHARED_KEY_MIC
-                    && ct_eq(&expected, data)
+        let (idi, idr) = (idi_payload(p), idr_payload(p));
+        let verified = match (idi, auth_payload(p)) {
+            (Some(idi), Some((method, data))) => {
+                idr.is_none_or(|r| *r == *self.cfg.local_id.id())
+                    && self.peer_auth_ok(idx, idi, method, data)
             }
             _ => false,
         };
@@ -225,19 +212,12 @@ impl Ike {
             }
             return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove);
         }
-        let Some(hs) = self.sas[idx].hs.take() else {
+        let own = self.cfg.local_id.id().clone();
+        let Some(our_auth) = self.own_auth(idx, &own) else {
             return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove);
         };
-        let own = self.cfg.local_id.id().clone();
-        let our_auth = match &self.sas[idx].keys {
-            Some(keys) => psk_auth(
-                self.cfg.psk.expose(),
-                &hs.msg2,
-                &hs.ni,
-                keys.sk_p_own.expose(),
-                &own,
-            ),
-            None => return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove),
+        let Some(hs) = self.sas[idx].hs.take() else {
+            return (vec![n(notify::AUTHENTICATION_FAILED)], After::Remove);
         };
         self.establish(now, idx);
         let Some(idx) = self.current_idx() else {

@@ -33,8 +33,8 @@ use crate::wire::ike::{
 use child::{child_keymat, ChildReq};
 use init::{derive_sa_keys, Handshake};
 use payloads::{
-    delete_ike, error_notify, find_notify, has_unknown_critical, ke_payload, n, n_esp,
-    nonce_payload, sa_payload, tsi_payload, tsr_payload, v4s,
+    auth_payload, delete_ike, error_notify, find_notify, has_unknown_critical, idi_payload,
+    idr_payload, ke_payload, n, n_esp, nonce_payload, sa_payload, tsi_payload, tsr_payload, v4s,
 };
 use ring::rand::SystemRandom;
 use std::collections::VecDeque;

@@ -1,7 +1,7 @@
 //! Finding payloads in a decoded message, and the few small payloads every exchange
 //! builds.
 
-use crate::wire::ike::{notify, protocol, Delete, Notify, Payload, Proposal, Ts, TsV4};
+use crate::wire::ike::{notify, protocol, Delete, Id, Notify, Payload, Proposal, Ts, TsV4};
 
 /// Nonce lengths accepted (§3.9: 16 to 256 bytes).
 const NONCE_MIN: usize = 16;
@@ -60,6 +60,28 @@ pub(super) fn tsi_payload(p: &[Payload]) -> Option<&[Ts]> {
 pub(super) fn tsr_payload(p: &[Payload]) -> Option<&[Ts]> {
     p.iter().find_map(|x| match x {
         Payload::TsR(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+pub(super) fn idi_payload(p: &[Payload]) -> Option<&Id> {
+    p.iter().find_map(|x| match x {
+        Payload::IdI(id) => Some(id),
+        _ => None,
+    })
+}
+
+pub(super) fn idr_payload(p: &[Payload]) -> Option<&Id> {
+    p.iter().find_map(|x| match x {
+        Payload::IdR(id) => Some(id),
+        _ => None,
+    })
+}
+
+/// (method, data)
+pub(super) fn auth_payload(p: &[Payload]) -> Option<(u8, &[u8])> {
+    p.iter().find_map(|x| match x {
+        Payload::Auth { method, data } => Some((*method, data.as_slice())),
         _ => None,
     })
 }
