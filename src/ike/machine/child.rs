@@ -2,6 +2,7 @@
 //! IKE SA rekeys, and simultaneous rekeys of either kind (§2.8.1, §2.8.2).
 
 use super::*;
+use crate::wire::ike::Proposal;
 
 /// CHILD SAs per peer (one is the norm; a few more cover rekeys and collisions).
 const MAX_CHILDREN: usize = 8;
@@ -122,26 +123,8 @@ impl Ike {
         }
         let spi_in = self.new_spi_in().map_err(|_| notify::TEMPORARY_FAILURE)?;
         let ke = if in_auth { None } else { ke_payload(p) };
-        let mut groups = self.cfg.groups.clone();
-        if let Some(g) = self.cfg.child_pfs {
-            if !groups.contains(&g) {
-                groups.insert(0, g);
-            }
-        }
-        let (reply, peer_spi, group) =
-            match proposal::choose_esp(sa_p, &groups, ke.map(|k| k.0), spi_in, in_auth) {
-                Choice::Accept {
-                    reply,
-                    peer_spi,
-                    group,
-                } => (reply, peer_spi, group),
-                Choice::InvalidKe(_) => return Err(notify::INVALID_KE_PAYLOAD),
-                Choice::NoProposal => return Err(notify::NO_PROPOSAL_CHOSEN),
-            };
-        let spi_out = match <[u8; 4]>::try_from(peer_spi.as_slice()) {
-            Ok(b) if u32::from_be_bytes(b) >= 256 => u32::from_be_bytes(b),
-            _ => return Err(notify::INVALID_SYNTAX),
-        };
+        let (reply, spi_out, group) =
+            self.choose_child_proposal(sa_p, ke.map(|k| k.0), spi_in, in_auth)?;
         // Narrow: TSi is the initiator's side (our remote), TSr ours.
         let ts_remote = ts::narrow(tsi, &self.cfg.remote_ts);
         let ts_local = ts::narrow(tsr, &self.cfg.local_ts);
@@ -179,27 +162,64 @@ impl Ike {
         let child = self.child_sa(&c, i2r, r2i);
         self.children.push(c);
         let ev = match rekeys {
-            Some(old) => {
-                let o = &mut self.children[old];
-                o.rekeyed = true;
-                o.replaced_by = Some(spi_in);
-                o.superseded_at = Some(now);
-                let spis = o.spis();
-                if o.state == ChildState::Active {
-                    o.state = ChildState::Superseded;
-                }
-                self.child_rekeys += 1;
-                Event::ChildRekeyed {
-                    old: spis,
-                    new: child,
-                    send: false,
-                }
-            }
+            Some(old) => self.rekeyed_by_peer(now, old, child),
             None => Event::ChildUp(child),
         };
         Ok((out, ev))
     }
 
+    /// The ESP proposal we take from the peer's SA payload (with the group of its KE
+    /// payload, if any): (our reply, the peer's SPI, the PFS group).
+    fn choose_child_proposal(
+        &self,
+        sa_p: &[Proposal],
+        ke_group: Option<u16>,
+        spi_in: u32,
+        in_auth: bool,
+    ) -> Result<(Proposal, u32, Option<Group>), u16> {
+        let mut groups = self.cfg.groups.clone();
+        if let Some(g) = self.cfg.child_pfs {
+            if !groups.contains(&g) {
+                groups.insert(0, g);
+            }
+        }
+        let (reply, peer_spi, group) =
+            match proposal::choose_esp(sa_p, &groups, ke_group, spi_in, in_auth) {
+                Choice::Accept {
+                    reply,
+                    peer_spi,
+                    group,
+                } => (reply, peer_spi, group),
+                Choice::InvalidKe(_) => return Err(notify::INVALID_KE_PAYLOAD),
+                Choice::NoProposal => return Err(notify::NO_PROPOSAL_CHOSEN),
+            };
+        match <[u8; 4]>::try_from(peer_spi.as_slice()) {
+            Ok(b) if u32::from_be_bytes(b) >= 256 => Ok((reply, u32::from_be_bytes(b), group)),
+            _ => Err(notify::INVALID_SYNTAX),
+        }
+    }
+
+    /// The peer rekeyed CHILD SA `old` into `new` (already in the list): we keep
+    /// sending on `old` until the peer deletes it.
+    fn rekeyed_by_peer(&mut self, now: Instant, old: usize, new: ChildSa) -> Event {
+        let o = &mut self.children[old];
+        o.rekeyed = true;
+        o.replaced_by = Some(new.inbound.spi);
+        o.superseded_at = Some(now);
+        let spis = o.spis();
+        if o.state == ChildState::Active {
+            o.state = ChildState::Superseded;
+        }
+        self.child_rekeys += 1;
+        Event::ChildRekeyed {
+            old: spis,
+            new,
+            send: false,
+        }
+    }
+
+    /// CREATE_CHILD_SA as responder: a CHILD SA rekey, a new CHILD SA or an IKE SA
+    /// rekey. Returns the response payloads.
     pub(super) fn on_create_child(
         &mut self,
         now: Instant,
@@ -218,41 +238,7 @@ impl Ike {
         };
         let rekey = find_notify(p, notify::REKEY_SA).filter(|n| n.protocol == protocol::ESP);
         if let Some(r) = rekey {
-            let Ok(spi) = <[u8; 4]>::try_from(r.spi.as_slice()).map(u32::from_be_bytes) else {
-                return vec![n(notify::INVALID_SYNTAX)];
-            };
-            let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
-                return vec![n_esp(notify::CHILD_SA_NOT_FOUND, spi)];
-            };
-            if self.sas[idx].has_pending_ike_rekey()
-                || !matches!(
-                    self.children[ci].state,
-                    ChildState::Active | ChildState::Rekeying
-                )
-            {
-                return vec![n(notify::TEMPORARY_FAILURE)];
-            }
-            let colliding = self.children[ci].state == ChildState::Rekeying;
-            return match self.accept_child(now, idx, p, Some(ci), &ni, &nr, false) {
-                Ok((out, ev)) => {
-                    if colliding {
-                        // Remember the peer's new SA for when our own rekey completes.
-                        let new_in = self.children.last().map(|c| c.spi_in);
-                        if let Some(Pending {
-                            req: Req::Child(r), ..
-                        }) = self.sas[idx].pending.as_mut()
-                        {
-                            r.collision = new_in;
-                        }
-                        // Still ours to finish: the rekey outcome decides its fate.
-                        self.children[ci].state = ChildState::Rekeying;
-                    }
-                    log::info!("IKE: {} rekeyed CHILD SA {:08x}", self.cfg.remote_id, spi);
-                    self.events.push_back(ev);
-                    out
-                }
-                Err(e) => vec![self.child_error(e, p)],
-            };
+            return self.on_child_rekey_request(now, idx, p, &r.spi, &ni, &nr);
         }
         match sa_payload(p).and_then(|s| s.first()).map(|s| s.protocol) {
             Some(protocol::IKE) => self.on_ike_rekey_request(now, idx, p, &ni, nr),
@@ -264,6 +250,53 @@ impl Ike {
                 Err(e) => vec![self.child_error(e, p)],
             },
             None => vec![n(notify::INVALID_SYNTAX)],
+        }
+    }
+
+    /// The peer rekeys the CHILD SA whose outbound SPI is `spi` (the REKEY_SA notify's).
+    fn on_child_rekey_request(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+        spi: &[u8],
+        ni: &[u8],
+        nr: &[u8],
+    ) -> Vec<Payload> {
+        let Ok(spi) = <[u8; 4]>::try_from(spi).map(u32::from_be_bytes) else {
+            return vec![n(notify::INVALID_SYNTAX)];
+        };
+        let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
+            return vec![n_esp(notify::CHILD_SA_NOT_FOUND, spi)];
+        };
+        if self.sas[idx].has_pending_ike_rekey()
+            || !matches!(
+                self.children[ci].state,
+                ChildState::Active | ChildState::Rekeying
+            )
+        {
+            return vec![n(notify::TEMPORARY_FAILURE)];
+        }
+        let colliding = self.children[ci].state == ChildState::Rekeying;
+        match self.accept_child(now, idx, p, Some(ci), ni, nr, false) {
+            Ok((out, ev)) => {
+                if colliding {
+                    // Remember the peer's new SA for when our own rekey completes.
+                    let new_in = self.children.last().map(|c| c.spi_in);
+                    if let Some(Pending {
+                        req: Req::Child(r), ..
+                    }) = self.sas[idx].pending.as_mut()
+                    {
+                        r.collision = new_in;
+                    }
+                    // Still ours to finish: the rekey outcome decides its fate.
+                    self.children[ci].state = ChildState::Rekeying;
+                }
+                log::info!("IKE: {} rekeyed CHILD SA {:08x}", self.cfg.remote_id, spi);
+                self.events.push_back(ev);
+                out
+            }
+            Err(e) => vec![self.child_error(e, p)],
         }
     }
 
@@ -355,6 +388,7 @@ impl Ike {
         true
     }
 
+    /// The answer to our CREATE_CHILD_SA for a new or rekeyed CHILD SA.
     pub(super) fn on_child_response(
         &mut self,
         now: Instant,
@@ -362,69 +396,13 @@ impl Ike {
         p: &[Payload],
         r: ChildReq,
     ) {
+        if let Some(e) = error_notify(p) {
+            self.on_child_refused(now, idx, p, &r, e);
+            return;
+        }
         let old = r
             .rekey
             .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
-        let retry = |this: &mut Ike, group: Option<Group>, delay: bool| {
-            let intent = match r.rekey {
-                Some(spi_in) => Intent::RekeyChild {
-                    spi_in,
-                    retries: r.retries + 1,
-                    group,
-                },
-                None => Intent::CreateChild {
-                    retries: r.retries + 1,
-                    group,
-                },
-            };
-            if let Some(oi) = old {
-                this.children[oi].state = ChildState::Active;
-                if delay {
-                    let d = this.cfg.retransmit_base + this.jitter(this.cfg.retransmit_base * 2);
-                    this.children[oi].rekey_at = Some(now + d);
-                    return;
-                }
-            }
-            if r.retries < MAX_CREATE_RETRIES {
-                this.sas[idx].push_intent(intent);
-            }
-        };
-        if let Some(e) = error_notify(p) {
-            log::info!("IKE: {} refused CREATE_CHILD_SA ({e})", self.cfg.remote_id);
-            match e {
-                notify::TEMPORARY_FAILURE => {
-                    retry(self, r.share.as_ref().map(KeyShare::group), true)
-                }
-                notify::INVALID_KE_PAYLOAD => {
-                    let g = find_notify(p, notify::INVALID_KE_PAYLOAD)
-                        .and_then(|n| n.data.get(..2))
-                        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                        .and_then(Group::from_id);
-                    match g {
-                        Some(g) if r.retries < MAX_CREATE_RETRIES => retry(self, Some(g), false),
-                        _ => retry(self, None, true),
-                    }
-                }
-                notify::CHILD_SA_NOT_FOUND => {
-                    if let Some(oi) = old {
-                        let spis = self.children.remove(oi).spis();
-                        self.events.push_back(Event::ChildDown {
-                            spis,
-                            reason: ChildDownReason::PeerDeleted,
-                        });
-                    }
-                }
-                _ => {
-                    // Try again later; the hard lifetime ends it if this keeps failing.
-                    if let Some(oi) = old {
-                        self.children[oi].state = ChildState::Active;
-                        let d = self.cfg.child_lifetime / 20;
-                        self.children[oi].rekey_at = Some(now + d.max(self.cfg.retransmit_base));
-                    }
-                }
-            }
-            return;
-        }
         let group = r.share.as_ref().map(KeyShare::group);
         let spi_out = sa_payload(p).and_then(|s| proposal::check_esp_reply(s, group));
         let nr = nonce_payload(p);
@@ -476,35 +454,12 @@ impl Ike {
         let theirs = r
             .collision
             .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
-        let old_spis = self.children[oi].spis();
-        // The peer may have deleted the old SA meanwhile: then it only lingers.
-        let old_gone = matches!(self.children[oi].state, ChildState::Linger(_));
         match theirs {
             Some(ti) => {
                 let t = &self.children[ti];
                 let their_min = t.nonces.0.as_slice().min(t.nonces.1.as_slice());
                 if ours_min.as_slice() < their_min {
-                    // Ours is redundant: we delete it and never send on it; the peer
-                    // deletes the old one, and then we switch to theirs.
-                    log::info!("IKE: CHILD SA rekey collision, ours is redundant");
-                    let spi_in = r.spi_in;
-                    if let Some(ni) = self.children.iter().position(|c| c.spi_in == spi_in) {
-                        let c = &mut self.children[ni];
-                        c.state = ChildState::Deleting;
-                        c.rekeyed = true;
-                        c.rekey_at = None;
-                    }
-                    let o = &mut self.children[oi];
-                    if !old_gone {
-                        o.state = ChildState::Superseded;
-                        o.superseded_at = Some(now);
-                    }
-                    self.events.push_back(Event::ChildRekeyed {
-                        old: old_spis,
-                        new: child,
-                        send: false,
-                    });
-                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![spi_in]));
+                    self.our_rekey_redundant(now, idx, oi, child);
                 } else {
                     // Theirs is redundant (the peer deletes it); we delete the old one.
                     log::info!("IKE: CHILD SA rekey collision, ours survives");
@@ -512,33 +467,139 @@ impl Ike {
                     t.state = ChildState::Superseded;
                     t.rekeyed = true;
                     t.rekey_at = None;
-                    let o = &mut self.children[oi];
-                    o.replaced_by = None;
-                    self.events.push_back(Event::ChildRekeyed {
-                        old: old_spis,
-                        new: child,
-                        send: true,
-                    });
-                    if !old_gone {
-                        o.state = ChildState::Deleting;
-                        self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
-                    }
+                    self.children[oi].replaced_by = None;
+                    self.our_rekey_done(idx, oi, child);
                 }
             }
             None => {
-                let o = &mut self.children[oi];
-                o.rekeyed = true;
-                self.events.push_back(Event::ChildRekeyed {
-                    old: old_spis,
-                    new: child,
-                    send: true,
-                });
-                if !old_gone {
-                    o.state = ChildState::Deleting;
-                    self.sas[idx].push_intent(Intent::DeleteChildren(vec![old_spis.inbound]));
+                self.children[oi].rekeyed = true;
+                self.our_rekey_done(idx, oi, child);
+            }
+        }
+    }
+
+    /// Our CREATE_CHILD_SA for a new or rekeyed CHILD SA was refused with error `e`.
+    fn on_child_refused(&mut self, now: Instant, idx: usize, p: &[Payload], r: &ChildReq, e: u16) {
+        log::info!("IKE: {} refused CREATE_CHILD_SA ({e})", self.cfg.remote_id);
+        let old = r
+            .rekey
+            .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
+        match e {
+            notify::TEMPORARY_FAILURE => {
+                self.retry_child(now, idx, r, r.share.as_ref().map(KeyShare::group), true)
+            }
+            notify::INVALID_KE_PAYLOAD => {
+                let g = find_notify(p, notify::INVALID_KE_PAYLOAD)
+                    .and_then(|n| n.data.get(..2))
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    .and_then(Group::from_id);
+                match g {
+                    Some(g) if r.retries < MAX_CREATE_RETRIES => {
+                        self.retry_child(now, idx, r, Some(g), false)
+                    }
+                    _ => self.retry_child(now, idx, r, None, true),
+                }
+            }
+            notify::CHILD_SA_NOT_FOUND => {
+                if let Some(oi) = old {
+                    let spis = self.children.remove(oi).spis();
+                    self.events.push_back(Event::ChildDown {
+                        spis,
+                        reason: ChildDownReason::PeerDeleted,
+                    });
+                }
+            }
+            _ => {
+                // Try again later; the hard lifetime ends it if this keeps failing.
+                if let Some(oi) = old {
+                    self.children[oi].state = ChildState::Active;
+                    let d = self.cfg.child_lifetime / 20;
+                    self.children[oi].rekey_at = Some(now + d.max(self.cfg.retransmit_base));
                 }
             }
         }
+    }
+
+    /// Tries a refused CREATE_CHILD_SA again, with `group` for PFS: a rekey after a
+    /// short random wait if `delay`, otherwise (and for a new CHILD SA) queued now.
+    fn retry_child(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        r: &ChildReq,
+        group: Option<Group>,
+        delay: bool,
+    ) {
+        let old = r
+            .rekey
+            .and_then(|s| self.children.iter().position(|c| c.spi_in == s));
+        let intent = match r.rekey {
+            Some(spi_in) => Intent::RekeyChild {
+                spi_in,
+                retries: r.retries + 1,
+                group,
+            },
+            None => Intent::CreateChild {
+                retries: r.retries + 1,
+                group,
+            },
+        };
+        if let Some(oi) = old {
+            self.children[oi].state = ChildState::Active;
+            if delay {
+                let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
+                self.children[oi].rekey_at = Some(now + d);
+                return;
+            }
+        }
+        if r.retries < MAX_CREATE_RETRIES {
+            self.sas[idx].push_intent(intent);
+        }
+    }
+
+    /// Our rekey of CHILD SA `oi` made `new`, which replaces it: we send on `new` now
+    /// and delete `oi` (unless the peer already did).
+    fn our_rekey_done(&mut self, idx: usize, oi: usize, new: ChildSa) {
+        let o = &self.children[oi];
+        let old = o.spis();
+        // The peer may have deleted the old SA meanwhile: then it only lingers.
+        let old_gone = matches!(o.state, ChildState::Linger(_));
+        self.events.push_back(Event::ChildRekeyed {
+            old,
+            new,
+            send: true,
+        });
+        if !old_gone {
+            self.children[oi].state = ChildState::Deleting;
+            self.sas[idx].push_intent(Intent::DeleteChildren(vec![old.inbound]));
+        }
+    }
+
+    /// Our rekey of CHILD SA `oi` collided with the peer's and lost (§2.8.1): we delete
+    /// our `new` and never send on it; the peer deletes `oi`, and then we switch to
+    /// its replacement.
+    fn our_rekey_redundant(&mut self, now: Instant, idx: usize, oi: usize, new: ChildSa) {
+        log::info!("IKE: CHILD SA rekey collision, ours is redundant");
+        let spi_in = new.inbound.spi;
+        if let Some(ni) = self.children.iter().position(|c| c.spi_in == spi_in) {
+            let c = &mut self.children[ni];
+            c.state = ChildState::Deleting;
+            c.rekeyed = true;
+            c.rekey_at = None;
+        }
+        let o = &mut self.children[oi];
+        let old = o.spis();
+        // The peer may have deleted the old SA meanwhile: then it only lingers.
+        if !matches!(o.state, ChildState::Linger(_)) {
+            o.state = ChildState::Superseded;
+            o.superseded_at = Some(now);
+        }
+        self.events.push_back(Event::ChildRekeyed {
+            old,
+            new,
+            send: false,
+        });
+        self.sas[idx].push_intent(Intent::DeleteChildren(vec![spi_in]));
     }
 
     /// The peer's rekey of CHILD SA `ci` is complete (it deleted `ci`, or took too long
