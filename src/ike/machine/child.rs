@@ -324,8 +324,51 @@ impl Ike {
         ))
     }
 
+    /// Sends a CREATE_CHILD_SA that rekeys CHILD SA `spi_in` (our inbound SPI);
+    /// false if it is no longer active.
+    pub(super) fn start_child_rekey(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        spi_in: u32,
+        retries: u32,
+        group: Option<Group>,
+    ) -> bool {
+        let Some(c) = self
+            .children
+            .iter()
+            .position(|c| c.spi_in == spi_in && c.state == ChildState::Active)
+        else {
+            return false;
+        };
+        let (tl, tr) = (
+            self.children[c].ts_local.clone(),
+            self.children[c].ts_remote.clone(),
+        );
+        if !self.send_child_request(idx, now, Some(spi_in), tl, tr, retries, group) {
+            return false;
+        }
+        self.children[c].state = ChildState::Rekeying;
+        self.children[c].rekey_at = None;
+        log::info!("IKE: rekeying CHILD SA {spi_in:08x}");
+        true
+    }
+
+    /// Sends a CREATE_CHILD_SA for a new CHILD SA between the configured subnets.
+    pub(super) fn start_create_child(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        retries: u32,
+        group: Option<Group>,
+    ) -> bool {
+        let tl: Vec<TsV4> = self.cfg.local_ts.iter().map(ts::from_net).collect();
+        let tr: Vec<TsV4> = self.cfg.remote_ts.iter().map(ts::from_net).collect();
+        self.send_child_request(idx, now, None, tl, tr, retries, group)
+    }
+
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn send_child_request(
+    fn send_child_request(
         &mut self,
         idx: usize,
         now: Instant,

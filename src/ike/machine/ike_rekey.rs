@@ -7,7 +7,64 @@ use super::*;
 /// Established IKE SAs at once: current, replaced, redundant, being deleted.
 const MAX_ESTABLISHED: usize = 4;
 
+/// A CREATE_CHILD_SA request of ours that rekeys the IKE SA.
+pub(super) struct IkeRekeyReq {
+    /// Our SPI of the new SA.
+    spi: u64,
+    ni: Vec<u8>,
+    share: KeyShare,
+    /// The IKE SA the peer made by rekeying this one meanwhile (§2.8.2).
+    collision: Option<SaId>,
+    retries: u32,
+}
+
 impl Ike {
+    /// Sends a CREATE_CHILD_SA that rekeys IKE SA `idx` (with `group`, or the SA's
+    /// own); false if `idx` is no longer current.
+    pub(super) fn start_ike_rekey(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        retries: u32,
+        group: Option<Group>,
+    ) -> bool {
+        if Some(self.sas[idx].id()) != self.current {
+            return false;
+        }
+        let g = group.unwrap_or(self.sas[idx].group);
+        let r = (|| -> Result<_, CryptoError> {
+            Ok((
+                KeyShare::new(g, &self.rng)?,
+                self.nonce()?,
+                self.new_ike_spi()?,
+            ))
+        })();
+        let Ok((share, ni, spi)) = r else {
+            return false;
+        };
+        let mut groups = vec![g];
+        groups.extend(self.cfg.groups.iter().filter(|x| **x != g));
+        let p = vec![
+            Payload::Sa(vec![proposal::ike_offer(&groups, Some(spi))]),
+            Payload::Nonce(ni.clone()),
+            Payload::Ke {
+                group: g.id(),
+                data: share.public().to_vec(),
+            },
+        ];
+        log::info!("IKE: rekeying the IKE SA with {}", self.cfg.remote_id);
+        let req = Req::RekeyIke(IkeRekeyReq {
+            spi,
+            ni,
+            share,
+            collision: None,
+            retries,
+        });
+        self.send_request(idx, now, exchange::CREATE_CHILD_SA, &p, req);
+        true
+    }
+
+    /// The peer rekeys IKE SA `idx`; returns the response payloads.
     pub(super) fn on_ike_rekey_request(
         &mut self,
         now: Instant,
@@ -67,11 +124,11 @@ impl Ike {
         self.sas.push(new);
         if colliding {
             if let Some(Pending {
-                req: Req::RekeyIke { collision, .. },
+                req: Req::RekeyIke(r),
                 ..
             }) = self.sas[idx].pending.as_mut()
             {
-                *collision = Some(new_id);
+                r.collision = Some(new_id);
             }
         } else {
             self.switch_current(now, idx, new_id, false);
@@ -160,50 +217,26 @@ impl Ike {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The answer to our rekey of IKE SA `idx`.
     pub(super) fn on_ike_rekey_response(
         &mut self,
         now: Instant,
         idx: usize,
         p: &[Payload],
-        spi: u64,
-        ni: Vec<u8>,
-        share: KeyShare,
-        collision: Option<SaId>,
-        retries: u32,
+        r: IkeRekeyReq,
     ) {
         if let Some(e) = error_notify(p) {
-            log::info!("IKE: {} refused the IKE SA rekey ({e})", self.cfg.remote_id);
-            let group = if e == notify::INVALID_KE_PAYLOAD {
-                find_notify(p, e)
-                    .and_then(|n| n.data.get(..2))
-                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                    .and_then(Group::from_id)
-                    .filter(|g| self.cfg.groups.contains(g))
-            } else {
-                None
-            };
-            if retries < MAX_CREATE_RETRIES {
-                if group.is_some() {
-                    self.sas[idx].push_intent(Intent::RekeyIke {
-                        retries: retries + 1,
-                        group,
-                    });
-                } else {
-                    let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
-                    self.sas[idx].rekey_at = Some(now + d);
-                }
-            }
+            self.on_ike_rekey_refused(now, idx, p, r.retries, e);
             return;
         }
-        let g = share.group();
+        let g = r.share.group();
         let peer_spi = sa_payload(p)
             .and_then(|s| proposal::check_ike_reply(s, g, true))
             .and_then(|s| <[u8; 8]>::try_from(s.as_slice()).ok())
             .map(u64::from_be_bytes)
             .filter(|&s| s != 0);
         let shared = match ke_payload(p) {
-            Some((kg, data)) if kg == g.id() => share.agree(data).ok(),
+            Some((kg, data)) if kg == g.id() => r.share.agree(data).ok(),
             _ => None,
         };
         let (Some(peer_spi), Some(nr), Some(shared)) = (peer_spi, nonce_payload(p), shared) else {
@@ -214,14 +247,16 @@ impl Ike {
             self.sas[idx].rekey_at = Some(now + self.cfg.ike_lifetime / 20);
             return;
         };
-        let Some(new) = self.rekeyed_sa(now, idx, g, &shared, &ni, nr, spi, peer_spi, true) else {
+        let ni = r.ni;
+        let Some(new) = self.rekeyed_sa(now, idx, g, &shared, &ni, nr, r.spi, peer_spi, true)
+        else {
             return;
         };
         let ours_min = ni.as_slice().min(nr).to_vec();
         let new_id = new.id();
         self.sas.push(new);
         self.ike_rekeys += 1;
-        let theirs = collision.and_then(|c| self.idx_of(c).map(|i| (c, i)));
+        let theirs = r.collision.and_then(|c| self.idx_of(c).map(|i| (c, i)));
         match theirs {
             Some((their_id, ti)) => {
                 let t = &self.sas[ti];
@@ -237,20 +272,59 @@ impl Ike {
                 } else {
                     log::info!("IKE: IKE SA rekey collision, ours survives");
                     self.switch_current(now, idx, new_id, true);
-                    if let Some(ti) = self.idx_of(their_id) {
-                        self.sas[ti].phase = Phase::Superseded(now + self.retransmit_span());
-                        // Anything queued there belongs on the survivor.
-                        let moved: Vec<Intent> = self.sas[ti].intents.drain(..).collect();
-                        if let Some(ni) = self.idx_of(new_id) {
-                            for i in moved {
-                                self.sas[ni].push_intent(i);
-                            }
-                        }
-                    }
+                    self.supersede_theirs(now, their_id, new_id);
                 }
             }
             None => self.switch_current(now, idx, new_id, true),
         }
         log::info!("IKE: rekeyed the IKE SA with {}", self.cfg.remote_id);
+    }
+
+    /// Our rekey of IKE SA `idx` was refused with error `e`: again with the group the
+    /// peer wants, or after a short random wait.
+    fn on_ike_rekey_refused(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        p: &[Payload],
+        retries: u32,
+        e: u16,
+    ) {
+        log::info!("IKE: {} refused the IKE SA rekey ({e})", self.cfg.remote_id);
+        let group = if e == notify::INVALID_KE_PAYLOAD {
+            find_notify(p, e)
+                .and_then(|n| n.data.get(..2))
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .and_then(Group::from_id)
+                .filter(|g| self.cfg.groups.contains(g))
+        } else {
+            None
+        };
+        if retries < MAX_CREATE_RETRIES {
+            if group.is_some() {
+                self.sas[idx].push_intent(Intent::RekeyIke {
+                    retries: retries + 1,
+                    group,
+                });
+            } else {
+                let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
+                self.sas[idx].rekey_at = Some(now + d);
+            }
+        }
+    }
+
+    /// Our rekey won a collision (§2.8.2): the peer's new SA `theirs` is redundant and
+    /// waits for the peer's DELETE; anything queued there moves to our `new` SA.
+    fn supersede_theirs(&mut self, now: Instant, theirs: SaId, new: SaId) {
+        let Some(ti) = self.idx_of(theirs) else {
+            return;
+        };
+        self.sas[ti].phase = Phase::Superseded(now + self.retransmit_span());
+        let moved: Vec<Intent> = self.sas[ti].intents.drain(..).collect();
+        if let Some(ni) = self.idx_of(new) {
+            for i in moved {
+                self.sas[ni].push_intent(i);
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@
 use super::*;
 
 impl Ike {
+    /// INFORMATIONAL as responder: deletes, an error notice, or a liveness check
+    /// (empty, answered empty).
     pub(super) fn on_informational(
         &mut self,
         now: Instant,
@@ -43,39 +45,8 @@ impl Ike {
                 continue;
             };
             for &spi in spis {
-                let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) else {
-                    continue;
-                };
-                self.switch_to_replacement(ci);
-                let c = &mut self.children[ci];
-                match c.state {
-                    // Crossed DELETEs: ours is already out, so do not list it again.
-                    ChildState::Deleting | ChildState::Linger(_) => {}
-                    _ => ours.push(c.spi_in),
-                }
-                if c.rekeyed {
-                    if !matches!(c.state, ChildState::Linger(_)) {
-                        c.state = ChildState::Linger(now + self.cfg.rekey_linger);
-                    }
-                } else {
-                    let spis = c.spis();
-                    self.children.remove(ci);
-                    log::info!("IKE: {} deleted CHILD SA {:08x}", self.cfg.remote_id, spi);
-                    self.events.push_back(Event::ChildDown {
-                        spis,
-                        reason: ChildDownReason::PeerDeleted,
-                    });
-                    // The configured initiator wants a tunnel: ask for a fresh one.
-                    let others = self
-                        .children
-                        .iter()
-                        .any(|c| matches!(c.state, ChildState::Active | ChildState::Rekeying));
-                    if self.cfg.initiator && !others && is_current {
-                        self.sas[idx].push_intent(Intent::CreateChild {
-                            retries: 0,
-                            group: None,
-                        });
-                    }
+                if let Some(ci) = self.children.iter().position(|c| c.spi_out == spi) {
+                    self.on_child_delete(now, idx, ci, is_current, &mut ours);
                 }
             }
         }
@@ -88,6 +59,118 @@ impl Ike {
             })]
         };
         (resp, After::Nothing)
+    }
+
+    /// The peer deletes CHILD SA `ci` (on SA `idx`): we list our SPI in the answer
+    /// unless our own DELETE for it is out. A rekeyed SA lingers for packets in flight.
+    fn on_child_delete(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        ci: usize,
+        is_current: bool,
+        ours: &mut Vec<u32>,
+    ) {
+        self.switch_to_replacement(ci);
+        let c = &mut self.children[ci];
+        match c.state {
+            // Crossed DELETEs: ours is already out, so do not list it again.
+            ChildState::Deleting | ChildState::Linger(_) => {}
+            _ => ours.push(c.spi_in),
+        }
+        if c.rekeyed {
+            if !matches!(c.state, ChildState::Linger(_)) {
+                c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+            }
+            return;
+        }
+        let spis = c.spis();
+        self.children.remove(ci);
+        log::info!(
+            "IKE: {} deleted CHILD SA {:08x}",
+            self.cfg.remote_id,
+            spis.outbound
+        );
+        self.events.push_back(Event::ChildDown {
+            spis,
+            reason: ChildDownReason::PeerDeleted,
+        });
+        // The configured initiator wants a tunnel: ask for a fresh one.
+        let others = self
+            .children
+            .iter()
+            .any(|c| matches!(c.state, ChildState::Active | ChildState::Rekeying));
+        if self.cfg.initiator && !others && is_current {
+            self.sas[idx].push_intent(Intent::CreateChild {
+                retries: 0,
+                group: None,
+            });
+        }
+    }
+
+    /// Sends a DELETE for these CHILD SAs (our inbound SPIs); false if none is left to
+    /// delete.
+    pub(super) fn start_delete_children(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        spis: Vec<u32>,
+    ) -> bool {
+        // SAs already deleted on the wire are skipped; ones already removed here (hard
+        // expiry) are still announced.
+        let spis: Vec<u32> = spis
+            .into_iter()
+            .filter(|s| {
+                !self
+                    .children
+                    .iter()
+                    .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
+            })
+            .collect();
+        if spis.is_empty() {
+            return false;
+        }
+        for c in self.children.iter_mut() {
+            if spis.contains(&c.spi_in) {
+                c.state = ChildState::Deleting;
+            }
+        }
+        let d = Payload::Delete(Delete {
+            protocol: protocol::ESP,
+            spis: spis.clone(),
+        });
+        let req = Req::DeleteChildren(spis);
+        self.send_request(idx, now, exchange::INFORMATIONAL, &[d], req);
+        true
+    }
+
+    /// The peer confirmed our DELETE for these CHILD SAs: they go (rekeyed ones after
+    /// lingering).
+    pub(super) fn on_children_deleted(&mut self, now: Instant, spis: Vec<u32>) {
+        for spi in spis {
+            if let Some(ci) = self.children.iter().position(|c| c.spi_in == spi) {
+                let c = &mut self.children[ci];
+                if c.rekeyed {
+                    c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                } else {
+                    let spis = c.spis();
+                    self.children.remove(ci);
+                    self.events.push_back(Event::ChildDown {
+                        spis,
+                        reason: ChildDownReason::Closed,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The peer confirmed our DELETE for IKE SA `idx`.
+    pub(super) fn on_ike_deleted(&mut self, now: Instant, idx: usize) {
+        if Some(self.sas[idx].id()) == self.current {
+            self.down(now, DownReason::Closed, false);
+        } else {
+            self.sas.remove(idx);
+        }
     }
 
     /// Tells the peer, without waiting for an answer, that IKE SA `idx` is gone.

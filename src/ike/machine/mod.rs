@@ -31,6 +31,7 @@ use crate::wire::ike::{
     Payload, TsV4,
 };
 use child::{child_keymat, ChildReq};
+use ike_rekey::IkeRekeyReq;
 use init::{derive_sa_keys, Handshake};
 use payloads::{
     auth_payload, delete_ike, error_notify, find_notify, has_unknown_critical, idi_payload,
@@ -76,14 +77,7 @@ enum Req {
     Auth,
     Dpd,
     Child(ChildReq),
-    RekeyIke {
-        spi: u64,
-        ni: Vec<u8>,
-        share: KeyShare,
-        /// The IKE SA the peer made by rekeying this one meanwhile (§2.8.2).
-        collision: Option<SaId>,
-        retries: u32,
-    },
+    RekeyIke(IkeRekeyReq),
     /// Our inbound SPIs.
     DeleteChildren(Vec<u32>),
     DeleteIke,
@@ -218,7 +212,7 @@ impl Sa {
         matches!(
             self.pending,
             Some(Pending {
-                req: Req::RekeyIke { .. },
+                req: Req::RekeyIke(_),
                 ..
             })
         )

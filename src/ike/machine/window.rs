@@ -18,7 +18,7 @@ fn exchange_of(r: &Req) -> u8 {
     match r {
         Req::Init => exchange::IKE_SA_INIT,
         Req::Auth => exchange::IKE_AUTH,
-        Req::Child(_) | Req::RekeyIke { .. } => exchange::CREATE_CHILD_SA,
+        Req::Child(_) | Req::RekeyIke(_) => exchange::CREATE_CHILD_SA,
         Req::Dpd | Req::DeleteChildren(_) | Req::DeleteIke => exchange::INFORMATIONAL,
     }
 }
@@ -174,37 +174,9 @@ impl Ike {
             Req::Auth => self.on_auth_response(now, idx, &p),
             Req::Dpd => {}
             Req::Child(r) => self.on_child_response(now, idx, &p, r),
-            Req::RekeyIke {
-                spi,
-                ni,
-                share,
-                collision,
-                retries,
-            } => self.on_ike_rekey_response(now, idx, &p, spi, ni, share, collision, retries),
-            Req::DeleteChildren(spis) => {
-                for spi in spis {
-                    if let Some(ci) = self.children.iter().position(|c| c.spi_in == spi) {
-                        let c = &mut self.children[ci];
-                        if c.rekeyed {
-                            c.state = ChildState::Linger(now + self.cfg.rekey_linger);
-                        } else {
-                            let spis = c.spis();
-                            self.children.remove(ci);
-                            self.events.push_back(Event::ChildDown {
-                                spis,
-                                reason: ChildDownReason::Closed,
-                            });
-                        }
-                    }
-                }
-            }
-            Req::DeleteIke => {
-                if Some(self.sas[idx].id()) == self.current {
-                    self.down(now, DownReason::Closed, false);
-                } else {
-                    self.sas.remove(idx);
-                }
-            }
+            Req::RekeyIke(r) => self.on_ike_rekey_response(now, idx, &p, r),
+            Req::DeleteChildren(spis) => self.on_children_deleted(now, spis),
+            Req::DeleteIke => self.on_ike_deleted(now, idx),
         }
         Ok(())
     }
@@ -249,108 +221,15 @@ impl Ike {
                 self.send_request(idx, now, exchange::INFORMATIONAL, &[d], Req::DeleteIke);
                 true
             }
-            Intent::DeleteChildren(spis) => {
-                // SAs already deleted on the wire are skipped; ones already removed
-                // here (hard expiry) are still announced.
-                let spis: Vec<u32> = spis
-                    .into_iter()
-                    .filter(|s| {
-                        !self
-                            .children
-                            .iter()
-                            .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
-                    })
-                    .collect();
-                if spis.is_empty() {
-                    return false;
-                }
-                for c in self.children.iter_mut() {
-                    if spis.contains(&c.spi_in) {
-                        c.state = ChildState::Deleting;
-                    }
-                }
-                let d = Payload::Delete(Delete {
-                    protocol: protocol::ESP,
-                    spis: spis.clone(),
-                });
-                self.send_request(
-                    idx,
-                    now,
-                    exchange::INFORMATIONAL,
-                    &[d],
-                    Req::DeleteChildren(spis),
-                );
-                true
-            }
-            Intent::RekeyIke { retries, group } => {
-                if Some(self.sas[idx].id()) != self.current {
-                    return false;
-                }
-                let g = group.unwrap_or(self.sas[idx].group);
-                let r = (|| -> Result<_, CryptoError> {
-                    Ok((
-                        KeyShare::new(g, &self.rng)?,
-                        self.nonce()?,
-                        self.new_ike_spi()?,
-                    ))
-                })();
-                let Ok((share, ni, spi)) = r else {
-                    return false;
-                };
-                let mut groups = vec![g];
-                groups.extend(self.cfg.groups.iter().filter(|x| **x != g));
-                let p = vec![
-                    Payload::Sa(vec![proposal::ike_offer(&groups, Some(spi))]),
-                    Payload::Nonce(ni.clone()),
-                    Payload::Ke {
-                        group: g.id(),
-                        data: share.public().to_vec(),
-                    },
-                ];
-                log::info!("IKE: rekeying the IKE SA with {}", self.cfg.remote_id);
-                self.send_request(
-                    idx,
-                    now,
-                    exchange::CREATE_CHILD_SA,
-                    &p,
-                    Req::RekeyIke {
-                        spi,
-                        ni,
-                        share,
-                        collision: None,
-                        retries,
-                    },
-                );
-                true
-            }
+            Intent::DeleteChildren(spis) => self.start_delete_children(idx, now, spis),
+            Intent::RekeyIke { retries, group } => self.start_ike_rekey(idx, now, retries, group),
             Intent::RekeyChild {
                 spi_in,
                 retries,
                 group,
-            } => {
-                let Some(c) = self
-                    .children
-                    .iter()
-                    .position(|c| c.spi_in == spi_in && c.state == ChildState::Active)
-                else {
-                    return false;
-                };
-                let (tl, tr) = (
-                    self.children[c].ts_local.clone(),
-                    self.children[c].ts_remote.clone(),
-                );
-                if !self.send_child_request(idx, now, Some(spi_in), tl, tr, retries, group) {
-                    return false;
-                }
-                self.children[c].state = ChildState::Rekeying;
-                self.children[c].rekey_at = None;
-                log::info!("IKE: rekeying CHILD SA {spi_in:08x}");
-                true
-            }
+            } => self.start_child_rekey(idx, now, spi_in, retries, group),
             Intent::CreateChild { retries, group } => {
-                let tl: Vec<TsV4> = self.cfg.local_ts.iter().map(ts::from_net).collect();
-                let tr: Vec<TsV4> = self.cfg.remote_ts.iter().map(ts::from_net).collect();
-                self.send_child_request(idx, now, None, tl, tr, retries, group)
+                self.start_create_child(idx, now, retries, group)
             }
         }
     }
