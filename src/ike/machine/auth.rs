@@ -122,7 +122,7 @@ impl Ike {
                     (hs.ni.clone(), hs.nr.clone()),
                 );
                 let sa = self.child_sa(&c, r2i, i2r);
-                self.children.push(c);
+                self.push_child(c);
                 self.events.push_back(Event::ChildUp(sa));
             }
             (err, ..) => {
@@ -146,6 +146,7 @@ impl Ike {
             sa.expire_at = Some(expire);
             sa.id()
         };
+        self.timers.stop(Timer::Drop(self.sas[idx].spi()));
         if let Some(old) = self.current.filter(|&o| o != id) {
             log::info!("IKE: {} authenticated a new IKE SA", self.cfg.remote_id);
             if let Some(oi) = self.idx_of(old) {
@@ -155,12 +156,12 @@ impl Ike {
             self.last_down = Some(DownReason::Replaced);
         }
         // Only the new SA and half-open ones stay.
-        self.sas
-            .retain(|s| s.id() == id || s.phase == Phase::HalfOpen);
-        self.current = Some(id);
+        self.retain_sas(|s| s.id() == id || s.phase == Phase::HalfOpen);
+        self.set_current(Some(id));
         self.up_since = Some(now);
         self.reconnect_delay = self.cfg.reconnect.unwrap_or_default();
         self.reconnect_at = None;
+        self.timers.stop(Timer::Reconnect);
         let Some(i) = self.idx_of(id) else { return };
         let sa = &self.sas[i];
         log::info!(
@@ -179,6 +180,10 @@ impl Ike {
         self.events.push_back(ev);
         self.keepalive_at =
             (nat && !self.cfg.keepalive.is_zero()).then(|| now + self.cfg.keepalive);
+        match self.keepalive_at {
+            Some(t) => self.timers.set(Timer::Keepalive, t),
+            None => self.timers.stop(Timer::Keepalive),
+        }
     }
 
     /// IKE_AUTH as responder; returns the response payloads.

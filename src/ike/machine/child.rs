@@ -160,7 +160,7 @@ impl Ike {
         );
         // We are the responder of this exchange: the peer sends with the i2r keys.
         let child = self.child_sa(&c, i2r, r2i);
-        self.children.push(c);
+        self.push_child(c);
         let ev = match rekeys {
             Some(old) => self.rekeyed_by_peer(now, old, child),
             None => Event::ChildUp(child),
@@ -208,7 +208,7 @@ impl Ike {
         o.superseded_at = Some(now);
         let spis = o.spis();
         if o.state == ChildState::Active {
-            o.state = ChildState::Superseded;
+            self.set_child_state(old, ChildState::Superseded, now);
         }
         self.child_rekeys += 1;
         Event::ChildRekeyed {
@@ -290,7 +290,7 @@ impl Ike {
                         r.collision = new_in;
                     }
                     // Still ours to finish: the rekey outcome decides its fate.
-                    self.children[ci].state = ChildState::Rekeying;
+                    self.set_child_state(ci, ChildState::Rekeying, now);
                 }
                 log::info!("IKE: {} rekeyed CHILD SA {:08x}", self.cfg.remote_id, spi);
                 self.events.push_back(ev);
@@ -348,8 +348,7 @@ impl Ike {
         if !self.send_child_request(idx, now, Some(spi_in), tl, tr, retries, group) {
             return false;
         }
-        self.children[c].state = ChildState::Rekeying;
-        self.children[c].rekey_at = None;
+        self.set_child_state(c, ChildState::Rekeying, now);
         log::info!("IKE: rekeying CHILD SA {spi_in:08x}");
         true
     }
@@ -465,8 +464,8 @@ impl Ike {
                 self.cfg.remote_id
             );
             if let Some(oi) = old {
-                self.children[oi].state = ChildState::Active;
-                self.children[oi].rekey_at = Some(now + self.cfg.child_lifetime / 20);
+                self.set_child_state(oi, ChildState::Active, now);
+                self.set_child_rekey(oi, now + self.cfg.child_lifetime / 20);
             }
             return;
         };
@@ -488,7 +487,7 @@ impl Ike {
         // We started this exchange: we send with the i2r keys.
         let child = self.child_sa(&c, r2i, i2r);
         let ours_min = c.nonces.0.as_slice().min(c.nonces.1.as_slice()).to_vec();
-        self.children.push(c);
+        self.push_child(c);
         let Some(oi) = old else {
             self.events.push_back(Event::ChildUp(child));
             return;
@@ -506,17 +505,16 @@ impl Ike {
                 } else {
                     // Theirs is redundant (the peer deletes it); we delete the old one.
                     log::info!("IKE: CHILD SA rekey collision, ours survives");
-                    let t = &mut self.children[ti];
-                    t.state = ChildState::Superseded;
-                    t.rekeyed = true;
-                    t.rekey_at = None;
+                    self.set_child_state(ti, ChildState::Superseded, now);
+                    self.children[ti].rekeyed = true;
                     self.children[oi].replaced_by = None;
-                    self.our_rekey_done(idx, oi, child);
+                    self.switched(oi);
+                    self.our_rekey_done(now, idx, oi, child);
                 }
             }
             None => {
                 self.children[oi].rekeyed = true;
-                self.our_rekey_done(idx, oi, child);
+                self.our_rekey_done(now, idx, oi, child);
             }
         }
     }
@@ -545,7 +543,7 @@ impl Ike {
             }
             notify::CHILD_SA_NOT_FOUND => {
                 if let Some(oi) = old {
-                    let spis = self.children.remove(oi).spis();
+                    let spis = self.remove_child(oi).spis();
                     self.events.push_back(Event::ChildDown {
                         spis,
                         reason: ChildDownReason::PeerDeleted,
@@ -555,9 +553,9 @@ impl Ike {
             _ => {
                 // Try again later; the hard lifetime ends it if this keeps failing.
                 if let Some(oi) = old {
-                    self.children[oi].state = ChildState::Active;
+                    self.set_child_state(oi, ChildState::Active, now);
                     let d = self.cfg.child_lifetime / 20;
-                    self.children[oi].rekey_at = Some(now + d.max(self.cfg.retransmit_base));
+                    self.set_child_rekey(oi, now + d.max(self.cfg.retransmit_base));
                 }
             }
         }
@@ -588,10 +586,10 @@ impl Ike {
             },
         };
         if let Some(oi) = old {
-            self.children[oi].state = ChildState::Active;
+            self.set_child_state(oi, ChildState::Active, now);
             if delay {
                 let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
-                self.children[oi].rekey_at = Some(now + d);
+                self.set_child_rekey(oi, now + d);
                 return;
             }
         }
@@ -602,7 +600,7 @@ impl Ike {
 
     /// Our rekey of CHILD SA `oi` made `new`, which replaces it: we send on `new` now
     /// and delete `oi` (unless the peer already did).
-    fn our_rekey_done(&mut self, idx: usize, oi: usize, new: ChildSa) {
+    fn our_rekey_done(&mut self, now: Instant, idx: usize, oi: usize, new: ChildSa) {
         let o = &self.children[oi];
         let old = o.spis();
         // The peer may have deleted the old SA meanwhile: then it only lingers.
@@ -613,7 +611,7 @@ impl Ike {
             send: true,
         });
         if !old_gone {
-            self.children[oi].state = ChildState::Deleting;
+            self.set_child_state(oi, ChildState::Deleting, now);
             self.sas[idx].push_intent(Intent::DeleteChildren(vec![old.inbound]));
         }
     }
@@ -625,17 +623,13 @@ impl Ike {
         log::info!("IKE: CHILD SA rekey collision, ours is redundant");
         let spi_in = new.inbound.spi;
         if let Some(ni) = self.children.iter().position(|c| c.spi_in == spi_in) {
-            let c = &mut self.children[ni];
-            c.state = ChildState::Deleting;
-            c.rekeyed = true;
-            c.rekey_at = None;
+            self.set_child_state(ni, ChildState::Deleting, now);
+            self.children[ni].rekeyed = true;
         }
-        let o = &mut self.children[oi];
-        let old = o.spis();
+        let old = self.children[oi].spis();
         // The peer may have deleted the old SA meanwhile: then it only lingers.
-        if !matches!(o.state, ChildState::Linger(_)) {
-            o.state = ChildState::Superseded;
-            o.superseded_at = Some(now);
+        if !matches!(self.children[oi].state, ChildState::Linger(_)) {
+            self.set_child_state(oi, ChildState::Superseded, now);
         }
         self.events.push_back(Event::ChildRekeyed {
             old,
@@ -651,6 +645,7 @@ impl Ike {
         let Some(r) = self.children[ci].replaced_by.take() else {
             return;
         };
+        self.switched(ci);
         if let Some(n) = self.children.iter().find(|c| {
             c.spi_in == r && !matches!(c.state, ChildState::Deleting | ChildState::Linger(_))
         }) {
@@ -668,13 +663,14 @@ impl Ike {
         }
         if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
             c.rekey_at = None;
+            self.timers.stop(Timer::Child(spi_in, ChildTimer::Rekey));
         }
     }
 
     /// A CHILD SA reached its hard limit: it goes now (with a DELETE if it was in use).
     pub(super) fn expire_child(&mut self, ci: usize, _now: Instant) {
         self.switch_to_replacement(ci);
-        let c = self.children.remove(ci);
+        let c = self.remove_child(ci);
         log::info!("IKE: CHILD SA {:08x} expired", c.spi_in);
         let notify_peer = matches!(c.state, ChildState::Active | ChildState::Rekeying);
         self.events.push_back(Event::ChildDown {

@@ -208,8 +208,9 @@ impl Ike {
             old.push_intent(Intent::DeleteIke);
         } else {
             old.phase = Phase::Superseded(deadline);
+            self.supersede(old_idx, now);
         }
-        self.current = Some(new);
+        self.set_current(Some(new));
         if let Some(ni) = self.idx_of(new) {
             for i in moved {
                 self.sas[ni].push_intent(i);
@@ -245,6 +246,7 @@ impl Ike {
                 self.cfg.remote_id
             );
             self.sas[idx].rekey_at = Some(now + self.cfg.ike_lifetime / 20);
+            self.set_ike_rekey(idx, now + self.cfg.ike_lifetime / 20);
             return;
         };
         let ni = r.ni;
@@ -309,6 +311,7 @@ impl Ike {
             } else {
                 let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
                 self.sas[idx].rekey_at = Some(now + d);
+                self.set_ike_rekey(idx, now + d);
             }
         }
     }
@@ -319,7 +322,7 @@ impl Ike {
         let Some(ti) = self.idx_of(theirs) else {
             return;
         };
-        self.sas[ti].phase = Phase::Superseded(now + self.retransmit_span());
+        self.supersede(ti, now);
         let moved: Vec<Intent> = self.sas[ti].intents.drain(..).collect();
         if let Some(ni) = self.idx_of(new) {
             for i in moved {

@@ -80,12 +80,12 @@ impl Ike {
         }
         if c.rekeyed {
             if !matches!(c.state, ChildState::Linger(_)) {
-                c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                self.linger(ci, now);
             }
             return;
         }
         let spis = c.spis();
-        self.children.remove(ci);
+        self.remove_child(ci);
         log::info!(
             "IKE: {} deleted CHILD SA {:08x}",
             self.cfg.remote_id,
@@ -130,9 +130,9 @@ impl Ike {
         if spis.is_empty() {
             return false;
         }
-        for c in self.children.iter_mut() {
-            if spis.contains(&c.spi_in) {
-                c.state = ChildState::Deleting;
+        for ci in 0..self.children.len() {
+            if spis.contains(&self.children[ci].spi_in) {
+                self.set_child_state(ci, ChildState::Deleting, now);
             }
         }
         let d = Payload::Delete(Delete {
@@ -149,12 +149,12 @@ impl Ike {
     pub(super) fn on_children_deleted(&mut self, now: Instant, spis: Vec<u32>) {
         for spi in spis {
             if let Some(ci) = self.children.iter().position(|c| c.spi_in == spi) {
-                let c = &mut self.children[ci];
+                let c = &self.children[ci];
                 if c.rekeyed {
-                    c.state = ChildState::Linger(now + self.cfg.rekey_linger);
+                    self.linger(ci, now);
                 } else {
                     let spis = c.spis();
-                    self.children.remove(ci);
+                    self.remove_child(ci);
                     self.events.push_back(Event::ChildDown {
                         spis,
                         reason: ChildDownReason::Closed,
@@ -169,7 +169,7 @@ impl Ike {
         if Some(self.sas[idx].id()) == self.current {
             self.down(now, DownReason::Closed, false);
         } else {
-            self.sas.remove(idx);
+            self.remove_sa(idx);
         }
     }
 

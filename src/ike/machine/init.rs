@@ -188,14 +188,15 @@ impl Ike {
             hs.msg1 = data.clone();
         }
         sa.my_next_id = 1;
-        sa.pending = Some(Pending {
+        let d = sa.datagram(data.clone());
+        let p = Pending {
             msg_id: 0,
-            data: data.clone(),
+            data,
             req: Req::Init,
             sent: 1,
             next: now + base,
-        });
-        let d = sa.datagram(data);
+        };
+        self.set_pending(idx, p, now + base);
         self.send(d);
     }
 
@@ -297,6 +298,10 @@ impl Ike {
         if let Some(p) = sa.pending.as_mut() {
             p.next = p.next.min(now + base);
         }
+        let timer = Timer::Retransmit(sa.spi());
+        if let Some(at) = self.timers.get(timer) {
+            self.timers.set(timer, at.min(now + base));
+        }
     }
 
     /// A proper IKE_SA_INIT response: the SA's keys and NAT detection, then IKE_AUTH.
@@ -348,8 +353,8 @@ impl Ike {
         sa.nat_local = nat_local;
         sa.nat_remote = nat_remote;
         sa.nonces = (ni, nr.to_vec());
-        sa.last_rx = now;
-        sa.pending = None;
+        self.heard(idx, now);
+        self.take_pending(idx);
         self.send_auth(idx, now);
         Ok(())
     }
@@ -542,6 +547,8 @@ impl Ike {
             nat_remote,
         };
         self.sas.push(sa);
+        let span = self.retransmit_span();
+        self.timers.set(Timer::Drop(spi_r), now + span);
         self.send(datagram(local, remote, resp));
         Ok(())
     }
@@ -556,7 +563,7 @@ impl Ike {
             .min_by_key(|(_, s)| s.created)
             .map(|(i, _)| i)
         {
-            self.sas.remove(oldest);
+            self.remove_sa(oldest);
         }
     }
 

@@ -41,6 +41,7 @@ use ring::rand::SystemRandom;
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
+use timers::{ChildTimer, Timer, TimerTable};
 use window::After;
 
 type SaId = (u64, u64);
@@ -157,6 +158,15 @@ impl Sa {
         (self.spi_i, self.spi_r)
     }
 
+    /// Our SPI of this SA: it names the SA in the timer table.
+    fn spi(&self) -> u64 {
+        if self.we_initiated {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+
     fn seal(&mut self, exch: u8, response: bool, msg_id: u32, p: &[Payload]) -> Option<Vec<u8>> {
         let keys = self.keys.as_ref()?;
         let mut f = if self.we_initiated {
@@ -269,6 +279,7 @@ pub struct Ike {
     current: Option<SaId>,
     pub(super) children: Vec<Child>,
     events: VecDeque<Event>,
+    timers: TimerTable,
     cookie_secret: [u8; 32],
     reconnect_at: Option<Instant>,
     reconnect_delay: Duration,
@@ -306,6 +317,7 @@ impl Ike {
             current: None,
             children: Vec::new(),
             events: VecDeque::new(),
+            timers: TimerTable::default(),
             cookie_secret,
             reconnect_at: None,
             reconnect_delay,
@@ -328,6 +340,7 @@ impl Ike {
     pub fn connect(&mut self, now: Instant) {
         self.closing = false;
         self.reconnect_at = None;
+        self.timers.stop(Timer::Reconnect);
         if self.current.is_some()
             || self
                 .sas
@@ -345,15 +358,16 @@ impl Ike {
     pub fn close(&mut self, now: Instant) {
         self.closing = true;
         self.reconnect_at = None;
+        self.timers.stop(Timer::Reconnect);
         let cur = self.current_idx();
         match cur {
             Some(i) if self.sas[i].phase == Phase::Established => {
-                self.sas[i].phase = Phase::Deleting;
+                self.current_deleting(i);
                 self.sas[i].intents.clear();
                 if let Some(p) = &self.sas[i].pending {
                     if !matches!(p.req, Req::DeleteIke) {
                         // The outstanding request's answer no longer matters.
-                        self.sas[i].pending = None;
+                        self.take_pending(i);
                     }
                 }
                 self.sas[i].push_intent(Intent::DeleteIke);
@@ -361,7 +375,7 @@ impl Ike {
             }
             _ => {
                 let connecting = self.sas.iter().any(|s| s.phase == Phase::Connecting);
-                self.sas.retain(|s| s.phase != Phase::Connecting);
+                self.retain_sas(|s| s.phase != Phase::Connecting);
                 if connecting {
                     self.down(now, DownReason::Closed, false);
                 }
@@ -444,6 +458,8 @@ impl Ike {
             self.on_request(now, idx, local, remote, &h, msg)
         };
         self.kick_all(now);
+        #[cfg(debug_assertions)]
+        self.shadow_check("handle");
         r
     }
 
@@ -457,6 +473,8 @@ impl Ike {
 
     /// When [`Ike::poll`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        #[cfg(debug_assertions)]
+        self.shadow_check("poll_timeout");
         let mut t: Option<Instant> = None;
         let mut at = |x: Option<Instant>| {
             if let Some(x) = x {
@@ -627,7 +645,7 @@ impl Ike {
 
     /// Every CHILD SA goes with the IKE SA it belonged to.
     fn children_down_with_ike(&mut self) {
-        for c in std::mem::take(&mut self.children) {
+        for c in self.take_children() {
             self.events.push_back(Event::ChildDown {
                 spis: c.spis(),
                 reason: ChildDownReason::IkeDown,
@@ -646,9 +664,10 @@ impl Ike {
             }
         }
         self.children_down_with_ike();
-        self.sas.retain(|s| s.phase == Phase::HalfOpen);
-        self.current = None;
+        self.retain_sas(|s| s.phase == Phase::HalfOpen);
+        self.set_current(None);
         self.keepalive_at = None;
+        self.timers.stop(Timer::Keepalive);
         self.up_since = None;
         self.last_down = Some(reason);
         log::info!("IKE with {} down: {reason:?}", self.cfg.remote_id);
@@ -656,6 +675,8 @@ impl Ike {
         if self.cfg.initiator && !self.closing {
             if let Some(first) = self.cfg.reconnect {
                 self.reconnect_at = Some(now + self.reconnect_delay);
+                self.timers
+                    .set(Timer::Reconnect, now + self.reconnect_delay);
                 self.reconnect_delay = (self.reconnect_delay * 2)
                     .max(first)
                     .min(self.cfg.reconnect_max);
@@ -665,7 +686,7 @@ impl Ike {
 
     /// A connection attempt (not an established SA) failed.
     fn attempt_failed(&mut self, now: Instant, idx: usize, reason: DownReason) {
-        self.sas.remove(idx);
+        self.remove_sa(idx);
         if self.current.is_none() {
             self.down(now, reason, false);
         } else {

@@ -40,13 +40,14 @@ impl Ike {
         };
         sa.my_next_id = sa.my_next_id.wrapping_add(1);
         let d = sa.datagram(data.clone());
-        sa.pending = Some(Pending {
+        let p = Pending {
             msg_id: id,
             data,
             req,
             sent: 1,
             next: now + base,
-        });
+        };
+        self.set_pending(idx, p, now + base);
         self.send(d);
     }
 
@@ -102,11 +103,11 @@ impl Ike {
             Err(OpenError::Integrity) => return Err(Error::Integrity),
             Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
         };
-        sa.last_rx = now;
         // Answers go back where the request came from (NAT-T port floating, §2.23).
         sa.local = local;
         sa.remote = remote;
         let id = sa.id();
+        self.heard(idx, now);
         let (resp, after) = if has_unknown_critical(&p) {
             (
                 vec![n(notify::UNSUPPORTED_CRITICAL_PAYLOAD)],
@@ -133,7 +134,7 @@ impl Ike {
         match after {
             After::Nothing => {}
             After::Remove => {
-                self.sas.remove(idx);
+                self.remove_sa(idx);
             }
             After::Down(reason) => self.down(now, reason, false),
         }
@@ -165,8 +166,8 @@ impl Ike {
             Err(OpenError::Integrity) => return Err(Error::Integrity),
             Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
         };
-        sa.last_rx = now;
-        let Some(pending) = sa.pending.take() else {
+        self.heard(idx, now);
+        let Some(pending) = self.take_pending(idx) else {
             return Err(Error::Unexpected);
         };
         match pending.req {
