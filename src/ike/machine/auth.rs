@@ -113,7 +113,7 @@ impl Ike {
                 let sk_d = self.sas[idx].keys.as_ref().map(|k| k.sk_d.clone());
                 let Some(sk_d) = sk_d else { return };
                 let (i2r, r2i) = child_keymat(sk_d.expose(), None, &hs.ni, &hs.nr);
-                let c = self.add_child(
+                let c = Child::new(
                     now,
                     hs.child_spi,
                     spi_out,
@@ -136,14 +136,11 @@ impl Ike {
     /// Makes `idx` the current, established IKE SA (after IKE_AUTH); an older one is
     /// replaced (the peer has just authenticated anew, so it lost the old one).
     fn establish(&mut self, now: Instant, idx: usize) {
-        let (rekey, expire) = self.lifetimes(now, self.cfg.ike_lifetime);
         let id = {
             let sa = &mut self.sas[idx];
             sa.phase = Phase::Established;
             sa.established = Some(now);
             sa.last_rx = now;
-            sa.rekey_at = Some(rekey);
-            sa.expire_at = Some(expire);
             sa.id()
         };
         self.timers.stop(Timer::Drop(self.sas[idx].spi()));
@@ -160,7 +157,6 @@ impl Ike {
         self.set_current(Some(id));
         self.up_since = Some(now);
         self.reconnect_delay = self.cfg.reconnect.unwrap_or_default();
-        self.reconnect_at = None;
         self.timers.stop(Timer::Reconnect);
         let Some(i) = self.idx_of(id) else { return };
         let sa = &self.sas[i];
@@ -178,11 +174,10 @@ impl Ike {
         };
         let nat = sa.nat_local || sa.nat_remote || self.cfg.force_encap;
         self.events.push_back(ev);
-        self.keepalive_at =
-            (nat && !self.cfg.keepalive.is_zero()).then(|| now + self.cfg.keepalive);
-        match self.keepalive_at {
-            Some(t) => self.timers.set(Timer::Keepalive, t),
-            None => self.timers.stop(Timer::Keepalive),
+        if nat && !self.cfg.keepalive.is_zero() {
+            self.timers.set(Timer::Keepalive, now + self.cfg.keepalive);
+        } else {
+            self.timers.stop(Timer::Keepalive);
         }
     }
 

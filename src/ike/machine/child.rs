@@ -42,32 +42,6 @@ pub(super) struct ChildReq {
 }
 
 impl Ike {
-    pub(super) fn add_child(
-        &self,
-        now: Instant,
-        spi_in: u32,
-        spi_out: u32,
-        ts_local: Vec<TsV4>,
-        ts_remote: Vec<TsV4>,
-        nonces: (Vec<u8>, Vec<u8>),
-    ) -> Child {
-        let (rekey, expire) = self.lifetimes(now, self.cfg.child_lifetime);
-        Child {
-            spi_in,
-            spi_out,
-            ts_local,
-            ts_remote,
-            nonces,
-            created: now,
-            rekey_at: Some(rekey),
-            expire_at: expire,
-            state: ChildState::Active,
-            rekeyed: false,
-            replaced_by: None,
-            superseded_at: None,
-        }
-    }
-
     pub(super) fn child_sa(
         &self,
         c: &Child,
@@ -115,7 +89,7 @@ impl Ike {
             && self
                 .children
                 .iter()
-                .filter(|c| !matches!(c.state, ChildState::Linger(_)))
+                .filter(|c| !matches!(c.state, ChildState::Linger))
                 .count()
                 >= MAX_CHILDREN
         {
@@ -150,7 +124,7 @@ impl Ike {
             return Err(notify::TEMPORARY_FAILURE);
         };
         let (i2r, r2i) = child_keymat(sk_d.expose(), shared.as_ref().map(|s| s.expose()), ni, nr);
-        let c = self.add_child(
+        let c = Child::new(
             now,
             spi_in,
             spi_out,
@@ -205,7 +179,6 @@ impl Ike {
         let o = &mut self.children[old];
         o.rekeyed = true;
         o.replaced_by = Some(new.inbound.spi);
-        o.superseded_at = Some(now);
         let spis = o.spis();
         if o.state == ChildState::Active {
             self.set_child_state(old, ChildState::Superseded, now);
@@ -476,7 +449,7 @@ impl Ike {
             &r.ni,
             nr,
         );
-        let c = self.add_child(
+        let c = Child::new(
             now,
             r.spi_in,
             spi_out,
@@ -604,7 +577,7 @@ impl Ike {
         let o = &self.children[oi];
         let old = o.spis();
         // The peer may have deleted the old SA meanwhile: then it only lingers.
-        let old_gone = matches!(o.state, ChildState::Linger(_));
+        let old_gone = matches!(o.state, ChildState::Linger);
         self.events.push_back(Event::ChildRekeyed {
             old,
             new,
@@ -628,7 +601,7 @@ impl Ike {
         }
         let old = self.children[oi].spis();
         // The peer may have deleted the old SA meanwhile: then it only lingers.
-        if !matches!(self.children[oi].state, ChildState::Linger(_)) {
+        if !matches!(self.children[oi].state, ChildState::Linger) {
             self.set_child_state(oi, ChildState::Superseded, now);
         }
         self.events.push_back(Event::ChildRekeyed {
@@ -647,7 +620,7 @@ impl Ike {
         };
         self.switched(ci);
         if let Some(n) = self.children.iter().find(|c| {
-            c.spi_in == r && !matches!(c.state, ChildState::Deleting | ChildState::Linger(_))
+            c.spi_in == r && !matches!(c.state, ChildState::Deleting | ChildState::Linger)
         }) {
             self.events.push_back(Event::ChildSend { spis: n.spis() });
         }
@@ -661,10 +634,7 @@ impl Ike {
                 group: None,
             });
         }
-        if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
-            c.rekey_at = None;
-            self.timers.stop(Timer::Child(spi_in, ChildTimer::Rekey));
-        }
+        self.timers.stop(Timer::Child(spi_in, ChildTimer::Rekey));
     }
 
     /// A CHILD SA reached its hard limit: it goes now (with a DELETE if it was in use).

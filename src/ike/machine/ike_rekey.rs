@@ -164,7 +164,6 @@ impl Ike {
         let sk_d = o.keys.as_ref()?.sk_d.expose();
         let skeyseed = prf(sk_d, &[shared.expose(), ni, nr]);
         let keys = derive_sa_keys(&skeyseed, ni, nr, spi_i, spi_r, we_initiated).ok()?;
-        let (rekey, expire) = self.lifetimes(now, self.cfg.ike_lifetime);
         Some(Sa {
             spi_i,
             spi_r,
@@ -182,8 +181,6 @@ impl Ike {
             created: now,
             established: Some(now),
             last_rx: now,
-            rekey_at: Some(rekey),
-            expire_at: Some(expire),
             nonces: (ni.to_vec(), nr.to_vec()),
             group: g,
             iv: 0,
@@ -195,7 +192,6 @@ impl Ike {
     /// Makes `new` current after a rekey of the SA at `old_idx`. `we_delete`: we
     /// started the surviving exchange and delete the old SA; otherwise the peer does.
     fn switch_current(&mut self, now: Instant, old_idx: usize, new: SaId, we_delete: bool) {
-        let deadline = now + self.retransmit_span();
         let old = &mut self.sas[old_idx];
         // Queued CHILD SA work moves to the new SA; DPD is moot.
         let moved: Vec<Intent> = old
@@ -207,7 +203,6 @@ impl Ike {
             old.phase = Phase::Deleting;
             old.push_intent(Intent::DeleteIke);
         } else {
-            old.phase = Phase::Superseded(deadline);
             self.supersede(old_idx, now);
         }
         self.set_current(Some(new));
@@ -245,7 +240,6 @@ impl Ike {
                 "IKE: unusable IKE SA rekey response from {}",
                 self.cfg.remote_id
             );
-            self.sas[idx].rekey_at = Some(now + self.cfg.ike_lifetime / 20);
             self.set_ike_rekey(idx, now + self.cfg.ike_lifetime / 20);
             return;
         };
@@ -310,7 +304,6 @@ impl Ike {
                 });
             } else {
                 let d = self.cfg.retransmit_base + self.jitter(self.cfg.retransmit_base * 2);
-                self.sas[idx].rekey_at = Some(now + d);
                 self.set_ike_rekey(idx, now + d);
             }
         }

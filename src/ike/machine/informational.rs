@@ -75,11 +75,11 @@ impl Ike {
         let c = &mut self.children[ci];
         match c.state {
             // Crossed DELETEs: ours is already out, so do not list it again.
-            ChildState::Deleting | ChildState::Linger(_) => {}
+            ChildState::Deleting | ChildState::Linger => {}
             _ => ours.push(c.spi_in),
         }
         if c.rekeyed {
-            if !matches!(c.state, ChildState::Linger(_)) {
+            if !matches!(c.state, ChildState::Linger) {
                 self.linger(ci, now);
             }
             return;
@@ -124,7 +124,7 @@ impl Ike {
                 !self
                     .children
                     .iter()
-                    .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger(_)))
+                    .any(|c| c.spi_in == *s && matches!(c.state, ChildState::Linger))
             })
             .collect();
         if spis.is_empty() {

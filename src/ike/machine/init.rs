@@ -139,8 +139,6 @@ impl Ike {
             created: now,
             established: None,
             last_rx: now,
-            rekey_at: None,
-            expire_at: None,
             nonces: (Vec::new(), Vec::new()),
             group,
             iv: 0,
@@ -194,7 +192,6 @@ impl Ike {
             data,
             req: Req::Init,
             sent: 1,
-            next: now + base,
         };
         self.set_pending(idx, p, now + base);
         self.send(d);
@@ -294,9 +291,6 @@ impl Ike {
         let sa = &mut self.sas[idx];
         if let Some(hs) = sa.hs.as_deref_mut() {
             hs.error.get_or_insert(reason);
-        }
-        if let Some(p) = sa.pending.as_mut() {
-            p.next = p.next.min(now + base);
         }
         let timer = Timer::Retransmit(sa.spi());
         if let Some(at) = self.timers.get(timer) {
@@ -538,8 +532,6 @@ impl Ike {
             created: now,
             established: None,
             last_rx: now,
-            rekey_at: None,
-            expire_at: None,
             nonces: (ni.to_vec(), nr),
             group: g,
             iv: 0,

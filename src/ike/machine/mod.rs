@@ -67,8 +67,9 @@ enum Phase {
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     HalfOpen,
     Established,
-    /// Replaced by a rekey; the peer deletes it (or it is dropped at the deadline).
-    Superseded(Instant),
+    /// Replaced by a rekey; the peer deletes it (or it is dropped by its
+    /// [`Timer::Drop`]).
+    Superseded,
     /// We are deleting it.
     Deleting,
 }
@@ -88,9 +89,8 @@ struct Pending {
     msg_id: u32,
     data: Vec<u8>,
     req: Req,
-    /// Transmissions so far.
+    /// Transmissions so far (the next is due at its [`Timer::Retransmit`]).
     sent: u32,
-    next: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +132,6 @@ pub(super) struct Sa {
     created: Instant,
     established: Option<Instant>,
     last_rx: Instant,
-    rekey_at: Option<Instant>,
-    expire_at: Option<Instant>,
     /// The nonces of the exchange that made this SA (rekey collisions compare them).
     nonces: (Vec<u8>, Vec<u8>),
     group: Group,
@@ -238,8 +236,9 @@ enum ChildState {
     Superseded,
     /// We are deleting it.
     Deleting,
-    /// Deleted on the wire; its inbound SA stays until then.
-    Linger(Instant),
+    /// Deleted on the wire; its inbound SA stays for packets in flight until its
+    /// [`ChildTimer::Linger`] fires.
+    Linger,
 }
 
 pub(super) struct Child {
@@ -249,20 +248,39 @@ pub(super) struct Child {
     ts_remote: Vec<TsV4>,
     /// Nonces of the exchange that made it (rekey collisions compare them).
     nonces: (Vec<u8>, Vec<u8>),
+    /// Its rekey and expiry timers run from here.
     created: Instant,
-    rekey_at: Option<Instant>,
-    expire_at: Instant,
     state: ChildState,
     /// Replaced by a rekey (its removal waits for `rekey_linger`).
     rekeyed: bool,
     /// The CHILD SA (our inbound SPI) the peer's rekey made to replace this one; we
     /// switch sending to it when the peer deletes this one.
     replaced_by: Option<u32>,
-    /// When it was superseded (the switch happens anyway a retransmission span later).
-    superseded_at: Option<Instant>,
 }
 
 impl Child {
+    /// A new, active CHILD SA (its timers start when it joins the list).
+    fn new(
+        now: Instant,
+        spi_in: u32,
+        spi_out: u32,
+        ts_local: Vec<TsV4>,
+        ts_remote: Vec<TsV4>,
+        nonces: (Vec<u8>, Vec<u8>),
+    ) -> Child {
+        Child {
+            spi_in,
+            spi_out,
+            ts_local,
+            ts_remote,
+            nonces,
+            created: now,
+            state: ChildState::Active,
+            rekeyed: false,
+            replaced_by: None,
+        }
+    }
+
     fn spis(&self) -> ChildSpis {
         ChildSpis {
             inbound: self.spi_in,
@@ -281,9 +299,8 @@ pub struct Ike {
     events: VecDeque<Event>,
     timers: TimerTable,
     cookie_secret: [u8; 32],
-    reconnect_at: Option<Instant>,
+    /// The next wait before reconnecting (doubles up to `reconnect_max`).
     reconnect_delay: Duration,
-    keepalive_at: Option<Instant>,
     closing: bool,
     up_since: Option<Instant>,
     ike_rekeys: u32,
@@ -319,9 +336,7 @@ impl Ike {
             events: VecDeque::new(),
             timers: TimerTable::default(),
             cookie_secret,
-            reconnect_at: None,
             reconnect_delay,
-            keepalive_at: None,
             closing: false,
             up_since: None,
             ike_rekeys: 0,
@@ -339,7 +354,6 @@ impl Ike {
     /// Starts an IKE SA (initiator); does nothing if one is up or under way.
     pub fn connect(&mut self, now: Instant) {
         self.closing = false;
-        self.reconnect_at = None;
         self.timers.stop(Timer::Reconnect);
         if self.current.is_some()
             || self
@@ -357,7 +371,6 @@ impl Ike {
     /// Deletes the IKE SA (and with it the CHILD SAs) and stops reconnecting.
     pub fn close(&mut self, now: Instant) {
         self.closing = true;
-        self.reconnect_at = None;
         self.timers.stop(Timer::Reconnect);
         let cur = self.current_idx();
         match cur {
@@ -458,8 +471,6 @@ impl Ike {
             self.on_request(now, idx, local, remote, &h, msg)
         };
         self.kick_all(now);
-        #[cfg(debug_assertions)]
-        self.shadow_check("handle");
         r
     }
 
@@ -473,45 +484,7 @@ impl Ike {
 
     /// When [`Ike::poll`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        #[cfg(debug_assertions)]
-        self.shadow_check("poll_timeout");
-        let mut t: Option<Instant> = None;
-        let mut at = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        };
-        at(self.reconnect_at);
-        at(self.keepalive_at);
-        let span = self.retransmit_span();
-        for sa in &self.sas {
-            at(sa.pending.as_ref().map(|p| p.next));
-            match sa.phase {
-                Phase::HalfOpen => at(Some(sa.created + span)),
-                Phase::Superseded(d) => at(Some(d)),
-                Phase::Established if Some(sa.id()) == self.current => {
-                    at(sa.rekey_at);
-                    at(sa.expire_at);
-                    if sa.pending.is_none() && !self.cfg.dpd.is_zero() {
-                        at(Some(sa.last_rx + self.cfg.dpd));
-                    }
-                }
-                _ => {}
-            }
-        }
-        for c in &self.children {
-            if c.state == ChildState::Active {
-                at(c.rekey_at);
-            }
-            if c.state == ChildState::Superseded && c.replaced_by.is_some() {
-                at(c.superseded_at.map(|t| t + span));
-            }
-            match c.state {
-                ChildState::Linger(u) => at(Some(u)),
-                _ => at(Some(c.expire_at)),
-            }
-        }
-        t
+        self.timers.next_expiry()
     }
 
     pub fn state(&self) -> State {
@@ -666,7 +639,6 @@ impl Ike {
         self.children_down_with_ike();
         self.retain_sas(|s| s.phase == Phase::HalfOpen);
         self.set_current(None);
-        self.keepalive_at = None;
         self.timers.stop(Timer::Keepalive);
         self.up_since = None;
         self.last_down = Some(reason);
@@ -674,7 +646,6 @@ impl Ike {
         self.events.push_back(Event::IkeDown { reason });
         if self.cfg.initiator && !self.closing {
             if let Some(first) = self.cfg.reconnect {
-                self.reconnect_at = Some(now + self.reconnect_delay);
                 self.timers
                     .set(Timer::Reconnect, now + self.reconnect_delay);
                 self.reconnect_delay = (self.reconnect_delay * 2)

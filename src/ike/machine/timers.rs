@@ -41,8 +41,9 @@ pub(super) enum ChildTimer {
     Switch,
 }
 
-#[allow(dead_code)] // Read by on_timers in the next step.
 impl Timer {
+    const LAST_PASS: u8 = 7;
+
     /// The pass of [`Ike::on_timers`] that handles it: passes run in this order,
     /// which is the order the protocol needs (a retransmission before the SA is
     /// dropped, the IKE SA's expiry before its rekey and DPD).
@@ -69,7 +70,6 @@ pub(super) struct TimerTable {
     entries: Vec<(Timer, Instant)>,
 }
 
-#[allow(dead_code)] // Read by on_timers in the next step.
 impl TimerTable {
     /// Arms `timer` for `at` (re-arms it if it was armed).
     pub(super) fn set(&mut self, timer: Timer, at: Instant) {
@@ -110,227 +110,182 @@ impl TimerTable {
             .filter(move |(_, at)| *at <= now)
             .map(|(t, _)| *t)
     }
-
-    #[cfg(test)]
-    pub(super) fn sorted(&self) -> Vec<(Timer, Instant)> {
-        let mut v = self.entries.clone();
-        v.sort();
-        v
-    }
 }
 
 impl Ike {
-    #[cfg(debug_assertions)]
-    pub(super) fn shadow_check(&self, at: &str) {
-        let mut v = Vec::new();
-        if let Some(t) = self.reconnect_at {
-            v.push((Timer::Reconnect, t));
-        }
-        if let Some(t) = self.keepalive_at {
-            v.push((Timer::Keepalive, t));
-        }
-        let span = self.retransmit_span();
-        for sa in &self.sas {
-            if let Some(p) = &sa.pending {
-                v.push((Timer::Retransmit(sa.spi()), p.next));
-            }
-            match sa.phase {
-                Phase::HalfOpen => v.push((Timer::Drop(sa.spi()), sa.created + span)),
-                Phase::Superseded(d) => v.push((Timer::Drop(sa.spi()), d)),
-                Phase::Established if Some(sa.id()) == self.current => {
-                    if let Some(t) = sa.rekey_at {
-                        v.push((Timer::IkeRekey, t));
-                    }
-                    if let Some(t) = sa.expire_at {
-                        v.push((Timer::IkeExpire, t));
-                    }
-                    if sa.pending.is_none() && !self.cfg.dpd.is_zero() {
-                        v.push((Timer::Dpd, sa.last_rx + self.cfg.dpd));
-                    }
-                }
-                _ => {}
-            }
-        }
-        for c in &self.children {
-            let t = |k| Timer::Child(c.spi_in, k);
-            if c.state == ChildState::Active {
-                if let Some(x) = c.rekey_at {
-                    v.push((t(ChildTimer::Rekey), x));
+    /// Handles every timer that is due, pass by pass in [`Timer::pass`] order; within a
+    /// pass SAs and CHILD SAs go in list order (a CHILD SA's timers in
+    /// [`ChildTimer`] order). A pass takes the timers due when it starts and skips any
+    /// that an earlier handler stopped or moved; one a handler arms for a pass already
+    /// done waits for the next call.
+    pub(super) fn on_timers(&mut self, now: Instant) {
+        for pass in 0..=Timer::LAST_PASS {
+            let mut due: Vec<Timer> = self
+                .timers
+                .expired(now)
+                .filter(|t| t.pass() == pass)
+                .collect();
+            due.sort_by_key(|&t| self.list_order(t));
+            for t in due {
+                if self.timers.is_expired(t, now) {
+                    self.fire(t, now);
                 }
             }
-            if c.state == ChildState::Superseded && c.replaced_by.is_some() {
-                if let Some(x) = c.superseded_at {
-                    v.push((t(ChildTimer::Switch), x + span));
-                }
-            }
-            match c.state {
-                ChildState::Linger(u) => v.push((t(ChildTimer::Linger), u)),
-                _ => v.push((t(ChildTimer::Expire), c.expire_at)),
-            }
         }
-        v.sort();
-        let mut w = self.timers.entries.clone();
-        w.sort();
-        if v != w {
-            eprintln!("SHADOW MISMATCH at {at}\n old {v:?}\n new {w:?}");
-            panic!("shadow mismatch at {at}");
+        self.kick_all(now);
+    }
+
+    /// Where the SA or CHILD SA a timer belongs to is in its list.
+    fn list_order(&self, t: Timer) -> (usize, Option<ChildTimer>) {
+        match t {
+            Timer::Retransmit(spi) | Timer::Drop(spi) => (self.sa_by_spi(spi).unwrap_or(0), None),
+            Timer::Child(spi, kind) => (self.child_by_spi(spi).unwrap_or(0), Some(kind)),
+            _ => (0, None),
         }
     }
 
-    pub(super) fn on_timers(&mut self, now: Instant) {
-        #[cfg(debug_assertions)]
-        self.shadow_check("on_timers start");
-        if self.reconnect_at.is_some_and(|t| now >= t) {
-            self.reconnect_at = None;
-            self.timers.stop(Timer::Reconnect);
-            self.connect(now);
-        }
-        if let (Some(t), Some(i)) = (self.keepalive_at, self.current_idx()) {
-            if now >= t {
-                let sa = &self.sas[i];
-                let ev = Event::Keepalive {
-                    local: sa.local,
-                    remote: sa.remote,
-                };
-                self.events.push_back(ev);
-                let mut next = t + self.cfg.keepalive;
-                if next <= now {
-                    next = now + self.cfg.keepalive;
+    fn sa_by_spi(&self, spi: u64) -> Option<usize> {
+        self.sas.iter().position(|s| s.spi() == spi)
+    }
+
+    fn child_by_spi(&self, spi_in: u32) -> Option<usize> {
+        self.children.iter().position(|c| c.spi_in == spi_in)
+    }
+
+    fn fire(&mut self, t: Timer, now: Instant) {
+        match t {
+            Timer::Reconnect => {
+                self.timers.stop(Timer::Reconnect);
+                self.connect(now);
+            }
+            Timer::Keepalive => self.send_keepalive(now),
+            Timer::Retransmit(spi) => {
+                if let Some(i) = self.sa_by_spi(spi) {
+                    self.retransmit(i, now);
                 }
-                self.keepalive_at = Some(next);
-                self.timers.set(Timer::Keepalive, next);
             }
-        }
-        // Retransmissions and dead peers.
-        let tries = self.cfg.retransmit_tries;
-        let mut i = 0;
-        while i < self.sas.len() {
-            let Some(p) = self.sas[i].pending.as_mut() else {
-                i += 1;
-                continue;
-            };
-            if now < p.next {
-                i += 1;
-                continue;
-            }
-            let refused = self.sas[i]
-                .hs
-                .as_deref()
-                .and_then(|h| h.error)
-                .filter(|_| self.sas[i].phase == Phase::Connecting);
-            if let Some(reason) = refused {
-                log::info!(
-                    "IKE: {} refused IKE_SA_INIT: {reason:?}",
-                    self.cfg.remote_id
-                );
-                self.attempt_failed(now, i, reason);
-                i = 0;
-                continue;
-            }
-            let Some(p) = self.sas[i].pending.as_mut() else {
-                i += 1;
-                continue;
-            };
-            if p.sent > tries {
-                let req_is_dpd = matches!(p.req, Req::Dpd);
-                let sa_id = self.sas[i].id();
-                let phase = self.sas[i].phase;
-                log::info!("IKE: {} does not answer", self.cfg.remote_id);
-                if phase == Phase::Connecting {
-                    self.attempt_failed(now, i, DownReason::RetransmitExhausted);
-                } else if Some(sa_id) == self.current {
-                    let reason = if req_is_dpd {
-                        DownReason::DpdTimeout
-                    } else if phase == Phase::Deleting {
-                        DownReason::Closed
-                    } else {
-                        DownReason::RetransmitExhausted
-                    };
-                    self.down(now, reason, false);
-                } else {
+            Timer::Drop(spi) => {
+                if let Some(i) = self.sa_by_spi(spi) {
                     self.remove_sa(i);
                 }
-                i = 0;
-                continue;
             }
-            let step = self.cfg.retransmit_base.saturating_mul(1 << p.sent.min(16));
-            p.sent += 1;
-            p.next = now + step;
-            let data = p.data.clone();
-            let spi = self.sas[i].spi();
-            self.timers.set(Timer::Retransmit(spi), now + step);
-            let d = self.sas[i].datagram(data);
-            self.send(d);
-            i += 1;
-        }
-        // SA lifetimes.
-        let span = self.retransmit_span();
-        self.retain_sas(|s| match s.phase {
-            Phase::HalfOpen => now < s.created + span,
-            Phase::Superseded(d) => now < d,
-            _ => true,
-        });
-        if let Some(ci) = self.current_idx() {
-            let sa = &mut self.sas[ci];
-            if sa.phase == Phase::Established {
-                if sa.expire_at.is_some_and(|t| now >= t) {
-                    log::warn!("IKE: IKE SA with {} expired", self.cfg.remote_id);
-                    self.down(now, DownReason::Expired, true);
-                } else {
-                    if sa.rekey_at.is_some_and(|t| now >= t) {
-                        sa.rekey_at = None;
-                        self.timers.stop(Timer::IkeRekey);
-                        sa.push_intent(Intent::RekeyIke {
-                            retries: 0,
-                            group: None,
-                        });
-                    }
-                    if !self.cfg.dpd.is_zero()
-                        && sa.pending.is_none()
-                        && sa.intents.is_empty()
-                        && now >= sa.last_rx + self.cfg.dpd
-                    {
+            Timer::IkeExpire => {
+                log::warn!("IKE: IKE SA with {} expired", self.cfg.remote_id);
+                self.down(now, DownReason::Expired, true);
+            }
+            Timer::IkeRekey => {
+                self.timers.stop(Timer::IkeRekey);
+                if let Some(i) = self.current_idx() {
+                    self.sas[i].push_intent(Intent::RekeyIke {
+                        retries: 0,
+                        group: None,
+                    });
+                }
+            }
+            Timer::Dpd => {
+                // Not while other requests wait: their answers show the peer is alive.
+                if let Some(i) = self.current_idx() {
+                    let sa = &mut self.sas[i];
+                    if sa.pending.is_none() && sa.intents.is_empty() {
                         sa.push_intent(Intent::Dpd);
                     }
                 }
             }
-        }
-        // CHILD SA lifetimes.
-        let mut ci = 0;
-        while ci < self.children.len() {
-            let c = &self.children[ci];
-            match c.state {
-                ChildState::Linger(u) if now >= u => {
-                    let spis = c.spis();
-                    self.remove_child(ci);
-                    self.events.push_back(Event::ChildDown {
-                        spis,
-                        reason: ChildDownReason::Rekeyed,
-                    });
-                    continue;
+            Timer::Child(spi, kind) => {
+                let Some(ci) = self.child_by_spi(spi) else {
+                    return;
+                };
+                match kind {
+                    ChildTimer::Linger => {
+                        let spis = self.remove_child(ci).spis();
+                        self.events.push_back(Event::ChildDown {
+                            spis,
+                            reason: ChildDownReason::Rekeyed,
+                        });
+                    }
+                    ChildTimer::Expire => self.expire_child(ci, now),
+                    ChildTimer::Rekey => self.queue_child_rekey(spi),
+                    ChildTimer::Switch => self.switch_to_replacement(ci),
                 }
-                ChildState::Linger(_) => {}
-                _ if now >= c.expire_at => {
-                    self.expire_child(ci, now);
-                    continue;
-                }
-                ChildState::Active if c.rekey_at.is_some_and(|t| now >= t) => {
-                    let s = c.spi_in;
-                    self.queue_child_rekey(s);
-                }
-                ChildState::Superseded
-                    if c.replaced_by.is_some()
-                        && c.superseded_at.is_some_and(|t| now >= t + span) =>
-                {
-                    self.switch_to_replacement(ci);
-                }
-                _ => {}
             }
-            ci += 1;
         }
-        self.kick_all(now);
-        #[cfg(debug_assertions)]
-        self.shadow_check("on_timers end");
+    }
+
+    /// A NAT keepalive on the current IKE SA, and the next one an interval later.
+    fn send_keepalive(&mut self, now: Instant) {
+        let (Some(i), Some(t)) = (self.current_idx(), self.timers.get(Timer::Keepalive)) else {
+            return;
+        };
+        let sa = &self.sas[i];
+        let ev = Event::Keepalive {
+            local: sa.local,
+            remote: sa.remote,
+        };
+        self.events.push_back(ev);
+        let mut next = t + self.cfg.keepalive;
+        if next <= now {
+            next = now + self.cfg.keepalive;
+        }
+        self.timers.set(Timer::Keepalive, next);
+    }
+
+    /// Sends the outstanding request of IKE SA `idx` again (each wait twice the one
+    /// before), or ends the SA: a refused IKE_SA_INIT, or no answer after
+    /// `retransmit_tries` retransmissions.
+    fn retransmit(&mut self, idx: usize, now: Instant) {
+        let sa = &self.sas[idx];
+        let refused = sa
+            .hs
+            .as_deref()
+            .and_then(|h| h.error)
+            .filter(|_| sa.phase == Phase::Connecting);
+        if let Some(reason) = refused {
+            log::info!(
+                "IKE: {} refused IKE_SA_INIT: {reason:?}",
+                self.cfg.remote_id
+            );
+            self.attempt_failed(now, idx, reason);
+            return;
+        }
+        let base = self.cfg.retransmit_base;
+        let tries = self.cfg.retransmit_tries;
+        let sa = &mut self.sas[idx];
+        let spi = sa.spi();
+        let Some(p) = sa.pending.as_mut() else {
+            return;
+        };
+        if p.sent > tries {
+            self.peer_silent(now, idx);
+            return;
+        }
+        let step = base.saturating_mul(1 << p.sent.min(16));
+        p.sent += 1;
+        let data = p.data.clone();
+        self.timers.set(Timer::Retransmit(spi), now + step);
+        let d = sa.datagram(data);
+        self.send(d);
+    }
+
+    /// The peer never answered the request of IKE SA `idx`.
+    fn peer_silent(&mut self, now: Instant, idx: usize) {
+        let sa = &self.sas[idx];
+        let dpd = matches!(sa.pending, Some(Pending { req: Req::Dpd, .. }));
+        let (id, phase) = (sa.id(), sa.phase);
+        log::info!("IKE: {} does not answer", self.cfg.remote_id);
+        if phase == Phase::Connecting {
+            self.attempt_failed(now, idx, DownReason::RetransmitExhausted);
+        } else if Some(id) == self.current {
+            let reason = if dpd {
+                DownReason::DpdTimeout
+            } else if phase == Phase::Deleting {
+                DownReason::Closed
+            } else {
+                DownReason::RetransmitExhausted
+            };
+            self.down(now, reason, false);
+        } else {
+            self.remove_sa(idx);
+        }
     }
 }
 
@@ -399,7 +354,7 @@ impl Ike {
     pub(super) fn set_pending(&mut self, idx: usize, p: Pending, next: Instant) {
         let sa = &mut self.sas[idx];
         self.timers.set(Timer::Retransmit(sa.spi()), next);
-        sa.pending = Some(Pending { next, ..p }); // OLD
+        sa.pending = Some(p);
         self.rearm_dpd();
     }
 
@@ -416,7 +371,7 @@ impl Ike {
     /// retransmission span from `now`.
     pub(super) fn supersede(&mut self, idx: usize, now: Instant) {
         let at = now + self.retransmit_span();
-        self.sas[idx].phase = Phase::Superseded(at); // OLD
+        self.sas[idx].phase = Phase::Superseded;
         self.timers.set(Timer::Drop(self.sas[idx].spi()), at);
     }
 
@@ -473,17 +428,15 @@ impl Ike {
         let (_, expire) = self.lifetimes(self.children[ci].created, self.cfg.child_lifetime);
         let c = &mut self.children[ci];
         let timer = |k| Timer::Child(c.spi_in, k);
-        if matches!(c.state, ChildState::Linger(_)) && !matches!(state, ChildState::Linger(_)) {
+        if matches!(c.state, ChildState::Linger) && !matches!(state, ChildState::Linger) {
             self.timers.stop(timer(ChildTimer::Linger));
             self.timers.set(timer(ChildTimer::Expire), expire);
         }
         if state != ChildState::Active {
             self.timers.stop(timer(ChildTimer::Rekey));
-            c.rekey_at = None; // OLD
         }
         if state == ChildState::Superseded && c.replaced_by.is_some() {
             self.timers.set(timer(ChildTimer::Switch), now + span);
-            c.superseded_at = Some(now); // OLD
         } else {
             self.timers.stop(timer(ChildTimer::Switch));
         }
@@ -495,7 +448,7 @@ impl Ike {
     pub(super) fn linger(&mut self, ci: usize, now: Instant) {
         let c = &mut self.children[ci];
         let at = now + self.cfg.rekey_linger;
-        c.state = ChildState::Linger(at); // OLD
+        c.state = ChildState::Linger;
         for k in [ChildTimer::Expire, ChildTimer::Rekey, ChildTimer::Switch] {
             self.timers.stop(Timer::Child(c.spi_in, k));
         }
@@ -506,7 +459,6 @@ impl Ike {
     /// Moves the rekey of CHILD SA `ci` (an active one) to `at`.
     pub(super) fn set_child_rekey(&mut self, ci: usize, at: Instant) {
         let c = &mut self.children[ci];
-        c.rekey_at = Some(at); // OLD
         self.timers
             .set(Timer::Child(c.spi_in, ChildTimer::Rekey), at);
     }

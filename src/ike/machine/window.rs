@@ -45,7 +45,6 @@ impl Ike {
             data,
             req,
             sent: 1,
-            next: now + base,
         };
         self.set_pending(idx, p, now + base);
         self.send(d);
@@ -87,7 +86,7 @@ impl Ike {
         }
         let allowed = match sa.phase {
             Phase::HalfOpen => h.exchange == exchange::IKE_AUTH,
-            Phase::Established | Phase::Superseded(_) | Phase::Deleting => {
+            Phase::Established | Phase::Superseded | Phase::Deleting => {
                 h.exchange == exchange::INFORMATIONAL || h.exchange == exchange::CREATE_CHILD_SA
             }
             Phase::Connecting => false,
