@@ -2,7 +2,19 @@
 //! check of the response (and the first CHILD SA in it), the responder's check and
 //! answer, and `establish`, which makes the authenticated SA the current one.
 
-use super::*;
+use super::child::child_keymat;
+use super::init::Handshake;
+use super::payloads::{
+    auth_payload, error_notify, find_notify, idi_payload, idr_payload, n, sa_payload, tsi_payload,
+    tsr_payload,
+};
+use super::timers::Timer;
+use super::window::After;
+use super::{Child, Ike, Phase, Req};
+use crate::ike::crypto::{ct_eq, prf, PRF_LEN};
+use crate::ike::{proposal, ts, DownReason, Event};
+use crate::wire::ike::{auth_method, exchange, notify, Id, Payload};
+use std::time::Instant;
 
 const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
 

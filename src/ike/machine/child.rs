@@ -1,8 +1,18 @@
 //! CREATE_CHILD_SA in both roles: new CHILD SAs and CHILD SA rekeys (optional PFS),
 //! IKE SA rekeys, and simultaneous rekeys of either kind (§2.8.1, §2.8.2).
 
-use super::*;
-use crate::wire::ike::Proposal;
+use super::payloads::{
+    error_notify, find_notify, ke_payload, n, n_esp, nonce_payload, sa_payload, tsi_payload,
+    tsr_payload, v4s,
+};
+use super::timers::{ChildTimer, Timer};
+use super::{Child, ChildState, Ike, Intent, Pending, Phase, Req, MAX_CREATE_RETRIES};
+use crate::esp::{EspKeys, KeyMaterial, KEYMAT_LEN};
+use crate::ike::crypto::{prf_plus, CryptoError, KeyShare};
+use crate::ike::proposal::Choice;
+use crate::ike::{crypto, proposal, ts, ChildDownReason, ChildSa, Event, Group};
+use crate::wire::ike::{exchange, notify, protocol, Notify, Payload, Proposal, TsV4};
+use std::time::Instant;
 
 /// CHILD SAs per peer (one is the norm; a few more cover rekeys and collisions).
 const MAX_CHILDREN: usize = 8;

@@ -2,7 +2,15 @@
 //! old SA's SK_d (§2.18), the switch to it, and simultaneous rekeys (§2.8.2). The
 //! dispatch of incoming CREATE_CHILD_SA requests is in `child.rs`.
 
-use super::*;
+use super::init::derive_sa_keys;
+use super::payloads::{error_notify, find_notify, ke_payload, n, nonce_payload, sa_payload};
+use super::{Ike, Intent, Pending, Phase, Req, Sa, SaId, MAX_CREATE_RETRIES};
+use crate::ike::crypto::{prf, CryptoError, KeyShare};
+use crate::ike::proposal::Choice;
+use crate::ike::{crypto, proposal, Group};
+use crate::wire::ike::{exchange, notify, Notify, Payload};
+use std::collections::VecDeque;
+use std::time::Instant;
 
 /// Established IKE SAs at once: current, replaced, redundant, being deleted.
 const MAX_ESTABLISHED: usize = 4;

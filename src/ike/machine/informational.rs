@@ -1,7 +1,12 @@
 //! INFORMATIONAL: liveness checks (DPD), deletes of CHILD SAs and of IKE SAs, in both
 //! roles.
 
-use super::*;
+use super::payloads::{delete_ike, find_notify};
+use super::window::After;
+use super::{ChildState, Ike, Intent, Phase, Req};
+use crate::ike::{ChildDownReason, DownReason, Event};
+use crate::wire::ike::{exchange, notify, protocol, Delete, Payload};
+use std::time::Instant;
 
 impl Ike {
     /// INFORMATIONAL as responder: deletes, an error notice, or a liveness check

@@ -3,8 +3,20 @@
 //! answer (cookies under load, stateless refusals, the half-open SA), the SA keys and
 //! NAT detection.
 
-use super::*;
-use crate::wire::ike::Proposal;
+use super::payloads::{
+    error_notify, find_notify, has_unknown_critical, ke_payload, nonce_payload, sa_payload,
+};
+use super::timers::Timer;
+use super::{datagram, Ike, Pending, Phase, Req, Sa, SaKeys};
+use crate::ike::crypto::{
+    ct_eq, prf, prf_plus, sha1, CryptoError, KeyShare, SkCipher, PRF_LEN, SK_E_LEN,
+};
+use crate::ike::proposal::Choice;
+use crate::ike::{crypto, proposal, DownReason, Error, Group};
+use crate::wire::ike::{exchange, flags, notify, Header, Message, Notify, Payload, Proposal};
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
 
 /// COOKIE and INVALID_KE_PAYLOAD round trips before giving up on IKE_SA_INIT.
 const MAX_INIT_RETRIES: u32 = 3;

@@ -13,36 +13,24 @@ mod payloads;
 mod timers;
 mod window;
 
-use super::crypto::{
-    self, ct_eq, prf, prf_plus, random_u32, random_u64, sha1, CryptoError, KeyShare, SkCipher,
-    PRF_LEN, SK_E_LEN,
-};
-use super::message::{self, OpenError};
-use super::proposal::{self, Choice};
+use super::crypto::{self, random_u32, random_u64, CryptoError, SkCipher};
+use super::message;
 use super::ts;
 use super::{
-    ChildDownReason, ChildSa, ChildSpis, ChildStatus, Datagram, DownReason, Error, Event, Group,
-    IkeConfig, State, Status,
+    ChildDownReason, ChildSpis, ChildStatus, Datagram, DownReason, Error, Event, Group, IkeConfig,
+    State, Status,
 };
-use crate::esp::{EspKeys, KeyMaterial, Lifetime, KEYMAT_LEN};
+use crate::esp::Lifetime;
 use crate::wire::esp::IKE_PORT;
-use crate::wire::ike::{
-    auth_method, exchange, flags, notify, protocol, Delete, Header, Id, Message, Notify, Packet,
-    Payload, TsV4,
-};
-use child::{child_keymat, ChildReq};
+use crate::wire::ike::{exchange, flags, Header, Packet, Payload, TsV4};
+use child::ChildReq;
 use ike_rekey::IkeRekeyReq;
-use init::{derive_sa_keys, Handshake};
-use payloads::{
-    auth_payload, delete_ike, error_notify, find_notify, has_unknown_critical, idi_payload,
-    idr_payload, ke_payload, n, n_esp, nonce_payload, sa_payload, tsi_payload, tsr_payload, v4s,
-};
+use init::Handshake;
 use ring::rand::SystemRandom;
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
-use timers::{ChildTimer, Timer, TimerTable};
-use window::After;
+use timers::{Timer, TimerTable};
 
 type SaId = (u64, u64);
 

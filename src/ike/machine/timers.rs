@@ -1,6 +1,8 @@
 //! Timers: retransmissions, lifetimes, rekeys, DPD, keepalives and reconnects.
 
-use super::*;
+use super::{Child, ChildState, Ike, Intent, Pending, Phase, Req, Sa, SaId};
+use crate::ike::{ChildDownReason, DownReason, Event};
+use std::time::Instant;
 
 /// What a deadline in the [`TimerTable`] is for. SAs are named by our SPI (our
 /// `spi_i` for an SA we initiated, our `spi_r` otherwise: unique and fixed for the

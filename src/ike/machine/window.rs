@@ -3,7 +3,13 @@
 //! peer's requests (message IDs, answers to retransmissions from a cache) and the
 //! answers to them. Each exchange's own work is in its file.
 
-use super::*;
+use super::payloads::{delete_ike, has_unknown_critical, n};
+use super::{datagram, Ike, Intent, Pending, Phase, Req};
+use crate::ike::message::OpenError;
+use crate::ike::{message, DownReason, Error};
+use crate::wire::ike::{exchange, notify, Header, Payload};
+use std::net::SocketAddrV4;
+use std::time::Instant;
 
 /// What happens to the SA after a request's response is sent.
 pub(super) enum After {
