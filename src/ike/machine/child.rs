@@ -1,5 +1,7 @@
-//! CREATE_CHILD_SA in both roles: new CHILD SAs and CHILD SA rekeys (optional PFS),
-//! IKE SA rekeys, and simultaneous rekeys of either kind (§2.8.1, §2.8.2).
+//! CREATE_CHILD_SA for CHILD SAs in both roles: new CHILD SAs and CHILD SA rekeys
+//! (optional PFS), simultaneous rekeys (§2.8.1), refusals and retries. The peer's
+//! CREATE_CHILD_SA requests are dispatched here too; IKE SA rekeys are in
+//! `ike_rekey.rs`.
 
 use super::payloads::{
     error_notify, find_notify, ke_payload, n, n_esp, nonce_payload, sa_payload, tsi_payload,

@@ -3,6 +3,30 @@
 //! half-open ones as responder) is an [`Sa`] in one bounded list; CHILD SAs belong to
 //! the peer, not to an IKE SA, so an IKE SA rekey moves nothing. Each SA sends at most
 //! one request at a time (window 1): the next one waits in the SA's intent queue.
+//!
+//! The code is split by exchange, each file with its own `impl Ike` block:
+//! - `mod.rs`: [`Ike`] with its public API, the IKE SA and CHILD SA records ([`Sa`],
+//!   [`Child`]), our requests and queued intents, teardown, small helpers.
+//! - `window.rs`: the window of one in both directions: our queued requests go out
+//!   and their responses are matched, the peer's requests are checked against the
+//!   message IDs and answered (retransmitted ones from a cache); the work of each
+//!   exchange is dispatched to the files below.
+//! - `init.rs`: IKE_SA_INIT in both roles: COOKIE and INVALID_KE_PAYLOAD, stateless
+//!   refusals, half-open SAs, the SA keys, NAT detection.
+//! - `auth.rs`: IKE_AUTH in both roles (PSK), the first CHILD SA as initiator, and
+//!   `establish`.
+//! - `child.rs`: CREATE_CHILD_SA for CHILD SAs in both roles: new ones and rekeys,
+//!   simultaneous rekeys (§2.8.1), refusals and retries; it also dispatches the
+//!   peer's CREATE_CHILD_SA requests.
+//! - `ike_rekey.rs`: CREATE_CHILD_SA that rekeys the IKE SA, in both roles, with
+//!   simultaneous rekeys (§2.8.2).
+//! - `informational.rs`: INFORMATIONAL: DPD, deletes of CHILD SAs and IKE SAs.
+//! - `timers.rs`: every deadline in one [`TimerTable`]; [`Ike::poll_timeout`] is its
+//!   earliest entry and `on_timers` handles the due ones, so the two cannot disagree.
+//!   State changes that start, move or end a deadline go through the methods there
+//!   that keep the table in step; the records keep only timestamps (created,
+//!   established, last heard from).
+//! - `payloads.rs`: finding payloads in a message, and small payloads to send.
 
 mod auth;
 mod child;
@@ -39,6 +63,8 @@ const NONCE_LEN: usize = 32;
 const MAX_INTENTS: usize = 16;
 /// TEMPORARY_FAILURE / INVALID_KE_PAYLOAD retries of one CREATE_CHILD_SA.
 const MAX_CREATE_RETRIES: u32 = 5;
+
+/// An IKE SA's keys (§2.14).
 struct SaKeys {
     sk_d: crypto::SecretBytes,
     enc_out: SkCipher,
@@ -118,7 +144,9 @@ pub(super) struct Sa {
     pending: Option<Pending>,
     intents: VecDeque<Intent>,
     created: Instant,
+    /// When IKE_AUTH or the rekey that made it completed: its lifetime runs from here.
     established: Option<Instant>,
+    /// When the peer was last heard on it: DPD counts from here.
     last_rx: Instant,
     /// The nonces of the exchange that made this SA (rekey collisions compare them).
     nonces: (Vec<u8>, Vec<u8>),
@@ -652,14 +680,4 @@ impl Ike {
             self.last_down = Some(reason);
         }
     }
-
-    // ---- initiator: IKE_SA_INIT / IKE_AUTH ----
-
-    // ---- responder: IKE_SA_INIT / IKE_AUTH ----
-
-    // ---- requests from the peer on an existing SA ----
-
-    // ---- responses to our requests ----
-
-    // ---- timers and queued requests ----
 }

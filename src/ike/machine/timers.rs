@@ -1,4 +1,15 @@
-//! Timers: retransmissions, lifetimes, rekeys, DPD, keepalives and reconnects.
+//! Every deadline of the machine in one [`TimerTable`], in the style of quinn-proto's
+//! `connection/timers.rs`: a [`Timer`] names what a deadline is for (of the peer
+//! relationship, of the current IKE SA, of one IKE SA by our SPI, of one CHILD SA by
+//! our inbound SPI), and the table holds a timer exactly while it is armed.
+//! [`Ike::poll_timeout`] is the earliest entry and [`Ike::on_timers`] handles the due
+//! ones: retransmissions, reconnects, NAT keepalives, IKE SA and CHILD SA lifetimes
+//! and rekeys, DPD, and the end of half-open, superseded and lingering SAs.
+//!
+//! The methods at the end of this file are the only way state changes start, move
+//! or end a deadline (making an SA current, sending or settling a request, moving a
+//! CHILD SA between states, removing SAs), so the table stays in step with the
+//! state.
 
 use super::{Child, ChildState, Ike, Intent, Pending, Phase, Req, Sa, SaId};
 use crate::ike::{ChildDownReason, DownReason, Event};
@@ -469,5 +480,132 @@ impl Ike {
     pub(super) fn switched(&mut self, ci: usize) {
         let c = &mut self.children[ci];
         self.timers.stop(Timer::Child(c.spi_in, ChildTimer::Switch));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ike::IkeConfig;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn set_rearms_and_stop_disarms() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        assert_eq!(t.get(Timer::Dpd), None);
+        t.set(Timer::Dpd, now + 5 * MS);
+        t.set(Timer::Dpd, now + 3 * MS);
+        assert_eq!(t.get(Timer::Dpd), Some(now + 3 * MS));
+        assert_eq!(t.entries.len(), 1);
+        t.stop(Timer::Dpd);
+        assert_eq!(t.get(Timer::Dpd), None);
+        assert_eq!(t.next_expiry(), None);
+        // Stopping a timer that is not armed is fine.
+        t.stop(Timer::Dpd);
+    }
+
+    #[test]
+    fn next_expiry_is_the_earliest_and_expired_includes_now() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        t.set(Timer::IkeRekey, now + 10 * MS);
+        t.set(Timer::Retransmit(7), now + 2 * MS);
+        t.set(Timer::Child(300, ChildTimer::Expire), now + 4 * MS);
+        assert_eq!(t.next_expiry(), Some(now + 2 * MS));
+        assert_eq!(t.expired(now + MS).count(), 0);
+        assert!(!t.is_expired(Timer::Retransmit(7), now + MS));
+        assert!(t.is_expired(Timer::Retransmit(7), now + 2 * MS));
+        let mut due: Vec<Timer> = t.expired(now + 4 * MS).collect();
+        due.sort();
+        assert_eq!(
+            due,
+            [Timer::Retransmit(7), Timer::Child(300, ChildTimer::Expire)]
+        );
+        t.stop(Timer::Retransmit(7));
+        assert_eq!(t.next_expiry(), Some(now + 4 * MS));
+    }
+
+    #[test]
+    fn stop_all_stops_only_what_it_selects() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        t.set(Timer::Retransmit(1), now);
+        t.set(Timer::Drop(1), now);
+        t.set(Timer::Retransmit(2), now);
+        t.set(Timer::Child(300, ChildTimer::Rekey), now);
+        t.set(Timer::Child(301, ChildTimer::Rekey), now);
+        t.stop_all(|x| matches!(x, Timer::Retransmit(s) | Timer::Drop(s) if s == 1));
+        t.stop_all(|x| matches!(x, Timer::Child(s, _) if s == 300));
+        let mut left: Vec<Timer> = t.entries.iter().map(|e| e.0).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [Timer::Retransmit(2), Timer::Child(301, ChildTimer::Rekey)]
+        );
+    }
+
+    #[test]
+    fn passes_run_in_the_order_of_the_kinds() {
+        let kinds = [
+            Timer::Reconnect,
+            Timer::Keepalive,
+            Timer::Retransmit(9),
+            Timer::Drop(9),
+            Timer::IkeExpire,
+            Timer::IkeRekey,
+            Timer::Dpd,
+            Timer::Child(300, ChildTimer::Linger),
+        ];
+        for (i, k) in kinds.iter().enumerate() {
+            assert_eq!(usize::from(k.pass()), i, "{k:?}");
+        }
+        assert_eq!(kinds.last().map(|k| k.pass()), Some(Timer::LAST_PASS));
+        assert!(ChildTimer::Linger < ChildTimer::Expire);
+        assert!(ChildTimer::Expire < ChildTimer::Rekey);
+        assert!(ChildTimer::Rekey < ChildTimer::Switch);
+    }
+
+    /// An initiator whose IKE_SA_INIT is never answered: nothing happens before
+    /// poll_timeout, the retransmission (then the give-up) happens at it, and the
+    /// waits double.
+    #[test]
+    fn retransmissions_happen_at_poll_timeout() {
+        let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4500);
+        let b = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 4500);
+        let mut cfg = IkeConfig::new(true, "a.example", "b.example", b"swordfish", a, b);
+        cfg.retransmit_base = 500 * MS;
+        cfg.retransmit_tries = 2;
+        cfg.reconnect = None;
+        let start = Instant::now();
+        let mut ike = Ike::new(cfg, start);
+        assert_eq!(ike.poll_timeout(), None);
+        ike.connect(start);
+        let drain = |ike: &mut Ike, now: Instant| {
+            std::iter::from_fn(|| ike.poll(now)).collect::<Vec<Event>>()
+        };
+        let first = drain(&mut ike, start);
+        assert!(matches!(first.as_slice(), [Event::Send(_)]));
+        let mut at = start;
+        for wait in [500, 1000] {
+            let due = ike.poll_timeout();
+            assert_eq!(due, Some(at + wait * MS));
+            at += wait * MS;
+            assert!(drain(&mut ike, at - MS).is_empty());
+            assert_eq!(drain(&mut ike, at), first);
+        }
+        let due = ike.poll_timeout();
+        assert_eq!(due, Some(at + 2000 * MS));
+        let last = drain(&mut ike, at + 2000 * MS);
+        assert_eq!(
+            last,
+            [Event::IkeDown {
+                reason: DownReason::RetransmitExhausted
+            }]
+        );
+        assert_eq!(ike.poll_timeout(), None);
     }
 }
