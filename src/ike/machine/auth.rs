@@ -155,7 +155,7 @@ impl Ike {
             sa.last_rx = now;
             sa.id()
         };
-        self.timers.stop(Timer::Drop(self.sas[idx].spi()));
+        self.timers.stop(Timer::DropSa(self.sas[idx].spi()));
         if let Some(old) = self.current.filter(|&o| o != id) {
             log::info!("IKE: {} authenticated a new IKE SA", self.cfg.remote_id);
             if let Some(oi) = self.idx_of(old) {

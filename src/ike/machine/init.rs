@@ -552,7 +552,7 @@ impl Ike {
         };
         self.sas.push(sa);
         let span = self.retransmit_span();
-        self.timers.set(Timer::Drop(spi_r), now + span);
+        self.timers.set(Timer::DropSa(spi_r), now + span);
         self.send(datagram(local, remote, resp));
         Ok(())
     }

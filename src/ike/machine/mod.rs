@@ -23,9 +23,9 @@
 //! - `informational.rs`: INFORMATIONAL: DPD, deletes of CHILD SAs and IKE SAs.
 //! - `timers.rs`: every deadline in one [`TimerTable`]; [`Ike::poll_timeout`] is its
 //!   earliest entry and `on_timers` handles the due ones, so the two cannot disagree.
-//!   State changes that start, move or end a deadline go through the methods there
-//!   that keep the table in step; the records keep only timestamps (created,
-//!   established, last heard from).
+//!   The state changes that timers depend on go through methods there that keep the
+//!   table in step; the records keep only timestamps (created, established, last
+//!   heard from).
 //! - `payloads.rs`: finding payloads in a message, and small payloads to send.
 
 mod auth;
@@ -82,7 +82,7 @@ enum Phase {
     HalfOpen,
     Established,
     /// Replaced by a rekey; the peer deletes it (or it is dropped by its
-    /// [`Timer::Drop`]).
+    /// [`Timer::DropSa`]).
     Superseded,
     /// We are deleting it.
     Deleting,

@@ -6,10 +6,12 @@
 //! ones: retransmissions, reconnects, NAT keepalives, IKE SA and CHILD SA lifetimes
 //! and rekeys, DPD, and the end of half-open, superseded and lingering SAs.
 //!
-//! The methods at the end of this file are the only way state changes start, move
-//! or end a deadline (making an SA current, sending or settling a request, moving a
-//! CHILD SA between states, removing SAs), so the table stays in step with the
-//! state.
+//! A lone timer is set and stopped where its cause is (a reconnect scheduled in
+//! `down`, the keepalive started in `establish`, a half-open SA's end in
+//! `answer_init`). Changes that timers depend on go through the methods at the end of
+//! this file, so none is forgotten: making an SA current, sending or settling a
+//! request, hearing from the peer, moving a CHILD SA between states, removing SAs and
+//! CHILD SAs.
 
 use super::{Child, ChildState, Ike, Intent, Pending, Phase, Req, Sa, SaId};
 use crate::ike::{ChildDownReason, DownReason, Event};
@@ -18,7 +20,7 @@ use std::time::Instant;
 /// What a deadline in the [`TimerTable`] is for. SAs are named by our SPI (our
 /// `spi_i` for an SA we initiated, our `spi_r` otherwise: unique and fixed for the
 /// SA's life), CHILD SAs by our inbound SPI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
     /// Initiator: connect again after the IKE SA went down.
     Reconnect,
@@ -28,7 +30,7 @@ pub(super) enum Timer {
     Retransmit(u64),
     /// This half-open IKE SA was never authenticated, or this superseded one never
     /// deleted by the peer: it goes.
-    Drop(u64),
+    DropSa(u64),
     /// The current IKE SA's hard lifetime ends.
     IkeExpire,
     /// The current IKE SA is due for a rekey.
@@ -41,7 +43,7 @@ pub(super) enum Timer {
 }
 
 /// The deadlines of one CHILD SA, in the order they fire when due together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum ChildTimer {
     /// A lingering SA (deleted on the wire after a rekey) is removed.
     Linger,
@@ -65,7 +67,7 @@ impl Timer {
             Timer::Reconnect => 0,
             Timer::Keepalive => 1,
             Timer::Retransmit(_) => 2,
-            Timer::Drop(_) => 3,
+            Timer::DropSa(_) => 3,
             Timer::IkeExpire => 4,
             Timer::IkeRekey => 5,
             Timer::Dpd => 6,
@@ -151,7 +153,7 @@ impl Ike {
     /// Where the SA or CHILD SA a timer belongs to is in its list.
     fn list_order(&self, t: Timer) -> (usize, Option<ChildTimer>) {
         match t {
-            Timer::Retransmit(spi) | Timer::Drop(spi) => (self.sa_by_spi(spi).unwrap_or(0), None),
+            Timer::Retransmit(spi) | Timer::DropSa(spi) => (self.sa_by_spi(spi).unwrap_or(0), None),
             Timer::Child(spi, kind) => (self.child_by_spi(spi).unwrap_or(0), Some(kind)),
             _ => (0, None),
         }
@@ -177,7 +179,7 @@ impl Ike {
                     self.retransmit(i, now);
                 }
             }
-            Timer::Drop(spi) => {
+            Timer::DropSa(spi) => {
                 if let Some(i) = self.sa_by_spi(spi) {
                     self.remove_sa(i);
                 }
@@ -302,8 +304,8 @@ impl Ike {
     }
 }
 
-/// Keeping the table in step with the state: every change that arms, moves or ends a
-/// deadline goes through one of these.
+/// Keeping the table in step with the state: the changes that timers depend on go
+/// through these.
 impl Ike {
     /// Makes `id` the current IKE SA (or none). The current SA, while established,
     /// has rekey and expiry timers (from when it was established) and DPD.
@@ -385,14 +387,14 @@ impl Ike {
     pub(super) fn supersede(&mut self, idx: usize, now: Instant) {
         let at = now + self.retransmit_span();
         self.sas[idx].phase = Phase::Superseded;
-        self.timers.set(Timer::Drop(self.sas[idx].spi()), at);
+        self.timers.set(Timer::DropSa(self.sas[idx].spi()), at);
     }
 
     pub(super) fn remove_sa(&mut self, idx: usize) -> Sa {
         let sa = self.sas.remove(idx);
         let spi = sa.spi();
         self.timers
-            .stop_all(|t| matches!(t, Timer::Retransmit(s) | Timer::Drop(s) if s == spi));
+            .stop_all(|t| matches!(t, Timer::Retransmit(s) | Timer::DropSa(s) if s == spi));
         sa
     }
 
@@ -534,11 +536,11 @@ mod tests {
         let now = Instant::now();
         let mut t = TimerTable::default();
         t.set(Timer::Retransmit(1), now);
-        t.set(Timer::Drop(1), now);
+        t.set(Timer::DropSa(1), now);
         t.set(Timer::Retransmit(2), now);
         t.set(Timer::Child(300, ChildTimer::Rekey), now);
         t.set(Timer::Child(301, ChildTimer::Rekey), now);
-        t.stop_all(|x| matches!(x, Timer::Retransmit(s) | Timer::Drop(s) if s == 1));
+        t.stop_all(|x| matches!(x, Timer::Retransmit(s) | Timer::DropSa(s) if s == 1));
         t.stop_all(|x| matches!(x, Timer::Child(s, _) if s == 300));
         let mut left: Vec<Timer> = t.entries.iter().map(|e| e.0).collect();
         left.sort();
@@ -554,7 +556,7 @@ mod tests {
             Timer::Reconnect,
             Timer::Keepalive,
             Timer::Retransmit(9),
-            Timer::Drop(9),
+            Timer::DropSa(9),
             Timer::IkeExpire,
             Timer::IkeRekey,
             Timer::Dpd,
