@@ -122,10 +122,27 @@ fn three_real_clients_obtain_renew_and_release_one_stable_address() {
         "no renew: {}",
         c1.events()
     );
+    // The anti-spoofing set admits the leased address, and lets it go with the release.
+    let allowed = || {
+        let out = b
+            .dev
+            .exec(&["nft", "list", "set", "bridge", "econet", "allowed4"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let admitted = format!(" . {first}");
+    assert!(allowed().contains(&admitted), "{}", allowed());
     run(&["kill", "-USR2", &pid]);
     assert!(
         wait_until(Duration::from_secs(5), || addr_of(&b.eco1).is_none()),
         "no release"
+    );
+    // At once (the RELEASE went out before the address was flushed), not at the
+    // next reconcile or the next DHCP output of the network.
+    assert!(
+        wait_until(Duration::from_millis(500), || !allowed()
+            .contains(&admitted)),
+        "the release left {first} admitted: {}",
+        allowed()
     );
     drop(d);
     assert!(

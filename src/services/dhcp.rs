@@ -289,7 +289,7 @@ impl DhcpShell {
             let frame_bytes = &self.rx[..from.len];
             if let Some((mac, ip)) = frame::parse_arp(frame_bytes) {
                 if let Some(out) = n.server.handle_arp(now, mac, ip) {
-                    Self::emit(fd, n, None, out, &mut self.tx, events);
+                    Self::emit(fd, n, None, out, &mut self.tx, false);
                 }
                 continue;
             }
@@ -312,7 +312,9 @@ impl DhcpShell {
             let out = n
                 .server
                 .handle(now, wall, rx, &mut self.tx[frame::PAYLOAD_OFFSET..]);
-            let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, events));
+            // Every change, a RELEASE's (no reply) too, goes out with this batch.
+            let granted = Self::lease_events(n, events);
+            let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, granted));
             if let Some(Emitted::Grant { ifindex, len }) = out {
                 hold(
                     &mut self.held,
@@ -342,18 +344,9 @@ impl DhcpShell {
         self.held_bytes.clear();
     }
 
-    /// Sends an output, except a reply that granted an address: the server's lease
-    /// changes go to `events`, and that reply is built and handed back, so the
-    /// caller admits the client to the firewall before the client sees the ACK.
-    /// `via`: the interface the request came in on.
-    fn emit(
-        fd: i32,
-        n: &mut NetDhcp,
-        via: Option<i32>,
-        out: Output,
-        tx: &mut [u8],
-        events: &mut Vec<ServiceEvent>,
-    ) -> Emitted {
+    /// Turns the leases the server granted or ended since last asked into events;
+    /// returns whether any was granted (then the reply that goes with it waits).
+    fn lease_events(n: &mut NetDhcp, events: &mut Vec<ServiceEvent>) -> bool {
         let mut granted = false;
         for c in n.server.take_changes() {
             let (endpoint, mac, ip, is_grant) = match c {
@@ -381,6 +374,20 @@ impl DhcpShell {
                 }
             }));
         }
+        granted
+    }
+
+    /// Sends an output, except a reply that `granted` an address: that reply is built
+    /// and handed back, so the caller admits the client to the firewall before the
+    /// client sees the ACK. `via`: the interface the request came in on.
+    fn emit(
+        fd: i32,
+        n: &mut NetDhcp,
+        via: Option<i32>,
+        out: Output,
+        tx: &mut [u8],
+        granted: bool,
+    ) -> Emitted {
         match out {
             Output::Probe(ip) => {
                 if n.bridge_index > 0 {
@@ -428,8 +435,9 @@ impl DhcpShell {
                     else {
                         break;
                     };
+                    let granted = Self::lease_events(n, events);
                     if let Emitted::Grant { ifindex, len } =
-                        Self::emit(fd, n, None, out, &mut self.tx, events)
+                        Self::emit(fd, n, None, out, &mut self.tx, granted)
                     {
                         hold(
                             &mut self.held,
@@ -439,6 +447,8 @@ impl DhcpShell {
                         );
                     }
                 }
+                // A change that came with no output goes out with this batch too.
+                Self::lease_events(n, events);
             }
         }
     }
