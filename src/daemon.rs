@@ -110,14 +110,44 @@ pub struct Daemon {
     loop_window: (Duration, Duration, Instant),
 }
 
+/// Why a daemon (`econet run`, `econet map-server`) could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Something it needs (a directory, a socket): what, and the error.
+    Io { what: String, err: std::io::Error },
+    /// Its config is unreadable or invalid: each error names its JSON path.
+    Config(Vec<String>),
+}
+
+impl StartError {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+        let what = what.into();
+        move |err| StartError::Io { what, err }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io { what, err } => write!(f, "{what}: {err}"),
+            StartError::Config(errs) => f.write_str(&errs.join("\n")),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 impl Daemon {
-    pub fn new(settings: Settings) -> Result<Daemon, String> {
-        persist::ensure_dir(&settings.state_dir)
-            .map_err(|e| format!("state directory {}: {e}", settings.state_dir.display()))?;
-        let recon = Reconciler::new().map_err(|e| format!("netlink: {e}"))?;
-        let monitor = Monitor::open().map_err(|e| format!("netlink monitor: {e}"))?;
-        let control = ControlServer::bind(&settings.socket)
-            .map_err(|e| format!("control socket {}: {e}", settings.socket.display()))?;
+    pub fn new(settings: Settings) -> Result<Daemon, StartError> {
+        let dir = &settings.state_dir;
+        persist::ensure_dir(dir)
+            .map_err(StartError::io(format!("state directory {}", dir.display())))?;
+        let recon = Reconciler::new().map_err(StartError::io("netlink"))?;
+        let monitor = Monitor::open().map_err(StartError::io("netlink monitor"))?;
+        let control = ControlServer::bind(&settings.socket).map_err(StartError::io(format!(
+            "control socket {}",
+            settings.socket.display()
+        )))?;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
         let settings_state_dir = settings.state_dir.clone();
         let mut d = Daemon {

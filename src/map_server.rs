@@ -4,6 +4,7 @@
 //! status` with the registered EIDs. SIGHUP rereads the config (registrations kept).
 
 use crate::control::{ControlServer, Request};
+use crate::daemon::StartError;
 use crate::event_loop::{earliest, Handler, Poller};
 use crate::lisp::ms_config;
 use crate::lisp::server::MapServer;
@@ -27,15 +28,17 @@ pub struct MapServerDaemon {
 }
 
 impl MapServerDaemon {
-    pub fn new(config: PathBuf, state_dir: PathBuf) -> Result<MapServerDaemon, String> {
-        let cfg = load(&config)?;
-        crate::persist::ensure_dir(&state_dir)
-            .map_err(|e| format!("state directory {}: {e}", state_dir.display()))?;
+    pub fn new(config: PathBuf, state_dir: PathBuf) -> Result<MapServerDaemon, StartError> {
+        let cfg = load(&config).map_err(StartError::Config)?;
+        crate::persist::ensure_dir(&state_dir).map_err(StartError::io(format!(
+            "state directory {}",
+            state_dir.display()
+        )))?;
         let addr = SocketAddrV4::new(cfg.listen, crate::wire::lisp::CONTROL_PORT);
         let sock = crate::services::sock::udp_bound(addr, None)
-            .map_err(|e| format!("listen on {addr}: {e}"))?;
+            .map_err(StartError::io(format!("listen on {addr}")))?;
         let control = ControlServer::bind(&state_dir.join(crate::daemon::SOCKET))
-            .map_err(|e| format!("control socket: {e}"))?;
+            .map_err(StartError::io("control socket"))?;
         log::info!("map server on {addr}: {} sites", cfg.sites.len());
         Ok(MapServerDaemon {
             config,
@@ -116,13 +119,14 @@ impl MapServerDaemon {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, String> {
-    let doc = crate::config::read_bounded(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// The map server's config, or its errors (each with the file and the JSON path).
+fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, Vec<String>> {
+    let doc =
+        crate::config::read_bounded(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     ms_config::parse(&doc).map_err(|errs| {
         errs.iter()
             .map(|e| format!("{}: {e}", path.display()))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .collect()
     })
 }
 
@@ -188,9 +192,12 @@ impl Handler for MapServerDaemon {
                 self.ms.set_config(cfg);
                 self.rejected.clear();
             }
-            Err(e) => {
-                log::error!("map server config rejected; keeping the running one:\n{e}");
-                self.rejected = e.lines().map(str::to_string).collect();
+            Err(errs) => {
+                log::error!(
+                    "map server config rejected; keeping the running one:\n{}",
+                    errs.join("\n")
+                );
+                self.rejected = errs;
             }
         }
     }

@@ -107,7 +107,8 @@ pub trait Service {
 /// Tokens each service may use: `base..base + TOKEN_SPAN`.
 pub const TOKEN_SPAN: u64 = 0x10000;
 
-/// Every service econet runs. Adding one: its field here, and its entry in `all`.
+/// Every service econet runs. Adding one: its field here, in `new`, and in `all` and
+/// `all_mut`.
 pub struct Services {
     pub dhcp: dhcp::DhcpShell,
     pub dns: dns::DnsShell,
@@ -135,6 +136,8 @@ impl Services {
         }
     }
 
+    /// DHCP first (the others are configured with its leases), DNS second
+    /// ([`Services::DNS`]).
     fn all(&self) -> [&dyn Service; 4] {
         [&self.dhcp, &self.dns, &self.vpn, &self.mesh]
     }
@@ -165,7 +168,7 @@ impl Services {
         let rest = self
             .all_mut()
             .into_iter()
-            .skip(1)
+            .skip(1) // DHCP, done
             .flat_map(|s| s.configure(&world, now));
         for e in first.into_iter().chain(rest.collect::<Vec<_>>()) {
             errors
