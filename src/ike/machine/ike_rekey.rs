@@ -9,7 +9,6 @@ use crate::ike::crypto::{prf, CryptoError, KeyShare};
 use crate::ike::proposal::Choice;
 use crate::ike::{crypto, proposal, Group};
 use crate::wire::ike::{exchange, notify, Notify, Payload};
-use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Established IKE SAs at once: current, replaced, redundant, being deleted.
@@ -172,28 +171,14 @@ impl Ike {
         let sk_d = o.keys.as_ref()?.sk_d.expose();
         let skeyseed = prf(sk_d, &[shared.expose(), ni, nr]);
         let keys = derive_sa_keys(&skeyseed, ni, nr, spi_i, spi_r, we_initiated).ok()?;
+        let phase = Phase::Established;
         Some(Sa {
-            spi_i,
-            spi_r,
-            we_initiated,
-            phase: Phase::Established,
             keys: Some(keys),
-            hs: None,
-            local: o.local,
-            remote: o.remote,
-            my_next_id: 0,
-            peer_next_id: 0,
-            last_reply: None,
-            pending: None,
-            intents: VecDeque::new(),
-            created: now,
             established: Some(now),
-            last_rx: now,
             nonces: (ni.to_vec(), nr.to_vec()),
-            group: g,
-            iv: 0,
             nat_local: o.nat_local,
             nat_remote: o.nat_remote,
+            ..Sa::new(spi_i, spi_r, we_initiated, phase, o.local, o.remote, g, now)
         })
     }
 

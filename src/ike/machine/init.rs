@@ -14,7 +14,6 @@ use crate::ike::crypto::{
 use crate::ike::proposal::Choice;
 use crate::ike::{crypto, proposal, DownReason, Error, Group};
 use crate::wire::ike::{exchange, flags, notify, Header, Message, Notify, Payload, Proposal};
-use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
@@ -134,28 +133,11 @@ impl Ike {
             child_spi: self.new_spi_in()?,
             ..Handshake::default()
         };
+        let (local, remote) = (self.cfg.local, self.cfg.remote);
+        let spi_i = self.new_ike_spi()?;
         let sa = Sa {
-            spi_i: self.new_ike_spi()?,
-            spi_r: 0,
-            we_initiated: true,
-            phase: Phase::Connecting,
-            keys: None,
             hs: Some(Box::new(hs)),
-            local: self.cfg.local,
-            remote: self.cfg.remote,
-            my_next_id: 0,
-            peer_next_id: 0,
-            last_reply: None,
-            pending: None,
-            intents: VecDeque::new(),
-            created: now,
-            established: None,
-            last_rx: now,
-            nonces: (Vec::new(), Vec::new()),
-            group,
-            iv: 0,
-            nat_local: false,
-            nat_remote: false,
+            ..Sa::new(spi_i, 0, true, Phase::Connecting, local, remote, group, now)
         };
         log::info!(
             "IKE: connecting to {} ({})",
@@ -528,27 +510,14 @@ impl Ike {
             ..Handshake::default()
         };
         let sa = Sa {
-            spi_i,
-            spi_r,
-            we_initiated: false,
-            phase: Phase::HalfOpen,
             keys: Some(keys),
             hs: Some(Box::new(hs)),
-            local,
-            remote,
-            my_next_id: 0,
             peer_next_id: 1,
             last_reply: Some((req.msg.to_vec(), resp.clone())),
-            pending: None,
-            intents: VecDeque::new(),
-            created: now,
-            established: None,
-            last_rx: now,
             nonces: (ni.to_vec(), nr),
-            group: g,
-            iv: 0,
             nat_local,
             nat_remote,
+            ..Sa::new(spi_i, spi_r, false, Phase::HalfOpen, local, remote, g, now)
         };
         self.sas.push(sa);
         let span = self.retransmit_span();

@@ -168,6 +168,44 @@ fn datagram(local: SocketAddrV4, remote: SocketAddrV4, data: Vec<u8>) -> Datagra
 }
 
 impl Sa {
+    /// A new IKE SA between `local` and `remote`, with no keys, messages or timers
+    /// yet; the exchange that makes it fills in the rest.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        spi_i: u64,
+        spi_r: u64,
+        we_initiated: bool,
+        phase: Phase,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        group: Group,
+        now: Instant,
+    ) -> Sa {
+        Sa {
+            spi_i,
+            spi_r,
+            we_initiated,
+            phase,
+            keys: None,
+            hs: None,
+            local,
+            remote,
+            my_next_id: 0,
+            peer_next_id: 0,
+            last_reply: None,
+            pending: None,
+            intents: VecDeque::new(),
+            created: now,
+            established: None,
+            last_rx: now,
+            nonces: (Vec::new(), Vec::new()),
+            group,
+            iv: 0,
+            nat_local: false,
+            nat_remote: false,
+        }
+    }
+
     fn id(&self) -> SaId {
         (self.spi_i, self.spi_r)
     }

@@ -4,7 +4,7 @@
 //! answers to them. Each exchange's own work is in its file.
 
 use super::payloads::{delete_ike, has_unknown_critical, n};
-use super::{datagram, Ike, Intent, Pending, Phase, Req};
+use super::{datagram, Ike, Intent, Pending, Phase, Req, Sa};
 use crate::ike::message::OpenError;
 use crate::ike::{message, DownReason, Error};
 use crate::wire::ike::{exchange, notify, Header, Payload};
@@ -100,14 +100,7 @@ impl Ike {
         if !allowed {
             return Err(Error::Unexpected);
         }
-        let Some(keys) = sa.keys.as_ref() else {
-            return Err(Error::Unexpected);
-        };
-        let p = match message::open(msg, &keys.enc_in) {
-            Ok(p) => p,
-            Err(OpenError::Integrity) => return Err(Error::Integrity),
-            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
-        };
+        let p = open(sa, msg)?;
         // Answers go back where the request came from (NAT-T port floating, §2.23).
         sa.local = local;
         sa.remote = remote;
@@ -163,14 +156,7 @@ impl Ike {
         if matches!(pending.req, Req::Init) {
             return self.on_init_response(now, idx, h, msg);
         }
-        let Some(keys) = sa.keys.as_ref() else {
-            return Err(Error::Unexpected);
-        };
-        let p = match message::open(msg, &keys.enc_in) {
-            Ok(p) => p,
-            Err(OpenError::Integrity) => return Err(Error::Integrity),
-            Err(OpenError::Format(e) | OpenError::Inner(e)) => return Err(Error::Malformed(e)),
-        };
+        let p = open(sa, msg)?;
         self.heard(idx, now);
         let Some(pending) = self.take_pending(idx) else {
             return Err(Error::Unexpected);
@@ -239,4 +225,13 @@ impl Ike {
             }
         }
     }
+}
+
+/// Opens an encrypted message with the inbound keys of `sa` (none yet: unexpected).
+fn open(sa: &Sa, msg: &[u8]) -> Result<Vec<Payload>, Error> {
+    let keys = sa.keys.as_ref().ok_or(Error::Unexpected)?;
+    message::open(msg, &keys.enc_in).map_err(|e| match e {
+        OpenError::Integrity => Error::Integrity,
+        OpenError::Format(e) | OpenError::Inner(e) => Error::Malformed(e),
+    })
 }
