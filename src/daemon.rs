@@ -13,7 +13,7 @@ use crate::reconcile::{Outcome, Reconciler};
 use crate::services::{LeaseEvent, ServiceEvent, Services};
 use crate::status::{EndpointState, EndpointStatus, NetState, NetworkStatus, Status};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ pub struct Daemon {
     /// The links as the last reconcile pass left them.
     links: Vec<crate::netlink::link::Link>,
     /// Service errors per network id (sockets that could not be opened, …).
-    service_errors: std::collections::BTreeMap<String, Vec<String>>,
+    service_errors: BTreeMap<String, Vec<String>>,
     controller: Option<crate::controller::Controller>,
     /// Why the last controller poll failed, if it did.
     controller_error: Option<String>,
@@ -331,7 +331,7 @@ impl Daemon {
             return;
         };
         let started = Instant::now();
-        let leased = self.leased_senders();
+        let leased = self.services.dhcp.admitted();
         let out = self.recon.run(&cfg, &leased);
         let took = started.elapsed();
         if out.changes > 0 {
@@ -383,25 +383,39 @@ impl Daemon {
         if self.events.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.events);
+        // Drained, then put back: the buffer keeps its capacity across batches.
+        let mut events = std::mem::take(&mut self.events);
         self.status_dirty = true;
-        let mut leases = Vec::new();
-        for ev in events {
-            match ev {
-                ServiceEvent::Lease(l) => {
-                    let net_id = l.net_id().to_string();
-                    self.mark_hosts_stale(&net_id);
-                    let mesh = self.config.as_ref().and_then(|c| c.network(&net_id));
-                    if mesh.is_some_and(|n| n.kind == NetKind::Mesh) {
-                        self.schedule(DEBOUNCE);
-                    }
-                    leases.push(l);
-                }
-                ServiceEvent::StateChanged { .. } => {}
+        let mut admit: Vec<(bool, Allowed)> = Vec::new();
+        for ev in events.drain(..) {
+            let ServiceEvent::Lease(l) = ev else {
+                continue; // a state change: status, above
+            };
+            let (granted, net_id, ifname, mac, ip) = match &l {
+                LeaseEvent::Granted {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                } => (true, net_id, ifname, mac, ip),
+                LeaseEvent::Ended {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                } => (false, net_id, ifname, mac, ip),
+            };
+            self.mark_hosts_stale(net_id);
+            let net = self.config.as_ref().and_then(|c| c.network(net_id));
+            if net.is_some_and(|n| n.kind == NetKind::Mesh) {
+                self.schedule(DEBOUNCE);
             }
+            admit.push((granted, Allowed::new(ifname, *mac, Some(*ip))));
         }
-        if !leases.is_empty() {
-            self.on_leases(&leases);
+        self.events = events;
+        // The senders of the batch in (or out) of the anti-spoofing sets at once.
+        for e in self.recon.admit(&admit) {
+            log::warn!("{e}");
         }
     }
 
@@ -418,28 +432,6 @@ impl Daemon {
             let mut hosts = crate::services::static_hosts(cfg, i);
             hosts.extend(self.services.dhcp.hosts(&net_id));
             self.services.dns.set_hosts(&net_id, hosts);
-        }
-    }
-
-    /// Who DHCP has admitted, as firewall tuples.
-    fn leased_senders(&self) -> Vec<Allowed> {
-        self.services.dhcp.admitted()
-    }
-
-    /// Lets the clients of a batch of lease events in (or out) of the anti-spoofing
-    /// sets at once, in event order.
-    fn on_leases(&mut self, evs: &[LeaseEvent]) {
-        let change = |ev: &LeaseEvent| match ev {
-            LeaseEvent::Granted {
-                ifname, mac, ip, ..
-            } => (true, Allowed::new(ifname, *mac, Some(*ip))),
-            LeaseEvent::Ended {
-                ifname, mac, ip, ..
-            } => (false, Allowed::new(ifname, *mac, Some(*ip))),
-        };
-        let changes: Vec<(bool, Allowed)> = evs.iter().map(change).collect();
-        for e in self.recon.admit(&changes) {
-            log::warn!("{e}");
         }
     }
 

@@ -53,16 +53,11 @@ pub enum LeaseEvent {
     },
 }
 
-impl LeaseEvent {
-    pub fn net_id(&self) -> &str {
-        match self {
-            LeaseEvent::Granted { net_id, .. } | LeaseEvent::Ended { net_id, .. } => net_id,
-        }
-    }
-}
-
 struct NetDhcp {
     spec: NetSpec,
+    /// Endpoint key → its index in `spec.endpoints` (a lease change names its
+    /// endpoint by key; the lookup is on every ACK).
+    endpoint_index: HashMap<EndpointKey, usize>,
     server: Server,
     bridge_index: i32,
     bridge_mac: MacAddr,
@@ -146,6 +141,7 @@ impl DhcpShell {
                         n.server.update_config(s.cfg.clone());
                     }
                     n.spec = s.clone();
+                    n.endpoint_index = index_endpoints(s);
                     n.bridge_index = bridge_index;
                     n.bridge_mac = bridge_mac;
                 }
@@ -158,6 +154,7 @@ impl DhcpShell {
                     }
                     self.nets.push(NetDhcp {
                         spec: s.clone(),
+                        endpoint_index: index_endpoints(s),
                         server,
                         bridge_index,
                         bridge_mac,
@@ -264,71 +261,6 @@ impl DhcpShell {
             .collect()
     }
 
-    /// Handles the waiting frames. The batch's lease events go to `events`; the
-    /// replies that granted them are held until [`Service::flush`], after the daemon
-    /// has routed the events (so the firewall admits the clients before they use
-    /// their addresses): one firewall update per batch, not one per client.
-    fn ready_frames(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
-        let Some(fd) = self.fd() else { return };
-        let wall = wall_now();
-        // Bounded per wakeup so a flood cannot starve the loop.
-        for _ in 0..512 {
-            let Some(from) = sock::recv_frame(fd, &mut self.rx) else {
-                break;
-            };
-            if from.pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            let Some(&(ni, ei)) = self.by_ifindex.get(&from.ifindex) else {
-                // Not an ECO endpoint (a port, or the bridge's own copy): never served.
-                continue;
-            };
-            let Some(n) = self.nets.get_mut(ni) else {
-                continue;
-            };
-            let frame_bytes = &self.rx[..from.len];
-            if let Some((mac, ip)) = frame::parse_arp(frame_bytes) {
-                if let Some(out) = n.server.handle_arp(now, mac, ip) {
-                    Self::emit(fd, n, None, out, &mut self.tx, false);
-                }
-                continue;
-            }
-            // Frames from a local veth or tap may carry offloaded (partial) UDP
-            // checksums; the IPv4 header checksum is still verified.
-            let Some((src_mac, src_ip, payload)) =
-                frame::parse_request(frame_bytes, Checksum::Ignore)
-            else {
-                continue;
-            };
-            let Some((key, _)) = n.spec.endpoints.get(ei) else {
-                continue;
-            };
-            let rx = Rx {
-                endpoint: Some(key),
-                src_mac,
-                src_ip,
-                payload,
-            };
-            let out = n
-                .server
-                .handle(now, wall, rx, &mut self.tx[frame::PAYLOAD_OFFSET..]);
-            // Every change, a RELEASE's (no reply) too, goes out with this batch.
-            let granted = Self::lease_events(n, events);
-            let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, granted));
-            if let Some(Emitted::Grant { ifindex, len }) = out {
-                hold(
-                    &mut self.held,
-                    &mut self.held_bytes,
-                    ifindex,
-                    &self.tx[..len],
-                );
-            }
-            if n.server.take_dirty(wall) && n.write_at.is_none() {
-                n.write_at = Some(now + WRITE_EVERY);
-            }
-        }
-    }
-
     /// Sends the replies held for the batch's events.
     fn release_held(&mut self) {
         let Some(fd) = self.fd() else {
@@ -353,7 +285,11 @@ impl DhcpShell {
                 LeaseChange::Granted { endpoint, mac, ip } => (endpoint, mac, ip, true),
                 LeaseChange::Ended { endpoint, mac, ip } => (endpoint, mac, ip, false),
             };
-            let Some((_, ifname)) = n.spec.endpoints.iter().find(|(k, _)| *k == endpoint) else {
+            let Some((_, ifname)) = n
+                .endpoint_index
+                .get(&endpoint)
+                .and_then(|&i| n.spec.endpoints.get(i))
+            else {
                 continue;
             };
             let (net_id, ifname) = (n.spec.net_id.clone(), ifname.clone());
@@ -414,7 +350,98 @@ impl DhcpShell {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// Lease files due, last: a write (with fsync) must not delay the replies.
+    fn save_due(&mut self, now: Instant) {
+        let wall = wall_now();
+        for n in self.nets.iter_mut() {
+            if n.server.take_dirty(wall) && n.write_at.is_none() {
+                n.write_at = Some(now + WRITE_EVERY);
+            }
+            if n.write_at.is_some_and(|t| t <= now) {
+                n.write_at = None;
+                save(n);
+            }
+        }
+    }
+}
+
+impl Service for DhcpShell {
+    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
+        self.set_networks(&super::dhcp_specs(w.cfg, w.facts), w.links, now)
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        if let Some(fd) = self.fd() {
+            p.add(fd, false, base);
+        }
+    }
+
+    /// Handles the waiting frames. The batch's lease events go to `events`; the
+    /// replies that granted them are held until [`Service::flush`], after the daemon
+    /// has routed the events (so the firewall admits the clients before they use
+    /// their addresses): one firewall update per batch, not one per client.
+    fn ready(&mut self, _slot: u64, now: Instant, events: &mut Vec<ServiceEvent>) {
+        let Some(fd) = self.fd() else { return };
+        let wall = wall_now();
+        // Bounded per wakeup so a flood cannot starve the loop.
+        for _ in 0..512 {
+            let Some(from) = sock::recv_frame(fd, &mut self.rx) else {
+                break;
+            };
+            if from.pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            let Some(&(ni, ei)) = self.by_ifindex.get(&from.ifindex) else {
+                // Not an ECO endpoint (a port, or the bridge's own copy): never served.
+                continue;
+            };
+            let Some(n) = self.nets.get_mut(ni) else {
+                continue;
+            };
+            let frame_bytes = &self.rx[..from.len];
+            if let Some((mac, ip)) = frame::parse_arp(frame_bytes) {
+                if let Some(out) = n.server.handle_arp(now, mac, ip) {
+                    Self::emit(fd, n, None, out, &mut self.tx, false);
+                }
+                continue;
+            }
+            // Frames from a local veth or tap may carry offloaded (partial) UDP
+            // checksums; the IPv4 header checksum is still verified.
+            let Some((src_mac, src_ip, payload)) =
+                frame::parse_request(frame_bytes, Checksum::Ignore)
+            else {
+                continue;
+            };
+            let Some((key, _)) = n.spec.endpoints.get(ei) else {
+                continue;
+            };
+            let rx = Rx {
+                endpoint: Some(key),
+                src_mac,
+                src_ip,
+                payload,
+            };
+            let out = n
+                .server
+                .handle(now, wall, rx, &mut self.tx[frame::PAYLOAD_OFFSET..]);
+            // Every change, a RELEASE's (no reply) too, goes out with this batch.
+            let granted = Self::lease_events(n, events);
+            let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, granted));
+            if let Some(Emitted::Grant { ifindex, len }) = out {
+                hold(
+                    &mut self.held,
+                    &mut self.held_bytes,
+                    ifindex,
+                    &self.tx[..len],
+                );
+            }
+            if n.server.take_dirty(wall) && n.write_at.is_none() {
+                n.write_at = Some(now + WRITE_EVERY);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
         self.nets
             .iter()
             .flat_map(|n| [n.server.poll_timeout(), n.write_at])
@@ -423,8 +450,8 @@ impl DhcpShell {
     }
 
     /// Timers: offers after their probe window, expiries, lease files due. Lease
-    /// events go to `events` as in [`DhcpShell::ready_frames`].
-    fn tick(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
+    /// events go to `events` as in `ready`.
+    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
         let wall = wall_now();
         if let Some(fd) = self.fd() {
             for n in self.nets.iter_mut() {
@@ -453,53 +480,6 @@ impl DhcpShell {
         }
     }
 
-    /// Lease files due, last: a write (with fsync) must not delay the replies.
-    fn save_due(&mut self, now: Instant) {
-        let wall = wall_now();
-        for n in self.nets.iter_mut() {
-            if n.server.take_dirty(wall) && n.write_at.is_none() {
-                n.write_at = Some(now + WRITE_EVERY);
-            }
-            if n.write_at.is_some_and(|t| t <= now) {
-                n.write_at = None;
-                save(n);
-            }
-        }
-    }
-
-    /// Writes every unsaved lease file (on exit).
-    fn save_all(&mut self) {
-        for n in &self.nets {
-            if n.server.has_unsaved() || n.write_at.is_some() {
-                save(n);
-            }
-        }
-    }
-}
-
-impl Service for DhcpShell {
-    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
-        self.set_networks(&super::dhcp_specs(w.cfg, w.facts), w.links, now)
-    }
-
-    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        if let Some(fd) = self.fd() {
-            p.add(fd, false, base);
-        }
-    }
-
-    fn ready(&mut self, _slot: u64, now: Instant, events: &mut Vec<ServiceEvent>) {
-        self.ready_frames(now, events);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_deadline()
-    }
-
-    fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
-        self.tick(now, events);
-    }
-
     /// The replies held for the routed events, then the lease files due.
     fn flush(&mut self) {
         self.release_held();
@@ -525,9 +505,22 @@ impl Service for DhcpShell {
         }
     }
 
+    /// Writes every unsaved lease file (on exit).
     fn shutdown(&mut self) {
-        self.save_all();
+        for n in &self.nets {
+            if n.server.has_unsaved() || n.write_at.is_some() {
+                save(n);
+            }
+        }
     }
+}
+
+fn index_endpoints(spec: &NetSpec) -> HashMap<EndpointKey, usize> {
+    spec.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect()
 }
 
 /// What `emit` did.

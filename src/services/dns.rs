@@ -250,67 +250,6 @@ impl DnsShell {
         }
     }
 
-    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        for (i, n) in self.nets.iter().enumerate() {
-            let t = base + i as u64 * PER_NET;
-            p.add(n.udp.as_raw_fd(), false, t);
-            p.add(n.tcp.as_raw_fd(), false, t + 1);
-            p.add(n.up.as_raw_fd(), false, t + 2);
-        }
-        for (i, c) in self.clients.iter().enumerate() {
-            p.add(
-                c.sock.as_raw_fd(),
-                !c.out.is_empty(),
-                base + CLIENT_BASE + i as u64,
-            );
-        }
-        for (i, c) in self.upstreams.iter().enumerate() {
-            p.add(
-                c.sock.as_raw_fd(),
-                !c.connected || !c.out.is_empty(),
-                base + UPSTREAM_BASE + i as u64,
-            );
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let conns = self
-            .clients
-            .iter()
-            .chain(self.upstreams.iter())
-            .map(|c| c.deadline)
-            .min();
-        crate::event_loop::earliest(self.core.poll_timeout(), conns)
-    }
-
-    /// Retries, SERVFAILs and idle connections due by `now`.
-    fn tick(&mut self, now: Instant) {
-        // Bounded: the core hands out one action per call.
-        for _ in 0..1024 {
-            match self.core.poll(now, &mut self.out) {
-                Some(a) => self.act(a, now),
-                None => break,
-            }
-        }
-        self.clients.retain(|c| c.deadline > now);
-        self.upstreams.retain(|c| c.deadline > now);
-    }
-
-    fn ready_slot(&mut self, t: u64, now: Instant) {
-        if t >= UPSTREAM_BASE {
-            self.upstream_ready((t - UPSTREAM_BASE) as usize, now);
-        } else if t >= CLIENT_BASE {
-            self.client_ready((t - CLIENT_BASE) as usize, now);
-        } else {
-            let i = (t / PER_NET) as usize;
-            match t % PER_NET {
-                0 => self.udp_ready(i, now),
-                1 => self.accept(i, now),
-                _ => self.upstream_udp_ready(i, now),
-            }
-        }
-    }
-
     fn udp_ready(&mut self, i: usize, now: Instant) {
         // Bounded per wakeup so one busy network cannot starve the loop.
         for _ in 0..256 / sock::UdpBatch::SIZE {
@@ -494,19 +433,64 @@ impl super::Service for DnsShell {
     }
 
     fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        self.register_fds(p, base);
+        for (i, n) in self.nets.iter().enumerate() {
+            let t = base + i as u64 * PER_NET;
+            p.add(n.udp.as_raw_fd(), false, t);
+            p.add(n.tcp.as_raw_fd(), false, t + 1);
+            p.add(n.up.as_raw_fd(), false, t + 2);
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            p.add(
+                c.sock.as_raw_fd(),
+                !c.out.is_empty(),
+                base + CLIENT_BASE + i as u64,
+            );
+        }
+        for (i, c) in self.upstreams.iter().enumerate() {
+            p.add(
+                c.sock.as_raw_fd(),
+                !c.connected || !c.out.is_empty(),
+                base + UPSTREAM_BASE + i as u64,
+            );
+        }
     }
 
-    fn ready(&mut self, slot: u64, now: Instant, _events: &mut Vec<super::ServiceEvent>) {
-        self.ready_slot(slot, now);
+    fn ready(&mut self, t: u64, now: Instant, _events: &mut Vec<super::ServiceEvent>) {
+        if t >= UPSTREAM_BASE {
+            self.upstream_ready((t - UPSTREAM_BASE) as usize, now);
+        } else if t >= CLIENT_BASE {
+            self.client_ready((t - CLIENT_BASE) as usize, now);
+        } else {
+            let i = (t / PER_NET) as usize;
+            match t % PER_NET {
+                0 => self.udp_ready(i, now),
+                1 => self.accept(i, now),
+                _ => self.upstream_udp_ready(i, now),
+            }
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.next_deadline()
+        let conns = self
+            .clients
+            .iter()
+            .chain(self.upstreams.iter())
+            .map(|c| c.deadline)
+            .min();
+        crate::event_loop::earliest(self.core.poll_timeout(), conns)
     }
 
+    /// Retries, SERVFAILs and idle connections due by `now`.
     fn handle_timeout(&mut self, now: Instant, _events: &mut Vec<super::ServiceEvent>) {
-        self.tick(now);
+        // Bounded: the core hands out one action per call.
+        for _ in 0..1024 {
+            match self.core.poll(now, &mut self.out) {
+                Some(a) => self.act(a, now),
+                None => break,
+            }
+        }
+        self.clients.retain(|c| c.deadline > now);
+        self.upstreams.retain(|c| c.deadline > now);
     }
 }
 

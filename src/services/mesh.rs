@@ -161,21 +161,6 @@ impl MeshShell {
         })
     }
 
-    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        for (i, n) in self.nets.iter().enumerate() {
-            let t = base + i as u64 * PER_NET;
-            if let Some(tun) = &n.tun {
-                p.add(tun.fd(), false, t);
-            }
-            if let Some(d) = &n.data {
-                p.add(d.as_raw_fd(), false, t + 1);
-            }
-            if let Some(c) = &n.ctl {
-                p.add(c.as_raw_fd(), false, t + 2);
-            }
-        }
-    }
-
     fn ready_slot(&mut self, slot: u64, now: Instant) {
         let i = (slot / PER_NET) as usize;
         let Some(n) = self.nets.get_mut(i) else {
@@ -281,7 +266,18 @@ impl Service for MeshShell {
     }
 
     fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        self.register_fds(p, base);
+        for (i, n) in self.nets.iter().enumerate() {
+            let t = base + i as u64 * PER_NET;
+            if let Some(tun) = &n.tun {
+                p.add(tun.fd(), false, t);
+            }
+            if let Some(d) = &n.data {
+                p.add(d.as_raw_fd(), false, t + 1);
+            }
+            if let Some(c) = &n.ctl {
+                p.add(c.as_raw_fd(), false, t + 2);
+            }
+        }
     }
 
     fn ready(&mut self, slot: u64, now: Instant, events: &mut Vec<ServiceEvent>) {

@@ -430,37 +430,6 @@ impl VpnShell {
         }
     }
 
-    fn register_fds(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        for (i, n) in self.nets.iter().enumerate() {
-            let t = base + i as u64 * PER_NET;
-            if let Some(tun) = &n.tun {
-                // TUN packets wait until there is an SA to seal them with.
-                if n.out.is_some() {
-                    p.add(tun.fd(), false, t);
-                }
-            }
-            if let Some(s) = &n.s4500 {
-                p.add(s.as_raw_fd(), false, t + 1);
-            }
-            if let Some(s) = &n.s500 {
-                p.add(s.as_raw_fd(), false, t + 2);
-            }
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.nets
-            .iter()
-            .flat_map(|n| {
-                [
-                    n.ike.as_ref().and_then(|i| i.poll_timeout()),
-                    n.ike.as_ref().map(|_| n.next_esp_check),
-                ]
-            })
-            .flatten()
-            .min()
-    }
-
     fn tick(&mut self, now: Instant) {
         for n in &mut self.nets {
             if n.next_esp_check <= now {
@@ -488,8 +457,32 @@ impl VpnShell {
             n.events(now);
         }
     }
+}
 
-    fn ready_slot(&mut self, slot: u64, now: Instant) {
+impl Service for VpnShell {
+    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
+        self.set_networks(&super::vpn_specs(w.cfg, w.facts), now)
+    }
+
+    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
+        for (i, n) in self.nets.iter().enumerate() {
+            let t = base + i as u64 * PER_NET;
+            if let Some(tun) = &n.tun {
+                // TUN packets wait until there is an SA to seal them with.
+                if n.out.is_some() {
+                    p.add(tun.fd(), false, t);
+                }
+            }
+            if let Some(s) = &n.s4500 {
+                p.add(s.as_raw_fd(), false, t + 1);
+            }
+            if let Some(s) = &n.s500 {
+                p.add(s.as_raw_fd(), false, t + 2);
+            }
+        }
+    }
+
+    fn ready(&mut self, slot: u64, now: Instant, _events: &mut Vec<ServiceEvent>) {
         let i = (slot / PER_NET) as usize;
         let Some(n) = self.nets.get_mut(i) else {
             return;
@@ -596,23 +589,18 @@ impl VpnShell {
         }
         n.events(now);
     }
-}
-
-impl Service for VpnShell {
-    fn configure(&mut self, w: &World<'_>, now: Instant) -> NetErrors {
-        self.set_networks(&super::vpn_specs(w.cfg, w.facts), now)
-    }
-
-    fn register(&self, p: &mut crate::event_loop::Poller, base: u64) {
-        self.register_fds(p, base);
-    }
-
-    fn ready(&mut self, slot: u64, now: Instant, _events: &mut Vec<ServiceEvent>) {
-        self.ready_slot(slot, now);
-    }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.next_deadline()
+        self.nets
+            .iter()
+            .flat_map(|n| {
+                [
+                    n.ike.as_ref().and_then(|i| i.poll_timeout()),
+                    n.ike.as_ref().map(|_| n.next_esp_check),
+                ]
+            })
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, events: &mut Vec<ServiceEvent>) {
