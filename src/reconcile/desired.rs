@@ -98,6 +98,8 @@ pub struct Sysctl {
     pub net: Option<usize>,
     pub path: String,
     pub value: String,
+    /// The link whose directory holds it (it exists only while the link does).
+    pub link: Option<String>,
 }
 
 /// The TUN device a cloud or mesh network's traffic leaves and enters through.
@@ -222,6 +224,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                 net: Some(i),
                 path: format!("/proc/sys/net/ipv4/conf/{}/rp_filter", n.bridge),
                 value: "1".into(),
+                link: Some(n.bridge.clone()),
             });
             if matches!(n.kind, NetKind::Cloud | NetKind::Mesh) {
                 let tun = tunnel_name(&n.bridge);
@@ -271,6 +274,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                         net: Some(i),
                         path,
                         value: value.into(),
+                        link: Some(n.bridge.clone()),
                     });
                 }
             }
@@ -284,6 +288,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                 net: None,
                 path: "/proc/sys/net/ipv4/ip_forward".into(),
                 value: "1".into(),
+                link: None,
             },
         );
     }

@@ -1,11 +1,13 @@
 //! Making the kernel match the config, the way EVE's nireconciler does: build the
-//! desired state, read the current state back from the kernel, diff them into an
-//! ordered plan, apply it, and repeat until nothing is left to do. Reapplying the same
-//! config plans nothing; a restart adopts what exists.
+//! desired state, read the current state back from the kernel, diff them into a plan
+//! whose steps declare what they make and need, order it by those dependencies, and
+//! apply it in one pass. Reapplying the same config plans nothing; a restart adopts
+//! what exists.
 
 pub mod current;
 pub mod desired;
 pub mod facts;
+pub mod order;
 pub mod plan;
 
 use crate::config::{Attach, Config, NetKind};
@@ -22,11 +24,9 @@ fn nft_unavailable() -> KernelError {
 }
 use desired::Desired;
 use facts::Facts;
-use plan::{Issue, Op, Step};
-
-/// Rounds of plan-and-apply in one pass: a new network needs three (bridge, then
-/// its ports and endpoints, then their far ends); more would only repeat failures.
-const MAX_ROUNDS: usize = 5;
+use order::Item;
+use plan::{Issue, Op, Ref, Step};
+use std::collections::HashSet;
 
 /// The result of one reconcile pass.
 #[derive(Debug, Default)]
@@ -72,11 +72,12 @@ impl Reconciler {
         })
     }
 
-    /// Brings the kernel to `cfg`, with `leased` the senders DHCP has admitted.
+    /// Brings the kernel to `cfg`, with `leased` the senders DHCP has admitted: one
+    /// reading of the kernel, one plan, applied in dependency order. A step whose
+    /// dependency failed is not attempted; the next pass retries both.
     pub fn run(&mut self, cfg: &Config, leased: &[Allowed]) -> Outcome {
         let mut out = Outcome::default();
         let start = self.rtnl.changes;
-        let mut failed: Vec<Op> = Vec::new();
         let netns: Vec<String> = cfg
             .endpoints()
             .filter_map(|(_, i)| match &i.attach {
@@ -84,57 +85,64 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
-        for _ in 0..MAX_ROUNDS {
-            // The sysctl paths depend only on the config, not on facts.
-            let sys_paths = desired::desired(cfg, &Facts::default(), &[]).sysctls;
-            let cur = match current::read(
-                &mut self.rtnl,
-                self.nft.as_mut(),
-                netns.iter().map(String::as_str),
-                sys_paths.iter().map(|s| s.path.as_str()),
-            ) {
-                Ok(c) => c,
-                Err(e) => {
-                    out.fatal = Some(e.to_string());
-                    break;
+        // The sysctl paths depend only on the config, not on facts.
+        let sys_paths = desired::desired(cfg, &Facts::default(), &[]).sysctls;
+        let cur = match current::read(
+            &mut self.rtnl,
+            self.nft.as_mut(),
+            netns.iter().map(String::as_str),
+            sys_paths.iter().map(|s| s.path.as_str()),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                out.fatal = Some(e.to_string());
+                return out;
+            }
+        };
+        out.facts = Facts::read(cfg, &cur);
+        let d = desired::desired(cfg, &out.facts, leased);
+        let p = plan::plan(&d, &cur);
+        out.issues = p.issues;
+        let (steps, cyclic) = order::order(p.steps);
+        for s in cyclic {
+            let e = KernelError::new(describe(&s.op), std::io::Error::other("dependency cycle"));
+            log::error!("{e}");
+            out.errors.push((s.net, e));
+        }
+        let mut failed: HashSet<Item> = HashSet::new();
+        for s in steps {
+            let res = match order::blocked_by(&s.op, &failed) {
+                Some(item) => Err(KernelError::new(
+                    describe(&s.op),
+                    std::io::Error::other(format!("not attempted: {item} could not be made")),
+                )),
+                None => {
+                    log::debug!("apply {}", describe(&s.op));
+                    self.apply(&s.op, &d, &mut out.changes)
                 }
             };
-            let facts = Facts::read(cfg, &cur);
-            let d = desired::desired(cfg, &facts, leased);
-            let p = plan::plan(&d, &cur);
-            out.issues = p.issues;
-            out.facts = facts;
-            out.links = cur.links.clone();
-            let todo: Vec<Step> = p
-                .steps
-                .into_iter()
-                .filter(|s| !failed.contains(&s.op))
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
-            for s in todo {
-                log::debug!("apply {}", describe(&s.op));
-                if let Err(e) = self.apply(&s.op, &d, &mut out.changes) {
-                    log::warn!("{e}");
-                    out.errors.push((s.net, e));
-                    failed.push(s.op);
-                }
-            }
-        }
-        if out.fatal.is_none() {
-            let prev = self.last_facts.replace(out.facts.clone());
-            for s in prev
-                .map(|p| nat_moves(cfg, &p, &out.facts))
-                .unwrap_or_default()
-            {
-                if let Err(e) = self.apply_now(&s.op) {
-                    let name = s.net.map(|i| cfg.networks[i].name.as_str());
-                    log::warn!("network {}: {e}", name.unwrap_or("-"));
-                }
+            if let Err(e) = res {
+                log::warn!("{e}");
+                failed.extend(s.op.makes());
+                out.errors.push((s.net, e));
             }
         }
         out.changes += self.rtnl.changes - start;
+        // The services bind to links by index: give them the links as they now are.
+        out.links = match out.changes {
+            0 => cur.links,
+            _ => self.rtnl.links().unwrap_or(cur.links),
+        };
+        let prev = self.last_facts.replace(out.facts.clone());
+        for s in prev
+            .map(|p| nat_moves(cfg, &p, &out.facts))
+            .unwrap_or_default()
+        {
+            if let Err(e) = self.apply_now(&s.op) {
+                let name = s.net.map(|i| cfg.networks[i].name.as_str());
+                log::warn!("network {}: {e}", name.unwrap_or("-"));
+            }
+        }
         out
     }
 
@@ -169,12 +177,18 @@ impl Reconciler {
             Op::Delete { index, name } => r.delete_link(*index, name),
             Op::CreateBridge { name, mac, mtu } => r.create_bridge(name, *mac, *mtu),
             Op::Set {
-                index,
+                link,
                 name,
                 change,
-            } => r.set_link(*index, name, change),
+                master,
+            } => {
+                let mut c = change.clone();
+                c.master = master.as_ref().map(index_of).transpose()?;
+                r.set_link(index_of(link)?, name, &c)
+            }
             Op::CreateVeth {
                 host,
+                master,
                 netns,
                 peer_name,
                 peer_mac,
@@ -182,8 +196,10 @@ impl Reconciler {
             } => {
                 let ns = Netns::open(netns)
                     .map_err(|e| KernelError::new(format!("open network namespace {netns}"), e))?;
+                let mut host = host.clone();
+                host.master = Some(index_of(master)?);
                 r.create_veth(
-                    host,
+                    &host,
                     &VethPeer {
                         name: peer_name,
                         mac: *peer_mac,
@@ -198,7 +214,11 @@ impl Reconciler {
                 *changes += 1;
                 Ok(())
             }
-            Op::AddRoute(route) => r.add_route(route),
+            Op::AddRoute { route, dev, .. } => {
+                let mut route = route.clone();
+                route.oif = Some(index_of(dev)?);
+                r.add_route(&route)
+            }
             Op::DelRoute(route) => r.del_route(route),
             Op::CreateTap { name } => {
                 tuntap::create_persistent_tap(name)
@@ -208,27 +228,33 @@ impl Reconciler {
             }
             Op::SetPeer {
                 netns,
-                index,
+                link,
                 name,
                 change,
             } => {
                 let ns = Netns::open(netns)
                     .map_err(|e| KernelError::new(format!("open network namespace {netns}"), e))?;
+                let index = match link {
+                    Ref::Index(i) => *i,
+                    Ref::Made(n) => ns
+                        .enter(|| index_of(&Ref::Made(n.clone())))
+                        .map_err(|e| KernelError::new(format!("enter {netns}"), e))??,
+                };
                 let mut inner = ns
                     .rtnl()
                     .map_err(|e| KernelError::new(format!("socket in {netns}"), e))?;
-                let res = inner.set_link(*index, &format!("{name} in {netns}"), change);
+                let res = inner.set_link(index, &format!("{name} in {netns}"), change);
                 *changes += inner.changes;
                 res
             }
             Op::AddAddr {
-                index,
+                link,
                 name,
                 ip,
                 prefix,
             } => r.add_addr(
                 &Addr {
-                    index: *index,
+                    index: index_of(link)?,
                     ip: *ip,
                     prefix_len: *prefix,
                 },
@@ -247,7 +273,7 @@ impl Reconciler {
                 },
                 name,
             ),
-            Op::Sysctl { path, value } => {
+            Op::Sysctl { path, value, .. } => {
                 std::fs::write(path, value)
                     .map_err(|e| KernelError::new(format!("set {path} = {value}"), e))?;
                 *changes += 1;
@@ -305,6 +331,17 @@ impl Reconciler {
                 Ok(())
             }
         }
+    }
+}
+
+/// The index of a link in the caller's namespace: as planned, or looked up by the
+/// name an earlier step gave it.
+fn index_of(link: &Ref) -> Result<i32, KernelError> {
+    match link {
+        Ref::Index(i) => Ok(*i),
+        Ref::Made(name) => nix::net::if_::if_nametoindex(name.as_str())
+            .map(|i| i as i32)
+            .map_err(|e| KernelError::new(format!("find link {name}"), e.into())),
     }
 }
 

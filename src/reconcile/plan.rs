@@ -1,16 +1,32 @@
-//! The diff: desired state against what the kernel holds, as an ordered list of
-//! operations. A pure function, so every rule here is unit-tested without a kernel.
+//! The diff: desired state against what the kernel holds, as a list of operations.
+//! A pure function, so every rule here is unit-tested without a kernel.
 //!
-//! A plan holds only operations that can run against the current state; an object
-//! whose parent does not exist yet is left for the next round, after the parent is
-//! created and the state read again. Deletions come first (endpoints before bridges),
-//! then bridges, then ports and endpoints.
+//! The plan is complete: an object whose parent does not exist yet is planned anyway,
+//! referring to the parent by the name an earlier step gives it ([`Ref::Made`]), and
+//! each operation declares what it makes and needs, from which
+//! [`super::order::order`] sequences the plan. One reading of the kernel, one plan,
+//! one pass.
 
 use super::current::{Current, NsView};
 use super::desired::{is_bridge_alias, Desired, Endpoint, EndpointKind, ALIAS_PREFIX};
 use crate::firewall::allowed_keys;
 use crate::netlink::link::{Link, LinkChange};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+
+/// A link an operation acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ref {
+    /// One the kernel holds now, by its index (which outlives a rename). As a master,
+    /// index 0 means none: the link is released from its bridge.
+    Index(i32),
+    /// One an earlier step of the same plan creates or renames, by that name, looked
+    /// up when the step runs.
+    Made(String),
+}
+
+/// "No master": release a link from its bridge.
+pub const NO_MASTER: Ref = Ref::Index(0);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -24,14 +40,19 @@ pub enum Op {
         mac: crate::addr::MacAddr,
         mtu: u32,
     },
-    /// Change a link in econet's own namespace.
+    /// Change a link in econet's own namespace (`name`: what it is called now, for
+    /// messages; `master`: the bridge to enslave it to, if that changes).
     Set {
-        index: i32,
+        link: Ref,
         name: String,
         change: LinkChange,
+        master: Option<Ref>,
     },
+    /// A veth pair: the host end (`host`, enslaved to `master`) here, the far end,
+    /// down, in `netns`.
     CreateVeth {
         host: LinkChange,
+        master: Ref,
         netns: String,
         peer_name: String,
         peer_mac: crate::addr::MacAddr,
@@ -43,12 +64,12 @@ pub enum Op {
     /// Change the far end of a veth, inside the ECO's namespace.
     SetPeer {
         netns: String,
-        index: i32,
+        link: Ref,
         name: String,
         change: LinkChange,
     },
     AddAddr {
-        index: i32,
+        link: Ref,
         name: String,
         ip: Ipv4Addr,
         prefix: u8,
@@ -59,14 +80,21 @@ pub enum Op {
         ip: Ipv4Addr,
         prefix: u8,
     },
+    /// Write a sysctl (`link`: the link whose directory holds it).
     Sysctl {
         path: String,
         value: String,
+        link: Option<String>,
     },
     CreateTun {
         name: String,
     },
-    AddRoute(crate::netlink::route::Route),
+    /// Add a route through `dev` (called `name`), which fills in its `oif`.
+    AddRoute {
+        route: crate::netlink::route::Route,
+        dev: Ref,
+        name: String,
+    },
     DelRoute(crate::netlink::route::Route),
     /// Replace econet's nftables tables (those that exist) with the desired ones.
     FirewallBuild {
@@ -121,9 +149,18 @@ fn owned(l: &Link) -> bool {
         .is_some_and(|a| a.starts_with(ALIAS_PREFIX))
 }
 
+/// The links in econet's namespace that no step of the plan so far deletes.
+fn live<'a>(cur: &'a Current, deleting: &'a [i32]) -> impl Iterator<Item = &'a Link> + 'a {
+    cur.links.iter().filter(|l| !deleting.contains(&l.index))
+}
+
+/// Whether an earlier step of `p` makes `item`.
+fn plans(p: &Plan, item: &super::order::Item) -> bool {
+    p.steps.iter().any(|s| s.op.makes().contains(item))
+}
+
 pub fn plan(d: &Desired, cur: &Current) -> Plan {
     let mut p = Plan::default();
-    let by_alias = |a: &str| cur.links.iter().find(|l| l.alias.as_deref() == Some(a));
     let by_name = |n: &str| cur.links.iter().find(|l| l.name == n);
 
     // 1. Owned links nobody wants any more, or of the wrong kind: endpoints first.
@@ -158,91 +195,80 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     for l in stale {
         push_delete(&mut p, None, l);
     }
-    let deleting: Vec<i32> = p
-        .steps
-        .iter()
-        .filter_map(|s| match s.op {
-            Op::Delete { index, .. } => Some(index),
-            _ => None,
-        })
-        .collect();
+    let deleting = deleted(&p);
 
     // 2. Bridges. An unmarked bridge of the right name was made by an econet that
     // stopped (or had not yet come round) before it could mark it: adopt it.
+    let mut bridges: HashMap<&str, Ref> = HashMap::new();
     for b in &d.bridges {
-        let found = by_alias(&b.alias)
-            .filter(|l| !deleting.contains(&l.index))
+        let found = live(cur, &deleting)
+            .find(|l| l.alias.as_deref() == Some(b.alias.as_str()))
             .or_else(|| {
                 by_name(&b.name)
                     .filter(|l| l.alias.is_none() && l.kind.as_deref() == Some("bridge"))
             });
-        match found {
-            None => match by_name(&b.name) {
-                Some(l) if deleting.contains(&l.index) => {}
-                Some(_) => p.issues.push(Issue {
+        let name_taken = live(cur, &deleting).any(|l| l.name == b.name);
+        let Some(l) = found else {
+            if name_taken {
+                p.issues.push(Issue {
                     net: b.net,
                     endpoint: None,
                     msg: format!(
                         "bridge name {} is taken by a link econet does not own",
                         b.name
                     ),
-                }),
-                None => p.steps.push(Step {
-                    net: Some(b.net),
-                    op: Op::CreateBridge {
-                        name: b.name.clone(),
-                        mac: b.mac,
-                        mtu: b.mtu,
-                    },
-                }),
-            },
-            Some(l) => {
-                let mut c = LinkChange::default();
-                if l.alias.is_none() {
-                    c.alias = Some(b.alias.clone());
-                }
-                if l.name != b.name {
-                    if by_name(&b.name).is_some() {
-                        p.issues.push(Issue {
-                            net: b.net,
-                            endpoint: None,
-                            msg: format!(
-                                "cannot rename bridge {} to {}: the name is taken",
-                                l.name, b.name
-                            ),
-                        });
-                        continue;
-                    }
-                    // The kernel renames only links that are down; up again next round.
-                    c.name = Some(b.name.clone());
-                    c.up = Some(false);
-                } else if !l.up {
-                    c.up = Some(true);
-                    // First time up: no IPv6 link-local address or chatter on ECO networks.
-                    c.no_ipv6_addrgen = true;
-                }
-                if l.mtu != b.mtu {
-                    c.mtu = Some(b.mtu);
-                }
-                if l.mac != Some(b.mac) {
-                    c.mac = Some(b.mac);
-                }
-                push_set(&mut p, Some(b.net), l, c);
+                });
+                continue;
             }
+            p.steps.push(Step {
+                net: Some(b.net),
+                op: Op::CreateBridge {
+                    name: b.name.clone(),
+                    mac: b.mac,
+                    mtu: b.mtu,
+                },
+            });
+            push_made(&mut p, Some(b.net), &b.name, first_up(Some(&b.alias)));
+            bridges.insert(&b.name, Ref::Made(b.name.clone()));
+            continue;
+        };
+        let mut c = LinkChange::default();
+        if l.alias.is_none() {
+            c.alias = Some(b.alias.clone());
         }
+        if l.mtu != b.mtu {
+            c.mtu = Some(b.mtu);
+        }
+        if l.mac != Some(b.mac) {
+            c.mac = Some(b.mac);
+        }
+        if l.name != b.name {
+            if name_taken {
+                p.issues.push(Issue {
+                    net: b.net,
+                    endpoint: None,
+                    msg: format!(
+                        "cannot rename bridge {} to {}: the name is taken",
+                        l.name, b.name
+                    ),
+                });
+                continue;
+            }
+            // The kernel renames only links that are down: down, renamed, then up.
+            c.name = Some(b.name.clone());
+            c.up = Some(false);
+            push_set(&mut p, Some(b.net), l, c, None);
+            push_made(&mut p, Some(b.net), &b.name, first_up(None));
+        } else {
+            if !l.up {
+                c.up = Some(true);
+                // First time up: no IPv6 link-local address or chatter on ECO networks.
+                c.no_ipv6_addrgen = true;
+            }
+            push_set(&mut p, Some(b.net), l, c, None);
+        }
+        bridges.insert(&b.name, Ref::Index(l.index));
     }
-
-    let bridge_index = |name: &str| -> Option<i32> {
-        let b = d.bridges.iter().find(|b| b.name == name)?;
-        cur.links
-            .iter()
-            .find(|l| {
-                l.alias.as_deref() == Some(b.alias.as_str())
-                    && l.name == name
-                    && l.kind.as_deref() == Some("bridge")
-            })
-            .map(|l| l.index)
-    };
 
     // 3. Ports enslaved to switch bridges; release ports no longer wanted there.
     for pm in &d.ports {
@@ -262,17 +288,14 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
             });
             continue;
         }
-        let Some(bi) = bridge_index(&pm.bridge) else {
+        let Some(br) = bridges.get(pm.bridge.as_str()) else {
             continue;
         };
         let mut c = LinkChange::default();
-        if l.master != Some(bi) {
-            c.master = Some(bi);
-        }
         if !l.up {
             c.up = Some(true);
         }
-        push_set(&mut p, Some(pm.net), l, c);
+        push_set(&mut p, Some(pm.net), l, c, master_change(l, br));
     }
     let our_bridges: Vec<i32> = cur
         .links
@@ -280,52 +303,40 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         .filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias))
         .map(|l| l.index)
         .collect();
-    for l in &cur.links {
+    for l in live(cur, &deleting) {
         let Some(m) = l.master else { continue };
         if owned(l) || !our_bridges.contains(&m) {
             continue;
         }
         // Endpoints not yet marked are econet's, not ports left behind.
-        let wanted = d
-            .ports
-            .iter()
-            .any(|pm| pm.ifname == l.name && bridge_index(&pm.bridge) == Some(m))
-            || d.endpoints.iter().any(|e| e.host_name == l.name);
+        let wanted = d.ports.iter().any(|pm| {
+            pm.ifname == l.name && bridges.get(pm.bridge.as_str()) == Some(&Ref::Index(m))
+        }) || d.endpoints.iter().any(|e| e.host_name == l.name);
         if !wanted {
-            p.steps.push(Step {
-                net: None,
-                op: Op::Set {
-                    index: l.index,
-                    name: l.name.clone(),
-                    change: LinkChange {
-                        master: Some(0),
-                        ..Default::default()
-                    },
-                },
-            });
+            push_set(&mut p, None, l, LinkChange::default(), Some(NO_MASTER));
         }
     }
 
     // 4. Endpoints.
     for e in &d.endpoints {
-        endpoint(&mut p, e, cur, &deleting, bridge_index(&e.bridge));
+        endpoint(&mut p, e, cur, &deleting, bridges.get(e.bridge.as_str()));
     }
+    let deleting = deleted(&p);
 
     // 5. Gateway addresses on econet's bridges: exactly the desired ones.
-    for l in cur
-        .links
-        .iter()
-        .filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias))
-    {
+    for l in live(cur, &deleting).filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias)) {
+        let named = bridges
+            .iter()
+            .find(|(_, r)| **r == Ref::Index(l.index))
+            .map(|(n, _)| *n);
+        let net = d.bridges.iter().find(|b| Some(b.name.as_str()) == named);
         for a in cur.addrs.iter().filter(|a| a.index == l.index) {
-            let wanted = d
-                .addrs
-                .iter()
-                .any(|w| w.bridge == l.name && w.ip == a.ip && w.prefix == a.prefix_len);
+            let wanted = d.addrs.iter().any(|w| {
+                Some(w.bridge.as_str()) == named && w.ip == a.ip && w.prefix == a.prefix_len
+            });
             if !wanted {
-                let net = d.bridges.iter().find(|b| b.name == l.name).map(|b| b.net);
                 p.steps.push(Step {
-                    net,
+                    net: net.map(|b| b.net),
                     op: Op::DelAddr {
                         index: l.index,
                         name: l.name.clone(),
@@ -337,18 +348,21 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
     }
     for w in &d.addrs {
-        let Some(bi) = bridge_index(&w.bridge) else {
+        let Some(br) = bridges.get(w.bridge.as_str()) else {
             continue;
         };
-        if !cur
-            .addrs
-            .iter()
-            .any(|a| a.index == bi && a.ip == w.ip && a.prefix_len == w.prefix)
-        {
+        let present = match br {
+            Ref::Index(bi) => cur
+                .addrs
+                .iter()
+                .any(|a| a.index == *bi && a.ip == w.ip && a.prefix_len == w.prefix),
+            Ref::Made(_) => false,
+        };
+        if !present {
             p.steps.push(Step {
                 net: Some(w.net),
                 op: Op::AddAddr {
-                    index: bi,
+                    link: br.clone(),
                     name: w.bridge.clone(),
                     ip: w.ip,
                     prefix: w.prefix,
@@ -357,46 +371,78 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
     }
 
-    // 6. Sysctls (those of a bridge once the bridge exists).
+    // 6. Sysctls. One under a link's directory that is missing appears with the
+    // link: set it once this plan has made the link.
     for sc in &d.sysctls {
-        if let Some(Some(v)) = cur.sysctls.get(&sc.path) {
-            if *v != sc.value {
-                p.steps.push(Step {
-                    net: sc.net,
-                    op: Op::Sysctl {
-                        path: sc.path.clone(),
-                        value: sc.value.clone(),
-                    },
-                });
-            }
+        let due = match cur.sysctls.get(&sc.path) {
+            Some(Some(v)) => *v != sc.value,
+            _ => sc
+                .link
+                .as_ref()
+                .is_some_and(|l| plans(&p, &super::order::Item::Link(l.clone()))),
+        };
+        if due {
+            p.steps.push(Step {
+                net: sc.net,
+                op: Op::Sysctl {
+                    path: sc.path.clone(),
+                    value: sc.value.clone(),
+                    link: sc.link.clone(),
+                },
+            });
         }
     }
 
-    // 7. Tunnel devices, then the routes into them.
+    // 7. Tunnel devices, then the routes through them (and through bridges).
+    let mut devs: HashMap<&str, Ref> = bridges;
     for t in &d.tunnels {
-        tunnel(&mut p, t, cur, &deleting);
+        if let Some(r) = tunnel(&mut p, t, cur, &deleting) {
+            devs.insert(&t.name, r);
+        }
     }
-    routes(&mut p, d, cur);
+    let deleting = deleted(&p);
+    routes(&mut p, d, cur, &devs, &deleting);
 
     // 8. The firewall.
     firewall(&mut p, d, cur);
     p
 }
 
-fn tunnel(p: &mut Plan, t: &super::desired::Tunnel, cur: &Current, deleting: &[i32]) {
-    let by_alias = cur
-        .links
+/// The indexes of the links `p` deletes.
+fn deleted(p: &Plan) -> Vec<i32> {
+    p.steps
         .iter()
-        .find(|l| l.alias.as_deref() == Some(t.alias.as_str()) && !deleting.contains(&l.index));
-    let by_name = cur
-        .links
-        .iter()
-        .find(|l| l.name == t.name && !deleting.contains(&l.index));
+        .filter_map(|s| match s.op {
+            Op::Delete { index, .. } => Some(index),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a link econet just made (or renamed, which leaves it down) needs to be
+/// ready: its mark if it has none yet, up, and no IPv6 address generation.
+fn first_up(alias: Option<&str>) -> LinkChange {
+    LinkChange {
+        alias: alias.map(str::to_string),
+        up: Some(true),
+        no_ipv6_addrgen: true,
+        ..Default::default()
+    }
+}
+
+fn tunnel(
+    p: &mut Plan,
+    t: &super::desired::Tunnel,
+    cur: &Current,
+    deleting: &[i32],
+) -> Option<Ref> {
+    let by_alias = live(cur, deleting).find(|l| l.alias.as_deref() == Some(t.alias.as_str()));
+    let by_name = live(cur, deleting).find(|l| l.name == t.name);
     let l = match (by_alias, by_name) {
         (Some(l), _) => l,
         // Made by an econet that stopped before marking it: adopt.
         (None, Some(l)) if l.alias.is_none() && l.tun_type == Some(1) => l,
-        (None, Some(l)) if owned(l) => return,
+        (None, Some(l)) if owned(l) => return None,
         (None, Some(_)) => {
             p.issues.push(Issue {
                 net: t.net,
@@ -406,21 +452,17 @@ fn tunnel(p: &mut Plan, t: &super::desired::Tunnel, cur: &Current, deleting: &[i
                     t.name
                 ),
             });
-            return;
+            return None;
         }
-        (None, None) => {
-            p.steps.push(Step {
-                net: Some(t.net),
-                op: Op::CreateTun {
-                    name: t.name.clone(),
-                },
-            });
-            return;
-        }
+        (None, None) => return Some(create_tunnel(p, t)),
     };
     if l.tun_type != Some(1) || l.name != t.name {
+        // Not a TUN, or under another name: make a new one (once the name is free).
         push_delete(p, Some(t.net), l);
-        return;
+        if by_name.is_some_and(|n| n.index != l.index) {
+            return None;
+        }
+        return Some(create_tunnel(p, t));
     }
     let mut c = LinkChange::default();
     if l.alias.as_deref() != Some(t.alias.as_str()) {
@@ -433,51 +475,78 @@ fn tunnel(p: &mut Plan, t: &super::desired::Tunnel, cur: &Current, deleting: &[i
     if !l.up {
         c.up = Some(true);
     }
-    push_set(p, Some(t.net), l, c);
+    push_set(p, Some(t.net), l, c, None);
+    Some(Ref::Index(l.index))
 }
 
-/// econet's routes: exactly the desired ones (for devices that exist).
-fn routes(p: &mut Plan, d: &Desired, cur: &Current) {
+fn create_tunnel(p: &mut Plan, t: &super::desired::Tunnel) -> Ref {
+    p.steps.push(Step {
+        net: Some(t.net),
+        op: Op::CreateTun {
+            name: t.name.clone(),
+        },
+    });
+    let mut c = first_up(Some(&t.alias));
+    c.mtu = Some(t.mtu);
+    push_made(p, Some(t.net), &t.name, c);
+    Ref::Made(t.name.clone())
+}
+
+/// econet's routes: exactly the desired ones, through links that exist or that this
+/// plan makes (`devs`).
+fn routes(p: &mut Plan, d: &Desired, cur: &Current, devs: &HashMap<&str, Ref>, deleting: &[i32]) {
     use crate::netlink::route::{Route, RTPROT_ECONET, TABLE_MAIN};
-    let want: Vec<(usize, Route)> = d
+    let want: Vec<(usize, Route, Ref, &str)> = d
         .routes
         .iter()
         .filter_map(|r| {
-            let l = cur.links.iter().find(|l| l.name == r.dev)?;
-            Some((
-                r.net,
-                Route {
-                    dst: r.dst,
-                    oif: Some(l.index),
-                    gateway: None,
-                    prefsrc: None,
-                    table: TABLE_MAIN,
-                    metric: 0,
-                    protocol: RTPROT_ECONET,
-                    scope: libc::RT_SCOPE_LINK,
-                },
-            ))
+            let dev = match devs.get(r.dev.as_str()) {
+                Some(d) => d.clone(),
+                None => Ref::Index(live(cur, deleting).find(|l| l.name == r.dev)?.index),
+            };
+            let oif = match dev {
+                Ref::Index(i) => Some(i),
+                Ref::Made(_) => None,
+            };
+            let route = Route {
+                dst: r.dst,
+                oif,
+                gateway: None,
+                prefsrc: None,
+                table: TABLE_MAIN,
+                metric: 0,
+                protocol: RTPROT_ECONET,
+                scope: libc::RT_SCOPE_LINK,
+            };
+            Some((r.net, route, dev, r.dev.as_str()))
         })
         .collect();
     let same = |a: &Route, b: &Route| a.dst == b.dst && a.oif == b.oif && a.table == b.table;
     for r in &cur.routes {
-        if !want.iter().any(|(_, w)| same(w, r)) {
+        // A route through a link being deleted goes with it.
+        if r.oif.is_some_and(|i| deleting.contains(&i)) {
+            continue;
+        }
+        if !want.iter().any(|(_, w, ..)| same(w, r)) {
             p.steps.push(Step {
                 net: None,
                 op: Op::DelRoute(r.clone()),
             });
         }
     }
-    for (net, w) in want {
-        if !cur.routes.iter().any(|r| same(&w, r)) {
+    for (net, route, dev, name) in want {
+        if route.oif.is_none() || !cur.routes.iter().any(|r| same(&route, r)) {
             p.steps.push(Step {
                 net: Some(net),
-                op: Op::AddRoute(w),
+                op: Op::AddRoute {
+                    route,
+                    dev,
+                    name: name.to_string(),
+                },
             });
         }
     }
 }
-
 fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
     let fw = &cur.firewall;
     if let Some(e) = &fw.error {
@@ -550,16 +619,39 @@ fn push_delete(p: &mut Plan, net: Option<usize>, l: &Link) {
     });
 }
 
-fn push_set(p: &mut Plan, net: Option<usize>, l: &Link, c: LinkChange) {
-    if !c.is_empty() {
+/// Changes the existing link `l`, if there is anything to change.
+fn push_set(p: &mut Plan, net: Option<usize>, l: &Link, c: LinkChange, master: Option<Ref>) {
+    if !c.is_empty() || master.is_some() {
         p.steps.push(Step {
             net,
             op: Op::Set {
-                index: l.index,
+                link: Ref::Index(l.index),
                 name: l.name.clone(),
                 change: c,
+                master,
             },
         });
+    }
+}
+
+/// Changes the link an earlier step of `p` creates or renames to `name`.
+fn push_made(p: &mut Plan, net: Option<usize>, name: &str, c: LinkChange) {
+    p.steps.push(Step {
+        net,
+        op: Op::Set {
+            link: Ref::Made(name.to_string()),
+            name: name.to_string(),
+            change: c,
+            master: None,
+        },
+    });
+}
+
+/// The master to give `l` so it ends up on bridge `want` (`None`: it is already).
+fn master_change(l: &Link, want: &Ref) -> Option<Ref> {
+    match want {
+        Ref::Index(i) if l.master == Some(*i) => None,
+        _ => Some(want.clone()),
     }
 }
 
@@ -571,8 +663,8 @@ fn issue(p: &mut Plan, e: &Endpoint, msg: String) {
     });
 }
 
-/// Host-side properties every endpoint link must have.
-fn host_change(e: &Endpoint, l: &Link, bridge: i32) -> LinkChange {
+/// Host-side properties every endpoint link must have (its bridge aside).
+fn host_change(e: &Endpoint, l: &Link) -> LinkChange {
     let mut c = LinkChange::default();
     if l.alias.as_deref() != Some(e.alias.as_str()) {
         c.alias = Some(e.alias.clone());
@@ -584,9 +676,6 @@ fn host_change(e: &Endpoint, l: &Link, bridge: i32) -> LinkChange {
     if l.mac != Some(e.host_mac) {
         c.mac = Some(e.host_mac);
     }
-    if l.master != Some(bridge) {
-        c.master = Some(bridge);
-    }
     if !l.up {
         c.up = Some(true);
     }
@@ -595,40 +684,38 @@ fn host_change(e: &Endpoint, l: &Link, bridge: i32) -> LinkChange {
 
 /// The far end of the veth `l` inside the namespace `ns`, if it is there.
 fn peer_of<'a>(ns: &'a NsView, l: &Link) -> Option<&'a Link> {
-    ns.links.iter().find(|pl| {
-        pl.peer_index == Some(l.index)
-            && pl.kind.as_deref() == Some("veth")
-            && pl.link_netnsid.is_some()
-    })
+    ns.links.iter().find(|pl| is_peer_of(pl, l.index))
 }
 
-fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge: Option<i32>) {
-    let found = cur
-        .links
-        .iter()
-        .find(|l| l.alias.as_deref() == Some(e.alias.as_str()) && !deleting.contains(&l.index));
-    let name_taken = cur
-        .links
-        .iter()
-        .find(|l| l.name == e.host_name && !deleting.contains(&l.index));
+fn is_peer_of(pl: &Link, host_index: i32) -> bool {
+    pl.peer_index == Some(host_index)
+        && pl.kind.as_deref() == Some("veth")
+        && pl.link_netnsid.is_some()
+}
+
+fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge: Option<&Ref>) {
+    let found = live(cur, deleting).find(|l| l.alias.as_deref() == Some(e.alias.as_str()));
+    let name_taken = live(cur, deleting).find(|l| l.name == e.host_name);
     match &e.kind {
-        EndpointKind::Tap => match found {
-            Some(l) => {
-                // Not a tap, or not of the name the hypervisor opens: make a new one.
-                if l.tun_type != Some(2) || l.name != e.host_name {
-                    push_delete(p, Some(e.net), l);
+        EndpointKind::Tap => {
+            let mut gone = None;
+            if let Some(l) = found {
+                if l.tun_type == Some(2) && l.name == e.host_name {
+                    if let Some(b) = bridge {
+                        push_set(p, Some(e.net), l, host_change(e, l), master_change(l, b));
+                    }
                     return;
                 }
-                if let Some(b) = bridge {
-                    push_set(p, Some(e.net), l, host_change(e, l, b));
-                }
+                // Not a tap, or not of the name the hypervisor opens: make a new one.
+                push_delete(p, Some(e.net), l);
+                gone = Some(l.index);
             }
-            None => match name_taken {
+            match name_taken.filter(|l| Some(l.index) != gone) {
                 // A tap of that name without an owner: made for this endpoint (for
                 // instance by the hypervisor first, or by an econet that stopped).
                 Some(l) if l.alias.is_none() && l.tun_type == Some(2) => {
                     if let Some(b) = bridge {
-                        push_set(p, Some(e.net), l, host_change(e, l, b));
+                        push_set(p, Some(e.net), l, host_change(e, l), master_change(l, b));
                     }
                 }
                 Some(l) if owned(l) => {}
@@ -640,14 +727,32 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
                         e.host_name
                     ),
                 ),
-                None => p.steps.push(Step {
-                    net: Some(e.net),
-                    op: Op::CreateTap {
-                        name: e.host_name.clone(),
-                    },
-                }),
-            },
-        },
+                None => {
+                    p.steps.push(Step {
+                        net: Some(e.net),
+                        op: Op::CreateTap {
+                            name: e.host_name.clone(),
+                        },
+                    });
+                    if let Some(b) = bridge {
+                        // A new tap: down, unmarked, with a random MAC.
+                        let fresh = Link {
+                            name: e.host_name.clone(),
+                            ..Default::default()
+                        };
+                        p.steps.push(Step {
+                            net: Some(e.net),
+                            op: Op::Set {
+                                link: Ref::Made(e.host_name.clone()),
+                                name: e.host_name.clone(),
+                                change: host_change(e, &fresh),
+                                master: Some(b.clone()),
+                            },
+                        });
+                    }
+                }
+            }
+        }
         EndpointKind::Veth {
             netns,
             peer_name,
@@ -675,92 +780,140 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
                     && l.kind.as_deref() == Some("veth")
                     && peer_of(ns, l).is_some_and(|pl| pl.name == *peer_name)
             });
-            match found.or(adoptable) {
-                Some(l) => {
-                    if l.kind.as_deref() != Some("veth") {
-                        return; // deleted as stale above
-                    }
-                    let Some(peer) = peer_of(ns, l) else {
-                        // The far end is not in the namespace the config names (the
-                        // container moved to a new namespace): start over.
-                        push_delete(p, Some(e.net), l);
-                        return;
-                    };
-                    if l.name != e.host_name {
-                        push_delete(p, Some(e.net), l);
-                        return;
-                    }
-                    if let Some(b) = bridge {
-                        push_set(p, Some(e.net), l, host_change(e, l, b));
-                    }
-                    let mut c = LinkChange::default();
-                    if peer.name != *peer_name {
-                        if ns.links.iter().any(|x| x.name == *peer_name) {
-                            issue(p, e, format!("{peer_name} already exists in {netns}"));
-                            return;
+            let mut gone = None;
+            if let Some(l) = found.or(adoptable) {
+                match peer_of(ns, l) {
+                    Some(peer) if l.name == e.host_name => {
+                        if let Some(b) = bridge {
+                            push_set(p, Some(e.net), l, host_change(e, l), master_change(l, b));
                         }
-                        c.name = Some(peer_name.clone());
-                        c.up = Some(false);
-                    } else if !peer.up {
-                        c.up = Some(true);
-                    }
-                    if peer.mtu != e.mtu {
-                        c.mtu = Some(e.mtu);
-                    }
-                    if peer.mac != Some(*peer_mac) {
-                        c.mac = Some(*peer_mac);
-                    }
-                    if !c.is_empty() {
-                        p.steps.push(Step {
-                            net: Some(e.net),
-                            op: Op::SetPeer {
-                                netns: netns.clone(),
-                                index: peer.index,
-                                name: peer.name.clone(),
-                                change: c,
-                            },
-                        });
-                    }
-                }
-                None => {
-                    if let Some(l) = name_taken {
-                        if !owned(l) {
-                            issue(
-                                p,
-                                e,
-                                format!(
-                                    "interface name {} is taken by a link econet does not own",
-                                    e.host_name
-                                ),
-                            );
-                        }
+                        far_end(p, e, netns, ns, peer, peer_name, *peer_mac);
                         return;
                     }
-                    if ns.links.iter().any(|x| x.name == *peer_name) {
-                        issue(p, e, format!("{peer_name} already exists in {netns}"));
-                        return;
+                    // The far end is not in the namespace the config names (the
+                    // container moved to a new one), or the name is wrong: start over.
+                    _ => {
+                        push_delete(p, Some(e.net), l);
+                        gone = Some(l.index);
                     }
-                    let Some(b) = bridge else { return };
-                    p.steps.push(Step {
-                        net: Some(e.net),
-                        op: Op::CreateVeth {
-                            host: LinkChange {
-                                name: Some(e.host_name.clone()),
-                                mtu: Some(e.mtu),
-                                mac: Some(e.host_mac),
-                                master: Some(b),
-                                up: Some(true),
-                                ..Default::default()
-                            },
-                            netns: netns.clone(),
-                            peer_name: peer_name.clone(),
-                            peer_mac: *peer_mac,
-                            mtu: e.mtu,
-                        },
-                    });
                 }
             }
+            if let Some(l) = name_taken.filter(|l| Some(l.index) != gone) {
+                if !owned(l) {
+                    issue(
+                        p,
+                        e,
+                        format!(
+                            "interface name {} is taken by a link econet does not own",
+                            e.host_name
+                        ),
+                    );
+                }
+                return;
+            }
+            // The far end of a veth being deleted goes with it, and frees its name.
+            let peer_taken = ns
+                .links
+                .iter()
+                .any(|x| x.name == *peer_name && !gone.is_some_and(|g| is_peer_of(x, g)));
+            if peer_taken {
+                issue(p, e, format!("{peer_name} already exists in {netns}"));
+                return;
+            }
+            let Some(b) = bridge else { return };
+            p.steps.push(Step {
+                net: Some(e.net),
+                op: Op::CreateVeth {
+                    host: LinkChange {
+                        name: Some(e.host_name.clone()),
+                        mtu: Some(e.mtu),
+                        mac: Some(e.host_mac),
+                        up: Some(true),
+                        ..Default::default()
+                    },
+                    master: b.clone(),
+                    netns: netns.clone(),
+                    peer_name: peer_name.clone(),
+                    peer_mac: *peer_mac,
+                    mtu: e.mtu,
+                },
+            });
+            // The alias and address generation can only be set once the link exists;
+            // the far end can only come up once both ends do.
+            push_made(
+                p,
+                Some(e.net),
+                &e.host_name,
+                LinkChange {
+                    alias: Some(e.alias.clone()),
+                    no_ipv6_addrgen: true,
+                    ..Default::default()
+                },
+            );
+            p.steps.push(Step {
+                net: Some(e.net),
+                op: Op::SetPeer {
+                    netns: netns.clone(),
+                    link: Ref::Made(peer_name.clone()),
+                    name: peer_name.clone(),
+                    change: LinkChange {
+                        up: Some(true),
+                        ..Default::default()
+                    },
+                },
+            });
         }
+    }
+}
+
+/// Corrects the far end `peer` of an endpoint's veth inside its namespace.
+fn far_end(
+    p: &mut Plan,
+    e: &Endpoint,
+    netns: &str,
+    ns: &NsView,
+    peer: &Link,
+    peer_name: &str,
+    peer_mac: crate::addr::MacAddr,
+) {
+    let mut c = LinkChange::default();
+    let renamed = peer.name != peer_name;
+    if renamed {
+        if ns.links.iter().any(|x| x.name == peer_name) {
+            issue(p, e, format!("{peer_name} already exists in {netns}"));
+            return;
+        }
+        // Renamed while down, then up.
+        c.name = Some(peer_name.to_string());
+        c.up = Some(false);
+    } else if !peer.up {
+        c.up = Some(true);
+    }
+    if peer.mtu != e.mtu {
+        c.mtu = Some(e.mtu);
+    }
+    if peer.mac != Some(peer_mac) {
+        c.mac = Some(peer_mac);
+    }
+    let set = |link: Ref, name: &str, change: LinkChange| Step {
+        net: Some(e.net),
+        op: Op::SetPeer {
+            netns: netns.to_string(),
+            link,
+            name: name.to_string(),
+            change,
+        },
+    };
+    if !c.is_empty() {
+        p.steps.push(set(Ref::Index(peer.index), &peer.name, c));
+    }
+    if renamed {
+        let up = LinkChange {
+            up: Some(true),
+            ..Default::default()
+        };
+        p.steps
+            .push(set(Ref::Made(peer_name.to_string()), peer_name, up));
     }
 }
 

@@ -86,7 +86,7 @@ fn converged_state_plans_nothing() {
 }
 
 #[test]
-fn empty_kernel_creates_parents_first() {
+fn empty_kernel_plans_everything_at_once_parents_first() {
     let d = d();
     let mut cur = converged(&d);
     cur.links.retain(|l| l.name == "lo" || l.name == "eth1");
@@ -95,12 +95,40 @@ fn empty_kernel_creates_parents_first() {
         ns.links.retain(|l| l.name == "lo");
     }
     let p = plan(&d, &cur);
-    let ops: Vec<&Op> = p.steps.iter().map(|s| &s.op).collect();
-    // The bridge and the tap first; the port and the veth wait for the bridge.
-    assert!(matches!(ops[0], Op::CreateBridge { name, .. } if name == "ec-fieldbus"));
-    assert!(matches!(ops[1], Op::CreateTap { name } if name == "vif-plc0"));
-    assert_eq!(ops.len(), 2, "{ops:?}");
     assert!(p.issues.is_empty());
+    let (steps, cyclic) = crate::reconcile::order::order(p.steps);
+    assert!(cyclic.is_empty());
+    let br = Ref::Made("ec-fieldbus".into());
+    let shape: Vec<String> = steps
+        .iter()
+        .map(|s| match &s.op {
+            Op::CreateBridge { name, .. } => format!("bridge {name}"),
+            Op::Set { link, master, .. } => format!("set {link:?} master {master:?}"),
+            Op::CreateVeth { host, master, .. } => {
+                format!(
+                    "veth {} master {master:?}",
+                    host.name.as_deref().unwrap_or("?")
+                )
+            }
+            Op::SetPeer { link, change, .. } => format!("peer {link:?} up {:?}", change.up),
+            Op::CreateTap { name } => format!("tap {name}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let web = &d.endpoints[0].host_name;
+    assert_eq!(
+        shape,
+        [
+            "bridge ec-fieldbus".to_string(),
+            "set Made(\"ec-fieldbus\") master None".into(),
+            format!("set Index(2) master Some({br:?})"),
+            format!("veth {web} master {br:?}"),
+            format!("set Made({web:?}) master None"),
+            "peer Made(\"eth0\") up Some(true)".into(),
+            "tap vif-plc0".into(),
+            format!("set Made(\"vif-plc0\") master Some({br:?})"),
+        ]
+    );
 }
 
 #[test]
@@ -154,12 +182,10 @@ fn port_left_behind_on_our_bridge_is_released() {
         vec![Step {
             net: None,
             op: Op::Set {
-                index: 30,
+                link: Ref::Index(30),
                 name: "eth2".into(),
-                change: LinkChange {
-                    master: Some(0),
-                    ..Default::default()
-                }
+                change: LinkChange::default(),
+                master: Some(NO_MASTER),
             }
         }]
     );
@@ -284,7 +310,7 @@ fn gateway_address_sysctls_and_firewall_are_planned() {
         ),
         "{o:?}"
     );
-    assert!(o.iter().any(|op| matches!(op, Op::Sysctl { path, value } if path.ends_with("ip_forward") && value == "1")));
+    assert!(o.iter().any(|op| matches!(op, Op::Sysctl { path, value, .. } if path.ends_with("ip_forward") && value == "1")));
     assert!(
         !o.iter()
             .any(|op| matches!(op, Op::Sysctl { path, .. } if path.ends_with("rp_filter"))),
@@ -326,15 +352,19 @@ fn stray_addresses_on_our_bridge_go_and_matching_firewall_only_diffs_elements() 
     let o = ops(&p);
     assert!(matches!(o[0], Op::CreateTap { .. }), "{o:?}");
     assert!(
-        matches!(o[1], Op::DelAddr { ip, .. } if ip.to_string() == "192.168.9.9"),
+        matches!(o[1], Op::Set { link: Ref::Made(n), master: Some(Ref::Index(10)), .. } if n == "vif-web"),
+        "{o:?}"
+    );
+    assert!(
+        matches!(o[2], Op::DelAddr { ip, .. } if ip.to_string() == "192.168.9.9"),
         "{o:?}"
     );
     // The ECO's own (port, MAC) is not in the set yet: only that is added.
     assert!(
-        matches!(o[2], Op::FirewallElems { add4, add_mac, del4, del_mac } if add4.is_empty() && add_mac.len() == 1 && del4.is_empty() && del_mac.is_empty()),
+        matches!(o[3], Op::FirewallElems { add4, add_mac, del4, del_mac } if add4.is_empty() && add_mac.len() == 1 && del4.is_empty() && del_mac.is_empty()),
         "{o:?}"
     );
-    assert_eq!(o.len(), 3);
+    assert_eq!(o.len(), 4);
 }
 
 #[test]
@@ -389,4 +419,381 @@ fn no_networks_and_no_ports_removes_the_tables() {
             bridge: false
         }]
     );
+}
+
+/// A model of the kernel, as strict as the kernel where order matters: a reference
+/// by name must find its link, a far end can only be changed once it exists, a
+/// route needs its link up, a sysctl its link's directory, a set element the table.
+mod fake_kernel {
+    use super::*;
+    use crate::firewall::allowed_keys;
+    use crate::reconcile::order::order;
+
+    fn next_index(cur: &Current) -> i32 {
+        cur.links.iter().map(|l| l.index).max().unwrap_or(0) + 1
+    }
+
+    fn index_of(cur: &Current, r: &Ref) -> Result<i32, String> {
+        match r {
+            Ref::Index(0) => Ok(0),
+            Ref::Index(i) => cur
+                .links
+                .iter()
+                .any(|l| l.index == *i)
+                .then_some(*i)
+                .ok_or(format!("no link {i}")),
+            Ref::Made(n) => cur
+                .links
+                .iter()
+                .find(|l| l.name == *n)
+                .map(|l| l.index)
+                .ok_or(format!("no link {n}")),
+        }
+    }
+
+    fn change(l: &mut Link, c: &LinkChange, master: Option<i32>) -> Result<(), String> {
+        if let Some(n) = &c.name {
+            if l.up && c.up != Some(false) {
+                return Err(format!("rename {} while up", l.name));
+            }
+            l.name = n.clone();
+        }
+        if let Some(m) = c.mtu {
+            l.mtu = m;
+        }
+        if c.mac.is_some() {
+            l.mac = c.mac;
+        }
+        if let Some(m) = master.or(c.master) {
+            l.master = (m != 0).then_some(m);
+        }
+        if c.alias.is_some() {
+            l.alias = c.alias.clone();
+        }
+        if let Some(up) = c.up {
+            l.up = up;
+        }
+        Ok(())
+    }
+
+    /// The sysctl files under a link's directory appear with it.
+    fn sysctls_appear(cur: &mut Current, name: &str) {
+        for (path, v) in cur.sysctls.iter_mut() {
+            if path.contains(&format!("/{name}/")) && v.is_none() {
+                *v = Some("0".into());
+            }
+        }
+    }
+
+    pub fn apply(cur: &mut Current, d: &Desired, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Delete { index, .. } => {
+                cur.links.retain(|l| l.index != *index);
+                for l in cur.links.iter_mut().filter(|l| l.master == Some(*index)) {
+                    l.master = None;
+                }
+                for ns in cur.netns.values_mut().flatten() {
+                    ns.links
+                        .retain(|pl| !(pl.peer_index == Some(*index) && pl.link_netnsid.is_some()));
+                }
+                cur.addrs.retain(|a| a.index != *index);
+                cur.routes.retain(|r| r.oif != Some(*index));
+            }
+            Op::CreateBridge { name, mac, mtu } => {
+                if cur.links.iter().any(|l| l.name == *name) {
+                    return Err(format!("{name} exists"));
+                }
+                let mut l = link(next_index(cur), name, Some("bridge"));
+                l.mac = Some(*mac);
+                l.mtu = *mtu;
+                cur.links.push(l);
+                sysctls_appear(cur, name);
+            }
+            Op::CreateTap { name } | Op::CreateTun { name } => {
+                if cur.links.iter().any(|l| l.name == *name) {
+                    return Err(format!("{name} exists"));
+                }
+                let mut l = link(next_index(cur), name, Some("tun"));
+                l.tun_type = Some(if matches!(op, Op::CreateTap { .. }) {
+                    2
+                } else {
+                    1
+                });
+                l.mac = Some(MacAddr([2, 0x77, 0, 0, 0, 1]));
+                cur.links.push(l);
+            }
+            Op::Set {
+                link: r,
+                change: c,
+                master,
+                ..
+            } => {
+                let i = index_of(cur, r)?;
+                let m = master.as_ref().map(|m| index_of(cur, m)).transpose()?;
+                let l = cur.links.iter_mut().find(|l| l.index == i).ok_or("gone")?;
+                change(l, c, m)?;
+                if let Some(n) = &c.name {
+                    sysctls_appear(cur, n);
+                }
+            }
+            Op::CreateVeth {
+                host,
+                master,
+                netns,
+                peer_name,
+                peer_mac,
+                mtu,
+            } => {
+                let m = index_of(cur, master)?;
+                let hname = host.name.clone().ok_or("no name")?;
+                if cur.links.iter().any(|l| l.name == hname) {
+                    return Err(format!("{hname} exists"));
+                }
+                let Some(Ok(ns)) = cur.netns.get(netns) else {
+                    return Err(format!("no {netns}"));
+                };
+                if ns.links.iter().any(|l| l.name == *peer_name) {
+                    return Err(format!("{peer_name} exists in {netns}"));
+                }
+                let index = next_index(cur);
+                let mut l = link(index, &hname, Some("veth"));
+                change(&mut l, host, Some(m))?;
+                cur.links.push(l);
+                let Some(Ok(ns)) = cur.netns.get_mut(netns) else {
+                    return Err(format!("no {netns}"));
+                };
+                let mut pl = link(100 + index, peer_name, Some("veth"));
+                pl.mac = Some(*peer_mac);
+                pl.mtu = *mtu;
+                pl.peer_index = Some(index);
+                pl.link_netnsid = Some(0);
+                ns.links.push(pl);
+            }
+            Op::SetPeer {
+                netns,
+                link: r,
+                change: c,
+                ..
+            } => {
+                let Some(Ok(ns)) = cur.netns.get_mut(netns) else {
+                    return Err(format!("no {netns}"));
+                };
+                let pl = ns
+                    .links
+                    .iter_mut()
+                    .find(|l| match r {
+                        Ref::Index(i) => l.index == *i,
+                        Ref::Made(n) => l.name == *n,
+                    })
+                    .ok_or(format!("no {r:?} in {netns}"))?;
+                change(pl, c, None)?;
+            }
+            Op::AddAddr {
+                link: r,
+                ip,
+                prefix,
+                ..
+            } => {
+                let index = index_of(cur, r)?;
+                cur.addrs.push(crate::netlink::addr::Addr {
+                    index,
+                    ip: *ip,
+                    prefix_len: *prefix,
+                });
+            }
+            Op::DelAddr { index, ip, .. } => {
+                let before = cur.addrs.len();
+                cur.addrs.retain(|a| !(a.index == *index && a.ip == *ip));
+                if cur.addrs.len() == before {
+                    return Err(format!("no address {ip}"));
+                }
+            }
+            Op::Sysctl { path, value, .. } => match cur.sysctls.get_mut(path) {
+                Some(v @ Some(_)) => *v = Some(value.clone()),
+                _ => return Err(format!("no file {path}")),
+            },
+            Op::AddRoute { route, dev, .. } => {
+                let i = index_of(cur, dev)?;
+                if !cur.links.iter().any(|l| l.index == i && l.up) {
+                    return Err(format!("route through {dev:?}: network is down"));
+                }
+                let mut r = route.clone();
+                r.oif = Some(i);
+                cur.routes.push(r);
+            }
+            Op::DelRoute(r) => {
+                let before = cur.routes.len();
+                cur.routes.retain(|x| x != r);
+                if cur.routes.len() == before {
+                    return Err(format!("no route {r:?}"));
+                }
+            }
+            Op::FirewallBuild { .. } => {
+                let fp = d.firewall.fingerprint();
+                let (a4, amac) = allowed_keys(&d.allowed);
+                cur.firewall.inet = Some(fp.clone());
+                cur.firewall.bridge = Some(fp);
+                cur.firewall.allowed4 = a4;
+                cur.firewall.allowed_mac = amac;
+            }
+            Op::FirewallDelete { inet, bridge } => {
+                if *inet {
+                    cur.firewall.inet = None;
+                }
+                if *bridge {
+                    cur.firewall.bridge = None;
+                }
+            }
+            Op::FirewallElems {
+                add4,
+                del4,
+                add_mac,
+                del_mac,
+            } => {
+                if cur.firewall.bridge.is_none() {
+                    return Err("no table".into());
+                }
+                let fw = &mut cur.firewall;
+                fw.allowed4.retain(|k| !del4.contains(k));
+                fw.allowed_mac.retain(|k| !del_mac.contains(k));
+                fw.allowed4.extend(add4.iter().cloned());
+                fw.allowed_mac.extend(add_mac.iter().cloned());
+            }
+            Op::FlushConntrack { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Plans from `cur`, orders the steps (after reversing them when `reverse`, so
+    /// the planner's own order cannot carry it), applies them, and checks that the
+    /// kernel then matches: a second plan is empty.
+    pub fn one_pass(d: &Desired, cur: &mut Current, reverse: bool) -> usize {
+        let mut p = plan(d, cur);
+        assert!(p.issues.is_empty(), "{:?}", p.issues);
+        if reverse {
+            p.steps.reverse();
+        }
+        let n = p.steps.len();
+        let (steps, cyclic) = order(p.steps);
+        assert!(cyclic.is_empty(), "{cyclic:?}");
+        for s in &steps {
+            if let Err(e) = apply(cur, d, &s.op) {
+                panic!("{e}: {:?}\nin {steps:#?}", s.op);
+            }
+        }
+        let again = plan(d, cur);
+        assert_eq!(again, Plan::default(), "after {steps:#?}");
+        n
+    }
+
+    /// The example device of `board/`: all four network types, veths and taps.
+    fn spec_device() -> (crate::config::Config, Current) {
+        let cfg = crate::config::parse(include_bytes!("../../../board/examples/spec-device.json"))
+            .unwrap();
+        let mut eth0 = link(2, "eth0", None);
+        eth0.up = true;
+        eth0.lower_up = true;
+        let mut eth1 = link(3, "eth1", None);
+        eth1.up = true;
+        eth1.lower_up = true;
+        let mut cur = Current {
+            links: vec![link(1, "lo", None), eth0, eth1],
+            addrs: vec![crate::netlink::addr::Addr {
+                index: 2,
+                ip: "192.0.2.2".parse().unwrap(),
+                prefix_len: 24,
+            }],
+            ..Default::default()
+        };
+        cur.netns.insert(
+            "/run/netns/web".into(),
+            Ok(NsView {
+                id: (1, 2),
+                links: vec![link(1, "lo", None)],
+            }),
+        );
+        (cfg, cur)
+    }
+
+    fn desired_for(cfg: &crate::config::Config, cur: &mut Current) -> Desired {
+        let facts = crate::reconcile::facts::Facts::read(cfg, cur);
+        let d0 = desired(cfg, &facts, &[]);
+        // A lease on the mesh network, so the mesh's EID route is planned too.
+        let mesh_ep = d0
+            .endpoints
+            .iter()
+            .find(|e| cfg.networks[e.net].name == "fleet")
+            .unwrap();
+        let lease = crate::firewall::Allowed::new(
+            &mesh_ep.host_name,
+            MacAddr([2, 0, 0, 0, 0, 9]),
+            Some("10.200.4.10".parse().unwrap()),
+        );
+        let d = desired(cfg, &facts, &[lease]);
+        for sc in &d.sysctls {
+            cur.sysctls
+                .entry(sc.path.clone())
+                .or_insert_with(|| sc.link.is_none().then(|| "0".to_string()));
+        }
+        d
+    }
+
+    #[test]
+    fn a_whole_device_converges_in_one_pass_whatever_order_the_planner_used() {
+        for reverse in [false, true] {
+            let (cfg, mut cur) = spec_device();
+            let d = desired_for(&cfg, &mut cur);
+            assert!(d.tunnels.len() == 2 && d.routes.len() >= 3, "{d:?}");
+            let n = one_pass(&d, &mut cur, reverse);
+            assert!(n > 20, "{n} steps");
+        }
+    }
+
+    #[test]
+    fn stale_renamed_moved_and_wrong_kind_objects_converge_in_one_pass() {
+        let (cfg, mut cur) = spec_device();
+        let d = desired_for(&cfg, &mut cur);
+        one_pass(&d, &mut cur, false);
+        let lan = d.bridges[0].name.clone();
+        let tun = d.tunnels[0].name.clone();
+        let next = next_index(&cur);
+        for l in cur.links.iter_mut() {
+            if l.name == lan {
+                // An operator renamed the bridge (it stays up, with its address).
+                l.name = "ec-renamed".into();
+            } else if l.name == tun {
+                // Something replaced the VPN's TUN with a tap of its name and mark.
+                l.tun_type = Some(2);
+            }
+        }
+        // The web container restarted in a new namespace: its old far end is gone
+        // and the new namespace is empty.
+        if let Some(Ok(ns)) = cur.netns.get_mut("/run/netns/web") {
+            ns.links.retain(|pl| pl.name == "lo");
+            ns.id = (1, 3);
+        }
+        // A leftover endpoint of an app that is gone, still holding a route.
+        let mut old = link(next, "vold0", Some("veth"));
+        old.alias = Some("econet:ep:gone:gone:eth0".into());
+        cur.links.push(old);
+        cur.routes.push(crate::netlink::route::Route {
+            dst: "10.99.0.0/24".parse().unwrap(),
+            oif: Some(next),
+            gateway: None,
+            prefsrc: None,
+            table: crate::netlink::route::TABLE_MAIN,
+            metric: 0,
+            protocol: crate::netlink::route::RTPROT_ECONET,
+            scope: libc::RT_SCOPE_LINK,
+        });
+        for sc in cur.sysctls.iter_mut() {
+            if sc.0.contains(&format!("/{lan}/")) {
+                *sc.1 = None;
+            }
+        }
+        let n = one_pass(&d, &mut cur, true);
+        assert!(n >= 8, "{n} steps");
+        assert!(cur.links.iter().any(|l| l.name == lan && l.up));
+        assert!(cur.links.iter().all(|l| l.name != "vold0"));
+    }
 }
