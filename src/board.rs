@@ -67,17 +67,71 @@ fn owned(s: &Option<String<255>>) -> Option<std::string::String> {
     s.as_ref().map(|s| s.as_str().to_string())
 }
 
+/// Why a board profile cannot be used.
+#[derive(Debug)]
+pub enum BoardError {
+    /// Neither a built-in profile nor a path to one.
+    Unknown { name: std::string::String },
+    /// The profile file cannot be read.
+    Read {
+        name: std::string::String,
+        err: crate::config::ReadError,
+    },
+    /// The profile is not a valid one.
+    Invalid {
+        name: std::string::String,
+        problem: ProfileProblem,
+    },
+}
+
+/// What is wrong inside a profile document.
+#[derive(Debug)]
+pub enum ProfileProblem {
+    Syntax(json::SyntaxError),
+    NotAProfile(serde_json_core::de::Error),
+    UnknownLogLevel(std::string::String),
+}
+
+impl std::fmt::Display for ProfileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProfileProblem::Syntax(e) => write!(f, "{e}"),
+            ProfileProblem::NotAProfile(e) => write!(f, "not a board profile: {e}"),
+            ProfileProblem::UnknownLogLevel(l) => write!(f, "log_level: unknown level {l:?}"),
+        }
+    }
+}
+
+impl std::fmt::Display for BoardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BoardError::Unknown { name } => {
+                let known: std::vec::Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+                write!(
+                    f,
+                    "unknown board {name:?} (built in: {}; or give a path to a JSON profile)",
+                    known.join(", ")
+                )
+            }
+            BoardError::Read { name, err } => write!(f, "board {name}: {err}"),
+            BoardError::Invalid { name, problem } => write!(f, "board {name}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for BoardError {}
+
 /// Parses a profile document.
-pub fn parse(doc: &[u8]) -> Result<Board, std::string::String> {
-    json::check_syntax(doc).map_err(|e| e.to_string())?;
+pub fn parse(doc: &[u8]) -> Result<Board, ProfileProblem> {
+    json::check_syntax(doc).map_err(ProfileProblem::Syntax)?;
     let mut scratch = vec![0u8; doc.len()];
     let (raw, _): (RawBoard, usize) = serde_json_core::from_slice_escaped(doc, &mut scratch)
-        .map_err(|e| format!("not a board profile: {e}"))?;
+        .map_err(ProfileProblem::NotAProfile)?;
     let log_level = match raw.log_level.as_deref() {
         None => None,
         Some(l) => Some(
             l.parse::<log::LevelFilter>()
-                .map_err(|_| format!("log_level: unknown level {l:?}"))?,
+                .map_err(|_| ProfileProblem::UnknownLogLevel(l.to_string()))?,
         ),
     };
     let c = raw.controller.unwrap_or_default();
@@ -104,20 +158,26 @@ pub fn parse(doc: &[u8]) -> Result<Board, std::string::String> {
 }
 
 /// Finds a profile: a built-in name, or a path to a JSON file.
-pub fn load(name: &str) -> Result<Board, std::string::String> {
+pub fn load(name: &str) -> Result<Board, BoardError> {
+    let invalid = |problem| BoardError::Invalid {
+        name: name.to_string(),
+        problem,
+    };
     if let Some((_, doc)) = BUILTIN.iter().find(|(n, _)| *n == name) {
-        return parse(doc.as_bytes()).map_err(|e| format!("board {name}: {e}"));
+        return parse(doc.as_bytes()).map_err(invalid);
     }
     if name.contains('/') || name.ends_with(".json") {
-        let doc = crate::config::read_bounded(std::path::Path::new(name))
-            .map_err(|e| format!("board {name}: {e}"))?;
-        return parse(&doc).map_err(|e| format!("board {name}: {e}"));
+        let doc = crate::config::read_bounded(std::path::Path::new(name)).map_err(|err| {
+            BoardError::Read {
+                name: name.to_string(),
+                err,
+            }
+        })?;
+        return parse(&doc).map_err(invalid);
     }
-    let known: std::vec::Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-    Err(format!(
-        "unknown board {name:?} (built in: {}; or give a path to a JSON profile)",
-        known.join(", ")
-    ))
+    Err(BoardError::Unknown {
+        name: name.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -177,9 +237,10 @@ mod tests {
     #[test]
     fn unknown_board_names_the_choices() {
         let e = load("nope").unwrap_err();
-        assert!(e.contains("generic-x86_64"), "{e}");
-        assert!(parse(b"{\"log_level\": \"loud\"}")
-            .unwrap_err()
-            .contains("log_level"));
+        assert!(matches!(&e, BoardError::Unknown { name } if name == "nope"));
+        assert!(e.to_string().contains("generic-x86_64"), "{e}");
+        let e = parse(b"{\"log_level\": \"loud\"}").unwrap_err();
+        assert!(matches!(&e, ProfileProblem::UnknownLogLevel(l) if l == "loud"));
+        assert!(e.to_string().contains("log_level"));
     }
 }

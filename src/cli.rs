@@ -62,15 +62,65 @@ pub struct Opts {
     pub positional: Vec<String>,
 }
 
+/// What is wrong with a command line.
+#[derive(Debug)]
+pub enum UsageError {
+    UnknownOption(String),
+    MissingValue(String),
+    BadValue {
+        option: &'static str,
+        value: String,
+        want: &'static str,
+    },
+    UnknownLogLevel(String),
+    UnexpectedArgument(String),
+    /// Two options that exclude each other, or a combination that is incomplete.
+    Conflict(&'static str),
+    /// `--controller` with a URL that is not https.
+    NotHttps(String),
+    /// `--controller` without this credential (`--ca`, `--cert`, `--key`).
+    ControllerNeeds(&'static str),
+    Board(crate::board::BoardError),
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsageError::UnknownOption(o) => write!(f, "unknown option {o}"),
+            UsageError::MissingValue(o) => write!(f, "{o} needs a value"),
+            UsageError::BadValue {
+                option,
+                value,
+                want,
+            } => write!(f, "{option}: {value:?} {want}"),
+            UsageError::UnknownLogLevel(l) => write!(f, "--log-level: unknown level {l:?}"),
+            UsageError::UnexpectedArgument(a) => write!(f, "unexpected argument {a:?}"),
+            UsageError::Conflict(what) => f.write_str(what),
+            UsageError::NotHttps(url) => {
+                write!(f, "--controller {url:?}: only https:// is accepted")
+            }
+            UsageError::ControllerNeeds(name) => {
+                write!(
+                    f,
+                    "--controller needs --{name} FILE (or a board that sets it)"
+                )
+            }
+            UsageError::Board(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// Parses the arguments after the command name.
-pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
+pub fn parse_opts(args: &[String]) -> Result<Opts, UsageError> {
     let mut o = Opts::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
             it.next()
                 .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
+                .ok_or_else(|| UsageError::MissingValue(name.to_string()))
         };
         match a.as_str() {
             "--config" => o.config = Some(val(a)?.into()),
@@ -80,10 +130,13 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--key" => o.key = Some(val(a)?.into()),
             "--poll-interval" => {
                 let v = val(a)?;
-                o.poll_interval =
-                    Some(v.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
-                        format!("--poll-interval: {v:?} is not a positive number")
-                    })?);
+                o.poll_interval = Some(v.parse().ok().filter(|&s| s > 0).ok_or(
+                    UsageError::BadValue {
+                        option: "--poll-interval",
+                        value: v,
+                        want: "is not a positive number",
+                    },
+                )?);
             }
             "--state-dir" => o.state_dir = Some(val(a)?.into()),
             "--socket" => o.socket = Some(val(a)?.into()),
@@ -93,12 +146,12 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 let v = val(a)?;
                 o.log_level = Some(
                     v.parse()
-                        .map_err(|_| format!("--log-level: unknown level {v:?}"))?,
+                        .map_err(|_| UsageError::UnknownLogLevel(v.clone()))?,
                 );
             }
             "--json" => o.json = true,
             "--dot" => o.dot = true,
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if s.starts_with("--") => return Err(UsageError::UnknownOption(s.to_string())),
             s => o.positional.push(s.to_string()),
         }
     }
@@ -171,9 +224,9 @@ fn check(opts: &Opts) -> i32 {
 }
 
 /// Board defaults, or none when no board was named.
-fn board(opts: &Opts) -> Result<crate::board::Board, String> {
+fn board(opts: &Opts) -> Result<crate::board::Board, UsageError> {
     match &opts.board {
-        Some(name) => crate::board::load(name),
+        Some(name) => crate::board::load(name).map_err(UsageError::Board),
         None => Ok(crate::board::Board::default()),
     }
 }
@@ -192,21 +245,21 @@ fn socket_path(opts: &Opts, b: &crate::board::Board) -> PathBuf {
 }
 
 /// Resolves flags over board defaults into the daemon's settings.
-pub fn run_settings(opts: &Opts) -> Result<(crate::daemon::Settings, log::LevelFilter), String> {
+pub fn run_settings(
+    opts: &Opts,
+) -> Result<(crate::daemon::Settings, log::LevelFilter), UsageError> {
     let b = board(opts)?;
-    if !opts.positional.is_empty() {
-        return Err(format!("unexpected argument {:?}", opts.positional[0]));
+    if let Some(a) = opts.positional.first() {
+        return Err(UsageError::UnexpectedArgument(a.clone()));
     }
-    let controller = |url: &str| -> Result<crate::daemon::Source, String> {
+    let controller = |url: &str| -> Result<crate::daemon::Source, UsageError> {
         if !url.starts_with("https://") {
-            return Err(format!("--controller {url:?}: only https:// is accepted"));
+            return Err(UsageError::NotHttps(url.to_string()));
         }
-        let pick = |flag: &Option<PathBuf>, board: &Option<String>, name: &str| {
+        let pick = |flag: &Option<PathBuf>, board: &Option<String>, name: &'static str| {
             flag.clone()
                 .or_else(|| board.clone().map(PathBuf::from))
-                .ok_or_else(|| {
-                    format!("--controller needs --{name} FILE (or a board that sets it)")
-                })
+                .ok_or(UsageError::ControllerNeeds(name))
         };
         Ok(crate::daemon::Source::Controller(
             crate::controller::Settings {
@@ -223,16 +276,20 @@ pub fn run_settings(opts: &Opts) -> Result<(crate::daemon::Settings, log::LevelF
     // Exactly one source: a flag wins over the board; a board that names a
     // controller is a managed device, so its controller wins over its config file.
     let source = match (&opts.config, &opts.controller) {
-        (Some(_), Some(_)) => return Err("give --config or --controller, not both".into()),
+        (Some(_), Some(_)) => {
+            return Err(UsageError::Conflict(
+                "give --config or --controller, not both",
+            ))
+        }
         (Some(f), None) => crate::daemon::Source::File(f.clone()),
         (None, Some(url)) => controller(url)?,
         (None, None) => match (&b.controller.url, &b.config) {
             (Some(url), _) => controller(url)?,
             (None, Some(f)) => crate::daemon::Source::File(PathBuf::from(f)),
             (None, None) => {
-                return Err(
-                    "give --config FILE or --controller URL (or a --board that names one)".into(),
-                )
+                return Err(UsageError::Conflict(
+                    "give --config FILE or --controller URL (or a --board that names one)",
+                ))
             }
         },
     };

@@ -115,8 +115,8 @@ pub struct Daemon {
 pub enum StartError {
     /// Something it needs (a directory, a socket): what, and the error.
     Io { what: String, err: std::io::Error },
-    /// Its config is unreadable or invalid: each error names its JSON path.
-    Config(Vec<String>),
+    /// Its config file is unreadable or invalid.
+    Config(crate::config::FileError),
 }
 
 impl StartError {
@@ -130,7 +130,7 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Io { what, err } => write!(f, "{what}: {err}"),
-            StartError::Config(errs) => f.write_str(&errs.join("\n")),
+            StartError::Config(e) => write!(f, "{e}"),
         }
     }
 }
@@ -436,7 +436,7 @@ impl Daemon {
     }
 
     fn record(&mut self, cfg: &Config, out: &Outcome) {
-        self.fatal = out.fatal.clone();
+        self.fatal = out.fatal.as_ref().map(ToString::to_string);
         let mut rt = vec![NetRuntime::default(); cfg.networks.len()];
         for iss in &out.issues {
             let Some(r) = rt.get_mut(iss.net) else {
@@ -616,6 +616,7 @@ impl Daemon {
                     self.set_controller_error(None);
                 }
                 crate::controller::Report::Failed { why, retry_in } => {
+                    let why = why.to_string();
                     if self.controller_error.as_deref() != Some(why.as_str()) {
                         log::warn!("controller: {why}; retrying in {} s", retry_in.as_secs());
                     }
@@ -750,7 +751,7 @@ impl Handler for Daemon {
                 Err(e) => {
                     let err = ConfigError {
                         path: p.display().to_string(),
-                        msg: e,
+                        msg: e.to_string(),
                     };
                     self.reject(&[err]);
                 }

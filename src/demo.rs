@@ -12,6 +12,63 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Why the demo stopped.
+#[derive(Debug)]
+enum DemoError {
+    /// A command could not be started.
+    Spawn {
+        program: String,
+        err: std::io::Error,
+    },
+    /// A command exited with an error.
+    Failed { cmd: String, stderr: String },
+    /// Tools it needs are missing and apt-get could not install them.
+    MissingTools {
+        tools: Vec<&'static str>,
+        packages: Vec<&'static str>,
+    },
+    /// A file of the sandbox could not be written.
+    File { path: PathBuf, err: std::io::Error },
+    /// udhcpc in this namespace got no lease.
+    NoLease { ns: String },
+    /// A promise the demo shows was broken: how.
+    Broken(&'static str),
+    /// econet did not report this within 15 s.
+    Timeout { what: String },
+}
+
+impl std::fmt::Display for DemoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DemoError::Spawn { program, err } => write!(f, "cannot run {program}: {err}"),
+            DemoError::Failed { cmd, stderr } => write!(f, "{cmd} failed: {stderr}"),
+            DemoError::MissingTools { tools, packages } => {
+                let tools: Vec<String> = tools.iter().map(|t| format!("`{t}`")).collect();
+                write!(
+                    f,
+                    "econet demo needs {}: install {} (apt-get install {}) and run it again",
+                    tools.join(" and "),
+                    packages.join(" and "),
+                    packages.join(" ")
+                )
+            }
+            DemoError::File { path, err } => write!(f, "{}: {err}", path.display()),
+            DemoError::NoLease { ns } => write!(f, "udhcpc in {ns} printed no lease"),
+            DemoError::Broken(what) => f.write_str(what),
+            DemoError::Timeout { what } => write!(f, "waited 15 s for {what}"),
+        }
+    }
+}
+
+/// Writes a sandbox file.
+fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), DemoError> {
+    let path = path.as_ref();
+    std::fs::write(path, contents).map_err(|err| DemoError::File {
+        path: path.to_path_buf(),
+        err,
+    })
+}
+
 struct Sandbox {
     prefix: String,
     namespaces: Vec<String>,
@@ -25,7 +82,7 @@ impl Sandbox {
         format!("{}-{tag}", self.prefix)
     }
 
-    fn add_ns(&mut self, tag: &str) -> Result<String, String> {
+    fn add_ns(&mut self, tag: &str) -> Result<String, DemoError> {
         let name = self.ns(tag);
         sh(&["ip", "netns", "add", &name])?;
         self.namespaces.push(name.clone());
@@ -65,37 +122,39 @@ impl Drop for Sandbox {
     }
 }
 
-fn sh(cmd: &[&str]) -> Result<String, String> {
+fn sh(cmd: &[&str]) -> Result<String, DemoError> {
     let out = Command::new(cmd[0])
         .args(&cmd[1..])
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
+        .map_err(|err| DemoError::Spawn {
+            program: cmd[0].to_string(),
+            err,
+        })?;
     if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(DemoError::Failed {
+            cmd: cmd.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `ip -n NS ARGS…`
-fn ip(ns: &str, args: &str) -> Result<String, String> {
+fn ip(ns: &str, args: &str) -> Result<String, DemoError> {
     let mut cmd = vec!["ip", "-n", ns];
     cmd.extend(args.split_whitespace());
     sh(&cmd)
 }
 
 /// `ip netns exec NS busybox ARGS…`, echoed and its output shown.
-fn busybox(ns: &str, args: &str) -> Result<String, String> {
+fn busybox(ns: &str, args: &str) -> Result<String, DemoError> {
     let mut cmd = vec!["ip", "netns", "exec", ns, "busybox"];
     cmd.extend(args.split_whitespace());
     show(&cmd)
 }
 
 /// A veth pair between two namespaces, both ends up, with optional addresses.
-fn link(a: (&str, &str, &str), b: (&str, &str, &str)) -> Result<(), String> {
+fn link(a: (&str, &str, &str), b: (&str, &str, &str)) -> Result<(), DemoError> {
     let (ns_a, if_a, addr_a) = a;
     let (ns_b, if_b, addr_b) = b;
     ip(
@@ -115,7 +174,7 @@ fn step(s: &str) {
     println!("\n== {s}");
 }
 
-fn show(cmd: &[&str]) -> Result<String, String> {
+fn show(cmd: &[&str]) -> Result<String, DemoError> {
     println!("$ {}", cmd.join(" "));
     let out = sh(cmd)?;
     print!("{out}");
@@ -146,24 +205,18 @@ fn on_path(tool: &str) -> bool {
 
 /// Installs the demo's missing tools with apt-get, saying what and why; or says in one
 /// line what to do.
-fn ensure_tools() -> Result<(), String> {
+fn ensure_tools() -> Result<(), DemoError> {
     let missing: Vec<_> = TOOLS.iter().filter(|(t, _, _)| !on_path(t)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let pkgs: Vec<&str> = missing.iter().map(|(_, p, _)| *p).collect();
-    let by_hand = format!(
-        "econet demo needs {}: install {} (apt-get install {}) and run it again",
-        missing
-            .iter()
-            .map(|(t, _, _)| format!("`{t}`"))
-            .collect::<Vec<_>>()
-            .join(" and "),
-        pkgs.join(" and "),
-        pkgs.join(" ")
-    );
+    let pkgs: Vec<&'static str> = missing.iter().map(|(_, p, _)| *p).collect();
+    let by_hand = || DemoError::MissingTools {
+        tools: missing.iter().map(|(t, _, _)| *t).collect(),
+        packages: pkgs.clone(),
+    };
     if !on_path("apt-get") {
-        return Err(by_hand);
+        return Err(by_hand());
     }
     for (tool, pkg, why) in &missing {
         println!("econet demo: `{tool}` is missing: installing {pkg} with apt-get ({why})");
@@ -179,10 +232,10 @@ fn ensure_tools() -> Result<(), String> {
     let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
     install.extend(&pkgs);
     if !(apt(&["update", "-q"]) && apt(&install)) {
-        return Err(by_hand);
+        return Err(by_hand());
     }
     match TOOLS.iter().find(|(t, _, _)| !on_path(t)) {
-        Some(_) => Err(by_hand),
+        Some(_) => Err(by_hand()),
         None => Ok(()),
     }
 }
@@ -309,16 +362,19 @@ fn start(
     cmd: &str,
     name: &str,
     config: &str,
-) -> Result<String, String> {
+) -> Result<String, DemoError> {
     let (cfg, state) = (
         sb.path(&format!("{name}.json")),
         sb.path(&format!("{name}-state")),
     );
-    std::fs::write(&cfg, config).map_err(|e| e.to_string())?;
+    write(&cfg, config)?;
     let args = [cmd, "--config", &cfg, "--state-dir", &state];
     println!("$ ip netns exec {ns} econet {}", args.join(" "));
-    let log =
-        std::fs::File::create(sb.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+    let log_path = sb.dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path).map_err(|err| DemoError::File {
+        path: log_path,
+        err,
+    })?;
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(me)
@@ -326,7 +382,10 @@ fn start(
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start econet: {e}"))?;
+        .map_err(|err| DemoError::Spawn {
+            program: "econet".into(),
+            err,
+        })?;
     sb.econet.push(child);
     Ok(state)
 }
@@ -364,7 +423,7 @@ pub fn main() -> i32 {
 
 /// `udhcpc` on `ifname` inside `ns`, sending `name` as its host name; prints the lease
 /// and returns the address.
-fn lease(sb: &Sandbox, ns: &str, ifname: &str, name: &str) -> Result<String, String> {
+fn lease(sb: &Sandbox, ns: &str, ifname: &str, name: &str) -> Result<String, DemoError> {
     let started = Instant::now();
     println!("$ ip netns exec {ns} busybox udhcpc -q -i {ifname} -x hostname:{name} …");
     let hook = sb.path("udhcpc-hook");
@@ -399,10 +458,10 @@ fn lease(sb: &Sandbox, ns: &str, ifname: &str, name: &str) -> Result<String, Str
         .nth(1)
         .and_then(|a| a.split('/').next())
         .map(str::to_string)
-        .ok_or_else(|| format!("udhcpc in {ns} printed no lease"))
+        .ok_or_else(|| DemoError::NoLease { ns: ns.to_string() })
 }
 
-fn demo() -> Result<(), String> {
+fn demo() -> Result<(), DemoError> {
     let pid = std::process::id();
     let mut sb = Sandbox {
         prefix: format!("econet-demo-{pid}"),
@@ -410,7 +469,10 @@ fn demo() -> Result<(), String> {
         dir: std::env::temp_dir().join(format!("econet-demo-{pid}")),
         econet: Vec::new(),
     };
-    std::fs::create_dir_all(&sb.dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&sb.dir).map_err(|err| DemoError::File {
+        path: sb.dir.clone(),
+        err,
+    })?;
 
     step("1. A sandbox: a device with two ECOs (containers), a host on the plant floor, an upstream router that is also a head office's VPN gateway, a map server, and a second device with one ECO");
     let dev = sb.add_ns("dev")?;
@@ -459,9 +521,12 @@ fn demo() -> Result<(), String> {
     step("2. The device config: a switch network on the plant floor, a local network with NAT to the uplink, a cloud network to the head office, a mesh network across the fleet");
     let cfg_path = sb.path("device.json");
     let cfg = config(&sb);
-    std::fs::write(&cfg_path, &cfg).map_err(|e| e.to_string())?;
+    write(&cfg_path, &cfg)?;
     print!("{cfg}");
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let me = std::env::current_exe().map_err(|err| DemoError::File {
+        path: "/proc/self/exe".into(),
+        err,
+    })?;
     let me_s = me.to_string_lossy().into_owned();
     show(&[&me_s, "check", &cfg_path])?;
 
@@ -497,9 +562,13 @@ fn demo() -> Result<(), String> {
 
     step("5. The local network: leases by DHCP (busybox udhcpc), names by DNS, NAT to the uplink");
     let hook = sb.dir.join("udhcpc-hook");
-    std::fs::write(&hook, HOOK).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| e.to_string())?;
+    write(&hook, HOOK)?;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).map_err(|err| {
+        DemoError::File {
+            path: hook.clone(),
+            err,
+        }
+    })?;
     lease(&sb, &eco1, "eth1", "scada")?;
     lease(&sb, &eco2, "eth0", "historian")?;
     busybox(&eco2, "nslookup scada.eco.internal 10.1.0.1")?;
@@ -510,7 +579,11 @@ fn demo() -> Result<(), String> {
     match sh(&[
         "ip", "netns", "exec", &eco2, "busybox", "ping", "-c", "1", "-W", "1", "10.1.0.1",
     ]) {
-        Ok(_) => return Err("an ECO reached the device beyond DHCP and DNS".into()),
+        Ok(_) => {
+            return Err(DemoError::Broken(
+                "an ECO reached the device beyond DHCP and DNS",
+            ))
+        }
         Err(_) => println!("  no answer: ECOs reach the device only for DHCP and DNS"),
     }
 
@@ -553,12 +626,12 @@ fn demo() -> Result<(), String> {
     Ok(())
 }
 
-fn wait_applied(me: &Path, state: &str) -> Result<(), String> {
+fn wait_applied(me: &Path, state: &str) -> Result<(), DemoError> {
     wait_status(me, state, "\"applied\":true", "the config to be applied")
 }
 
 /// Waits (at most 15 s) until `econet status --json` contains `needle`.
-fn wait_status(me: &Path, state: &str, needle: &str, what: &str) -> Result<(), String> {
+fn wait_status(me: &Path, state: &str, needle: &str, what: &str) -> Result<(), DemoError> {
     let end = Instant::now() + Duration::from_secs(15);
     while Instant::now() < end {
         let out = Command::new(me)
@@ -571,5 +644,7 @@ fn wait_status(me: &Path, state: &str, needle: &str, what: &str) -> Result<(), S
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(format!("waited 15 s for {what}"))
+    Err(DemoError::Timeout {
+        what: what.to_string(),
+    })
 }

@@ -3,6 +3,7 @@
 //! sans-I/O [`crate::lisp::server::MapServer`]; the control socket answers `econet
 //! status` with the registered EIDs. SIGHUP rereads the config (registrations kept).
 
+use crate::config::FileError;
 use crate::control::{ControlServer, Request};
 use crate::daemon::StartError;
 use crate::event_loop::{earliest, Handler, Poller};
@@ -119,15 +120,14 @@ impl MapServerDaemon {
     }
 }
 
-/// The map server's config, or its errors (each with the file and the JSON path).
-fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, Vec<String>> {
-    let doc =
-        crate::config::read_bounded(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    ms_config::parse(&doc).map_err(|errs| {
-        errs.iter()
-            .map(|e| format!("{}: {e}", path.display()))
-            .collect()
-    })
+/// The map server's config, or why it cannot be used.
+fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, FileError> {
+    let file = path.to_path_buf();
+    let doc = crate::config::read_bounded(path).map_err(|err| FileError::Read {
+        file: file.clone(),
+        err,
+    })?;
+    ms_config::parse(&doc).map_err(|errors| FileError::Invalid { file, errors })
 }
 
 impl Handler for MapServerDaemon {
@@ -192,12 +192,9 @@ impl Handler for MapServerDaemon {
                 self.ms.set_config(cfg);
                 self.rejected.clear();
             }
-            Err(errs) => {
-                log::error!(
-                    "map server config rejected; keeping the running one:\n{}",
-                    errs.join("\n")
-                );
-                self.rejected = errs;
+            Err(e) => {
+                log::error!("map server config rejected; keeping the running one:\n{e}");
+                self.rejected = e.messages();
             }
         }
     }

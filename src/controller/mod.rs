@@ -32,6 +32,71 @@ pub struct Settings {
     pub poll_interval: Duration,
 }
 
+/// Why an exchange with the controller failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A credential file (`file`: "CA", "certificate" or "key") cannot be used.
+    Credential {
+        file: &'static str,
+        path: PathBuf,
+        problem: CredentialProblem,
+    },
+    /// No reply to `request` ("GET <url>"): DNS, connect, TLS or a timeout.
+    Transport { request: String, err: ureq::Error },
+    /// A reply to `request` that econet does not accept.
+    Reply { request: String, problem: BadReply },
+}
+
+#[derive(Debug)]
+pub enum CredentialProblem {
+    Read(std::io::Error),
+    NoCertificate,
+    Key(String),
+}
+
+#[derive(Debug)]
+pub enum BadReply {
+    Status(u16),
+    ContentType(String),
+    Body(std::io::Error),
+    TooLarge,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Credential {
+                file,
+                path,
+                problem,
+            } => {
+                write!(f, "{file} {}: ", path.display())?;
+                match problem {
+                    CredentialProblem::Read(e) => write!(f, "{e}"),
+                    CredentialProblem::NoCertificate => f.write_str("no certificate in it"),
+                    CredentialProblem::Key(e) => f.write_str(e),
+                }
+            }
+            Error::Transport { request, err } => write!(f, "{request}: {err}"),
+            Error::Reply { request, problem } => {
+                write!(f, "{request}: ")?;
+                match problem {
+                    BadReply::Status(s) => write!(f, "HTTP {s}"),
+                    BadReply::ContentType(t) => {
+                        write!(f, "content type {t:?}, not application/json")
+                    }
+                    BadReply::Body(e) => write!(f, "reading the body: {e}"),
+                    BadReply::TooLarge => {
+                        write!(f, "the config is larger than {MAX_BODY} bytes")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// What the loop asks of the thread.
 #[derive(Debug)]
 pub enum Request {
@@ -55,11 +120,11 @@ pub enum Report {
     },
     /// The poll failed; the next try is in `retry_in`.
     Failed {
-        why: String,
+        why: Error,
         retry_in: Duration,
     },
     Posted,
-    PostFailed(String),
+    PostFailed(Error),
 }
 
 /// The loop's handle on the controller thread.
@@ -193,7 +258,7 @@ impl Worker {
         }
     }
 
-    fn agent(&mut self) -> Result<ureq::Agent, String> {
+    fn agent(&mut self) -> Result<ureq::Agent, Error> {
         if let Some(a) = &self.agent {
             return Ok(a.clone());
         }
@@ -202,7 +267,7 @@ impl Worker {
         Ok(a)
     }
 
-    fn fail(&mut self, why: String) -> Report {
+    fn fail(&mut self, why: Error) -> Report {
         // The agent is rebuilt next time: certificate files may have been fixed.
         self.agent = None;
         let retry_in = jitter(self.backoff);
@@ -221,9 +286,19 @@ impl Worker {
         if let Some(e) = &self.etag {
             req = req.header("If-None-Match", e);
         }
+        let request = || format!("GET {url}");
+        let bad = |problem| Error::Reply {
+            request: request(),
+            problem,
+        };
         let mut resp = match req.call() {
             Ok(r) => r,
-            Err(e) => return self.fail(format!("GET {url}: {e}")),
+            Err(err) => {
+                return self.fail(Error::Transport {
+                    request: request(),
+                    err,
+                })
+            }
         };
         let status = resp.status().as_u16();
         if status == 304 {
@@ -233,7 +308,7 @@ impl Worker {
             };
         }
         if status != 200 {
-            return self.fail(format!("GET {url}: HTTP {status}"));
+            return self.fail(bad(BadReply::Status(status)));
         }
         let ctype = resp
             .headers()
@@ -242,9 +317,7 @@ impl Worker {
             .unwrap_or("")
             .to_ascii_lowercase();
         if !ctype.starts_with("application/json") {
-            return self.fail(format!(
-                "GET {url}: content type {ctype:?}, not application/json"
-            ));
+            return self.fail(bad(BadReply::ContentType(ctype)));
         }
         let etag = resp
             .headers()
@@ -258,12 +331,10 @@ impl Worker {
             .take(MAX_BODY as u64 + 1)
             .read_to_end(&mut body);
         if let Err(e) = read {
-            return self.fail(format!("GET {url}: reading the body: {e}"));
+            return self.fail(bad(BadReply::Body(e)));
         }
         if body.len() > MAX_BODY {
-            return self.fail(format!(
-                "GET {url}: the config is larger than {MAX_BODY} bytes"
-            ));
+            return self.fail(bad(BadReply::TooLarge));
         }
         self.backoff = BACKOFF_MIN;
         self.etag = etag.clone();
@@ -282,10 +353,16 @@ impl Worker {
             .send(body.as_bytes())
         {
             Ok(r) if (200..300).contains(&r.status().as_u16()) => Report::Posted,
-            Ok(r) => Report::PostFailed(format!("POST {url}: HTTP {}", r.status().as_u16())),
-            Err(e) => {
+            Ok(r) => Report::PostFailed(Error::Reply {
+                request: format!("POST {url}"),
+                problem: BadReply::Status(r.status().as_u16()),
+            }),
+            Err(err) => {
                 self.agent = None;
-                Report::PostFailed(format!("POST {url}: {e}"))
+                Report::PostFailed(Error::Transport {
+                    request: format!("POST {url}"),
+                    err,
+                })
             }
         }
     }
@@ -303,12 +380,20 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + f64::from(r) / 65535.0)
 }
 
-fn read_file(what: &str, p: &std::path::Path) -> Result<Vec<u8>, String> {
-    std::fs::read(p).map_err(|e| format!("{what} {}: {e}", p.display()))
+fn credential(file: &'static str, path: &std::path::Path, problem: CredentialProblem) -> Error {
+    Error::Credential {
+        file,
+        path: path.to_path_buf(),
+        problem,
+    }
+}
+
+fn read_file(file: &'static str, p: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(p).map_err(|e| credential(file, p, CredentialProblem::Read(e)))
 }
 
 /// An HTTPS agent that trusts only the pinned CA and presents the device's certificate.
-fn build_agent(s: &Settings) -> Result<ureq::Agent, String> {
+fn build_agent(s: &Settings) -> Result<ureq::Agent, Error> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let ca_pem = read_file("CA", &s.ca)?;
     let mut roots = Vec::new();
@@ -318,7 +403,7 @@ fn build_agent(s: &Settings) -> Result<ureq::Agent, String> {
         }
     }
     if roots.is_empty() {
-        return Err(format!("CA {}: no certificate in it", s.ca.display()));
+        return Err(credential("CA", &s.ca, CredentialProblem::NoCertificate));
     }
     let cert_pem = read_file("certificate", &s.cert)?;
     let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert_pem)
@@ -328,14 +413,15 @@ fn build_agent(s: &Settings) -> Result<ureq::Agent, String> {
         })
         .collect();
     if chain.is_empty() {
-        return Err(format!(
-            "certificate {}: no certificate in it",
-            s.cert.display()
+        return Err(credential(
+            "certificate",
+            &s.cert,
+            CredentialProblem::NoCertificate,
         ));
     }
     let key_pem = read_file("key", &s.key)?;
-    let key =
-        PrivateKey::from_pem(&key_pem).map_err(|e| format!("key {}: {e}", s.key.display()))?;
+    let key = PrivateKey::from_pem(&key_pem)
+        .map_err(|e| credential("key", &s.key, CredentialProblem::Key(e.to_string())))?;
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -378,6 +464,17 @@ mod tests {
             poll_interval: Duration::from_secs(60),
         };
         let e = build_agent(&s).unwrap_err();
-        assert!(e.starts_with("CA /nonexistent/ca.pem:"), "{e}");
+        assert!(
+            matches!(
+                &e,
+                Error::Credential {
+                    file: "CA",
+                    problem: CredentialProblem::Read(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("CA /nonexistent/ca.pem:"), "{e}");
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::addr::Ipv4Net;
 use crate::config::json::{self, Kind, Path};
-use crate::config::Secret;
+use crate::config::{ConfigError, Secret};
 use serde::de::DeserializeOwned;
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -47,27 +47,41 @@ fn read<T: DeserializeOwned>(doc: &[u8], span: &Range<usize>) -> Option<T> {
         .map(|(v, _)| v)
 }
 
-fn string(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<String>) -> Option<String> {
+fn string(
+    doc: &[u8],
+    span: &Range<usize>,
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<String> {
     if json::kind(doc, span) != Kind::String {
-        errs.push(format!("{path}: must be a string"));
+        errs.push(ConfigError::new(path.clone(), "must be a string"));
         return None;
     }
     match read::<heapless::String<1024>>(doc, span) {
         Some(s) => Some(s.as_str().to_string()),
         None => {
-            errs.push(format!("{path}: too long (at most 1024 bytes)"));
+            errs.push(ConfigError::new(
+                path.clone(),
+                "too long (at most 1024 bytes)",
+            ));
             None
         }
     }
 }
 
-fn number(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<String>) -> Option<u32> {
+fn number(
+    doc: &[u8],
+    span: &Range<usize>,
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<u32> {
     let v = (json::kind(doc, span) == Kind::Number)
         .then(|| read::<u32>(doc, span))
         .flatten();
     if v.is_none() {
-        errs.push(format!(
-            "{path}: must be a whole number from 0 to 4294967295"
+        errs.push(ConfigError::new(
+            path.clone(),
+            "must be a whole number from 0 to 4294967295",
         ));
     }
     v
@@ -84,14 +98,28 @@ fn trim(doc: &[u8], mut r: Range<usize>) -> Range<usize> {
 }
 
 /// Parses and checks a config document; every error names its JSON path.
-pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<String>> {
+pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<ConfigError>> {
     if doc.len() > MAX_DOC {
-        return Err(vec![format!("the config is over {MAX_DOC} bytes")]);
+        return Err(vec![ConfigError::new(
+            Path::root(),
+            format!("the config is over {MAX_DOC} bytes"),
+        )]);
     }
-    json::check_syntax(doc).map_err(|e| vec![e.to_string()])?;
+    json::check_syntax(doc).map_err(|e| {
+        vec![ConfigError::new(
+            e.path.clone(),
+            format!(
+                "invalid JSON at line {}, column {}: {}",
+                e.line, e.col, e.msg
+            ),
+        )]
+    })?;
     let root = trim(doc, 0..doc.len());
     if json::kind(doc, &root) != Kind::Object {
-        return Err(vec!["(document): must be a JSON object".to_string()]);
+        return Err(vec![ConfigError::new(
+            Path::root(),
+            "must be a JSON object",
+        )]);
     }
     let mut errs = Vec::new();
     let (mut listen, mut sites, mut timeout) = (None, None, None);
@@ -102,7 +130,10 @@ pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<String>> {
                 listen = string(doc, &span, &path, &mut errs).and_then(|s| match s.parse() {
                     Ok(a) => Some(a),
                     Err(_) => {
-                        errs.push(format!("{path}: {s:?} is not an IPv4 address"));
+                        errs.push(ConfigError::new(
+                            path.clone(),
+                            format!("{s:?} is not an IPv4 address"),
+                        ));
                         None
                     }
                 })
@@ -110,7 +141,7 @@ pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<String>> {
             "registration_timeout_secs" => {
                 timeout = number(doc, &span, &path, &mut errs).and_then(|n| {
                     if n == 0 {
-                        errs.push(format!("{path}: must be at least 1"));
+                        errs.push(ConfigError::new(path.clone(), "must be at least 1"));
                         None
                     } else {
                         Some(Duration::from_secs(u64::from(n)))
@@ -121,12 +152,15 @@ pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<String>> {
             _ => {} // Unknown fields are skipped, as in the device config.
         }
     }
-    if listen.is_none() && !errs.iter().any(|e| e.starts_with("listen")) {
-        errs.push("listen: is required".to_string());
+    if listen.is_none() && !errs.iter().any(|e| e.path.starts_with("listen")) {
+        errs.push(ConfigError::new(Path::root().key("listen"), "is required"));
     }
     let sites = sites.unwrap_or_default();
-    if sites.is_empty() && !errs.iter().any(|e| e.starts_with("sites")) {
-        errs.push("sites: at least one site is required".to_string());
+    if sites.is_empty() && !errs.iter().any(|e| e.path.starts_with("sites")) {
+        errs.push(ConfigError::new(
+            Path::root().key("sites"),
+            "at least one site is required",
+        ));
     }
     match (listen, errs.is_empty()) {
         (Some(listen), true) => Ok(MapServerConfig {
@@ -138,16 +172,21 @@ pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<String>> {
     }
 }
 
-fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<String>) -> Vec<Site> {
+fn parse_sites(
+    doc: &[u8],
+    span: &Range<usize>,
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<Site> {
     if json::kind(doc, span) != Kind::Array {
-        errs.push(format!("{path}: must be an array"));
+        errs.push(ConfigError::new(path.clone(), "must be an array"));
         return Vec::new();
     }
     let mut out: Vec<Site> = Vec::new();
     for (i, el) in json::elements(doc, span).iter().enumerate() {
         let sp = path.index(i);
         if json::kind(doc, el) != Kind::Object {
-            errs.push(format!("{sp}: must be an object"));
+            errs.push(ConfigError::new(sp.clone(), "must be an object"));
             continue;
         }
         let (mut name, mut key, mut iid, mut prefixes) = (None, None, None, None);
@@ -158,7 +197,7 @@ fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<Stri
                 "key" => {
                     key = string(doc, &v, &fp, errs).and_then(|s| {
                         if s.is_empty() {
-                            errs.push(format!("{fp}: must not be empty"));
+                            errs.push(ConfigError::new(fp.clone(), "must not be empty"));
                             None
                         } else {
                             Some(Secret(s))
@@ -168,7 +207,10 @@ fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<Stri
                 "instance_id" => {
                     iid = number(doc, &v, &fp, errs).and_then(|n| {
                         if n > 0xff_ffff {
-                            errs.push(format!("{fp}: {n} does not fit in 24 bits"));
+                            errs.push(ConfigError::new(
+                                fp.clone(),
+                                format!("{n} does not fit in 24 bits"),
+                            ));
                             None
                         } else {
                             Some(n)
@@ -177,7 +219,7 @@ fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<Stri
                 }
                 "eid_prefixes" => {
                     if json::kind(doc, &v) != Kind::Array {
-                        errs.push(format!("{fp}: must be an array"));
+                        errs.push(ConfigError::new(fp.clone(), "must be an array"));
                         continue;
                     }
                     let mut ps = Vec::new();
@@ -186,12 +228,14 @@ fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<Stri
                         if let Some(s) = string(doc, e, &ep, errs) {
                             match s.parse::<Ipv4Net>() {
                                 Ok(n) => ps.push(n),
-                                Err(e) => errs.push(format!("{ep}: {s:?}: {e}")),
+                                Err(e) => {
+                                    errs.push(ConfigError::new(ep.clone(), format!("{s:?}: {e}")))
+                                }
                             }
                         }
                     }
-                    if ps.is_empty() && !errs.iter().any(|e| e.starts_with(&fp.to_string())) {
-                        errs.push(format!("{fp}: must not be empty"));
+                    if ps.is_empty() && !errs.iter().any(|e| e.path.starts_with(&fp.to_string())) {
+                        errs.push(ConfigError::new(fp.clone(), "must not be empty"));
                     }
                     prefixes = Some(ps);
                 }
@@ -204,16 +248,19 @@ fn parse_sites(doc: &[u8], span: &Range<usize>, path: &Path, errs: &mut Vec<Stri
             ("instance_id", iid.is_none()),
             ("eid_prefixes", prefixes.is_none()),
         ] {
-            let fp = sp.key(field).to_string();
-            if missing && !errs.iter().any(|e| e.starts_with(&fp)) {
-                errs.push(format!("{fp}: is required"));
+            let fp = sp.key(field);
+            if missing && !errs.iter().any(|e| e.path.starts_with(&fp.to_string())) {
+                errs.push(ConfigError::new(fp, "is required"));
             }
         }
         if let (Some(name), Some(key), Some(instance_id), Some(eid_prefixes)) =
             (name, key, iid, prefixes)
         {
             if out.iter().any(|s| s.name == name) {
-                errs.push(format!("{}: duplicate site name {name:?}", sp.key("name")));
+                errs.push(ConfigError::new(
+                    sp.key("name"),
+                    format!("duplicate site name {name:?}"),
+                ));
                 continue;
             }
             out.push(Site {
@@ -282,12 +329,19 @@ mod tests {
         ] {
             let doc = SPEC.replace(from, to);
             let e = parse(doc.as_bytes()).unwrap_err();
-            assert!(e.iter().any(|m| m.starts_with(want)), "{doc}: {e:?}");
+            assert!(
+                e.iter().any(|m| m.to_string().starts_with(want)),
+                "{doc}: {e:?}"
+            );
         }
-        assert!(parse(b"{\"listen\": ").unwrap_err()[0].contains("invalid JSON"));
+        assert!(parse(b"{\"listen\": ").unwrap_err()[0]
+            .to_string()
+            .contains("invalid JSON"));
         assert!(parse(b"[]").is_err());
         let two = SPEC.replace("}]}", "}, {\"name\": \"fleet\", \"key\": \"k\", \"instance_id\": 1, \"eid_prefixes\": [\"10.0.0.0/8\"]}]}");
-        assert!(parse(two.as_bytes()).unwrap_err()[0].starts_with("sites[1].name: duplicate"));
+        assert!(parse(two.as_bytes()).unwrap_err()[0]
+            .to_string()
+            .starts_with("sites[1].name: duplicate"));
         let t = SPEC.replace(
             "{\"listen\"",
             "{\"registration_timeout_secs\": 3, \"listen\"",

@@ -9,6 +9,30 @@ use crate::netlink::nft::{Nft, NFPROTO_BRIDGE, NFPROTO_INET};
 use crate::netlink::{self, Rtnl};
 use std::collections::HashMap;
 
+/// Why an ECO namespace could not be read (the map key says which one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NsError {
+    /// The namespace file cannot be opened: usually the container is not started yet.
+    Open(String),
+    /// The path names econet's own namespace, which no ECO may have.
+    OwnNamespace,
+    /// No netlink socket could be opened inside it.
+    Socket(String),
+    /// Its links could not be dumped.
+    Read(String),
+}
+
+impl std::fmt::Display for NsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NsError::Open(e) => f.write_str(e),
+            NsError::OwnNamespace => f.write_str("it is econet's own namespace"),
+            NsError::Socket(e) => write!(f, "cannot open a socket in it: {e}"),
+            NsError::Read(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The links inside one ECO namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NsView {
@@ -34,7 +58,7 @@ pub struct Current {
     pub links: Vec<Link>,
     pub addrs: Vec<Addr>,
     /// Each ECO namespace the desired state names: its links, or why it can't be read.
-    pub netns: HashMap<String, Result<NsView, String>>,
+    pub netns: HashMap<String, Result<NsView, NsError>>,
     /// Current values of the sysctls econet sets (`None`: the file does not exist).
     pub sysctls: HashMap<String, Option<String>>,
     pub firewall: FwState,
@@ -43,15 +67,13 @@ pub struct Current {
 }
 
 /// Reads the links of the namespace at `path`.
-pub fn read_netns(path: &str) -> Result<NsView, String> {
-    let ns = Netns::open(path).map_err(|e| e.to_string())?;
+pub fn read_netns(path: &str) -> Result<NsView, NsError> {
+    let ns = Netns::open(path).map_err(|e| NsError::Open(e.to_string()))?;
     if ns.is_current() {
-        return Err("it is econet's own namespace".into());
+        return Err(NsError::OwnNamespace);
     }
-    let mut r = ns
-        .rtnl()
-        .map_err(|e| format!("cannot open a socket in it: {e}"))?;
-    let links = r.links().map_err(|e| e.to_string())?;
+    let mut r = ns.rtnl().map_err(|e| NsError::Socket(e.to_string()))?;
+    let links = r.links().map_err(|e| NsError::Read(e.to_string()))?;
     Ok(NsView { id: ns.id, links })
 }
 

@@ -38,10 +38,10 @@ pub struct Outcome {
     /// Operations that failed: the network they serve (if any), the object and why.
     pub errors: Vec<(Option<usize>, KernelError)>,
     /// A kernel read failed: nothing could be compared.
-    pub fatal: Option<String>,
+    pub fatal: Option<KernelError>,
     /// The ports' state as last read.
     pub facts: Facts,
-    /// econet's namespace's links as last read.
+    /// econet's namespace's links after the pass (read again if it changed any).
     pub links: Vec<crate::netlink::link::Link>,
 }
 
@@ -95,7 +95,7 @@ impl Reconciler {
         ) {
             Ok(c) => c,
             Err(e) => {
-                out.fatal = Some(e.to_string());
+                out.fatal = Some(e);
                 return out;
             }
         };

@@ -227,7 +227,9 @@ fn missing_things_become_issues_not_errors() {
     cur.links.retain(|l| l.name != "eth1");
     cur.netns.insert(
         "/run/netns/web".into(),
-        Err("No such file or directory".into()),
+        Err(crate::reconcile::current::NsError::Open(
+            "No such file or directory".into(),
+        )),
     );
     let p = plan(&d, &cur);
     let msgs: Vec<&str> = p.issues.iter().map(|i| i.msg.as_str()).collect();
