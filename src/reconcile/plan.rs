@@ -9,9 +9,10 @@
 
 use super::current::{Current, NsView};
 use super::desired::{is_bridge_alias, Desired, Endpoint, EndpointKind, ALIAS_PREFIX};
+use super::order::Item;
 use crate::firewall::allowed_keys;
 use crate::netlink::link::{Link, LinkChange};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 /// A link an operation acts on.
@@ -152,11 +153,6 @@ fn owned(l: &Link) -> bool {
 /// The links in econet's namespace that no step of the plan so far deletes.
 fn live<'a>(cur: &'a Current, deleting: &'a [i32]) -> impl Iterator<Item = &'a Link> + 'a {
     cur.links.iter().filter(|l| !deleting.contains(&l.index))
-}
-
-/// Whether an earlier step of `p` makes `item`.
-fn plans(p: &Plan, item: &super::order::Item) -> bool {
-    p.steps.iter().any(|s| s.op.makes().contains(item))
 }
 
 pub fn plan(d: &Desired, cur: &Current) -> Plan {
@@ -373,13 +369,14 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
 
     // 6. Sysctls. One under a link's directory that is missing appears with the
     // link: set it once this plan has made the link.
+    let made: HashSet<Item> = p.steps.iter().flat_map(|s| s.op.makes()).collect();
     for sc in &d.sysctls {
         let due = match cur.sysctls.get(&sc.path) {
             Some(Some(v)) => *v != sc.value,
             _ => sc
                 .link
                 .as_ref()
-                .is_some_and(|l| plans(&p, &super::order::Item::Link(l.clone()))),
+                .is_some_and(|l| made.contains(&Item::Link(l.clone()))),
         };
         if due {
             p.steps.push(Step {
