@@ -206,14 +206,14 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         let name_taken = live(cur, &deleting).any(|l| l.name == b.name);
         let Some(l) = found else {
             if name_taken {
-                p.issues.push(Issue {
-                    net: b.net,
-                    endpoint: None,
-                    msg: format!(
+                net_issue(
+                    &mut p,
+                    b.net,
+                    format!(
                         "bridge name {} is taken by a link econet does not own",
                         b.name
                     ),
-                });
+                );
                 continue;
             }
             p.steps.push(Step {
@@ -240,14 +240,14 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
         if l.name != b.name {
             if name_taken {
-                p.issues.push(Issue {
-                    net: b.net,
-                    endpoint: None,
-                    msg: format!(
+                net_issue(
+                    &mut p,
+                    b.net,
+                    format!(
                         "cannot rename bridge {} to {}: the name is taken",
                         l.name, b.name
                     ),
-                });
+                );
                 continue;
             }
             // The kernel renames only links that are down: down, renamed, then up.
@@ -269,19 +269,19 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     // 3. Ports enslaved to switch bridges; release ports no longer wanted there.
     for pm in &d.ports {
         let Some(l) = by_name(&pm.ifname) else {
-            p.issues.push(Issue {
-                net: pm.net,
-                endpoint: None,
-                msg: format!("port {} (interface {}) is not present", pm.port, pm.ifname),
-            });
+            net_issue(
+                &mut p,
+                pm.net,
+                format!("port {} (interface {}) is not present", pm.port, pm.ifname),
+            );
             continue;
         };
         if owned(l) {
-            p.issues.push(Issue {
-                net: pm.net,
-                endpoint: None,
-                msg: format!("port {} names econet's own link {}", pm.port, pm.ifname),
-            });
+            net_issue(
+                &mut p,
+                pm.net,
+                format!("port {} names econet's own link {}", pm.port, pm.ifname),
+            );
             continue;
         }
         let Some(br) = bridges.get(pm.bridge.as_str()) else {
@@ -441,14 +441,14 @@ fn tunnel(
         (None, Some(l)) if l.alias.is_none() && l.tun_type == Some(1) => l,
         (None, Some(l)) if owned(l) => return None,
         (None, Some(_)) => {
-            p.issues.push(Issue {
-                net: t.net,
-                endpoint: None,
-                msg: format!(
+            net_issue(
+                p,
+                t.net,
+                format!(
                     "tunnel name {} is taken by a link econet does not own",
                     t.name
                 ),
-            });
+            );
             return None;
         }
         (None, None) => return Some(create_tunnel(p, t)),
@@ -551,11 +551,7 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
         let mut l3: Vec<usize> = d.addrs.iter().map(|a| a.net).collect();
         l3.dedup();
         for net in l3 {
-            p.issues.push(Issue {
-                net,
-                endpoint: None,
-                msg: e.clone(),
-            });
+            net_issue(p, net, e.clone());
         }
         return;
     }
@@ -650,6 +646,15 @@ fn master_change(l: &Link, want: &Ref) -> Option<Ref> {
         Ref::Index(i) if l.master == Some(*i) => None,
         _ => Some(want.clone()),
     }
+}
+
+/// An issue of a whole network (a bridge, a port, a tunnel).
+fn net_issue(p: &mut Plan, net: usize, msg: String) {
+    p.issues.push(Issue {
+        net,
+        endpoint: None,
+        msg,
+    });
 }
 
 fn issue(p: &mut Plan, e: &Endpoint, msg: String) {
