@@ -21,8 +21,13 @@ pub enum Item {
     /// That link, up: a route through a link needs it (the kernel refuses a route
     /// through a link that is down).
     Up(String),
+    /// That link, down: a rename needs it (kernels before 6.2 refuse to rename a
+    /// link that is up, and apply a rename before the flags of the same request).
+    Down(String),
     /// A link inside an ECO's namespace.
     Peer { netns: String, name: String },
+    /// That link, down (for its rename).
+    PeerDown { netns: String, name: String },
     /// econet's nftables tables.
     Firewall,
 }
@@ -32,7 +37,9 @@ impl fmt::Display for Item {
         match self {
             Item::Link(n) => write!(f, "link {n}"),
             Item::Up(n) => write!(f, "link {n} up"),
+            Item::Down(n) => write!(f, "link {n} down"),
             Item::Peer { netns, name } => write!(f, "{name} in {netns}"),
+            Item::PeerDown { netns, name } => write!(f, "{name} in {netns} down"),
             Item::Firewall => f.write_str("the firewall"),
         }
     }
@@ -55,7 +62,7 @@ impl Op {
         )
     }
 
-    /// The items this operation brings into being (or up) for others to use.
+    /// The items this operation brings into being (or up, or down) for others.
     pub fn makes(&self) -> Vec<Item> {
         match self {
             Op::CreateBridge { name, .. } | Op::CreateTap { name } | Op::CreateTun { name } => {
@@ -74,23 +81,39 @@ impl Op {
                 },
             ],
             Op::Set { name, change, .. } => {
-                let name = change.name.as_ref().unwrap_or(name);
+                let new_name = change.name.as_ref().unwrap_or(name);
                 let mut v = Vec::new();
                 if change.name.is_some() {
-                    v.push(Item::Link(name.clone()));
+                    v.push(Item::Link(new_name.clone()));
                 }
-                if change.up == Some(true) {
-                    v.push(Item::Up(name.clone()));
+                match change.up {
+                    Some(true) => v.push(Item::Up(new_name.clone())),
+                    Some(false) => v.push(Item::Down(name.clone())),
+                    None => {}
                 }
                 v
             }
-            Op::SetPeer { netns, change, .. } => match &change.name {
-                Some(n) => vec![Item::Peer {
-                    netns: netns.clone(),
-                    name: n.clone(),
-                }],
-                None => Vec::new(),
-            },
+            Op::SetPeer {
+                netns,
+                name,
+                change,
+                ..
+            } => {
+                let mut v = Vec::new();
+                if let Some(n) = &change.name {
+                    v.push(Item::Peer {
+                        netns: netns.clone(),
+                        name: n.clone(),
+                    });
+                }
+                if change.up == Some(false) {
+                    v.push(Item::PeerDown {
+                        netns: netns.clone(),
+                        name: name.clone(),
+                    });
+                }
+                v
+            }
             Op::FirewallBuild { .. } => vec![Item::Firewall],
             _ => Vec::new(),
         }
@@ -99,20 +122,43 @@ impl Op {
     /// The items that must be in place before this operation runs.
     pub fn needs(&self) -> Vec<Item> {
         match self {
-            Op::Set { link, master, .. } => made(link)
-                .into_iter()
-                .chain(master.iter().filter_map(made))
-                .collect(),
+            Op::Set {
+                link,
+                name,
+                change,
+                master,
+            } => {
+                let mut v: Vec<Item> = made(link)
+                    .into_iter()
+                    .chain(master.iter().filter_map(made))
+                    .collect();
+                if change.name.is_some() {
+                    v.push(Item::Down(name.clone()));
+                }
+                v
+            }
             Op::CreateVeth { master, .. } => made(master).into_iter().collect(),
             Op::SetPeer {
-                netns, link, name, ..
-            } => match link {
-                Ref::Made(_) => vec![Item::Peer {
-                    netns: netns.clone(),
-                    name: name.clone(),
-                }],
-                Ref::Index(_) => Vec::new(),
-            },
+                netns,
+                link,
+                name,
+                change,
+            } => {
+                let mut v = Vec::new();
+                if let Ref::Made(_) = link {
+                    v.push(Item::Peer {
+                        netns: netns.clone(),
+                        name: name.clone(),
+                    });
+                }
+                if change.name.is_some() {
+                    v.push(Item::PeerDown {
+                        netns: netns.clone(),
+                        name: name.clone(),
+                    });
+                }
+                v
+            }
             Op::AddAddr { link, .. } => made(link).into_iter().collect(),
             Op::Sysctl { link, .. } => link.iter().map(|l| Item::Link(l.clone())).collect(),
             Op::AddRoute { dev, name, .. } => made(dev)

@@ -250,9 +250,12 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
                 );
                 continue;
             }
-            // The kernel renames only links that are down: down, renamed, then up.
+            // Kernels before 6.2 rename only links that are down, and a rename is
+            // applied before the flags of the same request: down, renamed, then up.
+            if l.up {
+                push_set(&mut p, Some(b.net), l, down(), None);
+            }
             c.name = Some(b.name.clone());
-            c.up = Some(false);
             push_set(&mut p, Some(b.net), l, c, None);
             push_made(&mut p, Some(b.net), &b.name, first_up(None));
         } else {
@@ -293,10 +296,15 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
         push_set(&mut p, Some(pm.net), l, c, master_change(l, br));
     }
+    // econet's bridges: marked ones, and unmarked ones being adopted.
+    let ours = |l: &Link| {
+        l.alias.as_deref().is_some_and(is_bridge_alias)
+            || bridges.values().any(|r| *r == Ref::Index(l.index))
+    };
     let our_bridges: Vec<i32> = cur
         .links
         .iter()
-        .filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias))
+        .filter(|l| ours(l))
         .map(|l| l.index)
         .collect();
     for l in live(cur, &deleting) {
@@ -304,10 +312,13 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         if owned(l) || !our_bridges.contains(&m) {
             continue;
         }
-        // Endpoints not yet marked are econet's, not ports left behind.
-        let wanted = d.ports.iter().any(|pm| {
-            pm.ifname == l.name && bridges.get(pm.bridge.as_str()) == Some(&Ref::Index(m))
-        }) || d.endpoints.iter().any(|e| e.host_name == l.name);
+        // A port a desired bridge takes (from this one or to another: enslaving moves
+        // it) stays; endpoints not yet marked are econet's, not ports left behind.
+        let wanted = d
+            .ports
+            .iter()
+            .any(|pm| pm.ifname == l.name && bridges.contains_key(pm.bridge.as_str()))
+            || d.endpoints.iter().any(|e| e.host_name == l.name);
         if !wanted {
             push_set(&mut p, None, l, LinkChange::default(), Some(NO_MASTER));
         }
@@ -320,7 +331,7 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     let deleting = deleted(&p);
 
     // 5. Gateway addresses on econet's bridges: exactly the desired ones.
-    for l in live(cur, &deleting).filter(|l| l.alias.as_deref().is_some_and(is_bridge_alias)) {
+    for l in live(cur, &deleting).filter(|l| ours(l)) {
         let named = bridges
             .iter()
             .find(|(_, r)| **r == Ref::Index(l.index))
@@ -367,17 +378,17 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
         }
     }
 
-    // 6. Sysctls. One under a link's directory that is missing appears with the
-    // link: set it once this plan has made the link.
+    // 6. Sysctls. One under a link's directory appears with the link: set it once
+    // this plan has made the link.
     let made: HashSet<Item> = p.steps.iter().flat_map(|s| s.op.makes()).collect();
     for sc in &d.sysctls {
-        let due = match cur.sysctls.get(&sc.path) {
-            Some(Some(v)) => *v != sc.value,
-            _ => sc
-                .link
-                .as_ref()
-                .is_some_and(|l| made.contains(&Item::Link(l.clone()))),
-        };
+        // A link this plan makes (or re-makes under the same name) starts from the
+        // defaults, whatever the old one's file said.
+        let fresh = sc
+            .link
+            .as_ref()
+            .is_some_and(|l| made.contains(&Item::Link(l.clone())));
+        let due = fresh || matches!(cur.sysctls.get(&sc.path), Some(Some(v)) if *v != sc.value);
         if due {
             p.steps.push(Step {
                 net: sc.net,
@@ -414,6 +425,14 @@ fn deleted(p: &Plan) -> Vec<i32> {
             _ => None,
         })
         .collect()
+}
+
+/// Down: before a rename.
+fn down() -> LinkChange {
+    LinkChange {
+        up: Some(false),
+        ..Default::default()
+    }
 }
 
 /// What a link econet just made (or renamed, which leaves it down) needs to be
@@ -497,10 +516,9 @@ fn routes(p: &mut Plan, d: &Desired, cur: &Current, devs: &HashMap<&str, Ref>, d
         .routes
         .iter()
         .filter_map(|r| {
-            let dev = match devs.get(r.dev.as_str()) {
-                Some(d) => d.clone(),
-                None => Ref::Index(live(cur, deleting).find(|l| l.name == r.dev)?.index),
-            };
+            // Only through econet's own links: a bridge or tunnel whose name a
+            // foreign link holds has no route.
+            let dev = devs.get(r.dev.as_str())?.clone();
             let oif = match dev {
                 Ref::Index(i) => Some(i),
                 Ref::Made(_) => None,
@@ -519,6 +537,19 @@ fn routes(p: &mut Plan, d: &Desired, cur: &Current, devs: &HashMap<&str, Ref>, d
         })
         .collect();
     let same = |a: &Route, b: &Route| a.dst == b.dst && a.oif == b.oif && a.table == b.table;
+    // Taking a link down (to rename it) flushes the routes through it.
+    let downed: Vec<i32> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Set {
+                link: Ref::Index(i),
+                change,
+                ..
+            } if change.up == Some(false) => Some(*i),
+            _ => None,
+        })
+        .collect();
     for r in &cur.routes {
         // A route through a link being deleted goes with it.
         if r.oif.is_some_and(|i| deleting.contains(&i)) {
@@ -532,7 +563,9 @@ fn routes(p: &mut Plan, d: &Desired, cur: &Current, devs: &HashMap<&str, Ref>, d
         }
     }
     for (net, route, dev, name) in want {
-        if route.oif.is_none() || !cur.routes.iter().any(|r| same(&route, r)) {
+        let kept = route.oif.is_some_and(|i| !downed.contains(&i))
+            && cur.routes.iter().any(|r| same(&route, r));
+        if !kept {
             p.steps.push(Step {
                 net: Some(net),
                 op: Op::AddRoute {
@@ -689,6 +722,14 @@ fn peer_of<'a>(ns: &'a NsView, l: &Link) -> Option<&'a Link> {
     ns.links.iter().find(|pl| is_peer_of(pl, l.index))
 }
 
+/// Whether `name` is taken in `ns` by a link that stays: the far end of a veth being
+/// deleted goes with it, and frees its name.
+fn far_end_taken(ns: &NsView, name: &str, deleting: &[i32]) -> bool {
+    ns.links
+        .iter()
+        .any(|x| x.name == name && !deleting.iter().any(|&g| is_peer_of(x, g)))
+}
+
 fn is_peer_of(pl: &Link, host_index: i32) -> bool {
     pl.peer_index == Some(host_index)
         && pl.kind.as_deref() == Some("veth")
@@ -789,7 +830,7 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
                         if let Some(b) = bridge {
                             push_set(p, Some(e.net), l, host_change(e, l), master_change(l, b));
                         }
-                        far_end(p, e, netns, ns, peer, peer_name, *peer_mac);
+                        far_end(p, e, netns, ns, peer, peer_name, *peer_mac, deleting);
                         return;
                     }
                     // The far end is not in the namespace the config names (the
@@ -813,12 +854,8 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
                 }
                 return;
             }
-            // The far end of a veth being deleted goes with it, and frees its name.
-            let peer_taken = ns
-                .links
-                .iter()
-                .any(|x| x.name == *peer_name && !gone.is_some_and(|g| is_peer_of(x, g)));
-            if peer_taken {
+            let deleting: Vec<i32> = deleting.iter().copied().chain(gone).collect();
+            if far_end_taken(ns, peer_name, &deleting) {
                 issue(p, e, format!("{peer_name} already exists in {netns}"));
                 return;
             }
@@ -869,6 +906,7 @@ fn endpoint(p: &mut Plan, e: &Endpoint, cur: &Current, deleting: &[i32], bridge:
 }
 
 /// Corrects the far end `peer` of an endpoint's veth inside its namespace.
+#[allow(clippy::too_many_arguments)]
 fn far_end(
     p: &mut Plan,
     e: &Endpoint,
@@ -877,26 +915,10 @@ fn far_end(
     peer: &Link,
     peer_name: &str,
     peer_mac: crate::addr::MacAddr,
+    deleting: &[i32],
 ) {
     let mut c = LinkChange::default();
     let renamed = peer.name != peer_name;
-    if renamed {
-        if ns.links.iter().any(|x| x.name == peer_name) {
-            issue(p, e, format!("{peer_name} already exists in {netns}"));
-            return;
-        }
-        // Renamed while down, then up.
-        c.name = Some(peer_name.to_string());
-        c.up = Some(false);
-    } else if !peer.up {
-        c.up = Some(true);
-    }
-    if peer.mtu != e.mtu {
-        c.mtu = Some(e.mtu);
-    }
-    if peer.mac != Some(peer_mac) {
-        c.mac = Some(peer_mac);
-    }
     let set = |link: Ref, name: &str, change: LinkChange| Step {
         net: Some(e.net),
         op: Op::SetPeer {
@@ -906,6 +928,26 @@ fn far_end(
             change,
         },
     };
+    if renamed {
+        if far_end_taken(ns, peer_name, deleting) {
+            issue(p, e, format!("{peer_name} already exists in {netns}"));
+            return;
+        }
+        // Down, renamed, then up (see the bridge's rename).
+        if peer.up {
+            p.steps
+                .push(set(Ref::Index(peer.index), &peer.name, down()));
+        }
+        c.name = Some(peer_name.to_string());
+    } else if !peer.up {
+        c.up = Some(true);
+    }
+    if peer.mtu != e.mtu {
+        c.mtu = Some(e.mtu);
+    }
+    if peer.mac != Some(peer_mac) {
+        c.mac = Some(peer_mac);
+    }
     if !c.is_empty() {
         p.steps.push(set(Ref::Index(peer.index), &peer.name, c));
     }

@@ -455,8 +455,9 @@ mod fake_kernel {
 
     fn change(l: &mut Link, c: &LinkChange, master: Option<i32>) -> Result<(), String> {
         if let Some(n) = &c.name {
-            if l.up && c.up != Some(false) {
-                return Err(format!("rename {} while up", l.name));
+            // As before Linux 6.2, and the rename goes before the flags.
+            if l.up {
+                return Err(format!("rename {} while up: EBUSY", l.name));
             }
             l.name = n.clone();
         }
@@ -478,7 +479,8 @@ mod fake_kernel {
         Ok(())
     }
 
-    /// The sysctl files under a link's directory appear with it.
+    /// The sysctl files under a link's directory appear with it, with the defaults,
+    /// and go with it.
     fn sysctls_appear(cur: &mut Current, name: &str) {
         for (path, v) in cur.sysctls.iter_mut() {
             if path.contains(&format!("/{name}/")) && v.is_none() {
@@ -487,9 +489,21 @@ mod fake_kernel {
         }
     }
 
+    fn sysctls_go(cur: &mut Current, name: &str) {
+        for (path, v) in cur.sysctls.iter_mut() {
+            if path.contains(&format!("/{name}/")) {
+                *v = None;
+            }
+        }
+    }
+
     pub fn apply(cur: &mut Current, d: &Desired, op: &Op) -> Result<(), String> {
         match op {
             Op::Delete { index, .. } => {
+                if let Some(l) = cur.links.iter().find(|l| l.index == *index) {
+                    let name = l.name.clone();
+                    sysctls_go(cur, &name);
+                }
                 cur.links.retain(|l| l.index != *index);
                 for l in cur.links.iter_mut().filter(|l| l.master == Some(*index)) {
                     l.master = None;
@@ -533,9 +547,15 @@ mod fake_kernel {
                 let i = index_of(cur, r)?;
                 let m = master.as_ref().map(|m| index_of(cur, m)).transpose()?;
                 let l = cur.links.iter_mut().find(|l| l.index == i).ok_or("gone")?;
+                let old_name = l.name.clone();
                 change(l, c, m)?;
                 if let Some(n) = &c.name {
+                    sysctls_go(cur, &old_name);
                     sysctls_appear(cur, n);
+                }
+                // Down flushes the IPv4 routes through the link.
+                if c.up == Some(false) {
+                    cur.routes.retain(|r| r.oif != Some(i));
                 }
             }
             Op::CreateVeth {
@@ -759,10 +779,12 @@ mod fake_kernel {
         let lan = d.bridges[0].name.clone();
         let tun = d.tunnels[0].name.clone();
         let next = next_index(&cur);
+        let fleet = d.bridges[3].name.clone();
         for l in cur.links.iter_mut() {
-            if l.name == lan {
-                // An operator renamed the bridge (it stays up, with its address).
-                l.name = "ec-renamed".into();
+            if l.name == lan || l.name == fleet {
+                // An operator renamed the bridges (they stay up, with their
+                // addresses and routes).
+                l.name = format!("x{}", l.index);
             } else if l.name == tun {
                 // Something replaced the VPN's TUN with a tap of its name and mark.
                 l.tun_type = Some(2);
@@ -788,14 +810,80 @@ mod fake_kernel {
             protocol: crate::netlink::route::RTPROT_ECONET,
             scope: libc::RT_SCOPE_LINK,
         });
-        for sc in cur.sysctls.iter_mut() {
-            if sc.0.contains(&format!("/{lan}/")) {
-                *sc.1 = None;
-            }
-        }
+        sysctls_go(&mut cur, &lan);
+        sysctls_go(&mut cur, &fleet);
         let n = one_pass(&d, &mut cur, true);
         assert!(n >= 8, "{n} steps");
         assert!(cur.links.iter().any(|l| l.name == lan && l.up));
         assert!(cur.links.iter().all(|l| l.name != "vold0"));
+    }
+
+    /// The example device with its JSON edited by `before`, converged; then edited by
+    /// `after` too, and converged from there in one pass (in the planner's order, and
+    /// from the same state in reverse).
+    fn reconfigured(before: &[(&str, &str)], after: &[(&str, &str)]) -> Current {
+        let edit = |edits: &[(&str, &str)], doc: &mut String| {
+            for (from, to) in edits {
+                assert!(doc.contains(from), "{from}");
+                *doc = doc.replace(from, to);
+            }
+        };
+        let (_, mut cur) = spec_device();
+        let mut doc = include_str!("../../../board/examples/spec-device.json").to_string();
+        edit(before, &mut doc);
+        let cfg = crate::config::parse(doc.as_bytes()).unwrap();
+        let d = desired_for(&cfg, &mut cur);
+        one_pass(&d, &mut cur, false);
+        edit(after, &mut doc);
+        let cfg = crate::config::parse(doc.as_bytes()).unwrap();
+        let d = desired_for(&cfg, &mut cur);
+        let mut reversed = cur.clone();
+        one_pass(&d, &mut reversed, true);
+        one_pass(&d, &mut cur, false);
+        cur
+    }
+
+    #[test]
+    fn a_network_recreated_under_a_new_id_with_the_same_names_converges_in_one_pass() {
+        // The local and mesh networks deleted and created again by the controller: new
+        // ids (so new marks), the same bridge, veth and far-end names.
+        let new_ids = [
+            (
+                "11111111-0000-4000-8000-000000000001",
+                "11111111-0000-4000-8000-0000000000a1",
+            ),
+            (
+                "11111111-0000-4000-8000-000000000004",
+                "11111111-0000-4000-8000-0000000000a4",
+            ),
+        ];
+        reconfigured(&[], &new_ids);
+    }
+
+    #[test]
+    fn a_port_that_moves_to_another_switch_network_ends_up_on_its_bridge() {
+        let second = r#"{"id": "11111111-0000-4000-8000-000000000005", "name": "line2", "type": "switch"},
+    {"id": "11111111-0000-4000-8000-000000000002", "name": "fieldbus","#;
+        let cur = reconfigured(
+            &[(
+                r#"{"id": "11111111-0000-4000-8000-000000000002", "name": "fieldbus","#,
+                second,
+            )],
+            &[
+                (
+                    r#""name": "line2", "type": "switch""#,
+                    r#""name": "line2", "type": "switch", "port": "eth1""#,
+                ),
+                (
+                    r#""name": "fieldbus",
+     "type": "switch", "port": "eth1""#,
+                    r#""name": "fieldbus",
+     "type": "switch""#,
+                ),
+            ],
+        );
+        let line2 = cur.links.iter().find(|l| l.name == "ec-line2").unwrap();
+        let eth1 = cur.links.iter().find(|l| l.name == "eth1").unwrap();
+        assert_eq!(eth1.master, Some(line2.index));
     }
 }
