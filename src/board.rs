@@ -124,6 +124,7 @@ impl std::error::Error for BoardError {}
 /// Parses a profile document.
 pub fn parse(doc: &[u8]) -> Result<Board, ProfileProblem> {
     json::check_syntax(doc).map_err(ProfileProblem::Syntax)?;
+    let doc: &[u8] = &json::join_surrogate_escapes(doc);
     let mut scratch = vec![0u8; doc.len()];
     let (raw, _): (RawBoard, usize) = serde_json_core::from_slice_escaped(doc, &mut scratch)
         .map_err(ProfileProblem::NotAProfile)?;

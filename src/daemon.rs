@@ -70,6 +70,8 @@ pub struct Daemon {
     settings: Settings,
     config: Option<Config>,
     rejected: Vec<String>,
+    /// The device's own warnings, for status (a last good config set aside).
+    warnings: Vec<String>,
     recon: Reconciler,
     monitor: Monitor,
     control: ControlServer,
@@ -154,6 +156,7 @@ impl Daemon {
             settings,
             config: None,
             rejected: Vec::new(),
+            warnings: Vec::new(),
             recon,
             monitor,
             control,
@@ -194,9 +197,27 @@ impl Daemon {
     /// At start: the last good config at once (so a device whose controller is
     /// unreachable runs what it ran), then the source.
     fn boot(&mut self) {
-        if let Ok(cfg) = config::load(&self.last_good_path()) {
-            log::info!("last good config from {}", self.last_good_path().display());
-            self.install(cfg);
+        let path = self.last_good_path();
+        match persist::read_state(&path, config::raw::MAX_DOC as u64) {
+            Ok(None) => {}
+            Ok(Some(bytes)) => match config::parse(&bytes) {
+                Ok(cfg) => {
+                    log::info!("last good config from {}", path.display());
+                    self.install(cfg);
+                }
+                Err(errs) => {
+                    let why = format!(
+                        "the last good config is not valid ({}{})",
+                        errs[0],
+                        match errs.len() {
+                            1 => String::new(),
+                            n => format!(", and {} more", n - 1),
+                        }
+                    );
+                    self.warnings.push(persist::set_aside(&path, &why));
+                }
+            },
+            Err(e) => self.warnings.push(persist::set_aside(&path, &e)),
         }
         match self.settings.source.clone() {
             Source::File(_) => self.reload(),
@@ -284,8 +305,11 @@ impl Daemon {
     /// Keeps the accepted document as the last good config (mode 0600: it holds
     /// secrets), unless it is already what is there.
     fn persist_last_good(&self, bytes: &[u8]) {
-        if std::fs::read(self.last_good_path()).ok().as_deref() == Some(bytes) {
-            return;
+        let cap = config::raw::MAX_DOC as u64;
+        if let Ok(Some(old)) = persist::read_state(&self.last_good_path(), cap) {
+            if old == bytes {
+                return;
+            }
         }
         if let Err(e) = persist::write_atomic(&self.last_good_path(), bytes, 0o600) {
             log::warn!("cannot persist the last good config: {e}");
@@ -495,6 +519,7 @@ impl Daemon {
     pub fn status(&self) -> Status {
         let mut s = Status {
             rejected: self.rejected.clone(),
+            warnings: self.warnings.clone(),
             source: match &self.settings.source {
                 Source::File(p) => format!("file {}", p.display()),
                 Source::Controller(c) => format!("controller {}", c.url),

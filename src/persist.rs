@@ -29,6 +29,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .create(true)
             .truncate(true)
             .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         // The mode of an existing temporary file is not changed by open.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -38,6 +39,108 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Why a state file is not trusted.
+#[derive(Debug)]
+pub enum StateFileError {
+    /// Not a regular file: a symbolic link (never followed), a FIFO, a device, a
+    /// directory.
+    NotRegular(&'static str),
+    /// Larger than any file econet writes there.
+    TooLarge {
+        size: u64,
+        cap: u64,
+    },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StateFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateFileError::NotRegular(kind) => write!(f, "not a regular file but {kind}"),
+            StateFileError::TooLarge { size, cap } => {
+                write!(f, "{size} bytes, more than the {cap} econet ever writes")
+            }
+            StateFileError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateFileError {}
+
+/// Reads a file econet keeps in its state directory, trusting nothing about it: a
+/// symbolic link is not followed, only a regular file is read, and at most `cap`
+/// bytes (a file that says more is refused). `Ok(None)`: there is no such file.
+pub fn read_state(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, StateFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StateFileError::NotRegular("a symbolic link"))
+        }
+        Err(e) => return Err(StateFileError::Io(e)),
+    };
+    let meta = f.metadata().map_err(StateFileError::Io)?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "a socket"
+        };
+        return Err(StateFileError::NotRegular(kind));
+    }
+    if meta.len() > cap {
+        return Err(StateFileError::TooLarge {
+            size: meta.len(),
+            cap,
+        });
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    f.take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(StateFileError::Io)?;
+    if buf.len() as u64 > cap {
+        return Err(StateFileError::TooLarge {
+            size: buf.len() as u64,
+            cap,
+        });
+    }
+    Ok(Some(buf))
+}
+
+/// Moves a state file econet does not trust out of the way, to `<name>.bad` beside
+/// it (replacing an older one), so it is kept for a look but never read again.
+/// Returns what to tell the operator.
+pub fn set_aside(path: &Path, why: &dyn std::fmt::Display) -> String {
+    let mut bad = path.as_os_str().to_owned();
+    bad.push(".bad");
+    let bad = std::path::PathBuf::from(bad);
+    let msg = match fs::rename(path, &bad) {
+        Ok(()) => format!(
+            "{}: {why}; set aside as {} and not used",
+            path.display(),
+            bad.display()
+        ),
+        Err(e) => format!(
+            "{}: {why}; not used (and cannot be set aside: {e})",
+            path.display()
+        ),
+    };
+    log::warn!("{msg}");
+    msg
 }
 
 #[cfg(test)]
@@ -55,6 +158,42 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
         assert!(!dir.join(".config.json.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn state_files_are_read_only_when_regular_and_small() {
+        let dir = std::env::temp_dir().join(format!("econet-state-{}", std::process::id()));
+        ensure_dir(&dir).unwrap();
+        let ok = dir.join("ok.txt");
+        fs::write(&ok, b"abc").unwrap();
+        assert_eq!(read_state(&ok, 3).unwrap().as_deref(), Some(&b"abc"[..]));
+        assert!(matches!(
+            read_state(&ok, 2),
+            Err(StateFileError::TooLarge { size: 3, cap: 2 })
+        ));
+        assert!(read_state(&dir.join("none"), 9).unwrap().is_none());
+        // What a hostile or broken state directory may hold instead.
+        let zero = dir.join("zero.txt");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert!(matches!(
+            read_state(&zero, 1 << 20),
+            Err(StateFileError::NotRegular("a symbolic link"))
+        ));
+        assert!(matches!(
+            read_state(&dir, 1 << 20),
+            Err(StateFileError::NotRegular("a directory"))
+        ));
+        let fifo = dir.join("fifo.txt");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(matches!(
+            read_state(&fifo, 1 << 20),
+            Err(StateFileError::NotRegular("a FIFO"))
+        ));
+        let msg = set_aside(&zero, &"bad");
+        assert!(msg.contains("zero.txt.bad"), "{msg}");
+        assert!(fs::symlink_metadata(&zero).is_err());
+        assert!(fs::symlink_metadata(dir.join("zero.txt.bad")).is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -637,3 +637,67 @@ fn status_shows_leases_and_the_mtu_reaches_bridge_endpoints_and_clients() {
         "{rules}"
     );
 }
+
+/// Peak RSS of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_or_corrupt_state_files_are_set_aside_and_never_trusted() {
+    let b = setup();
+    let mut e = start(&b);
+    assert!(udhcpc(&b.eco1, &ClientDir::new(), "web").is_some());
+    e.stop("TERM");
+    let st = e.state_dir();
+    let leases = st.join("leases-lan.txt");
+    let last_good = st.join("config.json");
+    assert!(leases.is_file() && last_good.is_file());
+    // What a probe did: both state files made symbolic links to /dev/zero (before,
+    // econet read them whole: about 700 MB, and no service).
+    for f in [&leases, &last_good] {
+        std::fs::remove_file(f).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", f).unwrap();
+    }
+    e.spawn();
+    let pid = e.pid().unwrap();
+    let rss = peak_rss_kib(pid);
+    assert!(rss > 0 && rss < 64 * 1024, "peak RSS {rss} KiB");
+    let s = e.status_json();
+    for (f, scope) in [("leases-lan.txt", "networks"), ("config.json", "device")] {
+        let want = format!("{f}: not a regular file but a symbolic link; set aside as");
+        assert!(s.contains(&want), "{scope} warning for {f} missing: {s}");
+        let bad = st.join(format!("{f}.bad"));
+        assert!(
+            std::fs::symlink_metadata(&bad).is_ok_and(|m| m.file_type().is_symlink()),
+            "{f} not set aside"
+        );
+    }
+    let text = stdout(&run(&[
+        ECONET,
+        "status",
+        "--state-dir",
+        &st.to_string_lossy(),
+    ]));
+    assert!(text.contains("warning: "), "{text}");
+    // Service goes on: a client gets a lease, and the files econet writes again are
+    // regular files.
+    b.eco2.ip(&["addr", "flush", "dev", "eth0"]);
+    assert!(udhcpc(&b.eco2, &ClientDir::new(), "api").is_some());
+    e.stop("TERM");
+    assert!(std::fs::symlink_metadata(&leases).is_ok_and(|m| m.is_file()));
+    assert!(std::fs::symlink_metadata(&last_good).is_ok_and(|m| m.is_file()));
+    // A corrupt last good config (a torn write on other firmware, a bad edit) is
+    // said, not skipped silently.
+    std::fs::write(&last_good, b"{\"device_id\": 5}").unwrap();
+    e.spawn();
+    let s = e.status_json();
+    assert!(
+        s.contains("config.json: the last good config is not valid (device_id: "),
+        "{s}"
+    );
+}

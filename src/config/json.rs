@@ -202,6 +202,20 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
+    /// Four hex digits of a `\\u` escape.
+    fn hex4(&mut self) -> Res<u32> {
+        let digits = self
+            .b
+            .get(self.pos..self.pos + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+            .ok_or((self.pos, "bad \\u escape"))?;
+        let v = digits
+            .iter()
+            .fold(0u32, |v, d| v * 16 + (*d as char).to_digit(16).unwrap_or(0));
+        self.pos += 4;
+        Ok(v)
+    }
+
     /// Scans a string starting at `"`; returns the raw content range (escapes kept).
     fn string(&mut self) -> Res<Range<usize>> {
         self.pos += 1;
@@ -225,12 +239,25 @@ impl<'a> Scanner<'a> {
                             self.pos += 1
                         }
                         Some(b'u') => {
+                            let at = self.pos - 1;
                             self.pos += 1;
-                            for _ in 0..4 {
-                                if !matches!(self.peek(), Some(c) if c.is_ascii_hexdigit()) {
-                                    return Err((self.pos, "bad \\u escape"));
+                            let unit = self.hex4()?;
+                            // A surrogate half stands only as the first of a pair
+                            // (RFC 8259 7): UTF-8 cannot carry one alone.
+                            if (0xdc00..0xe000).contains(&unit) {
+                                return Err((at, "\\u escape of a lone low surrogate"));
+                            }
+                            if (0xd800..0xdc00).contains(&unit) {
+                                let low = match self.b.get(self.pos..self.pos + 2) {
+                                    Some(b"\\u") => {
+                                        self.pos += 2;
+                                        self.hex4()?
+                                    }
+                                    _ => 0,
+                                };
+                                if !(0xdc00..0xe000).contains(&low) {
+                                    return Err((at, "\\u escape of a lone high surrogate"));
                                 }
-                                self.pos += 1;
                             }
                         }
                         _ => return Err((self.pos, "bad escape in string")),
@@ -462,14 +489,81 @@ pub fn unescape(raw: &[u8]) -> Option<String> {
             'r' => out.push('\r'),
             't' => out.push('\t'),
             'u' => {
-                let hex: String = it.by_ref().take(4).collect();
-                let cp = u32::from_str_radix(&hex, 16).ok()?;
-                out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                let unit = |it: &mut std::str::Chars| -> Option<u32> {
+                    let hex: String = it.take(4).collect();
+                    u32::from_str_radix(&hex, 16).ok()
+                };
+                let mut cp = unit(&mut it)?;
+                if (0xd800..0xdc00).contains(&cp) {
+                    // The pair's second half follows as its own escape.
+                    if (it.next(), it.next()) != (Some('\\'), Some('u')) {
+                        return None;
+                    }
+                    let low = unit(&mut it)?;
+                    if !(0xdc00..0xe000).contains(&low) {
+                        return None;
+                    }
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+                }
+                out.push(char::from_u32(cp)?);
             }
             _ => return None,
         }
     }
     Some(out)
+}
+
+/// `doc` (syntax-checked) with every surrogate-pair escape (`\\ud83d\\ude00`) written
+/// as the UTF-8 of its character: serde-json-core decodes `\\u` one unit at a time
+/// and refuses a surrogate half, so an escaped emoji would not decode as the same
+/// emoji written raw does. Nothing else changes, and the result is never longer.
+pub fn join_surrogate_escapes(doc: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_high = |b: &[u8]| {
+        b.len() >= 6
+            && b[0] == b'\\'
+            && b[1] == b'u'
+            && matches!(b[2], b'd' | b'D')
+            && matches!(b[3], b'8' | b'9' | b'a' | b'b' | b'A' | b'B')
+    };
+    if !doc.windows(6).any(is_high) {
+        return std::borrow::Cow::Borrowed(doc);
+    }
+    let mut out = Vec::with_capacity(doc.len());
+    let (mut i, mut in_string) = (0, false);
+    while i < doc.len() {
+        let c = doc[i];
+        if !in_string {
+            in_string = c == b'"';
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => in_string = false,
+            b'\\' if is_high(&doc[i..]) => {
+                // Checked: a high half here is followed by its low half.
+                if let Some(ch) = doc.get(i..i + 12).and_then(unescape) {
+                    out.extend_from_slice(ch.as_bytes());
+                    i += 12;
+                    continue;
+                }
+            }
+            b'\\' => {
+                // Any other escape passes as it is, both of its first bytes.
+                out.push(c);
+                i += 1;
+                if let Some(&n) = doc.get(i) {
+                    out.push(n);
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Escapes `s` as a JSON string literal, quotes included.
@@ -549,6 +643,31 @@ mod tests {
             check_syntax(deep.as_bytes()).unwrap_err().msg,
             "nested too deeply"
         );
+    }
+
+    #[test]
+    fn surrogate_pairs_join_and_lone_halves_are_refused() {
+        assert_eq!(unescape(br"a\ud83d\ude00b").unwrap(), "a\u{1f600}b");
+        assert_eq!(unescape(br"\ud83d"), None);
+        let doc = br#"{"a\ud83d\ude00": "x\\ud83d\"\ud83c\udfed\u00e9"}"#;
+        check_syntax(doc).unwrap();
+        let joined = join_surrogate_escapes(doc);
+        assert_eq!(
+            std::str::from_utf8(&joined).unwrap(),
+            "{\"a\u{1f600}\": \"x\\\\ud83d\\\"\u{1f3ed}\\u00e9\"}"
+        );
+        check_syntax(&joined).unwrap();
+        for bad in [
+            &br#""\ud83d""#[..],
+            br#""\udc00x""#,
+            br#""\ud83dx""#,
+            br#""\ud83d\u0041""#,
+        ] {
+            assert!(
+                check_syntax(bad).unwrap_err().msg.contains("lone"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn parse(doc: &[u8]) -> Result<Config, Vec<ConfigError>> {
             ),
         }]);
     }
+    let doc: &[u8] = &json::join_surrogate_escapes(doc);
     let raw = decode::decode(doc)?;
     validate::validate(&raw)
 }

@@ -245,3 +245,80 @@ fn every_prefix_of_the_spec_example_is_rejected_without_panic() {
         }
     }
 }
+
+#[test]
+fn loopback_multicast_this_network_class_e_and_link_local_subnets_are_refused() {
+    for (subnet, block) in [
+        ("127.0.0.0/24", "127.0.0.0/8 (loopback)"),
+        ("224.0.0.0/24", "224.0.0.0/4 (multicast)"),
+        ("0.0.0.0/24", "0.0.0.0/8 (\"this network\")"),
+        (
+            "240.0.0.0/24",
+            "240.0.0.0/4 (reserved, class E, and broadcast)",
+        ),
+        ("169.254.1.0/24", "169.254.0.0/16 (link-local)"),
+        // Only a remote subnet may be this large; one that covers a block counts.
+        ("96.0.0.0/3", "127.0.0.0/8 (loopback)"),
+    ] {
+        if !subnet.ends_with("/3") {
+            let e = errors(&spec_with(
+                "\"subnet\": \"10.1.0.0/24\"",
+                &format!("\"subnet\": \"{subnet}\""),
+            ));
+            has(
+                &e,
+                &format!("networks[0].ip.subnet: {subnet} overlaps {block}"),
+            );
+        }
+        let e = errors(&spec_with(
+            "\"remote_subnets\": [\"172.31.0.0/16\"]",
+            &format!("\"remote_subnets\": [\"{subnet}\"]"),
+        ));
+        has(
+            &e,
+            &format!("networks[2].vpn.remote_subnets[0]: {subnet} overlaps {block}"),
+        );
+    }
+    // Next to a reserved block is fine.
+    let e = errors(&spec_with(
+        "\"remote_subnets\": [\"172.31.0.0/16\"]",
+        "\"remote_subnets\": [\"126.0.0.0/8\", \"128.0.0.0/8\", \"223.255.255.0/24\"]",
+    ));
+    assert!(e.is_empty(), "{e:?}");
+}
+
+#[test]
+fn escapes_decode_as_the_same_text_written_raw_surrogate_pairs_included() {
+    // In every kind of string field: ids, versions, names, secrets, DNS entries.
+    for (field, raw_value) in [
+        ("\"config_version\": \"17\"", "17 \u{1f600}"),
+        ("\"name\": \"fieldbus\"", "fieldbus-\u{e9}\u{1f3ed}"),
+        (
+            "\"psk\": \"a long shared secret\"",
+            "a long shared secret \u{1f511}\u{20ac}",
+        ),
+        ("\"host\": \"db\"", "d\u{1f600}b"),
+        ("\"name\": \"web\"", "w\u{e9}b"),
+    ] {
+        let key = field.split(':').next().unwrap();
+        let escaped: String = raw_value
+            .encode_utf16()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect();
+        let raw = parse(spec_with(field, &format!("{key}: \"{raw_value}\"")).as_bytes());
+        let esc = parse(spec_with(field, &format!("{key}: \"{escaped}\"")).as_bytes());
+        assert_eq!(
+            format!("{raw:?}"),
+            format!("{esc:?}"),
+            "{field} as {escaped}"
+        );
+    }
+    // A lone half of a pair cannot be UTF-8: refused with its position.
+    for lone in ["\\ud83d", "\\ude00", "\\ud83d\\u0041"] {
+        let e = errors(&spec_with(
+            "\"config_version\": \"17\"",
+            &format!("\"config_version\": \"{lone}\""),
+        ));
+        assert!(e[0].contains("lone"), "{lone}: {e:?}");
+    }
+}

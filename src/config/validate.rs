@@ -679,6 +679,28 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
     })
 }
 
+/// Address blocks no network may use (RFC 6890): traffic there never leaves a
+/// host, or is not unicast, so a network there breaks the device.
+const RESERVED: [(&str, [u8; 4], u8); 5] = [
+    ("0.0.0.0/8 (\"this network\")", [0, 0, 0, 0], 8),
+    ("127.0.0.0/8 (loopback)", [127, 0, 0, 0], 8),
+    ("169.254.0.0/16 (link-local)", [169, 254, 0, 0], 16),
+    ("224.0.0.0/4 (multicast)", [224, 0, 0, 0], 4),
+    (
+        "240.0.0.0/4 (reserved, class E, and broadcast)",
+        [240, 0, 0, 0],
+        4,
+    ),
+];
+
+/// The reserved block `net` overlaps, if any.
+fn reserved(net: &Ipv4Net) -> Option<&'static str> {
+    RESERVED
+        .iter()
+        .find(|(_, a, len)| net.overlaps(&Ipv4Net::containing(Ipv4Addr::from(*a), *len)))
+        .map(|(why, ..)| *why)
+}
+
 fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
     let subnet = v
         .req(&r.subnet, path.key("subnet"))
@@ -695,6 +717,10 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
             path.key("subnet"),
             format!("{subnet} is too large (at least /8)"),
         );
+        return None;
+    }
+    if let Some(why) = reserved(&subnet) {
+        v.err(path.key("subnet"), format!("{subnet} overlaps {why}"));
         return None;
     }
     let host_ok =
@@ -836,8 +862,12 @@ fn vpn_settings(v: &mut V, r: &RawVpn, path: &Path) -> Option<Vpn> {
         Some(l) if l.is_empty() => v.err(path.key("remote_subnets"), "must not be empty"),
         Some(l) => {
             for (i, s) in l.iter().enumerate() {
-                if let Some(n) = v.prefix(s, path.key("remote_subnets").index(i)) {
-                    remote_subnets.push(n);
+                let p = path.key("remote_subnets").index(i);
+                if let Some(n) = v.prefix(s, p.clone()) {
+                    match reserved(&n) {
+                        Some(why) => v.err(p, format!("{n} overlaps {why}")),
+                        None => remote_subnets.push(n),
+                    }
                 }
             }
         }

@@ -114,6 +114,7 @@ pub fn parse(doc: &[u8]) -> Result<MapServerConfig, Vec<ConfigError>> {
             ),
         )]
     })?;
+    let doc: &[u8] = &json::join_surrogate_escapes(doc);
     let root = trim(doc, 0..doc.len());
     if json::kind(doc, &root) != Kind::Object {
         return Err(vec![ConfigError::new(

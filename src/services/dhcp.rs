@@ -63,6 +63,8 @@ struct NetDhcp {
     bridge_mac: MacAddr,
     file: PathBuf,
     write_at: Option<Instant>,
+    /// For status: the lease file that was set aside at start, if one was.
+    warnings: Vec<String>,
 }
 
 pub struct DhcpShell {
@@ -85,6 +87,13 @@ pub fn wall_now() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
         .map(|t| t.tv_sec().max(0) as u64)
         .unwrap_or(0)
+}
+
+/// The most a network's lease file can hold: a line of at most 2 KiB (every field
+/// at its longest, escaped) per address of its pool, and never more than 64 MiB.
+fn lease_file_cap(cfg: &Config) -> u64 {
+    let pool = u64::from(u32::from(cfg.range_end).saturating_sub(u32::from(cfg.range_start))) + 1;
+    (4096 + pool * 2048).min(64 << 20)
 }
 
 fn lease_file(dir: &Path, net_id: &str) -> PathBuf {
@@ -148,9 +157,14 @@ impl DhcpShell {
                 None => {
                     let file = lease_file(&self.dir, &s.net_id);
                     let mut server = Server::new(s.cfg.clone());
-                    if let Ok(bytes) = std::fs::read(&file) {
-                        let n = server.restore(&bytes, now, wall_now());
-                        log::info!("network {}: {n} DHCP allocations restored", s.net_id);
+                    let mut warnings = Vec::new();
+                    match crate::persist::read_state(&file, lease_file_cap(&s.cfg)) {
+                        Ok(Some(bytes)) => {
+                            let n = server.restore(&bytes, now, wall_now());
+                            log::info!("network {}: {n} DHCP allocations restored", s.net_id);
+                        }
+                        Ok(None) => {}
+                        Err(e) => warnings.push(crate::persist::set_aside(&file, &e)),
                     }
                     self.nets.push(NetDhcp {
                         spec: s.clone(),
@@ -160,6 +174,7 @@ impl DhcpShell {
                         bridge_mac,
                         file,
                         write_at: None,
+                        warnings,
                     });
                 }
             }
@@ -488,6 +503,9 @@ impl Service for DhcpShell {
 
     /// Each endpoint's lease: its address (a static one wins), name and expiry.
     fn status(&self, net: &Network, _now: Instant, ns: &mut NetworkStatus) {
+        if let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net.id) {
+            ns.warnings.extend(n.warnings.iter().cloned());
+        }
         let leases = self.eco_leases(&net.id);
         if leases.is_empty() {
             return;

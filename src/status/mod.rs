@@ -123,6 +123,9 @@ pub struct NetworkStatus {
     pub kind: String,
     pub state: NetState,
     pub errors: Vec<String>,
+    /// What works but needs a look (a state file set aside, a write that failed and
+    /// is being retried); the network is not in error for them.
+    pub warnings: Vec<String>,
     pub bridge: String,
     pub active_port: Option<String>,
     pub standby_ports: Vec<String>,
@@ -140,6 +143,8 @@ pub struct Status {
     pub networks: Vec<NetworkStatus>,
     /// The errors of the last config that was rejected, if it came after the one running.
     pub rejected: Vec<String>,
+    /// The device's own warnings (a last good config set aside, …).
+    pub warnings: Vec<String>,
     /// Where the running config came from ("file /etc/econet/config.json", …).
     pub source: String,
     /// Kernel changes made by the last reconcile pass and since start.
@@ -176,6 +181,7 @@ impl Status {
             w.str(e);
         }
         w.end_arr();
+        warnings_json(&mut w, &self.warnings);
         if let Some(e) = &self.controller_error {
             w.key("controller_error").str(e);
         }
@@ -219,6 +225,9 @@ impl Status {
                 let _ = writeln!(s, "  {e}");
             }
         }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
         for n in &self.networks {
             let _ = writeln!(
                 s,
@@ -231,6 +240,9 @@ impl Status {
             );
             for e in &n.errors {
                 let _ = writeln!(s, "  error: {e}");
+            }
+            for w in &n.warnings {
+                let _ = writeln!(s, "  warning: {w}");
             }
             if let Some(p) = &n.active_port {
                 let _ = write!(s, "  port {p}");
@@ -342,6 +354,18 @@ impl Status {
     }
 }
 
+/// `"warnings": [...]`, only when there are some (an econet addition).
+fn warnings_json(w: &mut JsonWriter, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    w.key("warnings").begin_arr();
+    for x in warnings {
+        w.str(x);
+    }
+    w.end_arr();
+}
+
 fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
     w.begin_obj();
     w.key("id").str(&n.id);
@@ -353,6 +377,7 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
         w.str(e);
     }
     w.end_arr();
+    warnings_json(w, &n.warnings);
     w.key("bridge").str(&n.bridge);
     w.key("ports").begin_obj();
     w.key("active").opt_str(n.active_port.as_deref());
