@@ -453,9 +453,9 @@ impl Daemon {
             let Some(i) = cfg.networks.iter().position(|n| n.id == net_id) else {
                 continue;
             };
-            let mut hosts = crate::services::static_hosts(cfg, i);
-            hosts.extend(self.services.dhcp.hosts(&net_id));
-            self.services.dns.set_hosts(&net_id, hosts);
+            let hosts = crate::services::static_hosts(cfg, i);
+            let claims = self.services.dhcp.hosts(&net_id);
+            self.services.dns.set_names(&net_id, hosts, claims);
         }
     }
 
@@ -663,12 +663,14 @@ impl Daemon {
     /// Posts the status when it changed in substance (state, errors, endpoints,
     /// addresses; not counters), and every few minutes with counters.
     fn post_status(&mut self, now: Instant) {
-        let Some(c) = &self.controller else { return };
-        if !self.status_dirty && now < self.next_post {
+        if self.controller.is_none() || (!self.status_dirty && now < self.next_post) {
             return;
         }
         self.status_dirty = false;
+        // Names follow leases lazily; the status names their conflicts.
+        self.refresh_hosts();
         let s = self.status();
+        let Some(c) = &self.controller else { return };
         let substance = s.to_json(false);
         if substance != self.posted || now >= self.next_post {
             c.request(crate::controller::Request::Post(s.to_json(true)));
@@ -726,6 +728,7 @@ impl Handler for Daemon {
                 self.services.flush_one(at);
             }
             t if t >= T_CONN => {
+                self.refresh_hosts();
                 let status = self.status();
                 self.control
                     .service((t - T_CONN) as usize, &mut |r| match r {

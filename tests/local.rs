@@ -701,3 +701,44 @@ fn hostile_or_corrupt_state_files_are_set_aside_and_never_trusted() {
         "{s}"
     );
 }
+
+/// The probe's name hijacks, with a real client: `udhcpc -x hostname:db` (a
+/// `static_dns` name) and an ECO naming itself after another app. Configured names
+/// win, and the refusals show in status.
+#[test]
+fn an_eco_cannot_take_a_static_dns_name_or_another_apps_name() {
+    let b = setup();
+    let e = start(&b);
+    // eco1 is app "web"; eco2 is app "api", which asks for its own name.
+    let api = udhcpc(&b.eco2, &ClientDir::new(), "api").expect("api lease");
+    let web = udhcpc(&b.eco1, &ClientDir::new(), "db").expect("web lease");
+    let q = |name: &str| dig(&b.eco2, "10.1.0.1", &["+short", name]).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(3), || e
+        .status_json()
+        .contains("host name db asked by")));
+    assert_eq!(q("db.eco.internal").trim(), "10.1.0.77", "static_dns wins");
+    // web renews under api's name: refused too; api keeps its own.
+    b.eco1.ip(&["addr", "flush", "dev", "eth0"]);
+    assert_eq!(udhcpc(&b.eco1, &ClientDir::new(), "api"), Some(web));
+    assert!(wait_until(Duration::from_secs(3), || e
+        .status_json()
+        .contains("is the name of app api")));
+    assert_eq!(
+        q("api.eco.internal").trim(),
+        api.to_string(),
+        "the app keeps its name"
+    );
+    let s = e.status_json();
+    assert!(
+        s.contains(&format!(
+            "host name api asked by {web} (app a1) is the name of app api: not published"
+        )),
+        "{s}"
+    );
+    // The ECO gets its own name back when it asks for it.
+    b.eco1.ip(&["addr", "flush", "dev", "eth0"]);
+    assert_eq!(udhcpc(&b.eco1, &ClientDir::new(), "web"), Some(web));
+    assert!(wait_until(Duration::from_secs(3), || q("web.eco.internal")
+        .trim()
+        == web.to_string()));
+}

@@ -38,7 +38,7 @@ use crate::wire::dns::{
 };
 use crate::wire::{self, Error};
 use cache::{Cache, CacheLimits, ServeParams};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use zone::{Lookup, Zone};
@@ -122,6 +122,18 @@ pub struct NetParams {
     /// Reverse names of addresses in this subnet are answered locally (NXDOMAIN when
     /// unknown) instead of leaking to the upstreams.
     pub subnet: Option<Ipv4Net>,
+    /// The names of the apps on this network (host label, app id): configured, so a
+    /// DHCP client of another app cannot take one.
+    pub app_names: Vec<(String, String)>,
+}
+
+/// A host name a DHCP client asks for (option 12; its app's name by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostClaim {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    /// The app whose endpoint (or a guest behind it) asks.
+    pub app: String,
 }
 
 /// Counters for status and benchmarks (monotonic except the gauges at the end).
@@ -154,17 +166,91 @@ pub struct Counters {
 
 struct Network {
     params: NetParams,
+    /// Configured names (a statically addressed app's own name): always published.
     hosts: Vec<(String, Ipv4Addr)>,
+    /// Names DHCP clients ask for, published by [`Network::admit`]'s rules.
+    claims: Vec<HostClaim>,
+    /// Who holds each claimed name (its key): the first claimant keeps it.
+    holders: HashMap<String, String>,
+    /// The claims refused at the last rebuild, said in status.
+    conflicts: Vec<String>,
     zone: Zone,
     /// Names given that were not valid DNS names (skipped).
     skipped: usize,
 }
 
 impl Network {
+    /// A name as the zone compares it: lowercase, without a trailing dot or the
+    /// network's domain.
+    fn key(&self, name: &str) -> String {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        match &self.params.domain {
+            Some(d) => {
+                let suffix = format!(".{}", d.trim_end_matches('.').to_ascii_lowercase());
+                n.strip_suffix(&suffix).map(str::to_string).unwrap_or(n)
+            }
+            None => n,
+        }
+    }
+
+    /// The claims that may be published. Configured names always win: a claim on a
+    /// `static_dns` name, or on another app's name, is refused. Between two claims
+    /// on one name the holder keeps it (the app that had it at the last rebuild, or
+    /// the first in `claims`). Refusals are left in `conflicts`.
+    fn admit(&mut self) -> Vec<(String, Ipv4Addr)> {
+        let statics: HashSet<String> = self
+            .params
+            .static_dns
+            .iter()
+            .map(|h| self.key(&h.host))
+            .collect();
+        let apps: HashMap<String, (&str, &str)> = self
+            .params
+            .app_names
+            .iter()
+            .map(|(label, id)| (self.key(label), (label.as_str(), id.as_str())))
+            .collect();
+        let mut claims: Vec<(String, &HostClaim)> =
+            self.claims.iter().map(|c| (self.key(&c.name), c)).collect();
+        // Holders first, so they keep what they have.
+        claims.sort_by_key(|(k, c)| self.holders.get(k) != Some(&c.app));
+        let (mut holders, mut out, mut conflicts) = (HashMap::new(), Vec::new(), Vec::new());
+        for (k, c) in claims {
+            let refused = if statics.contains(&k) {
+                Some("a static_dns name".to_string())
+            } else if let Some((label, _)) = apps.get(&k).filter(|(_, id)| *id != c.app) {
+                Some(format!("the name of app {label}"))
+            } else {
+                match holders.get(&k) {
+                    Some(app) if *app != c.app => Some(format!("held by app {app}")),
+                    _ => None,
+                }
+            };
+            match refused {
+                Some(why) => conflicts.push(format!(
+                    "host name {} asked by {} (app {}) is {why}: not published",
+                    c.name, c.addr, c.app
+                )),
+                None => {
+                    holders.insert(k, c.app.clone());
+                    out.push((c.name.clone(), c.addr));
+                }
+            }
+        }
+        for c in conflicts.iter().filter(|c| !self.conflicts.contains(c)) {
+            log::warn!("{c}");
+        }
+        self.holders = holders;
+        self.conflicts = conflicts;
+        out
+    }
+
     fn rebuild(&mut self) -> wire::Result<()> {
+        let claimed = self.admit();
         let eco = self
             .hosts
             .iter()
+            .chain(claimed.iter())
             .map(|(n, a)| (n.as_str(), std::slice::from_ref(a)));
         let statics = self
             .params
@@ -339,16 +425,20 @@ impl Dns {
     /// Adds or updates a network. Fails (changing nothing) if `domain` is not a
     /// valid DNS name. Host names set earlier are kept.
     pub fn set_network(&mut self, net: NetId, params: NetParams) -> wire::Result<()> {
+        let old = self.nets.remove(&net);
         let mut n = Network {
             params,
-            hosts: self
-                .nets
-                .get(&net)
-                .map(|n| n.hosts.clone())
-                .unwrap_or_default(),
             zone: Zone::default(),
             skipped: 0,
+            hosts: Vec::new(),
+            claims: Vec::new(),
+            holders: HashMap::new(),
+            conflicts: Vec::new(),
         };
+        if let Some(o) = old {
+            (n.hosts, n.claims, n.holders, n.conflicts) =
+                (o.hosts, o.claims, o.holders, o.conflicts);
+        }
         n.rebuild()?;
         self.nets.insert(net, n);
         Ok(())
@@ -367,15 +457,33 @@ impl Dns {
         }
     }
 
-    /// Replaces a network's ECO host names (DHCP option 12, or the app name). Names
-    /// that are not valid DNS names are skipped; returns how many were. Unknown
-    /// networks are ignored (returns `None`): call [`Dns::set_network`] first.
+    /// Replaces a network's configured ECO host names (a statically addressed app's
+    /// name). Names that are not valid DNS names are skipped; returns how many were.
+    /// Unknown networks are ignored (returns `None`): call [`Dns::set_network`] first.
     pub fn set_hosts(&mut self, net: NetId, hosts: Vec<(String, Ipv4Addr)>) -> Option<usize> {
+        let claims = self.nets.get(&net)?.claims.clone();
+        self.set_names(net, hosts, claims)
+    }
+
+    /// Replaces both a network's configured host names and the names its DHCP
+    /// clients claim (see [`Network::admit`] for which claims are published).
+    pub fn set_names(
+        &mut self,
+        net: NetId,
+        hosts: Vec<(String, Ipv4Addr)>,
+        claims: Vec<HostClaim>,
+    ) -> Option<usize> {
         let n = self.nets.get_mut(&net)?;
         n.hosts = hosts;
+        n.claims = claims;
         // The domain was checked by set_network, so this cannot fail.
         let _ = n.rebuild();
         Some(n.skipped)
+    }
+
+    /// The host-name claims of a network refused at its last rebuild.
+    pub fn conflicts(&self, net: NetId) -> &[String] {
+        self.nets.get(&net).map_or(&[], |n| &n.conflicts)
     }
 
     pub fn counters(&self) -> Counters {

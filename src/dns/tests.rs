@@ -46,6 +46,7 @@ fn setup(limits: Limits) -> Dns {
                 },
             ],
             subnet: Some("10.1.0.0/24".parse().unwrap()),
+            app_names: vec![],
         },
     )
     .unwrap();
@@ -1181,4 +1182,92 @@ fn bench_hot_paths() {
         );
     }
     println!("{:?}", d.counters());
+}
+
+fn a_records(d: &mut Dns, name: &str) -> Vec<String> {
+    let r = ask(d, Instant::now(), &query(7, name, Type::A, None));
+    r.answers.into_iter().map(|(_, _, _, a)| a).collect()
+}
+
+fn claim(name: &str, addr: &str, app: &str) -> HostClaim {
+    HostClaim {
+        name: name.into(),
+        addr: ip(addr),
+        app: app.into(),
+    }
+}
+
+/// The probe's attacks: `udhcpc -x hostname:db`, and an ECO naming itself after
+/// another app. Configured names win; the refusals show.
+#[test]
+fn a_dhcp_client_cannot_take_a_static_dns_name_or_another_apps_name() {
+    let mut d = dns();
+    let mut p = NetParams {
+        domain: Some("eco.internal".into()),
+        upstreams: vec![up1()],
+        static_dns: vec![HostEntry {
+            host: "DB.eco.internal.".into(),
+            addrs: vec![ip("10.1.0.5")],
+        }],
+        subnet: Some("10.1.0.0/24".parse().unwrap()),
+        app_names: vec![
+            ("web4".into(), "app-web4".into()),
+            ("api".into(), "app-api".into()),
+        ],
+    };
+    d.set_network(NET, p.clone()).unwrap();
+    d.set_names(
+        NET,
+        vec![],
+        vec![
+            claim("db", "10.1.0.66", "app-api"),
+            claim("Web4", "10.1.0.66", "app-api"),
+            claim("api", "10.1.0.66", "app-api"),
+            claim("web4", "10.1.0.44", "app-web4"),
+        ],
+    );
+    assert_eq!(a_records(&mut d, "db.eco.internal"), ["10.1.0.5"]);
+    assert_eq!(a_records(&mut d, "web4.eco.internal"), ["10.1.0.44"]);
+    assert_eq!(a_records(&mut d, "api.eco.internal"), ["10.1.0.66"]);
+    let c = d.conflicts(NET).join("\n");
+    assert!(
+        c.contains("host name db asked by 10.1.0.66 (app app-api) is a static_dns name"),
+        "{c}"
+    );
+    assert!(
+        c.contains("host name Web4 asked by 10.1.0.66 (app app-api) is the name of app web4"),
+        "{c}"
+    );
+    assert_eq!(d.conflicts(NET).len(), 2);
+    // The conflicts outlive a change of the network's settings.
+    p.upstreams = vec![up2()];
+    d.set_network(NET, p).unwrap();
+    assert_eq!(d.conflicts(NET).len(), 2);
+    assert_eq!(a_records(&mut d, "db.eco.internal"), ["10.1.0.5"]);
+}
+
+#[test]
+fn between_two_dhcp_clients_the_first_holder_keeps_the_name() {
+    let mut d = dns();
+    let first = claim("cam", "10.1.0.31", "app-a");
+    let second = claim("cam", "10.1.0.32", "app-b");
+    d.set_names(NET, vec![], vec![first.clone()]);
+    // The newcomer is listed first (say, a lower address): the holder still wins.
+    d.set_names(NET, vec![], vec![second.clone(), first.clone()]);
+    assert_eq!(a_records(&mut d, "cam.eco.internal"), ["10.1.0.31"]);
+    assert!(d.conflicts(NET)[0].contains("is held by app app-a"));
+    // Once the holder lets it go, the other claimant gets it.
+    d.set_names(NET, vec![], vec![second.clone()]);
+    assert_eq!(a_records(&mut d, "cam.eco.internal"), ["10.1.0.32"]);
+    assert!(d.conflicts(NET).is_empty());
+    // The same app may hold a name with several addresses (two endpoints).
+    d.set_names(
+        NET,
+        vec![],
+        vec![second, claim("cam", "10.1.0.33", "app-b")],
+    );
+    assert_eq!(
+        a_records(&mut d, "cam.eco.internal"),
+        ["10.1.0.32", "10.1.0.33"]
+    );
 }

@@ -266,13 +266,19 @@ impl DhcpShell {
     }
 
     /// Host names for a network's DNS zone: every held lease with a name.
-    pub fn hosts(&self, net_id: &str) -> Vec<(String, Ipv4Addr)> {
+    pub fn hosts(&self, net_id: &str) -> Vec<crate::dns::HostClaim> {
         let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net_id) else {
             return Vec::new();
         };
         n.server
             .held()
-            .filter_map(|l| Some((super::host_label(l.hostname)?, l.ip)))
+            .filter_map(|l| {
+                Some(crate::dns::HostClaim {
+                    name: super::host_label(l.hostname)?,
+                    addr: l.ip,
+                    app: l.endpoint.app_id.clone(),
+                })
+            })
             .collect()
     }
 

@@ -244,9 +244,15 @@ impl DnsShell {
     }
 
     /// Replaces a network's host names (ECO names from DHCP or the app names).
-    pub fn set_hosts(&mut self, net_id: &str, hosts: Vec<(String, Ipv4Addr)>) {
+    /// A network's configured host names and the names its DHCP clients claim.
+    pub fn set_names(
+        &mut self,
+        net_id: &str,
+        hosts: Vec<(String, Ipv4Addr)>,
+        claims: Vec<crate::dns::HostClaim>,
+    ) {
         if let Some(&id) = self.ids.get(net_id) {
-            self.core.set_hosts(id, hosts);
+            self.core.set_names(id, hosts, claims);
         }
     }
 
@@ -478,6 +484,18 @@ impl super::Service for DnsShell {
             .map(|c| c.deadline)
             .min();
         crate::event_loop::earliest(self.core.poll_timeout(), conns)
+    }
+
+    /// Host names a DHCP client asked for and did not get, as warnings.
+    fn status(
+        &self,
+        net: &crate::config::Network,
+        _now: Instant,
+        ns: &mut crate::status::NetworkStatus,
+    ) {
+        if let Some(&id) = self.ids.get(&net.id) {
+            ns.warnings.extend(self.core.conflicts(id).iter().cloned());
+        }
     }
 
     /// Retries, SERVFAILs and idle connections due by `now`.

@@ -276,7 +276,7 @@ pub fn host_label(name: &str) -> Option<String> {
 /// address is in place.
 pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns::NetSpec> {
     let mut v = Vec::new();
-    for (_, n) in served(cfg, facts) {
+    for (i, n) in served(cfg, facts) {
         let Some(l3) = &n.ip else { continue };
         let upstreams = match (&l3.dns, n.kind) {
             (Some(list), _) => list
@@ -304,6 +304,7 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 upstreams,
                 static_dns: n.static_dns.clone(),
                 subnet: Some(l3.subnet),
+                app_names: app_names(cfg, i),
             },
         });
     }
@@ -405,6 +406,14 @@ pub fn vpn_specs(cfg: &Config, facts: &Facts) -> Vec<vpn::NetSpec> {
 }
 
 /// Host names of a network's ECOs with static addresses (by app name).
+/// The names of the apps with an endpoint on network `net`: (host label, app id).
+pub fn app_names(cfg: &Config, net: usize) -> Vec<(String, String)> {
+    cfg.endpoints()
+        .filter(|(_, i)| i.network == net)
+        .filter_map(|(a, _)| Some((host_label(&a.name)?, a.id.clone())))
+        .collect()
+}
+
 pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, Ipv4Addr)> {
     cfg.endpoints()
         .filter(|(_, i)| i.network == net)
