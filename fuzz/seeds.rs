@@ -42,9 +42,33 @@ fn targets() -> Vec<String> {
         .collect()
 }
 
+/// The frames captured from udhcpc, dhclient and dhcpcd: their DHCP requests, and the
+/// ARP around udhcpc's (its request for the gateway, its conflict probe, and the
+/// kernel's replies).
+fn dhcp_frames() -> Vec<(&'static str, &'static [u8])> {
+    let mut f = dhcp_request_frames().to_vec();
+    f.extend([
+        ("udhcpc_arp_request", &dhcp_cap::UDHCPC_ARP_REQUEST[..]),
+        ("kernel_arp_reply", &dhcp_cap::KERNEL_ARP_REPLY[..]),
+        ("udhcpc_arp_probe", &dhcp_cap::UDHCPC_ARP_PROBE[..]),
+        (
+            "kernel_arp_probe_reply",
+            &dhcp_cap::KERNEL_ARP_PROBE_REPLY[..],
+        ),
+    ]);
+    f
+}
+
 /// The DHCP client messages captured from udhcpc, dhclient and dhcpcd (UDP payloads).
 fn dhcp_requests() -> Vec<(&'static str, &'static [u8])> {
-    let frames: [(&str, &[u8]); 15] = [
+    dhcp_request_frames()
+        .into_iter()
+        .map(|(n, f)| (n, frame::parse_request(f, udp::Checksum::Ignore).unwrap().2))
+        .collect()
+}
+
+fn dhcp_request_frames() -> [(&'static str, &'static [u8]); 15] {
+    [
         ("udhcpc_discover", &dhcp_cap::UDHCPC_DISCOVER),
         ("udhcpc_request", &dhcp_cap::UDHCPC_REQUEST),
         ("udhcpc_renew", &dhcp_cap::UDHCPC_RENEW),
@@ -60,11 +84,7 @@ fn dhcp_requests() -> Vec<(&'static str, &'static [u8])> {
         ("dhcpcd_init_reboot", &dhcp_cap::DHCPCD_INIT_REBOOT),
         ("dhcpcd_release", &dhcp_cap::DHCPCD_RELEASE),
         ("dhcpcd_inform", &dhcp_cap::DHCPCD_INFORM),
-    ];
-    frames
-        .into_iter()
-        .map(|(n, f)| (n, frame::parse_request(f, udp::Checksum::Ignore).unwrap().2))
-        .collect()
+    ]
 }
 
 /// A lease file as the server writes it, after the captured clients' exchanges.
@@ -134,6 +154,10 @@ fn seeds() -> Seeds {
 
     for (n, p) in dhcp_requests() {
         add("dhcp_server", n, p);
+    }
+    // Whole frames, as the shell's packet socket reads them: DHCP and ARP.
+    for (n, f) in dhcp_frames() {
+        add("dhcp_server", &format!("frame_{n}"), f);
     }
     add("dhcp_server", "lease_file", &lease_file());
 
@@ -242,6 +266,8 @@ fn reaches(target: &str, seed: &[u8]) -> bool {
         "config" => crate::config::parse(seed).is_ok(),
         "dhcp_server" => {
             seed.starts_with(crate::dhcp::store::HEADER.as_bytes())
+                || frame::parse_request(seed, udp::Checksum::Ignore).is_some()
+                || frame::parse_arp(seed).is_some()
                 || dhcp_wire::Packet::new_checked(seed)
                     .is_ok_and(|p| dhcp_wire::Repr::parse(&p).is_ok())
         }
