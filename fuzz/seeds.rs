@@ -1,9 +1,10 @@
 //! Seed corpora for the fuzz targets in `fuzz/fuzz_targets/`, made from what the unit
 //! tests already hold: the packets captured from real peers (udhcpc, dhclient, dhcpcd,
-//! dnsmasq, dig, kdig, charon; `src/wire/testdata.rs`, `src/wire/*/captures.rs`), the
-//! spec's example config, and for LISP, which has no foreign peer here, the datagrams
-//! of an in-memory exchange between econet's xTRs and map server (the ones Wireshark
-//! decodes in `lisp::tests::wireshark_decodes_our_packets`).
+//! dnsmasq, dig, kdig, charon; `src/wire/testdata.rs`, `src/wire/*/captures.rs`); the
+//! spec's example config, the board profiles and the demo's map server config; and for
+//! LISP, which has no foreign peer here, the datagrams of an in-memory exchange between
+//! econet's xTRs and map server (the ones Wireshark decodes in
+//! `lisp::tests::wireshark_decodes_our_packets`).
 //!
 //! This file is part of econet's unit tests (`src/lib.rs` includes it under
 //! `cfg(test)`, so it reaches the captures). `cargo test` checks that every target in
@@ -146,11 +147,21 @@ fn seeds() -> Seeds {
         s.entry(t).or_default().push((name.to_string(), b.to_vec()));
     };
 
-    let spec = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("board/examples/spec-device.json"),
-    )
-    .unwrap();
-    add("config", "spec_device", &spec);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "board/examples/spec-device.json",
+        "board/generic-x86_64.json",
+        "board/rpi4-aarch64.json",
+        "board/imx6-armv7.json",
+    ] {
+        let name = f.rsplit('/').next().unwrap().trim_end_matches(".json");
+        add("config", name, &std::fs::read(root.join(f)).unwrap());
+    }
+    add(
+        "config",
+        "demo_map_server",
+        crate::demo::map_server_config().as_bytes(),
+    );
 
     for (n, p) in dhcp_requests() {
         add("dhcp_server", n, p);
@@ -263,7 +274,11 @@ fn seeds() -> Seeds {
 /// Whether `seed` gets past the first parser of `target`.
 fn reaches(target: &str, seed: &[u8]) -> bool {
     match target {
-        "config" => crate::config::parse(seed).is_ok(),
+        "config" => {
+            crate::config::parse(seed).is_ok()
+                || crate::lisp::ms_config::parse(seed).is_ok()
+                || crate::board::parse(seed).is_ok()
+        }
         "dhcp_server" => {
             seed.starts_with(crate::dhcp::store::HEADER.as_bytes())
                 || frame::parse_request(seed, udp::Checksum::Ignore).is_some()
