@@ -742,3 +742,114 @@ fn an_eco_cannot_take_a_static_dns_name_or_another_apps_name() {
         .trim()
         == web.to_string()));
 }
+
+/// 70 TCP connections to the gateway's port 53, each trickling a query one byte a
+/// second, for 12 s; prints `accepted N closed_by_server M max_life S open_at_end K`.
+const TRICKLE: &str = r#"
+import socket, sys, time
+q = bytes.fromhex("001c" "1234 0100 0001 0000 0000 0000 03777777 076578616d706c65 03636f6d 00 0001 0001".replace(" ", ""))
+conns = []
+for i in range(70):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect((sys.argv[1], 53))
+    except OSError:
+        continue
+    s.setblocking(False)
+    conns.append([s, time.time(), None])
+t0 = time.time()
+step = 0
+while time.time() - t0 < 12:
+    for c in conns:
+        if c[2] is not None:
+            continue
+        try:
+            if c[0].recv(1) == b"":
+                c[2] = time.time()
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            c[2] = time.time()
+            continue
+        try:
+            c[0].send(q[step % len(q):step % len(q) + 1])
+        except OSError:
+            c[2] = time.time()
+    step += 1
+    time.sleep(1)
+closed = [c[2] - c[1] for c in conns if c[2] is not None]
+print("accepted", len(conns), "closed_by_server", len(closed),
+      "max_life", round(max(closed) if closed else 0, 1),
+      "open_at_end", len(conns) - len(closed))
+"#;
+
+/// The probe's slow-loris: one ECO's 70 trickling TCP connections shut TCP DNS for
+/// every network for 45 s. Now a client gets a few connections, its network a fair
+/// share, and each query a deadline that trickling does not extend.
+#[test]
+fn one_ecos_trickling_tcp_connections_do_not_shut_tcp_dns_for_others() {
+    let b = setup();
+    let e = start(&b);
+    udhcpc(&b.eco1, &ClientDir::new(), "web").expect("web lease");
+    udhcpc(&b.eco2, &ClientDir::new(), "api").expect("api lease");
+    udhcpc(&b.eco3, &ClientDir::new(), "safe").expect("safe lease");
+    let attacker = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.eco1.name,
+            "python3",
+            "-c",
+            TRICKLE,
+            "10.1.0.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // While it trickles: TCP queries from another ECO on its network, and from an
+    // ECO of another network, all answered.
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    for _ in 0..8 {
+        let lan = dig(
+            &b.eco2,
+            "10.1.0.1",
+            &["+tcp", "+short", "+tries=1", "+time=2", "db.eco.internal"],
+        );
+        let vault = dig(
+            &b.eco3,
+            "10.2.0.1",
+            &["+tcp", "+short", "+tries=1", "+time=2", "safe"],
+        );
+        answered += usize::from(lan.is_some_and(|s| s.trim() == "10.1.0.77"));
+        answered += usize::from(vault.is_some_and(|s| s.starts_with("10.2.0.")));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let out = attacker.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        answered, 16,
+        "TCP queries answered during the trickle; attacker: {report}"
+    );
+    // The attacker held a few connections, each cut at the query deadline (5 s)
+    // however it trickled; the rest were refused at once.
+    let field = |k: &str| -> f64 {
+        let w: Vec<&str> = report.split_whitespace().collect();
+        w.iter()
+            .position(|x| *x == k)
+            .and_then(|i| w.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {report:?}"))
+    };
+    assert_eq!(field("open_at_end"), 0.0, "{report}");
+    assert!(field("max_life") <= 8.0, "{report}");
+    let s = e.status_json();
+    let refused: u64 = json_at(&s, "networks.0.dns.tcp_refused")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 60, "{s}");
+}
