@@ -800,7 +800,7 @@ fn one_ecos_trickling_tcp_connections_do_not_shut_tcp_dns_for_others() {
             "netns",
             "exec",
             &b.eco1.name,
-            "python3",
+            "/usr/bin/python3",
             "-c",
             TRICKLE,
             "10.1.0.1",
@@ -852,4 +852,41 @@ fn one_ecos_trickling_tcp_connections_do_not_shut_tcp_dns_for_others() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(refused >= 60, "{s}");
+}
+
+/// The probe's bookkeeping attack, with a real frame: an ECO's DHCPREQUEST for its
+/// own address but naming another chaddr. Before, the ECO's allowed entry moved to
+/// that MAC (at the next reconcile), cutting the ECO's own traffic off.
+#[test]
+fn a_request_naming_another_chaddr_does_not_move_the_ecos_allowed_entry() {
+    let b = setup();
+    let e = start(&b);
+    let a1 = udhcpc(&b.eco1, &ClientDir::new(), "web").expect("lease");
+    let script = format!(
+        r#"
+from scapy.all import Ether, IP, UDP, BOOTP, DHCP, sendp, get_if_hwaddr
+mac = get_if_hwaddr("eth0")
+p = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+     / UDP(sport=68, dport=67)
+     / BOOTP(chaddr=bytes.fromhex("020000007777") + bytes(10), xid=0x5157, flags=0x8000)
+     / DHCP(options=[("message-type", "request"), ("requested_addr", "{a1}"),
+                     ("server_id", "10.1.0.1"), "end"]))
+sendp(p, iface="eth0", verbose=0)
+"#
+    );
+    assert!(b.eco1.try_exec(&["/usr/bin/python3", "-c", &script]));
+    std::thread::sleep(Duration::from_millis(300));
+    // A reconcile pass rebuilds the allowed sets from the leases.
+    e.reload(&config(&b, "2", true));
+    let set = stdout(
+        &b.dev
+            .exec(&["nft", "list", "set", "bridge", "econet", "allowed4"]),
+    );
+    assert!(!set.contains("02:00:00:00:77:77"), "{set}");
+    b.eco1
+        .ip(&["route", "replace", "default", "via", "10.1.0.1"]);
+    assert!(
+        b.eco1.ping_within("192.0.2.1", 5),
+        "the ECO was cut off: {set}"
+    );
 }

@@ -479,11 +479,21 @@ impl Server {
         n >= self.cfg.max_leases_per_endpoint
     }
 
+    /// Sets (or ends) an allocation's lease. A lease that ends, however (release,
+    /// decline, expiry, the address taken back), is reported, so its sender leaves
+    /// the firewall's allowed set with it.
     fn set_lease(&mut self, ip: Ip, lease: Option<Lease>) {
         let Some(a) = self.allocs.get_mut(&ip) else {
             return;
         };
         let old = std::mem::replace(&mut a.lease, lease);
+        if old.is_some() && lease.is_none() {
+            let (ident, mac) = (a.ident.clone(), a.mac);
+            self.changed(false, &ident, mac, ip);
+        }
+        let Some(a) = self.allocs.get_mut(&ip) else {
+            return;
+        };
         let counted = |l: &Option<Lease>| l.is_some_and(|l| !l.provisional);
         let (was, is) = (counted(&old), counted(&lease));
         if was != is && a.ident.is_guest() {
@@ -1025,16 +1035,27 @@ impl Server {
                 .unwrap_or_default(),
             Ident::Guest(..) => String::new(),
         });
-        let mac = ctx.req.client_hardware_addr;
+        // The sender's MAC, which the firewall admits with the address: not chaddr,
+        // which a client may set to anything (an ECO's REQUEST naming another MAC
+        // must not move the ECO's own entry away from it).
+        let mac = ctx.src_mac;
         let owned = self.allocs.get(&ip).is_some_and(|a| &a.ident == ident);
         if owned {
+            let mut moved = None;
             if let Some(a) = self.allocs.get_mut(&ip) {
                 if a.hostname != host || a.mac != mac || a.last_used != wall {
                     self.touched = true;
                 }
+                if a.mac != mac && a.lease.is_some() {
+                    moved = Some(a.mac);
+                }
                 a.hostname = host;
                 a.mac = mac;
                 a.last_used = wall;
+            }
+            // A guest whose MAC changed: its old entry leaves.
+            if let Some(old) = moved {
+                self.changed(false, ident, old, ip);
             }
         } else {
             // A victim, or this identity's old address elsewhere, goes.
@@ -1059,7 +1080,7 @@ impl Server {
             self.dirty = true;
         }
         self.set_lease(ip, Some(lease));
-        self.changed(true, ident, ctx.src_mac, ip);
+        self.changed(true, ident, mac, ip);
         Some(reply)
     }
 
@@ -1080,7 +1101,6 @@ impl Server {
             self.touched = true;
         }
         self.set_lease(c, None);
-        self.changed(false, ident, ctx.src_mac, c);
     }
 
     /// Records a lease granted or ended for the shell ([`Server::take_changes`]).
@@ -1117,7 +1137,6 @@ impl Server {
             }
             self.remove_alloc(ip);
             self.dirty = true;
-            self.changed(false, ident, ctx.src_mac, ip);
         } else if self.resv_by_ident.get(ident) == Some(&ip) {
             self.remove_resv(ip);
         } else {

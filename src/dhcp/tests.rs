@@ -1578,3 +1578,66 @@ fn ten_thousand_leases() {
         assert_eq!(s2.eco_address(k), s.eco_address(k));
     }
 }
+
+/// The probe's bookkeeping fault: an ECO's REQUEST naming another chaddr moved the
+/// ECO's allowed entry to that MAC, cutting its own traffic off and leaving stale
+/// entries. Now the sender's MAC is what is admitted, a guest is admitted beside the
+/// ECO, and every entry leaves with its lease (expiry included).
+#[test]
+fn allowed_senders_are_the_frames_own_macs_and_leave_with_their_leases() {
+    use crate::dhcp::LeaseChange;
+    let mut c = config();
+    c.probe_window = Duration::ZERO;
+    c.lease_secs = 600;
+    let mut h = H::new(c);
+    // The ECO behind "vm" (its MAC is mac(3)) asks with chaddr 02:..:77.
+    let other = mac(0x77);
+    let d = edit_bytes(&guest_discover(other, None), |r| r.client_id = None);
+    let (_, offer) = h.reply("vm", mac(3), &d);
+    let (_, ack) = h.reply("vm", mac(3), &to_request(&d, offer.yiaddr));
+    assert_eq!(ack.kind, MessageType::Ack);
+    let eco_ip = ack.yiaddr;
+    assert_eq!(
+        h.s.take_changes(),
+        [LeaseChange::Granted {
+            endpoint: key("vm"),
+            mac: mac(3),
+            ip: eco_ip
+        }]
+    );
+    // A nested guest behind the same ECO, its frames from its own MAC: beside it.
+    let g = guest_discover(mac(0x42), Some(7));
+    let (_, offer) = h.reply("vm", mac(0x42), &g);
+    let (_, ack) = h.reply("vm", mac(0x42), &to_request(&g, offer.yiaddr));
+    let guest_ip = ack.yiaddr;
+    assert_ne!(guest_ip, eco_ip);
+    let held: Vec<(MacAddr, Ipv4Addr)> = h.s.held().map(|l| (l.mac, l.ip)).collect();
+    assert!(held.contains(&(mac(3), eco_ip)), "{held:?}");
+    assert!(held.contains(&(mac(0x42), guest_ip)), "{held:?}");
+    assert!(!held.iter().any(|(m, _)| *m == other), "{held:?}");
+    let _ = h.s.take_changes();
+    // Both leases expire: both entries leave, with the MACs they were admitted with.
+    h.advance(Duration::from_secs(601));
+    h.poll_all();
+    let mut ended = h.s.take_changes();
+    ended.sort_by_key(|c| match c {
+        LeaseChange::Ended { ip, .. } | LeaseChange::Granted { ip, .. } => *ip,
+    });
+    let mut want = vec![
+        LeaseChange::Ended {
+            endpoint: key("vm"),
+            mac: mac(3),
+            ip: eco_ip,
+        },
+        LeaseChange::Ended {
+            endpoint: key("vm"),
+            mac: mac(0x42),
+            ip: guest_ip,
+        },
+    ];
+    want.sort_by_key(|c| match c {
+        LeaseChange::Ended { ip, .. } | LeaseChange::Granted { ip, .. } => *ip,
+    });
+    assert_eq!(ended, want);
+    assert_eq!(h.s.held().count(), 0);
+}
