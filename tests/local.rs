@@ -890,3 +890,164 @@ sendp(p, iface="eth0", verbose=0)
         "the ECO was cut off: {set}"
     );
 }
+
+/// A guest behind `ns`'s ECO (a macvlan `ifname` on its eth0: its own MAC) asks for
+/// a lease with busybox udhcpc, afresh (no address requested); returns the address.
+fn guest_lease(ns: &Netns, ifname: &str) -> Option<std::net::Ipv4Addr> {
+    let out = ns.exec(&[
+        "timeout",
+        "20",
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-i",
+        ifname,
+        "-s",
+        "/bin/true",
+        "-t",
+        "5",
+        "-T",
+        "1",
+    ]);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    text.split("lease of ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn add_guests(ns: &Netns, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            let g = format!("g{i}");
+            ns.ip(&["link", "add", "link", "eth0", "name", &g, "type", "macvlan"]);
+            ns.ip(&[
+                "link",
+                "set",
+                &g,
+                "address",
+                &format!("02:00:00:00:9a:{i:02x}"),
+            ]);
+            ns.ip(&["link", "set", &g, "up"]);
+            g
+        })
+        .collect()
+}
+
+/// The probe's kill -9 during a lease burst: leases ACKed just before it were lost,
+/// and the same clients came back to other addresses. Now each batch's new
+/// allocations are on disk before their ACKs leave.
+#[test]
+fn leases_acked_just_before_kill_9_survive_it() {
+    let b = setup();
+    let mut e = start(&b);
+    let guests = add_guests(&b.eco1, 4);
+    // Leased in reverse order, so fresh clients asking in order would get others'.
+    let mut got = Vec::new();
+    for g in guests.iter().rev() {
+        got.push((g.clone(), guest_lease(&b.eco1, g).expect("guest lease")));
+    }
+    e.stop("KILL");
+    e.spawn();
+    for (g, a) in got.iter().rev() {
+        assert_eq!(guest_lease(&b.eco1, g), Some(*a), "{g} after kill -9");
+    }
+}
+
+/// Unmounts a test's tmpfs on drop.
+struct Umount(std::path::PathBuf);
+
+impl Drop for Umount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The probe's full state disk: leases ACKed and then lost across a restart, status
+/// `online` with no errors, the file never rewritten, a 0-byte temp file left. Now
+/// the failure shows (a warning and a counter), the write is retried until it
+/// succeeds, no temp file stays, and what was on disk stays there.
+#[test]
+fn a_full_state_disk_is_said_and_retried_and_loses_nothing_on_disk() {
+    let b = setup();
+    let mut e = start(&b);
+    let a2 = udhcpc(&b.eco2, &ClientDir::new(), "api").expect("lease");
+    e.stop("TERM");
+    // The state directory on a small filesystem of its own.
+    let st = e.state_dir();
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&st)
+        .unwrap()
+        .flatten()
+        .filter(|f| f.path().is_file())
+        .map(|f| (f.path(), std::fs::read(f.path()).unwrap()))
+        .collect();
+    run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=512k,mode=0700",
+        "econet-test",
+        &st.to_string_lossy(),
+    ]);
+    let _umount = Umount(st.clone());
+    for (p, bytes) in &files {
+        std::fs::write(p, bytes).unwrap();
+    }
+    e.spawn();
+    let leases = st.join("leases-lan.txt");
+    let before = std::fs::read_to_string(&leases).unwrap();
+    assert!(before.contains(&a2.to_string()));
+    // Fill it.
+    let filler = st.join("filler");
+    let _ = try_run(&[
+        "dd",
+        "if=/dev/zero",
+        &format!("of={}", filler.display()),
+        "bs=4k",
+    ]);
+    // DHCP keeps working; the failure shows, counted, in status.
+    let a1 = udhcpc(&b.eco1, &ClientDir::new(), "web").expect("lease on a full disk");
+    assert!(
+        wait_until(Duration::from_secs(5), || e
+            .status_json()
+            .contains("cannot write")),
+        "{}",
+        e.status_json()
+    );
+    let failures = |s: &str| -> u64 {
+        json_at(s, "networks.0.dhcp.lease_write_failures")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(failures(&e.status_json()) >= 1);
+    // No temporary file left; what was on disk is still there, whole.
+    let names: Vec<String> = std::fs::read_dir(&st)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    assert!(std::fs::read_to_string(&leases)
+        .unwrap()
+        .contains(&a2.to_string()));
+    // Space comes back: the file is written within a few seconds, the warning goes.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&leases).is_ok_and(|t| t.contains(&a1.to_string()))
+            && !e.status_json().contains("cannot write")
+    }));
+    // And both ECOs keep their addresses across a hard restart.
+    e.restart_hard();
+    for (ns, name, a) in [(&b.eco1, "web", a1), (&b.eco2, "api", a2)] {
+        ns.ip(&["addr", "flush", "dev", "eth0"]);
+        assert_eq!(udhcpc(ns, &ClientDir::new(), name), Some(a));
+    }
+}

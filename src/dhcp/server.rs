@@ -268,6 +268,8 @@ pub struct Server {
     prepared: HashSet<EpId>,
     dirty: bool,
     touched: bool,
+    /// Allocations made since the shell last took the journal (see `take_journal`).
+    fresh: Vec<Ip>,
     last_flush: Option<u64>,
     /// Leases granted or ended since the shell last took them.
     changes: Vec<LeaseChange>,
@@ -311,6 +313,7 @@ impl Server {
             prepared: HashSet::new(),
             dirty: false,
             touched: false,
+            fresh: Vec::new(),
             last_flush: None,
             changes: Vec::new(),
         };
@@ -1078,6 +1081,7 @@ impl Server {
                 },
             );
             self.dirty = true;
+            self.fresh.push(ip);
         }
         self.set_lease(ip, Some(lease));
         self.changed(true, ident, mac, ip);
@@ -1468,6 +1472,36 @@ impl Server {
         }
     }
 
+    /// The lines of the allocations made since the last call, in the [`store`] format
+    /// (no header): the shell appends them to the lease file, synced, before the
+    /// ACKs that granted them leave (group commit: one sync per batch). A later
+    /// snapshot supersedes them; `restore` lets the last line of an identity win.
+    pub fn take_journal(&mut self) -> Vec<u8> {
+        let mut out = String::new();
+        for ip in std::mem::take(&mut self.fresh) {
+            let Some(a) = self.allocs.get(&ip).filter(|a| !a.is_static) else {
+                continue;
+            };
+            let (ep, client) = match &a.ident {
+                Ident::Eco(e) => (*e, None),
+                Ident::Guest(e, c) => (*e, Some(c)),
+            };
+            let Some(key) = self.eps.key(ep) else {
+                continue;
+            };
+            store::encode_line(
+                Ipv4Addr::from(ip),
+                a.last_used,
+                a.mac,
+                key,
+                client,
+                &a.hostname,
+                &mut out,
+            );
+        }
+        out.into_bytes()
+    }
+
     /// Whether anything (even only last-used times) is unsaved: write on shutdown.
     pub fn has_unsaved(&self) -> bool {
         self.dirty || self.touched
@@ -1512,11 +1546,14 @@ impl Server {
 
     /// Loads allocations from a snapshot (call once, right after `new`). Lines that do
     /// not parse, addresses outside the range or taken by the gateway or a static IP,
-    /// ECOs that now have a static IP, and duplicates (the first wins) are dropped.
+    /// ECOs that now have a static IP, and duplicates are dropped: a later line of an
+    /// identity or an address wins (journal lines follow the snapshot they update).
     /// An allocation used recently enough that its lease may still run is held from
     /// reuse until it surely has ended. Returns how many allocations were restored.
     pub fn restore(&mut self, bytes: &[u8], now: Instant, wall: u64) -> usize {
         let (records, skipped) = store::decode(bytes);
+        let (records, superseded) = store::last_wins(records);
+        let skipped = skipped + superseded;
         let mut n = 0;
         let mut dropped = skipped;
         for rec in records {

@@ -1641,3 +1641,32 @@ fn allowed_senders_are_the_frames_own_macs_and_leave_with_their_leases() {
     assert_eq!(ended, want);
     assert_eq!(h.s.held().count(), 0);
 }
+
+/// Group commit's input: a new allocation is in the journal once; a renewal of an
+/// unchanged allocation writes nothing; a restore lets the journal's later line of
+/// an identity win over the snapshot's.
+#[test]
+fn the_journal_holds_new_allocations_only_and_its_lines_win_on_restore() {
+    let mut c = config();
+    c.probe_window = Duration::ZERO;
+    let mut h = H::new(c.clone());
+    let _ = h.reply("web", CLIENT, payload(&UDHCPC_DISCOVER));
+    h.reply("web", CLIENT, payload(&UDHCPC_REQUEST));
+    let journal = h.s.take_journal();
+    let text = String::from_utf8(journal.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("10.9.0.49 "), "{text}");
+    assert!(h.s.take_journal().is_empty(), "taken once");
+    h.advance(Duration::from_secs(1800));
+    h.reply("web", CLIENT, payload(&UDHCPC_RENEW));
+    assert!(h.s.take_journal().is_empty(), "a renewal writes nothing");
+    // A snapshot naming web at .49, then a journal line moving it to .55.
+    let snapshot = h.s.snapshot();
+    let moved = text.replacen("10.9.0.49 ", "10.9.0.55 ", 1);
+    let mut file = snapshot.clone();
+    file.extend_from_slice(moved.as_bytes());
+    let mut fresh = H::new(c);
+    assert_eq!(fresh.s.restore(&file, fresh.now, fresh.wall), 1);
+    let leases: Vec<Ipv4Addr> = fresh.s.held().map(|l| l.ip).collect();
+    assert_eq!(leases, [ip(55)]);
+}

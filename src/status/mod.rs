@@ -114,6 +114,13 @@ pub struct DnsStatus {
     pub forwards_limited: u64,
 }
 
+/// A network's DHCP service: how its lease file fares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhcpStatus {
+    /// Lease file writes that failed (each is retried until one succeeds).
+    pub lease_write_failures: u64,
+}
+
 /// A mesh network's xTR, as the mesh service reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeshStatus {
@@ -142,6 +149,7 @@ pub struct NetworkStatus {
     pub vpn: Option<VpnStatus>,
     pub mesh: Option<MeshStatus>,
     pub dns: Option<DnsStatus>,
+    pub dhcp: Option<DhcpStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -463,6 +471,11 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
             w.key("decap").num(m.decap);
             w.key("dropped").num(m.dropped);
         }
+        w.end_obj();
+    }
+    if let (Some(d), true) = (&n.dhcp, counters) {
+        w.key("dhcp").begin_obj();
+        w.key("lease_write_failures").num(d.lease_write_failures);
         w.end_obj();
     }
     if let (Some(d), true) = (&n.dns, counters) {
