@@ -16,6 +16,7 @@
 //!   UDP-encapsulated from the NAT-T socket to [`ChildSa::peer`]; inbound ESP is found
 //!   by SPI among all installed inbound SAs (old ones stay until their `ChildDown`).
 //! - [`Event::Keepalive`]: send the one byte 0xFF from the NAT-T socket.
+//! - [`Event::PeerMoved`]: send ESP to the new address from now on.
 //! - The shell reports the ESP it moves, once per batch: [`Ike::esp_sent`] after
 //!   sealing and sending, [`Ike::esp_received`] after an inbound packet opened (it
 //!   authenticated and was not a replay). ESP that keeps going out with none coming
@@ -345,6 +346,12 @@ pub enum Event {
     /// Send on this installed CHILD SA's outbound SA from now on.
     ChildSend {
         spis: ChildSpis,
+    },
+    /// An authenticated request came from a new address (a NAT in front of the peer
+    /// changed its mapping, §2.23): IKE answers there from now on, and ESP must go
+    /// there too.
+    PeerMoved {
+        remote: SocketAddrV4,
     },
     /// Remove both ESP SAs of this CHILD SA.
     ChildDown {

@@ -62,6 +62,8 @@ struct Side {
     events: Vec<Event>,
     sent: Vec<Datagram>,
     keepalives: usize,
+    /// Where ESP goes.
+    peer: Option<SocketAddrV4>,
 }
 
 impl Side {
@@ -74,6 +76,7 @@ impl Side {
             events: Vec::new(),
             sent: Vec::new(),
             keepalives: 0,
+            peer: None,
         }
     }
 
@@ -85,6 +88,7 @@ impl Side {
                     .insert(c.inbound.spi, Inbound::new(&c.inbound, c.lifetime, now));
                 assert!(old.is_none(), "inbound SPI installed twice");
                 let out = Outbound::new(&c.outbound, c.lifetime, now);
+                self.peer = Some(c.peer);
                 if matches!(ev, Event::ChildRekeyed { send: false, .. }) {
                     self.standby.insert(c.inbound.spi, out);
                 } else {
@@ -107,6 +111,7 @@ impl Side {
                 }
             }
             Event::Keepalive { .. } => self.keepalives += 1,
+            Event::PeerMoved { remote } => self.peer = Some(*remote),
             _ => {}
         }
     }
@@ -136,6 +141,9 @@ struct Pair {
     /// Returns false to drop a datagram.
     filter: Filter,
     delivered: usize,
+    /// a is behind a NAT with this outside mapping: b sees a's datagrams come from
+    /// it, and b's reach a only when sent to it.
+    nat: Option<SocketAddrV4>,
 }
 
 impl Pair {
@@ -148,6 +156,7 @@ impl Pair {
             wire: VecDeque::new(),
             filter: Box::new(|_, _| true),
             delivered: 0,
+            nat: None,
         }
     }
 
@@ -187,12 +196,21 @@ impl Pair {
                 if !(self.filter)(dir, &d) {
                     continue;
                 }
+                // (local, remote) as the receiver sees them.
+                let seen = match (dir, self.nat) {
+                    (_, None) => Some((d.remote, d.local)),
+                    (Dir::AtoB, Some(m)) => Some((d.remote, m)),
+                    (Dir::BtoA, Some(m)) => (d.remote == m).then_some((A, d.local)),
+                };
+                let Some((local, remote)) = seen else {
+                    continue;
+                };
                 self.delivered += 1;
                 let to = match dir {
                     Dir::AtoB => &mut self.b,
                     Dir::BtoA => &mut self.a,
                 };
-                let _ = to.ike.handle(now, d.remote, d.local, &d.data);
+                let _ = to.ike.handle(now, local, remote, &d.data);
             }
             if !busy {
                 return;
@@ -1386,4 +1404,65 @@ fn a_pending_request_stands_in_for_the_check() {
     p.advance(Duration::from_secs(5));
     p.traffic();
     p.converged();
+}
+
+/// a behind a NAT whose mapping changes (b, not behind one, sends to the old one):
+/// a's ESP still reaches b, b's is lost until a's check, sent from the new mapping,
+/// moves b there (`PeerMoved`: ESP follows). Measured with ESP both ways every 100 ms.
+#[test]
+fn a_new_nat_mapping_is_found_by_the_check_in_esp_silence() {
+    let m1 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 2), 40_001);
+    let m2 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 3), 51_002);
+    let mut p = Pair::new(cfg_a(), cfg_b());
+    p.nat = Some(m1);
+    p.a.ike.connect(p.now);
+    p.pump();
+    assert_eq!(p.b.peer, Some(m1));
+    assert_eq!(p.a.peer, Some(B));
+    let arrives = |p: &Pair| p.b.peer == p.nat;
+    for _ in 0..10 {
+        let b_to_a = arrives(&p);
+        p.esp_step(Some(true), Some(b_to_a));
+    }
+    p.nat = Some(m2);
+    let start = p.now;
+    let mut outage = None;
+    while p.now < start + Duration::from_secs(20) {
+        let b_to_a = arrives(&p);
+        if b_to_a && outage.is_none() {
+            outage = Some(p.now - start);
+            // One check did it.
+            assert_eq!(checks(&p.a), 1);
+        }
+        p.esp_step(Some(true), Some(b_to_a));
+    }
+    // The check 2 s in; its round trip takes no time here.
+    assert_eq!(outage, Some(Duration::from_secs(2)));
+    assert_eq!(p.b.peer, Some(m2));
+    assert_eq!(p.b.count(|e| matches!(e, Event::PeerMoved { .. })), 1);
+    assert!(p.a.downs().is_empty() && p.b.downs().is_empty());
+    // Rekeys after the move use the new address.
+    p.a.ike.rekey_children(p.now);
+    p.b.ike.rekey_ike(p.now);
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.b.peer, Some(m2));
+    assert_eq!(p.b.ike.status(p.now).remote, m2);
+    p.converged();
+}
+
+/// Without the ESP facts (the shell before this check existed), the same change
+/// costs the DPD interval: the tunnel is one-way until a's DPD.
+#[test]
+fn without_esp_facts_a_new_nat_mapping_waits_for_dpd() {
+    let m1 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 2), 40_001);
+    let mut p = Pair::new(cfg_a(), cfg_b());
+    p.nat = Some(m1);
+    p.a.ike.connect(p.now);
+    p.pump();
+    let start = p.now;
+    p.nat = Some(SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 3), 51_002));
+    while p.b.peer != p.nat && p.now < start + Duration::from_secs(20) {
+        p.advance(STEP);
+    }
+    assert_eq!(p.now - start, Duration::from_secs(10));
 }

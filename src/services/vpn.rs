@@ -254,6 +254,12 @@ impl VpnNet {
                         }
                     }
                 }
+                Event::PeerMoved { remote } => {
+                    log::info!("vpn {}: peer moved to {remote}", self.spec.net_id);
+                    if self.peer.is_some() {
+                        self.peer = Some(remote);
+                    }
+                }
                 Event::ChildDown { spis, .. } => self.remove(spis),
                 Event::IkeDown { reason } => {
                     log::warn!("vpn {}: IKE SA down ({reason:?})", self.spec.net_id);
