@@ -391,6 +391,15 @@ impl FwSpec {
         b.add_rule(f, TABLE, "guard", &r);
 
         let c = "eco_in";
+        // No VLAN tags: L3 networks are untagged, and a receiver takes a frame with
+        // priority tags (VLAN 0, one or two) as untagged, so a tag would hide the
+        // frame's protocol from the rules below. (The kernel has taken the outer tag
+        // off by now; `ether type` shows it again.)
+        for et in [0x8100u16, 0x88a8] {
+            let mut r = ether_type(et);
+            r.push(verdict(NF_DROP));
+            b.add_rule(f, TABLE, c, &r);
+        }
         // No DHCP server replies from ECOs.
         let mut r = ether_type(0x0800);
         r.extend(l4proto(17));

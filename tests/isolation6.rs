@@ -166,7 +166,8 @@ fn udp_all(mac: &str, src: &str, marker: &str) -> String {
 
 /// Captures in `ns` on eth0 while `f` runs; the markers among `markers` that arrived.
 fn arrived(ns: &Netns, markers: &[&str], f: impl FnOnce()) -> Vec<String> {
-    let cap = Capture::start(ns, "eth0", "udp port 5555", 100);
+    // No filter: tagged frames (one tag or two) are looked at as well.
+    let cap = Capture::start(ns, "eth0", "", 1000);
     f();
     let frames = cap.finish(Duration::from_secs(2));
     markers
@@ -256,14 +257,29 @@ fn an_eco_cannot_poison_neighbours_or_send_from_addresses_it_does_not_own() {
     );
 
     // Frames from A with a source it does not own reach no one; from its own
-    // address they do. Spoofs: B's link-local, a global and a ULA address, B's MAC.
+    // address they do. Spoofs: B's link-local, a global and a ULA address, B's MAC,
+    // and B's address behind a priority tag (VLAN 0, which receivers take as
+    // untagged) or two; the same tags in front of IPv4 from B's address.
+    let v4 = |tag: &str, marker: &str| {
+        format!(
+            "Ether(src='{MAC_A}', dst='ff:ff:ff:ff:ff:ff'){tag}/IP(src='10.9.0.11', dst='10.9.0.255')/UDP(sport=5555, dport=5555)/Raw(b'{marker}')"
+        )
+    };
     let frames = format!(
-        "[{own}, {b}, {g}, {u}, {mac}]",
+        "[{own}, {b}, {g}, {u}, {mac}, {tag}, {qinq}, {v4tag}, {v4qinq}]",
         own = udp_all(MAC_A, &a_ll, "own-ll"),
         b = udp_all(MAC_A, &b_ll, "spoof-b-ll"),
         g = udp_all(MAC_A, "2001:db8::a", "spoof-global"),
         u = udp_all(MAC_A, "fd00::a", "spoof-ula"),
         mac = udp_all(MAC_B, &b_ll, "spoof-b-mac"),
+        tag = udp_all(MAC_A, &b_ll, "spoof-vlan0").replacen(")/IPv6", ")/Dot1Q(vlan=0)/IPv6", 1),
+        qinq = udp_all(MAC_A, &b_ll, "spoof-qinq").replacen(
+            ")/IPv6",
+            ")/Dot1AD(vlan=0)/Dot1Q(vlan=0)/IPv6",
+            1
+        ),
+        v4tag = v4("/Dot1Q(vlan=0)", "spoof-v4-vlan0"),
+        v4qinq = v4("/Dot1AD(vlan=0)/Dot1Q(vlan=0)", "spoof-v4-qinq"),
     );
     let markers = [
         "own-ll",
@@ -271,6 +287,10 @@ fn an_eco_cannot_poison_neighbours_or_send_from_addresses_it_does_not_own() {
         "spoof-global",
         "spoof-ula",
         "spoof-b-mac",
+        "spoof-vlan0",
+        "spoof-qinq",
+        "spoof-v4-vlan0",
+        "spoof-v4-qinq",
     ];
     for ns in [&bed.c, &bed.b] {
         let got = arrived(ns, &markers, || send(&bed.a, &frames));
