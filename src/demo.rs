@@ -345,7 +345,7 @@ fn device2_config(sb: &Sandbox) -> String {
 }
 
 /// The map server's sites: one, the fleet's mesh subnet.
-fn map_server_config() -> String {
+pub(crate) fn map_server_config() -> String {
     format!(
         r#"{{"listen": "{MAP_SERVER}",
  "sites": [{{"name": "fleet", "key": "{MS_KEY}", "instance_id": 1000, "eid_prefixes": ["10.200.0.0/16"]}}]}}

@@ -29,3 +29,8 @@ pub mod dhcp;
 pub mod esp;
 pub mod ike;
 pub mod lisp;
+
+// Seed corpora for fuzz/, made from the captures the unit tests hold (see that file).
+#[cfg(test)]
+#[path = "../fuzz/seeds.rs"]
+mod fuzz_seeds;

@@ -1,10 +1,14 @@
-//! Any bytes as a LISP data packet into an xTR (clear and LISP-crypto), as a TUN read
+//! Any bytes as a LISP data packet into an xTR (clear and LISP-crypto; see
+//! lisp_common.rs), as a TUN read
 //! (vnet header then packet) into offload segmentation, and as packets into GRO.
 #![no_main]
-use econet::lisp::xtr::{Xtr, XtrConfig};
 use econet::services::gro::Gro;
 use econet::services::offload::{segments, VnetHdr, GSO_TCPV4, VNET_HDR_LEN};
+use econet::wire::lisp::DATA_PORT;
 use std::time::Instant;
+
+mod lisp_common;
+use lisp_common::*;
 
 /// The IPv4 header checksum over `b`.
 fn csum(b: &[u8], init: u32) -> u16 {
@@ -42,15 +46,10 @@ fn fix_up(p: &mut [u8]) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
-    let from = "198.51.100.7:4341".parse().unwrap();
     for encrypt in [false, true] {
-        let mut c = XtrConfig::new(1000);
-        c.encrypt = encrypt;
-        let mut x = Xtr::new(c, now);
-        x.set_local_rloc(now, Some("203.0.113.1".parse().unwrap()));
-        x.set_local_eids(now, &["10.200.1.10".parse().unwrap()]);
+        let mut x = xtr(encrypt, now);
         let mut buf = data.to_vec();
-        if let Ok(d) = x.handle_data(now, from, &mut buf) {
+        if let Ok(d) = x.handle_data(now, from(RLOC0, DATA_PORT), &mut buf) {
             assert!(d.inner.end <= buf.len());
         }
         while x.poll(now).is_some() {}

@@ -29,7 +29,7 @@ pub mod server;
 pub mod xtr;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Outer IPv4 + UDP + LISP header.
 pub const OVERHEAD_CLEAR: usize = 20 + 8 + crate::wire::lisp::data::HEADER_LEN;

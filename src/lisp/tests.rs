@@ -68,7 +68,7 @@ fn packet(src: Ipv4Addr, dst: Ipv4Addr, body: &[u8]) -> Vec<u8> {
 }
 
 /// (from, to, UDP payload).
-type Datagram = (SocketAddrV4, SocketAddrV4, Vec<u8>);
+pub(crate) type Datagram = (SocketAddrV4, SocketAddrV4, Vec<u8>);
 
 struct Dev {
     xtr: Xtr,
@@ -662,7 +662,7 @@ fn garbage_and_mutations_never_panic() {
 
 /// Packets of every kind econet sends, as (from, to, UDP payload), from real
 /// exchanges between the cores: the clear run, then the encrypted one.
-fn wire_samples() -> (Vec<Datagram>, Vec<Datagram>) {
+pub(crate) fn wire_samples() -> (Vec<Datagram>, Vec<Datagram>) {
     let mut n = Net::fleet(2, false);
     n.send(0, eco(1), b"clear data");
     n.advance(Duration::from_millis(1100)); // a probe and its reply, a re-registration

@@ -6,6 +6,7 @@
 
 use super::sock;
 use crate::dns::{Action, Dns, Limits, NetId, NetParams, Transport};
+use crate::wire::dns::tcp;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -24,8 +25,6 @@ const TCP_MSG_DEADLINE: Duration = Duration::from_secs(5);
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Most TCP connections to upstreams in flight.
 const MAX_TCP_UPSTREAMS: usize = 64;
-/// Largest DNS message over TCP, plus the length prefix.
-const TCP_BUF: usize = 65535 + 2;
 
 /// What the shell needs to know of one network.
 #[derive(Clone, Debug)]
@@ -52,7 +51,7 @@ struct TcpConn {
     net: NetId,
     peer: SocketAddr,
     sock: TcpStream,
-    inbuf: Vec<u8>,
+    inbuf: tcp::Reader,
     out: Vec<u8>,
     deadline: Instant,
     /// When it was accepted (the oldest of a crowded client goes first).
@@ -73,7 +72,7 @@ impl TcpConn {
             net,
             peer,
             sock,
-            inbuf: Vec::new(),
+            inbuf: tcp::Reader::default(),
             out: Vec::new(),
             deadline: now + TCP_IDLE,
             since: now,
@@ -83,16 +82,7 @@ impl TcpConn {
 
     /// Takes one complete length-prefixed message from the input, if there is one.
     fn take_message(&mut self) -> Option<Vec<u8>> {
-        if self.inbuf.len() < 2 {
-            return None;
-        }
-        let len = u16::from_be_bytes([self.inbuf[0], self.inbuf[1]]) as usize;
-        if self.inbuf.len() < 2 + len {
-            return None;
-        }
-        let msg = self.inbuf[2..2 + len].to_vec();
-        self.inbuf.drain(..2 + len);
-        Some(msg)
+        self.inbuf.next_message()
     }
 
     /// Reads what is available; `false` when the connection is finished.
@@ -102,8 +92,7 @@ impl TcpConn {
             match self.sock.read(&mut buf) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    self.inbuf.extend_from_slice(&buf[..n]);
-                    if self.inbuf.len() > TCP_BUF * 2 {
+                    if !self.inbuf.push(&buf[..n]) {
                         return false;
                     }
                 }
@@ -432,9 +421,7 @@ impl DnsShell {
                             .iter_mut()
                             .find(|c| c.net == net && c.peer == to)
                         {
-                            c.out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-                            c.out.extend_from_slice(msg);
-                            if !c.flush() {
+                            if !tcp::write_message(&mut c.out, msg) || !c.flush() {
                                 c.deadline = now;
                             }
                         }
@@ -462,9 +449,9 @@ impl DnsShell {
                         let src = n.spec.forward_from_gateway.then_some(n.spec.gateway);
                         if let Ok(sock) = sock::tcp_connect_nonblocking(upstream, src) {
                             let mut c = TcpConn::new(net, upstream, sock, now, false);
-                            c.out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-                            c.out.extend_from_slice(msg);
-                            self.upstreams.push(c);
+                            if tcp::write_message(&mut c.out, msg) {
+                                self.upstreams.push(c);
+                            }
                         }
                     }
                 }

@@ -1136,5 +1136,58 @@ fn name_at_eq(msg: &[u8], at: usize, wire: &[u8]) -> bool {
     }
 }
 
+/// DNS over TCP (RFC 1035 §4.2.2, RFC 7766 §8): every message is preceded by its
+/// length in two bytes, big-endian, and a connection carries any number of them.
+pub mod tcp {
+    /// The length prefix.
+    pub const PREFIX_LEN: usize = 2;
+    /// The longest message a prefix can announce.
+    pub const MAX_MESSAGE: usize = u16::MAX as usize;
+
+    /// The input side of one connection: bytes as they are read, cut into messages.
+    #[derive(Debug, Default)]
+    pub struct Reader {
+        buf: Vec<u8>,
+    }
+
+    impl Reader {
+        /// Most bytes held: two whole messages of the largest size. A peer that sends
+        /// more without its messages being taken is cut off.
+        pub const MAX_BUFFERED: usize = 2 * (PREFIX_LEN + MAX_MESSAGE);
+
+        /// Adds bytes read from the connection; `false` once more than
+        /// [`Reader::MAX_BUFFERED`] bytes wait (close the connection).
+        pub fn push(&mut self, bytes: &[u8]) -> bool {
+            self.buf.extend_from_slice(bytes);
+            self.buf.len() <= Self::MAX_BUFFERED
+        }
+
+        /// Takes the next complete message (without its prefix), if all of it is here.
+        pub fn next_message(&mut self) -> Option<Vec<u8>> {
+            let (prefix, rest) = self.buf.split_first_chunk::<PREFIX_LEN>()?;
+            let len = usize::from(u16::from_be_bytes(*prefix));
+            let msg = rest.get(..len)?.to_vec();
+            self.buf.drain(..PREFIX_LEN + len);
+            Some(msg)
+        }
+
+        /// Bytes waiting: a partial message, or messages not yet taken.
+        pub fn buffered(&self) -> usize {
+            self.buf.len()
+        }
+    }
+
+    /// Appends `msg` with its length prefix to a connection's output; `false` (and
+    /// nothing appended) when it is longer than [`MAX_MESSAGE`].
+    pub fn write_message(out: &mut Vec<u8>, msg: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(msg.len()) else {
+            return false;
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(msg);
+        true
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -348,3 +348,31 @@ fn header_setters() {
     assert_eq!(p.id(), 0xbeef);
     assert!(Packet::new_checked(&m[..11]).is_err());
 }
+
+/// dig's captured TCP stream cut at every byte boundary, and with dnsmasq's reply
+/// behind it in the same read: each message comes out whole, once, in order.
+#[test]
+fn tcp_framing_of_captured_streams() {
+    let stream = [DIG_TCP_QUERY, DNSMASQ_TCP_REPLY].concat();
+    for cut in 0..=stream.len() {
+        let mut r = tcp::Reader::default();
+        let mut got = Vec::new();
+        for part in [&stream[..cut], &stream[cut..]] {
+            assert!(r.push(part));
+            while let Some(m) = r.next_message() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, [&DIG_TCP_QUERY[2..], &DNSMASQ_TCP_REPLY[2..]]);
+        assert_eq!(r.buffered(), 0);
+    }
+    let mut out = Vec::new();
+    assert!(tcp::write_message(&mut out, &DIG_TCP_QUERY[2..]));
+    assert_eq!(out, DIG_TCP_QUERY);
+    assert!(!tcp::write_message(&mut out, &[0; tcp::MAX_MESSAGE + 1]));
+    assert_eq!(out, DIG_TCP_QUERY);
+    // A peer that never completes a message is cut off past two of the largest.
+    let mut r = tcp::Reader::default();
+    assert!(r.push(&[0xff; tcp::Reader::MAX_BUFFERED]));
+    assert!(!r.push(&[0xff]));
+}
