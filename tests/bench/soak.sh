@@ -27,7 +27,7 @@ DURATION=${1:-3600}
 SAMPLE=${2:-60}
 [ "$(id -u)" -eq 0 ] || { echo "soak: run as root" >&2; exit 2; }
 if [ -n "${ECONET_BIN:-}" ]; then
-  BIN=$ECONET_BIN
+  BIN=$(realpath "$ECONET_BIN")
 else
   cargo build --release --quiet
   BIN=$PWD/target/release/econet
