@@ -1479,27 +1479,32 @@ impl Server {
     pub fn take_journal(&mut self) -> Vec<u8> {
         let mut out = String::new();
         for ip in std::mem::take(&mut self.fresh) {
-            let Some(a) = self.allocs.get(&ip).filter(|a| !a.is_static) else {
-                continue;
-            };
-            let (ep, client) = match &a.ident {
-                Ident::Eco(e) => (*e, None),
-                Ident::Guest(e, c) => (*e, Some(c)),
-            };
-            let Some(key) = self.eps.key(ep) else {
-                continue;
-            };
-            store::encode_line(
-                Ipv4Addr::from(ip),
-                a.last_used,
-                a.mac,
-                key,
-                client,
-                &a.hostname,
-                &mut out,
-            );
+            self.encode_alloc(ip, &mut out);
         }
         out.into_bytes()
+    }
+
+    /// Appends the [`store`] line of the (non-static) allocation at `ip`, if any.
+    fn encode_alloc(&self, ip: Ip, out: &mut String) {
+        let Some(a) = self.allocs.get(&ip).filter(|a| !a.is_static) else {
+            return;
+        };
+        let (ep, client) = match &a.ident {
+            Ident::Eco(e) => (*e, None),
+            Ident::Guest(e, c) => (*e, Some(c)),
+        };
+        let Some(key) = self.eps.key(ep) else {
+            return;
+        };
+        store::encode_line(
+            Ipv4Addr::from(ip),
+            a.last_used,
+            a.mac,
+            key,
+            client,
+            &a.hostname,
+            out,
+        );
     }
 
     /// Whether anything (even only last-used times) is unsaved: write on shutdown.
@@ -1521,25 +1526,7 @@ impl Server {
         out.push_str(store::HEADER);
         out.push('\n');
         for ip in ips {
-            let Some(a) = self.allocs.get(&ip) else {
-                continue;
-            };
-            let (ep, client) = match &a.ident {
-                Ident::Eco(e) => (*e, None),
-                Ident::Guest(e, c) => (*e, Some(c)),
-            };
-            let Some(key) = self.eps.key(ep) else {
-                continue;
-            };
-            store::encode_line(
-                Ipv4Addr::from(ip),
-                a.last_used,
-                a.mac,
-                key,
-                client,
-                &a.hostname,
-                &mut out,
-            );
+            self.encode_alloc(ip, &mut out);
         }
         out.into_bytes()
     }
