@@ -15,7 +15,40 @@ use std::net::Ipv4Addr;
 
 pub const TABLE: &str = "econet";
 /// Bump when the rules below change, so running devices rebuild their tables.
-const RULES_VERSION: u32 = 1;
+const RULES_VERSION: u32 = 2;
+
+/// How long an IPv6 address stays an ECO port's after the port last used it. Without
+/// traffic the claim lapses and the address is free for the next claimant, so this is
+/// long: an idle ECO keeps its link-local address for a day.
+const V6_HOLD_MS: u64 = 24 * 3600 * 1000;
+/// The most (port, MAC, address) bindings, and claimed addresses, per bridge.
+const V6_BINDINGS: u32 = 2048;
+/// New claims a port may make: a burst of 16 (an ECO and the nested guests DHCP
+/// admits beside it, at most 16 by default), then 2 an hour. Bounds what one ECO can
+/// take of its bridge's bindings (16 + 48 a day of 2048).
+const V6_CLAIM_RATE: (u64, u64, u32) = (2, 3600, 16);
+/// The per-port claim meter (one element per ECO port that claimed something).
+const V6_METER_SIZE: u32 = 4096;
+const SET_CLAIM_METER: &str = "claims6";
+const MAP_ND6: &str = "nd6_port";
+/// Key lengths in the kernel's layout: ifname . ether_addr (padded to 8) . ipv6_addr.
+const BIND6_KEY_LEN: usize = 16 + 8 + 16;
+const CLAIM6_KEY_LEN: usize = 16;
+
+/// The set of (port, MAC, address) bindings on `bridge`.
+fn bind_set(bridge: &str) -> String {
+    format!("bind6_{bridge}")
+}
+
+/// The set of addresses claimed on `bridge` (by whichever port).
+fn claim_set(bridge: &str) -> String {
+    format!("claim6_{bridge}")
+}
+
+/// The chain with `bridge`'s first-come-first-served rules.
+fn nd6_chain(bridge: &str) -> String {
+    format!("nd6_{bridge}")
+}
 
 /// One of econet's bridges, as the firewall sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +72,22 @@ pub struct FwSpec {
     pub ports: Vec<String>,
     pub nets: Vec<FwNet>,
     /// Host-side interfaces of endpoints on L3 networks (anti-spoofing applies).
-    pub eco_ports: Vec<String>,
+    pub eco_ports: Vec<EcoPort>,
+}
+
+/// An endpoint's host-side interface on an L3 network, and that network's bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcoPort {
+    pub ifname: String,
+    pub bridge: String,
+}
+
+/// The IPv6 address claims of the bridge table in the kernel, kept across a rebuild
+/// of the table (each set's elements with the milliseconds they have left), so that
+/// replacing the rules never frees an address an ECO holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldClaims {
+    pub sets: Vec<(String, Vec<TimedKey>)>,
 }
 
 /// A tuple that may send from an endpoint: interface, MAC, IPv4 address.
@@ -98,8 +146,15 @@ impl FwSpec {
             .to_vec()
     }
 
-    /// The batch that replaces both tables with this structure and `allowed`.
-    pub fn build(&self, b: &mut Batch, replace: (bool, bool), allowed: &[Allowed]) {
+    /// The batch that replaces both tables with this structure and `allowed`, with
+    /// the IPv6 claims `held` (read from the table being replaced) carried over.
+    pub fn build(
+        &self,
+        b: &mut Batch,
+        replace: (bool, bool),
+        allowed: &[Allowed],
+        held: &HeldClaims,
+    ) {
         let fp = self.fingerprint();
         if replace.0 {
             b.del_table(NFPROTO_INET, TABLE);
@@ -108,7 +163,44 @@ impl FwSpec {
             b.del_table(NFPROTO_BRIDGE, TABLE);
         }
         self.build_inet(b, &fp);
-        self.build_bridge(b, &fp, allowed);
+        self.build_bridge(b, &fp, allowed, held);
+    }
+
+    /// The bridges with ECO ports, each once, in order.
+    fn eco_bridges(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        for p in &self.eco_ports {
+            if !v.contains(&p.bridge.as_str()) {
+                v.push(&p.bridge);
+            }
+        }
+        v
+    }
+
+    /// The IPv6 claims in the kernel's bridge table for this structure's bridges (a
+    /// bridge new to it has none). What cannot be read is left out: those ECOs
+    /// claim their addresses again with their next packet.
+    pub fn held_claims(&self, nft: &mut Nft) -> HeldClaims {
+        let mut held = HeldClaims::default();
+        for br in self.eco_bridges() {
+            for (set, key_len) in [
+                (bind_set(br), BIND6_KEY_LEN),
+                (claim_set(br), CLAIM6_KEY_LEN),
+            ] {
+                let max = V6_BINDINGS as usize;
+                match nft.set_elems_expiring(NFPROTO_BRIDGE, TABLE, &set, max) {
+                    Ok(elems) => {
+                        let keep = claims_to_keep(elems, key_len);
+                        if !keep.is_empty() {
+                            held.sets.push((set, keep));
+                        }
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => log::warn!("cannot read IPv6 claims of {br} to keep them: {e}"),
+                }
+            }
+        }
+        held
     }
 
     fn build_inet(&self, b: &mut Batch, fp: &[u8]) {
@@ -241,7 +333,7 @@ impl FwSpec {
         }
     }
 
-    fn build_bridge(&self, b: &mut Batch, fp: &[u8], allowed: &[Allowed]) {
+    fn build_bridge(&self, b: &mut Batch, fp: &[u8], allowed: &[Allowed], held: &HeldClaims) {
         let f = NFPROTO_BRIDGE;
         b.add_table(f, TABLE, fp);
         b.add_set(f, TABLE, "eco_ports", TYPE_IFNAME, 16);
@@ -259,7 +351,13 @@ impl FwSpec {
             concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]),
             24,
         );
-        let eco: Vec<Vec<u8>> = self.eco_ports.iter().map(|n| ifname(n).to_vec()).collect();
+        let bridges = self.eco_bridges();
+        self.add_v6_sets(b, &bridges, held);
+        let eco: Vec<Vec<u8>> = self
+            .eco_ports
+            .iter()
+            .map(|p| ifname(&p.ifname).to_vec())
+            .collect();
         b.add_elems(f, TABLE, "eco_ports", &eco);
         let (ips, macs) = allowed_keys(allowed);
         b.add_elems(f, TABLE, SET_ALLOWED4, &ips);
@@ -275,6 +373,16 @@ impl FwSpec {
             }),
         );
         b.add_chain(f, TABLE, "eco_in", None);
+        b.add_chain(f, TABLE, "eco_in6", None);
+        for br in &bridges {
+            b.add_chain(f, TABLE, &nd6_chain(br), None);
+        }
+        let to_chain: Vec<(Vec<u8>, i32, String)> = self
+            .eco_ports
+            .iter()
+            .map(|p| (ifname(&p.ifname).to_vec(), NFT_JUMP, nd6_chain(&p.bridge)))
+            .collect();
+        b.add_verdict_elems(f, TABLE, MAP_ND6, &to_chain);
         let mut r = in_set(META_IIFNAME, "eco_ports");
         r.push(Expr::Verdict {
             code: NFT_JUMP,
@@ -283,16 +391,27 @@ impl FwSpec {
         b.add_rule(f, TABLE, "guard", &r);
 
         let c = "eco_in";
-        // No DHCP server replies and no router advertisements from ECOs.
+        // No VLAN tags: L3 networks are untagged, and a receiver takes a frame with
+        // priority tags (VLAN 0, one or two) as untagged, so a tag would hide the
+        // frame's protocol from the rules below. (The kernel has taken the outer tag
+        // off by now; `ether type` shows it again.)
+        for et in [0x8100u16, 0x88a8] {
+            let mut r = ether_type(et);
+            r.push(verdict(NF_DROP));
+            b.add_rule(f, TABLE, c, &r);
+        }
+        // No DHCP server replies from ECOs.
         let mut r = ether_type(0x0800);
         r.extend(l4proto(17));
         r.extend(port_is(0, 67));
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, c, &r);
-        let mut r = ether_type(0x86dd);
-        r.extend(l4proto(58));
-        r.extend(field_is(BASE_TRANSPORT, 0, vec![134]));
-        r.push(verdict(NF_DROP));
+        // IPv6 has rules of its own.
+        let mut r = meta_protocol(0x86dd);
+        r.push(Expr::Verdict {
+            code: NFT_JUMP,
+            chain: Some("eco_in6".into()),
+        });
         b.add_rule(f, TABLE, c, &r);
         // DHCP from a client without an address yet, from any MAC (nested guests).
         let mut r = ether_type(0x0800);
@@ -339,27 +458,422 @@ impl FwSpec {
             r.push(verdict(NF_DROP));
             b.add_rule(f, TABLE, c, &r);
         }
-        let mut r = vec![
+        let mut r = own_mac();
+        r.push(verdict(NF_ACCEPT));
+        b.add_rule(f, TABLE, c, &r);
+        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+
+        self.build_eco_in6(b);
+        for br in &bridges {
+            build_nd6(b, br);
+        }
+    }
+
+    /// The IPv6 sets: per bridge, its bindings and claimed addresses (both aging out
+    /// a day after their last use, bounded, carried over from `held`); the per-port
+    /// claim meter; the map from ECO port to its bridge's chain.
+    fn add_v6_sets(&self, b: &mut Batch, bridges: &[&str], held: &HeldClaims) {
+        let f = NFPROTO_BRIDGE;
+        for br in bridges {
+            let (bind, claim) = (bind_set(br), claim_set(br));
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: &bind,
+                    key_type: concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR, TYPE_IP6ADDR]),
+                    key_len: BIND6_KEY_LEN as u32,
+                    flags: SET_F_EVAL,
+                    size: V6_BINDINGS,
+                    timeout_ms: Some(V6_HOLD_MS),
+                    ..SetDef::default()
+                },
+            );
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: &claim,
+                    key_type: TYPE_IP6ADDR,
+                    key_len: CLAIM6_KEY_LEN as u32,
+                    flags: SET_F_EVAL,
+                    size: V6_BINDINGS,
+                    timeout_ms: Some(V6_HOLD_MS),
+                    ..SetDef::default()
+                },
+            );
+            for (name, elems) in &held.sets {
+                if *name == bind || *name == claim {
+                    let n = elems.len().min(V6_BINDINGS as usize);
+                    b.add_elems_timed(f, TABLE, name, &elems[..n]);
+                }
+            }
+        }
+        b.add_set_def(
+            f,
+            TABLE,
+            &SetDef {
+                name: SET_CLAIM_METER,
+                key_type: TYPE_IFNAME,
+                key_len: 16,
+                flags: SET_F_EVAL,
+                size: V6_METER_SIZE,
+                timeout_ms: Some(V6_HOLD_MS),
+                ..SetDef::default()
+            },
+        );
+        b.add_set_def(
+            f,
+            TABLE,
+            &SetDef {
+                name: MAP_ND6,
+                key_type: TYPE_IFNAME,
+                key_len: 16,
+                data_type: Some(DATA_VERDICT),
+                ..SetDef::default()
+            },
+        );
+    }
+
+    /// IPv6 from an ECO port: checks that need no binding, then its bridge's chain.
+    fn build_eco_in6(&self, b: &mut Batch) {
+        let c = "eco_in6";
+        // Only from the port's own MACs.
+        let mut r = own_mac();
+        if let Some(Expr::Lookup { invert, .. }) = r.last_mut() {
+            *invert = true;
+        }
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+        // No router advertisements and no redirects.
+        for t in [ND_RA, ND_REDIRECT] {
+            let mut r = icmpv6_type(t);
+            r.push(verdict(NF_DROP));
+            add_rule6(b, c, &r);
+        }
+        // Neighbour discovery with its ICMPv6 header right after the IPv6 header (no
+        // extension headers, no fragments) and at most one 8-byte option, so the
+        // link-layer address options the rules check are the only ones there are.
+        let mut r = l4proto(58);
+        r.push(Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: 0,
+            len: 1,
+            dreg: REG_1,
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_GTE,
+            data: vec![ND_RS],
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_LTE,
+            data: vec![ND_REDIRECT],
+        });
+        r.extend(field_cmp(BASE_NETWORK, 6, vec![58], CMP_NEQ));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+        for (t, opt) in ND_OPTS {
+            let mut r = icmpv6_type(t);
+            r.extend(ip6_plen(opt, CMP_NEQ));
+            r.extend(ip6_plen(opt + 8, CMP_NEQ));
+            r.push(verdict(NF_DROP));
+            add_rule6(b, c, &r);
+        }
+        // Sources: link-local, or :: for DAD, router solicitations and MLD reports.
+        let mut r = ip6_is_link_local(BASE_NETWORK, 8, false);
+        r.extend(field_cmp(BASE_NETWORK, 8, vec![0; 16], CMP_NEQ));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+        let mut r = field_is(BASE_NETWORK, 8, vec![0; 16]);
+        r.push(Expr::Meta {
+            key: META_L4PROTO,
+            dreg: REG_1,
+        });
+        r.push(Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_NEQ,
+            data: vec![58],
+        });
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+        let mut r = field_is(BASE_NETWORK, 8, vec![0; 16]);
+        r.extend(l4proto(58));
+        r.push(Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: 0,
+            len: 1,
+            dreg: REG_1,
+        });
+        for t in [MLD_REPORT, MLD_DONE, ND_RS, ND_NS, MLD2_REPORT] {
+            r.push(Expr::Cmp {
+                sreg: REG_1,
+                op: CMP_NEQ,
+                data: vec![t],
+            });
+        }
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+        // Then the first-come-first-served rules of the port's bridge.
+        let r = vec![
             Expr::Meta {
                 key: META_IIFNAME,
                 dreg: REG_1,
             },
-            Expr::Payload {
-                base: BASE_LL,
-                offset: 6,
-                len: 6,
-                dreg: REG_2,
-            },
-            Expr::Lookup {
-                set: SET_ALLOWED_MAC.into(),
+            Expr::Vmap {
+                set: MAP_ND6.into(),
                 sreg: REG_1,
-                invert: false,
             },
         ];
-        r.push(verdict(NF_ACCEPT));
-        b.add_rule(f, TABLE, c, &r);
-        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+        add_rule6(b, c, &r);
+        add_rule6(b, c, &[verdict(NF_DROP)]);
     }
+}
+
+/// Of a claims set's elements, those to carry into a rebuilt table: keys of the
+/// set's layout (an older layout is dropped, not misread) with a second or more
+/// left, none longer than the hold time, at most a set's size.
+fn claims_to_keep(elems: Vec<TimedKey>, key_len: usize) -> Vec<TimedKey> {
+    elems
+        .into_iter()
+        .filter(|(k, ms)| k.len() == key_len && *ms >= 1000)
+        .map(|(k, ms)| (k, ms.min(V6_HOLD_MS)))
+        .take(V6_BINDINGS as usize)
+        .collect()
+}
+
+/// ICMPv6 types.
+const MLD_REPORT: u8 = 131;
+const MLD_DONE: u8 = 132;
+const ND_RS: u8 = 133;
+const ND_RA: u8 = 134;
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
+const ND_REDIRECT: u8 = 137;
+const MLD2_REPORT: u8 = 143;
+/// Neighbour discovery messages from ECOs and where their options begin.
+const ND_OPTS: [(u8, u16); 3] = [(ND_RS, 8), (ND_NS, 24), (ND_NA, 24)];
+/// ND option types: source and target link-layer address.
+const OPT_SLLA: u8 = 1;
+const OPT_TLLA: u8 = 2;
+
+/// Where an IPv6 address is in the packet: the source, or an ND target.
+#[derive(Clone, Copy)]
+enum Addr6 {
+    Source,
+    Target,
+}
+
+impl Addr6 {
+    fn at(self) -> (u32, u32) {
+        match self {
+            Addr6::Source => (BASE_NETWORK, 8),
+            Addr6::Target => (BASE_TRANSPORT, 8),
+        }
+    }
+}
+
+/// A bridge's first-come-first-served rules: an ECO port may use a link-local
+/// address if no other port (or other MAC of the port) on the bridge has used it
+/// within the hold time; its first use, or its DAD probe, claims it. ND messages
+/// must name the sender's own bound MAC and, for an advertisement, its own address.
+fn build_nd6(b: &mut Batch, bridge: &str) {
+    let (c, bind, claim) = (nd6_chain(bridge), bind_set(bridge), claim_set(bridge));
+    let from_any = field_is(BASE_NETWORK, 8, vec![0; 16]);
+    let mut dad = from_any.clone();
+    dad.extend(icmpv6_type(ND_NS));
+    // A DAD probe claims its target; an address's first use as source claims it.
+    for (cond, addr) in [
+        (dad, Addr6::Target),
+        (ip6_is_link_local(BASE_NETWORK, 8, true), Addr6::Source),
+    ] {
+        let mut ll = cond.clone();
+        if let Addr6::Target = addr {
+            let (base, off) = addr.at();
+            ll.extend(ip6_is_link_local(base, off, true));
+        }
+        // Claimed by another port or MAC on this bridge.
+        let mut r = ll.clone();
+        r.extend(binding(addr, LlFrom::Frame, &bind, true));
+        r.extend(load_addr(addr, REG_1));
+        r.push(Expr::Lookup {
+            set: claim.clone(),
+            sreg: REG_1,
+            invert: false,
+        });
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+        // A new claim: within the port's rate.
+        let mut r = ll.clone();
+        r.extend(binding(addr, LlFrom::Frame, &bind, true));
+        r.push(Expr::Meta {
+            key: META_IIFNAME,
+            dreg: REG_1,
+        });
+        r.push(Expr::Dynset {
+            set: SET_CLAIM_METER.into(),
+            op: DYNSET_OP_UPDATE,
+            sreg: REG_1,
+            timeout_ms: None,
+            expr: Some(Box::new(Expr::Limit {
+                rate: V6_CLAIM_RATE.0,
+                unit_secs: V6_CLAIM_RATE.1,
+                burst: V6_CLAIM_RATE.2,
+                over: true,
+            })),
+        });
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+        // Claim it, or refresh the claim.
+        let mut r = ll;
+        r.extend(load_addr(addr, REG_1));
+        r.push(Expr::Dynset {
+            set: claim.clone(),
+            op: DYNSET_OP_UPDATE,
+            sreg: REG_1,
+            timeout_ms: None,
+            expr: None,
+        });
+        r.extend(binding_key(addr, LlFrom::Frame));
+        r.push(Expr::Dynset {
+            set: bind.clone(),
+            op: DYNSET_OP_UPDATE,
+            sreg: REG_1,
+            timeout_ms: None,
+            expr: None,
+        });
+        add_rule6(b, &c, &r);
+        // Not bound now (a full set, or a DAD target that is not link-local): no.
+        let mut r = cond;
+        r.extend(binding(addr, LlFrom::Frame, &bind, true));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+    }
+    // Link-layer address options: the MAC bound to the address they speak for (the
+    // source's for RS and NS, the target's for NA); the other kind not at all.
+    for (t, opt) in ND_OPTS {
+        let (own, other, addr) = if t == ND_NA {
+            (OPT_TLLA, OPT_SLLA, Addr6::Target)
+        } else {
+            (OPT_SLLA, OPT_TLLA, Addr6::Source)
+        };
+        let mut with_opt = icmpv6_type(t);
+        with_opt.extend(ip6_plen(opt + 8, CMP_EQ));
+        let mut r = with_opt.clone();
+        r.extend(field_is(BASE_TRANSPORT, u32::from(opt), vec![own]));
+        r.extend(binding(addr, LlFrom::Option(opt), &bind, true));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+        let mut r = with_opt;
+        r.extend(field_is(BASE_TRANSPORT, u32::from(opt), vec![other]));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+    }
+    // An advertisement only for an address the sender holds.
+    let mut r = icmpv6_type(ND_NA);
+    r.extend(binding(Addr6::Target, LlFrom::Frame, &bind, true));
+    r.push(verdict(NF_DROP));
+    add_rule6(b, &c, &r);
+    add_rule6(b, &c, &[verdict(NF_ACCEPT)]);
+}
+
+/// A rule of the IPv6 chains, which only IPv6 frames reach. Rules that look into the
+/// IPv6 header say so again (`meta protocol ip6`): that is the dependency `nft` needs to
+/// show `ip6 saddr` and friends by name.
+fn add_rule6(b: &mut Batch, chain: &str, exprs: &[Expr]) {
+    let mut r = Vec::with_capacity(exprs.len() + 2);
+    let reads_ip6 = exprs.iter().any(|e| {
+        matches!(
+            e,
+            Expr::Payload {
+                base: BASE_NETWORK,
+                ..
+            }
+        )
+    });
+    if reads_ip6 {
+        r.extend(meta_protocol(0x86dd));
+    }
+    r.extend_from_slice(exprs);
+    b.add_rule(NFPROTO_BRIDGE, TABLE, chain, &r);
+}
+
+/// Where the MAC of a binding comes from: the frame's source, or an ND option.
+#[derive(Clone, Copy)]
+enum LlFrom {
+    Frame,
+    /// The link-layer address option at this offset in the ICMPv6 message.
+    Option(u16),
+}
+
+/// `iifname . MAC . ADDR` into registers 1.. (the key of `bind6_*`).
+fn binding_key(addr: Addr6, ll: LlFrom) -> Vec<Expr> {
+    let mac = match ll {
+        LlFrom::Frame => Expr::Payload {
+            base: BASE_LL,
+            offset: 6,
+            len: 6,
+            dreg: REG_2,
+        },
+        LlFrom::Option(o) => Expr::Payload {
+            base: BASE_TRANSPORT,
+            offset: u32::from(o) + 2,
+            len: 6,
+            dreg: REG_2,
+        },
+    };
+    let mut v = vec![
+        Expr::Meta {
+            key: META_IIFNAME,
+            dreg: REG_1,
+        },
+        mac,
+    ];
+    v.extend(load_addr(addr, reg32(6)));
+    v
+}
+
+/// `iifname . MAC . ADDR [!=] @set`
+fn binding(addr: Addr6, ll: LlFrom, set: &str, invert: bool) -> Vec<Expr> {
+    let mut v = binding_key(addr, ll);
+    v.push(Expr::Lookup {
+        set: set.into(),
+        sreg: REG_1,
+        invert,
+    });
+    v
+}
+
+fn load_addr(addr: Addr6, dreg: u32) -> Vec<Expr> {
+    let (base, offset) = addr.at();
+    vec![Expr::Payload {
+        base,
+        offset,
+        len: 16,
+        dreg,
+    }]
+}
+
+/// `iifname . ether saddr @allowed_mac`: one of the port's own MACs.
+fn own_mac() -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: META_IIFNAME,
+            dreg: REG_1,
+        },
+        Expr::Payload {
+            base: BASE_LL,
+            offset: 6,
+            len: 6,
+            dreg: REG_2,
+        },
+        Expr::Lookup {
+            set: SET_ALLOWED_MAC.into(),
+            sreg: REG_1,
+            invert: false,
+        },
+    ]
 }
 
 /// The set keys of `allowed`: (allowed4 keys, allowed_mac keys), deduplicated.
@@ -467,6 +981,71 @@ fn field_is(base: u32, offset: u32, data: Vec<u8>) -> Vec<Expr> {
     ]
 }
 
+/// The packet's bytes at `offset` from `base` compared with `data` by `op`.
+fn field_cmp(base: u32, offset: u32, data: Vec<u8>, op: u32) -> Vec<Expr> {
+    let mut v = field_is(base, offset, data);
+    if let Some(Expr::Cmp { op: o, .. }) = v.last_mut() {
+        *o = op;
+    }
+    v
+}
+
+/// `meta protocol T`: the frame's protocol after the kernel took off a VLAN tag.
+fn meta_protocol(t: u16) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: META_PROTOCOL,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: t.to_be_bytes().to_vec(),
+        },
+    ]
+}
+
+/// `icmpv6 type T`
+fn icmpv6_type(t: u8) -> Vec<Expr> {
+    let mut v = l4proto(58);
+    v.extend(field_is(BASE_TRANSPORT, 0, vec![t]));
+    v
+}
+
+/// `ip6 length OP LEN` (the payload length).
+fn ip6_plen(len: u16, op: u32) -> Vec<Expr> {
+    field_cmp(BASE_NETWORK, 4, len.to_be_bytes().to_vec(), op)
+}
+
+/// The IPv6 address at `offset` from `base` is (or is not) in fe80::/10.
+fn ip6_is_link_local(base: u32, offset: u32, is: bool) -> Vec<Expr> {
+    let mut mask = vec![0u8; 16];
+    mask[0] = 0xff;
+    mask[1] = 0xc0;
+    let mut ll = vec![0u8; 16];
+    ll[0] = 0xfe;
+    ll[1] = 0x80;
+    vec![
+        Expr::Payload {
+            base,
+            offset,
+            len: 16,
+            dreg: REG_1,
+        },
+        Expr::Bitwise {
+            reg: REG_1,
+            len: 16,
+            mask,
+            xor: vec![0; 16],
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: if is { CMP_EQ } else { CMP_NEQ },
+            data: ll,
+        },
+    ]
+}
+
 fn ether_type(t: u16) -> Vec<Expr> {
     vec![
         Expr::Payload {
@@ -557,4 +1136,132 @@ fn clamp_mss() -> Vec<Expr> {
             sreg: REG_1,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ports: &[(&str, &str)]) -> FwSpec {
+        FwSpec {
+            ports: vec![],
+            nets: ports
+                .iter()
+                .map(|(_, br)| FwNet {
+                    bridge: br.to_string(),
+                    l3: true,
+                    subnet: None,
+                    nat_port: None,
+                    tunnel: None,
+                    mark: 0,
+                })
+                .collect(),
+            eco_ports: ports
+                .iter()
+                .map(|(p, br)| EcoPort {
+                    ifname: p.to_string(),
+                    bridge: br.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The names (NFTA_*_NAME, attribute 2 or 3) and table-level names in a message.
+    fn str_attr(m: &[u8], ty: u16) -> Option<String> {
+        crate::netlink::link::raw_attrs(m)
+            .find(|(t, _)| *t == ty)
+            .map(|(_, v)| {
+                String::from_utf8_lossy(v)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+    }
+
+    #[test]
+    fn each_bridge_gets_its_claims_and_chain_and_each_port_its_bridges_chain() {
+        let s = spec(&[("va", "ec-lan"), ("vb", "ec-lan"), ("vc", "ec-ot")]);
+        let mut b = Batch::new(1);
+        s.build(&mut b, (false, false), &[], &HeldClaims::default());
+        let msgs = b.messages();
+        let sets: Vec<String> = msgs
+            .iter()
+            .filter(|(t, _)| *t == 9) // NFT_MSG_NEWSET
+            .filter_map(|(_, m)| str_attr(m, 2))
+            .collect();
+        for want in [
+            "bind6_ec-lan",
+            "claim6_ec-lan",
+            "bind6_ec-ot",
+            "claim6_ec-ot",
+            "claims6",
+            "nd6_port",
+        ] {
+            assert!(sets.iter().any(|s| s == want), "{want} in {sets:?}");
+        }
+        let chains: Vec<String> = msgs
+            .iter()
+            .filter(|(t, _)| *t == 3) // NFT_MSG_NEWCHAIN
+            .filter_map(|(_, m)| str_attr(m, 3))
+            .collect();
+        assert_eq!(
+            chains.iter().filter(|c| c.starts_with("nd6_")).count(),
+            2,
+            "{chains:?}"
+        );
+        // Every chain a map element jumps to exists before the element.
+        let pos = |name: &str| {
+            msgs.iter()
+                .position(|(t, m)| *t == 3 && str_attr(m, 3).as_deref() == Some(name))
+        };
+        let map_at = msgs
+            .iter()
+            .position(|(t, m)| *t == 12 && str_attr(m, 2).as_deref() == Some("nd6_port"))
+            .unwrap();
+        assert!(pos("nd6_ec-lan").unwrap() < map_at && pos("nd6_ec-ot").unwrap() < map_at);
+    }
+
+    #[test]
+    fn held_claims_are_carried_for_the_bridges_still_there() {
+        let s = spec(&[("va", "ec-lan")]);
+        let held = HeldClaims {
+            sets: vec![
+                ("claim6_ec-lan".into(), vec![(vec![0xfe; 16], 5000)]),
+                ("claim6_ec-gone".into(), vec![(vec![0xfe; 16], 5000)]),
+            ],
+        };
+        let mut b = Batch::new(1);
+        s.build(&mut b, (true, true), &[], &held);
+        let filled: Vec<String> = b
+            .messages()
+            .iter()
+            .filter(|(t, _)| *t == 12) // NFT_MSG_NEWSETELEM
+            .filter_map(|(_, m)| str_attr(m, 2))
+            .collect();
+        assert!(filled.iter().any(|s| s == "claim6_ec-lan"), "{filled:?}");
+        assert!(!filled.iter().any(|s| s == "claim6_ec-gone"), "{filled:?}");
+    }
+
+    #[test]
+    fn claims_kept_have_the_layout_time_left_and_count_of_the_sets() {
+        let elems = vec![
+            (vec![1; 16], 5000),
+            (vec![2; 12], 5000),     // another layout
+            (vec![3; 16], 999),      // about to go
+            (vec![4; 16], u64::MAX), // longer than anything econet sets
+        ];
+        assert_eq!(
+            claims_to_keep(elems, 16),
+            vec![(vec![1; 16], 5000), (vec![4; 16], V6_HOLD_MS)]
+        );
+        let many = vec![(vec![0; 16], 5000); V6_BINDINGS as usize + 10];
+        assert_eq!(claims_to_keep(many, 16).len(), V6_BINDINGS as usize);
+    }
+
+    #[test]
+    fn moving_a_port_to_another_bridge_changes_the_fingerprint() {
+        let a = spec(&[("va", "ec-lan")]);
+        let mut b = a.clone();
+        b.eco_ports[0].bridge = "ec-ot".into();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
 }

@@ -23,7 +23,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    {
+    let written = (|| -> io::Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -35,9 +35,47 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        // A full disk leaves the old file as it was, and no temporary file behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Appends `lines` to `path` and syncs them to disk before returning (a new file
+/// starts with `header`). A torn last line, if the power goes mid-write, is what
+/// readers skip.
+pub fn append_synced(path: &Path, header: &[u8], lines: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        f.write_all(header)?;
+    } else {
+        // After a torn write, start on a line of our own.
+        let mut last = [0u8];
+        if f.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+            f.write_all(b"\n")?;
+        }
+    }
+    f.write_all(lines)?;
+    f.sync_data()?;
+    if len == 0 {
+        // A new file's name must survive a power cut too.
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+    }
     Ok(())
 }
 
@@ -194,6 +232,20 @@ mod tests {
         assert!(msg.contains("zero.txt.bad"), "{msg}");
         assert!(fs::symlink_metadata(&zero).is_err());
         assert!(fs::symlink_metadata(dir.join("zero.txt.bad")).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn appends_start_a_file_with_its_header_and_mend_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("econet-append-{}", std::process::id()));
+        ensure_dir(&dir).unwrap();
+        let p = dir.join("j.txt");
+        append_synced(&p, b"h\n", b"a\n", 0o600).unwrap();
+        append_synced(&p, b"h\n", b"b\n", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"h\na\nb\n");
+        fs::write(&p, b"h\na\ntor").unwrap();
+        append_synced(&p, b"h\n", b"c\n", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"h\na\ntor\nc\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

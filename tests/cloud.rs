@@ -10,6 +10,7 @@ mod common;
 
 use common::capture::Capture;
 use common::clients::*;
+use common::nat;
 use common::strongswan::{Charon, SwanConf};
 use common::*;
 use std::time::Duration;
@@ -483,4 +484,243 @@ fn econet_to_econet_with_dhcp_on_both_sides() {
     assert!(eco_g.ping_within(&ip_a.to_string(), 5));
     // The DHCP MTU leaves room for ESP: 1500 - 80.
     assert!(stdout(&eco_a.ip(&["link", "show", "eth0"])).contains("mtu 1420"));
+}
+
+/// The longest a NAT mapping change may stop traffic: econet notices ESP going out
+/// with none coming back within 2 s and checks liveness from the new mapping, which
+/// moves the gateway there. The DPD interval (30 s here) must not matter.
+const NAT_OUTAGE_MAX_SECS: f64 = 5.0;
+
+/// The device behind a masquerading router (`wan` plays it), as a home or cellular
+/// router puts it, with one port:
+///
+/// ```text
+///   eco (10.3.0.20) ── dev eth0 192.168.7.2 ── lan0 nat wan0 203.0.113.2 ── 203.0.113.1 gw (charon) ── host 172.31.1.2
+/// ```
+fn nat_bed() -> Bed {
+    require_root();
+    let b = Bed {
+        dev: Netns::new("dev"),
+        wan: Netns::new("nat"),
+        gw: Netns::new("gw"),
+        host: Netns::new("host"),
+        eco: Netns::new("eco"),
+        dir: TempDir::new("cloudnat"),
+    };
+    veth(&b.dev, "eth0", &b.wan, "lan0");
+    veth(&b.wan, "wan0", &b.gw, "g0");
+    veth(&b.gw, "g1", &b.host, "h0");
+    for (ns, a, d) in [
+        (&b.dev, "192.168.7.2/24", "eth0"),
+        (&b.wan, "192.168.7.1/24", "lan0"),
+        (&b.wan, "203.0.113.2/24", "wan0"),
+        (&b.gw, "203.0.113.1/24", "g0"),
+        (&b.gw, "172.31.1.1/24", "g1"),
+        (&b.host, "172.31.1.2/24", "h0"),
+    ] {
+        ns.ip(&["addr", "add", a, "dev", d]);
+    }
+    b.dev.ip(&["route", "add", "default", "via", "192.168.7.1"]);
+    b.host.ip(&["route", "add", "default", "via", "172.31.1.1"]);
+    b.gw.exec(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
+    nat::masquerade(&b.wan, "wan0", &b.dir.path);
+    b
+}
+
+/// One port, the production DPD interval.
+fn nat_config(b: &Bed) -> String {
+    format!(
+        r#"{{"device_id": "dev", "config_version": "1",
+ "ports": [{{"name": "eth0", "ifname": "eth0"}}],
+ "networks": [{{"id": "vpc", "name": "to-vpc", "type": "cloud", "port": "eth0",
+   "ip": {{"subnet": "10.3.0.0/24", "dhcp_range": {{"start": "10.3.0.100", "end": "10.3.0.200"}}}},
+   "vpn": {{"remote": "203.0.113.1", "local_id": "device-42.example.com", "remote_id": "gw.example.com",
+           "auth": {{"psk": "{PSK}"}}, "remote_subnets": ["172.31.1.0/24"], "dpd_secs": 30}}}}],
+ "apps": [{{"id": "a1", "name": "web", "interfaces": [{{"name": "eth0", "network": "vpc", "ip": "10.3.0.20", "attach": {{"netns": "{}"}}}}]}}]}}"#,
+        b.eco.path()
+    )
+}
+
+/// Where charon sends to: the `remote … @ ADDR[PORT]` of its IKE SA.
+fn charon_peer(c: &Charon) -> Option<String> {
+    let sas = c.list_sas();
+    let line = sas
+        .lines()
+        .find(|l| l.trim_start().starts_with("remote "))?;
+    Some(line.split('@').nth(1)?.trim().to_string())
+}
+
+/// Both-way pings between `a` and `b` (a namespace and its address each) across
+/// `change`; asserts each direction's outage is at most [`NAT_OUTAGE_MAX_SECS`].
+fn nat_outage(
+    what: &str,
+    dir: &std::path::Path,
+    a: (&Netns, &str),
+    b: (&Netns, &str),
+    change: impl FnOnce(),
+) {
+    let pings = [
+        nat::PingLog::start(a.0, b.1, dir, 120),
+        nat::PingLog::start(b.0, a.1, dir, 120),
+    ];
+    let out = nat::outage_across(&pings, Duration::from_secs(45), change);
+    for (ping, secs) in &out {
+        eprintln!("{what}: {ping}: outage {secs:.2?} s");
+        let secs = secs.unwrap_or_else(|| panic!("{what}: {ping}: no replies within 45 s"));
+        assert!(
+            secs <= NAT_OUTAGE_MAX_SECS,
+            "{what}: {ping}: {secs:.2} s without replies (at most {NAT_OUTAGE_MAX_SECS} s)"
+        );
+    }
+}
+
+#[test]
+fn a_nat_mapping_change_costs_seconds_not_the_dpd_interval() {
+    let b = nat_bed();
+    let c = charon(&b, PSK, "device-42.example.com", "", "");
+    let e = start(&b, &nat_config(&b));
+    assert!(
+        wait_until(Duration::from_secs(10), || established(&e)),
+        "{}\n{}",
+        e.status_json(),
+        c.log()
+    );
+    let eco = (&b.eco, "10.3.0.20");
+    let host = (&b.host, "172.31.1.2");
+    // The router forgets its mappings: the next packets get new random ports.
+    let first = charon_peer(&c);
+    nat_outage("conntrack flush", &b.dir.path, eco, host, || {
+        nat::conntrack_flush(&b.wan)
+    });
+    let second = charon_peer(&c);
+    assert_ne!(first, second, "the gateway never saw a new mapping");
+    // The router gets a new outside address (its old mappings go with the old one).
+    nat_outage("new outside address", &b.dir.path, eco, host, || {
+        b.wan.ip(&["addr", "del", "203.0.113.2/24", "dev", "wan0"]);
+        b.wan.ip(&["addr", "add", "203.0.113.3/24", "dev", "wan0"]);
+    });
+    let third = charon_peer(&c);
+    assert!(
+        third
+            .as_deref()
+            .is_some_and(|p| p.starts_with("203.0.113.3[")),
+        "the gateway still sends to {third:?}"
+    );
+    // It was econet's check that moved it, not a reconnect.
+    assert!(e.log().contains("checking liveness"), "{}", e.log());
+    assert_eq!(vpn(&e, "last_down"), Some("null".into()));
+    assert!(established(&e), "{}", e.status_json());
+}
+
+/// A cloud network's config for the econet-to-econet bed: one port, DPD 30 s, one
+/// ECO at a fixed address outside the DHCP range.
+#[allow(clippy::too_many_arguments)]
+fn peer_config(
+    ids: (&str, &str),
+    remote: &str,
+    subnet: &str,
+    range: (&str, &str),
+    remote_subnet: &str,
+    initiator: bool,
+    eco_ip: &str,
+    eco: &Netns,
+) -> String {
+    let (local_id, remote_id) = ids;
+    format!(
+        r#"{{"device_id": "{local_id}", "ports": [{{"name": "eth0", "ifname": "eth0"}}],
+ "networks": [{{"id": "vpc", "name": "vpc", "type": "cloud", "port": "eth0",
+   "ip": {{"subnet": "{subnet}", "dhcp_range": {{"start": "{}", "end": "{}"}}}},
+   "vpn": {{"remote": "{remote}", "local_id": "{local_id}", "remote_id": "{remote_id}", "auth": {{"psk": "{PSK}"}},
+           "remote_subnets": ["{remote_subnet}"], "dpd_secs": 30, "initiator": {initiator}}}}}],
+ "apps": [{{"id": "x", "name": "{local_id}-eco", "interfaces": [{{"name": "eth0", "network": "vpc", "ip": "{eco_ip}", "attach": {{"netns": "{}"}}}}]}}]}}"#,
+        range.0,
+        range.1,
+        eco.path()
+    )
+}
+
+#[test]
+fn econet_to_econet_behind_a_nat_follows_a_new_mapping() {
+    require_root();
+    // As nat_bed, with a second econet as the gateway (responder) instead of charon:
+    //   ecoa 10.3.0.20 ── a eth0 192.168.7.2 ── nat 203.0.113.2 ── 203.0.113.1 g ── ecog 172.31.1.2
+    let a = Netns::new("a");
+    let nat = Netns::new("nat");
+    let g = Netns::new("g");
+    let eco_a = Netns::new("ecoa");
+    let eco_g = Netns::new("ecog");
+    let dir = TempDir::new("e2enat");
+    veth(&a, "eth0", &nat, "lan0");
+    veth(&nat, "wan0", &g, "eth0");
+    for (ns, addr, dev) in [
+        (&a, "192.168.7.2/24", "eth0"),
+        (&nat, "192.168.7.1/24", "lan0"),
+        (&nat, "203.0.113.2/24", "wan0"),
+        (&g, "203.0.113.1/24", "eth0"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev]);
+    }
+    a.ip(&["route", "add", "default", "via", "192.168.7.1"]);
+    nat::masquerade(&nat, "wan0", &dir.path);
+    let ea = Econet::start(
+        &a,
+        &peer_config(
+            ("a-peer", "g-peer"),
+            "203.0.113.1",
+            "10.3.0.0/24",
+            ("10.3.0.100", "10.3.0.200"),
+            "172.31.1.0/24",
+            true,
+            "10.3.0.20",
+            &eco_a,
+        ),
+    );
+    let eg = Econet::start(
+        &g,
+        &peer_config(
+            ("g-peer", "a-peer"),
+            "203.0.113.2",
+            "172.31.1.0/24",
+            ("172.31.1.100", "172.31.1.200"),
+            "10.3.0.0/24",
+            false,
+            "172.31.1.2",
+            &eco_g,
+        ),
+    );
+    for (eco, addr, gw) in [
+        (&eco_a, "10.3.0.20/24", "10.3.0.1"),
+        (&eco_g, "172.31.1.2/24", "172.31.1.1"),
+    ] {
+        eco.ip(&["addr", "add", addr, "dev", "eth0"]);
+        eco.ip(&["route", "add", "default", "via", gw]);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || established(&ea)
+            && established(&eg)),
+        "{}\n{}",
+        ea.status_json(),
+        eg.status_json()
+    );
+    let ends = ((&eco_a, "10.3.0.20"), (&eco_g, "172.31.1.2"));
+    nat_outage("econet: conntrack flush", &dir.path, ends.0, ends.1, || {
+        nat::conntrack_flush(&nat)
+    });
+    nat_outage(
+        "econet: new outside address",
+        &dir.path,
+        ends.0,
+        ends.1,
+        || {
+            nat.ip(&["addr", "del", "203.0.113.2/24", "dev", "wan0"]);
+            nat.ip(&["addr", "add", "203.0.113.3/24", "dev", "wan0"]);
+        },
+    );
+    assert!(ea.log().contains("checking liveness"), "{}", ea.log());
+    assert!(
+        eg.log().contains("peer moved to 203.0.113.3:"),
+        "{}",
+        eg.log()
+    );
+    assert!(established(&ea) && established(&eg));
 }

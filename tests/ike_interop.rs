@@ -281,6 +281,7 @@ impl Shell {
                         self.outbound = None;
                     }
                 }
+                Event::PeerMoved { remote } => self.peer = *remote,
                 Event::IkeUp { .. } | Event::IkeDown { .. } => {}
             }
             eprintln!("econet: {}", brief(&ev));

@@ -742,3 +742,312 @@ fn an_eco_cannot_take_a_static_dns_name_or_another_apps_name() {
         .trim()
         == web.to_string()));
 }
+
+/// 70 TCP connections to the gateway's port 53, each trickling a query one byte a
+/// second, for 12 s; prints `accepted N closed_by_server M max_life S open_at_end K`.
+const TRICKLE: &str = r#"
+import socket, sys, time
+q = bytes.fromhex("001c" "1234 0100 0001 0000 0000 0000 03777777 076578616d706c65 03636f6d 00 0001 0001".replace(" ", ""))
+conns = []
+for i in range(70):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect((sys.argv[1], 53))
+    except OSError:
+        continue
+    s.setblocking(False)
+    conns.append([s, time.time(), None])
+t0 = time.time()
+step = 0
+while time.time() - t0 < 12:
+    for c in conns:
+        if c[2] is not None:
+            continue
+        try:
+            if c[0].recv(1) == b"":
+                c[2] = time.time()
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            c[2] = time.time()
+            continue
+        try:
+            c[0].send(q[step % len(q):step % len(q) + 1])
+        except OSError:
+            c[2] = time.time()
+    step += 1
+    time.sleep(1)
+closed = [c[2] - c[1] for c in conns if c[2] is not None]
+print("accepted", len(conns), "closed_by_server", len(closed),
+      "max_life", round(max(closed) if closed else 0, 1),
+      "open_at_end", len(conns) - len(closed))
+"#;
+
+/// The probe's slow-loris: one ECO's 70 trickling TCP connections shut TCP DNS for
+/// every network for 45 s. Now a client gets a few connections, its network a fair
+/// share, and each query a deadline that trickling does not extend.
+#[test]
+fn one_ecos_trickling_tcp_connections_do_not_shut_tcp_dns_for_others() {
+    let b = setup();
+    let e = start(&b);
+    udhcpc(&b.eco1, &ClientDir::new(), "web").expect("web lease");
+    udhcpc(&b.eco2, &ClientDir::new(), "api").expect("api lease");
+    udhcpc(&b.eco3, &ClientDir::new(), "safe").expect("safe lease");
+    let attacker = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.eco1.name,
+            "/usr/bin/python3",
+            "-c",
+            TRICKLE,
+            "10.1.0.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // While it trickles: TCP queries from another ECO on its network, and from an
+    // ECO of another network, all answered.
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    for _ in 0..8 {
+        let lan = dig(
+            &b.eco2,
+            "10.1.0.1",
+            &["+tcp", "+short", "+tries=1", "+time=2", "db.eco.internal"],
+        );
+        let vault = dig(
+            &b.eco3,
+            "10.2.0.1",
+            &["+tcp", "+short", "+tries=1", "+time=2", "safe"],
+        );
+        answered += usize::from(lan.is_some_and(|s| s.trim() == "10.1.0.77"));
+        answered += usize::from(vault.is_some_and(|s| s.starts_with("10.2.0.")));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let out = attacker.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        answered, 16,
+        "TCP queries answered during the trickle; attacker: {report}"
+    );
+    // The attacker held a few connections, each cut at the query deadline (5 s)
+    // however it trickled; the rest were refused at once.
+    let field = |k: &str| -> f64 {
+        let w: Vec<&str> = report.split_whitespace().collect();
+        w.iter()
+            .position(|x| *x == k)
+            .and_then(|i| w.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {report:?}"))
+    };
+    assert_eq!(field("open_at_end"), 0.0, "{report}");
+    assert!(field("max_life") <= 8.0, "{report}");
+    let s = e.status_json();
+    let refused: u64 = json_at(&s, "networks.0.dns.tcp_refused")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 60, "{s}");
+}
+
+/// The probe's bookkeeping attack, with a real frame: an ECO's DHCPREQUEST for its
+/// own address but naming another chaddr. Before, the ECO's allowed entry moved to
+/// that MAC (at the next reconcile), cutting the ECO's own traffic off.
+#[test]
+fn a_request_naming_another_chaddr_does_not_move_the_ecos_allowed_entry() {
+    let b = setup();
+    let e = start(&b);
+    let a1 = udhcpc(&b.eco1, &ClientDir::new(), "web").expect("lease");
+    let script = format!(
+        r#"
+from scapy.all import Ether, IP, UDP, BOOTP, DHCP, sendp, get_if_hwaddr
+mac = get_if_hwaddr("eth0")
+p = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+     / UDP(sport=68, dport=67)
+     / BOOTP(chaddr=bytes.fromhex("020000007777") + bytes(10), xid=0x5157, flags=0x8000)
+     / DHCP(options=[("message-type", "request"), ("requested_addr", "{a1}"),
+                     ("server_id", "10.1.0.1"), "end"]))
+sendp(p, iface="eth0", verbose=0)
+"#
+    );
+    assert!(b.eco1.try_exec(&["/usr/bin/python3", "-c", &script]));
+    std::thread::sleep(Duration::from_millis(300));
+    // A reconcile pass rebuilds the allowed sets from the leases.
+    e.reload(&config(&b, "2", true));
+    let set = stdout(
+        &b.dev
+            .exec(&["nft", "list", "set", "bridge", "econet", "allowed4"]),
+    );
+    assert!(!set.contains("02:00:00:00:77:77"), "{set}");
+    b.eco1
+        .ip(&["route", "replace", "default", "via", "10.1.0.1"]);
+    assert!(
+        b.eco1.ping_within("192.0.2.1", 5),
+        "the ECO was cut off: {set}"
+    );
+}
+
+/// A guest behind `ns`'s ECO (a macvlan `ifname` on its eth0: its own MAC) asks for
+/// a lease with busybox udhcpc, afresh (no address requested); returns the address.
+fn guest_lease(ns: &Netns, ifname: &str) -> Option<std::net::Ipv4Addr> {
+    let out = ns.exec(&[
+        "timeout",
+        "20",
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-i",
+        ifname,
+        "-s",
+        "/bin/true",
+        "-t",
+        "5",
+        "-T",
+        "1",
+    ]);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    text.split("lease of ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn add_guests(ns: &Netns, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            let g = format!("g{i}");
+            ns.ip(&["link", "add", "link", "eth0", "name", &g, "type", "macvlan"]);
+            ns.ip(&[
+                "link",
+                "set",
+                &g,
+                "address",
+                &format!("02:00:00:00:9a:{i:02x}"),
+            ]);
+            ns.ip(&["link", "set", &g, "up"]);
+            g
+        })
+        .collect()
+}
+
+/// The probe's kill -9 during a lease burst: leases ACKed just before it were lost,
+/// and the same clients came back to other addresses. Now each batch's new
+/// allocations are on disk before their ACKs leave.
+#[test]
+fn leases_acked_just_before_kill_9_survive_it() {
+    let b = setup();
+    let mut e = start(&b);
+    let guests = add_guests(&b.eco1, 4);
+    // Leased in reverse order, so fresh clients asking in order would get others'.
+    let mut got = Vec::new();
+    for g in guests.iter().rev() {
+        got.push((g.clone(), guest_lease(&b.eco1, g).expect("guest lease")));
+    }
+    e.stop("KILL");
+    e.spawn();
+    for (g, a) in got.iter().rev() {
+        assert_eq!(guest_lease(&b.eco1, g), Some(*a), "{g} after kill -9");
+    }
+}
+
+/// Unmounts a test's tmpfs on drop.
+struct Umount(std::path::PathBuf);
+
+impl Drop for Umount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The probe's full state disk: leases ACKed and then lost across a restart, status
+/// `online` with no errors, the file never rewritten, a 0-byte temp file left. Now
+/// the failure shows (a warning and a counter), the write is retried until it
+/// succeeds, no temp file stays, and what was on disk stays there.
+#[test]
+fn a_full_state_disk_is_said_and_retried_and_loses_nothing_on_disk() {
+    let b = setup();
+    let mut e = start(&b);
+    let a2 = udhcpc(&b.eco2, &ClientDir::new(), "api").expect("lease");
+    e.stop("TERM");
+    // The state directory on a small filesystem of its own.
+    let st = e.state_dir();
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&st)
+        .unwrap()
+        .flatten()
+        .filter(|f| f.path().is_file())
+        .map(|f| (f.path(), std::fs::read(f.path()).unwrap()))
+        .collect();
+    run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=512k,mode=0700",
+        "econet-test",
+        &st.to_string_lossy(),
+    ]);
+    let _umount = Umount(st.clone());
+    for (p, bytes) in &files {
+        std::fs::write(p, bytes).unwrap();
+    }
+    e.spawn();
+    let leases = st.join("leases-lan.txt");
+    let before = std::fs::read_to_string(&leases).unwrap();
+    assert!(before.contains(&a2.to_string()));
+    // Fill it.
+    let filler = st.join("filler");
+    let _ = try_run(&[
+        "dd",
+        "if=/dev/zero",
+        &format!("of={}", filler.display()),
+        "bs=4k",
+    ]);
+    // DHCP keeps working; the failure shows, counted, in status.
+    let a1 = udhcpc(&b.eco1, &ClientDir::new(), "web").expect("lease on a full disk");
+    assert!(
+        wait_until(Duration::from_secs(5), || e
+            .status_json()
+            .contains("cannot write")),
+        "{}",
+        e.status_json()
+    );
+    let failures = |s: &str| -> u64 {
+        json_at(s, "networks.0.dhcp.lease_write_failures")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(failures(&e.status_json()) >= 1);
+    // No temporary file left; what was on disk is still there, whole.
+    let names: Vec<String> = std::fs::read_dir(&st)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    assert!(std::fs::read_to_string(&leases)
+        .unwrap()
+        .contains(&a2.to_string()));
+    // Space comes back: the file is written within a few seconds, the warning goes.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&leases).is_ok_and(|t| t.contains(&a1.to_string()))
+            && !e.status_json().contains("cannot write")
+    }));
+    // And both ECOs keep their addresses across a hard restart.
+    e.restart_hard();
+    for (ns, name, a) in [(&b.eco1, "web", a1), (&b.eco2, "api", a2)] {
+        ns.ip(&["addr", "flush", "dev", "eth0"]);
+        assert_eq!(udhcpc(ns, &ClientDir::new(), name), Some(a));
+    }
+}

@@ -268,6 +268,8 @@ pub struct Server {
     prepared: HashSet<EpId>,
     dirty: bool,
     touched: bool,
+    /// Allocations made since the shell last took the journal (see `take_journal`).
+    fresh: Vec<Ip>,
     last_flush: Option<u64>,
     /// Leases granted or ended since the shell last took them.
     changes: Vec<LeaseChange>,
@@ -311,6 +313,7 @@ impl Server {
             prepared: HashSet::new(),
             dirty: false,
             touched: false,
+            fresh: Vec::new(),
             last_flush: None,
             changes: Vec::new(),
         };
@@ -479,11 +482,21 @@ impl Server {
         n >= self.cfg.max_leases_per_endpoint
     }
 
+    /// Sets (or ends) an allocation's lease. A lease that ends, however (release,
+    /// decline, expiry, the address taken back), is reported, so its sender leaves
+    /// the firewall's allowed set with it.
     fn set_lease(&mut self, ip: Ip, lease: Option<Lease>) {
         let Some(a) = self.allocs.get_mut(&ip) else {
             return;
         };
         let old = std::mem::replace(&mut a.lease, lease);
+        if old.is_some() && lease.is_none() {
+            let (ident, mac) = (a.ident.clone(), a.mac);
+            self.changed(false, &ident, mac, ip);
+        }
+        let Some(a) = self.allocs.get_mut(&ip) else {
+            return;
+        };
         let counted = |l: &Option<Lease>| l.is_some_and(|l| !l.provisional);
         let (was, is) = (counted(&old), counted(&lease));
         if was != is && a.ident.is_guest() {
@@ -1025,16 +1038,27 @@ impl Server {
                 .unwrap_or_default(),
             Ident::Guest(..) => String::new(),
         });
-        let mac = ctx.req.client_hardware_addr;
+        // The sender's MAC, which the firewall admits with the address: not chaddr,
+        // which a client may set to anything (an ECO's REQUEST naming another MAC
+        // must not move the ECO's own entry away from it).
+        let mac = ctx.src_mac;
         let owned = self.allocs.get(&ip).is_some_and(|a| &a.ident == ident);
         if owned {
+            let mut moved = None;
             if let Some(a) = self.allocs.get_mut(&ip) {
                 if a.hostname != host || a.mac != mac || a.last_used != wall {
                     self.touched = true;
                 }
+                if a.mac != mac && a.lease.is_some() {
+                    moved = Some(a.mac);
+                }
                 a.hostname = host;
                 a.mac = mac;
                 a.last_used = wall;
+            }
+            // A guest whose MAC changed: its old entry leaves.
+            if let Some(old) = moved {
+                self.changed(false, ident, old, ip);
             }
         } else {
             // A victim, or this identity's old address elsewhere, goes.
@@ -1057,9 +1081,10 @@ impl Server {
                 },
             );
             self.dirty = true;
+            self.fresh.push(ip);
         }
         self.set_lease(ip, Some(lease));
-        self.changed(true, ident, ctx.src_mac, ip);
+        self.changed(true, ident, mac, ip);
         Some(reply)
     }
 
@@ -1080,7 +1105,6 @@ impl Server {
             self.touched = true;
         }
         self.set_lease(c, None);
-        self.changed(false, ident, ctx.src_mac, c);
     }
 
     /// Records a lease granted or ended for the shell ([`Server::take_changes`]).
@@ -1117,7 +1141,6 @@ impl Server {
             }
             self.remove_alloc(ip);
             self.dirty = true;
-            self.changed(false, ident, ctx.src_mac, ip);
         } else if self.resv_by_ident.get(ident) == Some(&ip) {
             self.remove_resv(ip);
         } else {
@@ -1449,6 +1472,41 @@ impl Server {
         }
     }
 
+    /// The lines of the allocations made since the last call, in the [`store`] format
+    /// (no header): the shell appends them to the lease file, synced, before the
+    /// ACKs that granted them leave (group commit: one sync per batch). A later
+    /// snapshot supersedes them; `restore` lets the last line of an identity win.
+    pub fn take_journal(&mut self) -> Vec<u8> {
+        let mut out = String::new();
+        for ip in std::mem::take(&mut self.fresh) {
+            self.encode_alloc(ip, &mut out);
+        }
+        out.into_bytes()
+    }
+
+    /// Appends the [`store`] line of the (non-static) allocation at `ip`, if any.
+    fn encode_alloc(&self, ip: Ip, out: &mut String) {
+        let Some(a) = self.allocs.get(&ip).filter(|a| !a.is_static) else {
+            return;
+        };
+        let (ep, client) = match &a.ident {
+            Ident::Eco(e) => (*e, None),
+            Ident::Guest(e, c) => (*e, Some(c)),
+        };
+        let Some(key) = self.eps.key(ep) else {
+            return;
+        };
+        store::encode_line(
+            Ipv4Addr::from(ip),
+            a.last_used,
+            a.mac,
+            key,
+            client,
+            &a.hostname,
+            out,
+        );
+    }
+
     /// Whether anything (even only last-used times) is unsaved: write on shutdown.
     pub fn has_unsaved(&self) -> bool {
         self.dirty || self.touched
@@ -1468,36 +1526,21 @@ impl Server {
         out.push_str(store::HEADER);
         out.push('\n');
         for ip in ips {
-            let Some(a) = self.allocs.get(&ip) else {
-                continue;
-            };
-            let (ep, client) = match &a.ident {
-                Ident::Eco(e) => (*e, None),
-                Ident::Guest(e, c) => (*e, Some(c)),
-            };
-            let Some(key) = self.eps.key(ep) else {
-                continue;
-            };
-            store::encode_line(
-                Ipv4Addr::from(ip),
-                a.last_used,
-                a.mac,
-                key,
-                client,
-                &a.hostname,
-                &mut out,
-            );
+            self.encode_alloc(ip, &mut out);
         }
         out.into_bytes()
     }
 
     /// Loads allocations from a snapshot (call once, right after `new`). Lines that do
     /// not parse, addresses outside the range or taken by the gateway or a static IP,
-    /// ECOs that now have a static IP, and duplicates (the first wins) are dropped.
+    /// ECOs that now have a static IP, and duplicates are dropped: a later line of an
+    /// identity or an address wins (journal lines follow the snapshot they update).
     /// An allocation used recently enough that its lease may still run is held from
     /// reuse until it surely has ended. Returns how many allocations were restored.
     pub fn restore(&mut self, bytes: &[u8], now: Instant, wall: u64) -> usize {
         let (records, skipped) = store::decode(bytes);
+        let (records, superseded) = store::last_wins(records);
+        let skipped = skipped + superseded;
         let mut n = 0;
         let mut dropped = skipped;
         for rec in records {

@@ -213,6 +213,27 @@ pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
     (out, skipped)
 }
 
+/// The records with, for each identity (endpoint and client) and each address,
+/// only the last line that names it; and how many lines that dropped.
+pub fn last_wins(records: Vec<Record>) -> (Vec<Record>, usize) {
+    use std::collections::HashSet;
+    let total = records.len();
+    let (mut idents, mut ips) = (HashSet::new(), HashSet::new());
+    let mut keep: Vec<Record> = Vec::with_capacity(total);
+    for r in records.into_iter().rev() {
+        let ident = (r.endpoint.clone(), r.client.clone());
+        if ips.contains(&r.ip) || idents.contains(&ident) {
+            continue;
+        }
+        ips.insert(r.ip);
+        idents.insert(ident);
+        keep.push(r);
+    }
+    keep.reverse();
+    let dropped = total - keep.len();
+    (keep, dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1578,3 +1578,95 @@ fn ten_thousand_leases() {
         assert_eq!(s2.eco_address(k), s.eco_address(k));
     }
 }
+
+/// The probe's bookkeeping fault: an ECO's REQUEST naming another chaddr moved the
+/// ECO's allowed entry to that MAC, cutting its own traffic off and leaving stale
+/// entries. Now the sender's MAC is what is admitted, a guest is admitted beside the
+/// ECO, and every entry leaves with its lease (expiry included).
+#[test]
+fn allowed_senders_are_the_frames_own_macs_and_leave_with_their_leases() {
+    use crate::dhcp::LeaseChange;
+    let mut c = config();
+    c.probe_window = Duration::ZERO;
+    c.lease_secs = 600;
+    let mut h = H::new(c);
+    // The ECO behind "vm" (its MAC is mac(3)) asks with chaddr 02:..:77.
+    let other = mac(0x77);
+    let d = edit_bytes(&guest_discover(other, None), |r| r.client_id = None);
+    let (_, offer) = h.reply("vm", mac(3), &d);
+    let (_, ack) = h.reply("vm", mac(3), &to_request(&d, offer.yiaddr));
+    assert_eq!(ack.kind, MessageType::Ack);
+    let eco_ip = ack.yiaddr;
+    assert_eq!(
+        h.s.take_changes(),
+        [LeaseChange::Granted {
+            endpoint: key("vm"),
+            mac: mac(3),
+            ip: eco_ip
+        }]
+    );
+    // A nested guest behind the same ECO, its frames from its own MAC: beside it.
+    let g = guest_discover(mac(0x42), Some(7));
+    let (_, offer) = h.reply("vm", mac(0x42), &g);
+    let (_, ack) = h.reply("vm", mac(0x42), &to_request(&g, offer.yiaddr));
+    let guest_ip = ack.yiaddr;
+    assert_ne!(guest_ip, eco_ip);
+    let held: Vec<(MacAddr, Ipv4Addr)> = h.s.held().map(|l| (l.mac, l.ip)).collect();
+    assert!(held.contains(&(mac(3), eco_ip)), "{held:?}");
+    assert!(held.contains(&(mac(0x42), guest_ip)), "{held:?}");
+    assert!(!held.iter().any(|(m, _)| *m == other), "{held:?}");
+    let _ = h.s.take_changes();
+    // Both leases expire: both entries leave, with the MACs they were admitted with.
+    h.advance(Duration::from_secs(601));
+    h.poll_all();
+    let mut ended = h.s.take_changes();
+    ended.sort_by_key(|c| match c {
+        LeaseChange::Ended { ip, .. } | LeaseChange::Granted { ip, .. } => *ip,
+    });
+    let mut want = vec![
+        LeaseChange::Ended {
+            endpoint: key("vm"),
+            mac: mac(3),
+            ip: eco_ip,
+        },
+        LeaseChange::Ended {
+            endpoint: key("vm"),
+            mac: mac(0x42),
+            ip: guest_ip,
+        },
+    ];
+    want.sort_by_key(|c| match c {
+        LeaseChange::Ended { ip, .. } | LeaseChange::Granted { ip, .. } => *ip,
+    });
+    assert_eq!(ended, want);
+    assert_eq!(h.s.held().count(), 0);
+}
+
+/// Group commit's input: a new allocation is in the journal once; a renewal of an
+/// unchanged allocation writes nothing; a restore lets the journal's later line of
+/// an identity win over the snapshot's.
+#[test]
+fn the_journal_holds_new_allocations_only_and_its_lines_win_on_restore() {
+    let mut c = config();
+    c.probe_window = Duration::ZERO;
+    let mut h = H::new(c.clone());
+    let _ = h.reply("web", CLIENT, payload(&UDHCPC_DISCOVER));
+    h.reply("web", CLIENT, payload(&UDHCPC_REQUEST));
+    let journal = h.s.take_journal();
+    let text = String::from_utf8(journal.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("10.9.0.49 "), "{text}");
+    assert!(h.s.take_journal().is_empty(), "taken once");
+    h.advance(Duration::from_secs(1800));
+    h.reply("web", CLIENT, payload(&UDHCPC_RENEW));
+    assert!(h.s.take_journal().is_empty(), "a renewal writes nothing");
+    // A snapshot naming web at .49, then a journal line moving it to .55.
+    let snapshot = h.s.snapshot();
+    let moved = text.replacen("10.9.0.49 ", "10.9.0.55 ", 1);
+    let mut file = snapshot.clone();
+    file.extend_from_slice(moved.as_bytes());
+    let mut fresh = H::new(c);
+    assert_eq!(fresh.s.restore(&file, fresh.now, fresh.wall), 1);
+    let leases: Vec<Ipv4Addr> = fresh.s.held().map(|l| l.ip).collect();
+    assert_eq!(leases, [ip(55)]);
+}

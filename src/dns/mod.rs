@@ -39,7 +39,7 @@ use crate::wire::dns::{
 use crate::wire::{self, Error};
 use cache::{Cache, CacheLimits, ServeParams};
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use zone::{Lookup, Zone};
 
@@ -93,6 +93,11 @@ pub struct Limits {
     /// The UDP payload size advertised to EDNS0 clients, and the cap on UDP replies
     /// (1232: no fragmentation on any common path).
     pub edns_udp_size: u16,
+    /// Queries each client (address, per network) may have forwarded upstream: this
+    /// many a second on average, in bursts of up to `forward_burst`. Cache hits and
+    /// local names do not count; a query over budget gets REFUSED.
+    pub forward_rate: u32,
+    pub forward_burst: u32,
 }
 
 impl Default for Limits {
@@ -107,6 +112,8 @@ impl Default for Limits {
             retry_after: Duration::from_secs(1),
             give_up_after: Duration::from_secs(4),
             edns_udp_size: 1232,
+            forward_rate: 100,
+            forward_burst: 1000,
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Counters {
     pub truncated: u64,
     /// Queries dropped without a reply (unreadable, responses, overload).
     pub dropped: u64,
+    /// Queries refused for being over their client's forwarding budget.
+    pub forwards_limited: u64,
     pub cache_entries: u64,
     pub cache_bytes: u64,
     pub pending: u64,
@@ -174,6 +183,8 @@ struct Network {
     holders: HashMap<String, String>,
     /// The claims refused at the last rebuild, said in status.
     conflicts: Vec<String>,
+    /// Queries refused for being over their client's forwarding budget.
+    forwards_limited: u64,
     zone: Zone,
     /// Names given that were not valid DNS names (skipped).
     skipped: usize,
@@ -394,7 +405,19 @@ pub struct Dns {
     timer_tail: u32,
     ids: Ids,
     counters: Counters,
+    /// Each client's forwarding budget (network, address).
+    budgets: HashMap<(NetId, IpAddr), Budget>,
 }
+
+/// A token bucket, in thousandths of a query.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    milli: u64,
+    at: Instant,
+}
+
+/// Most clients whose budget is remembered; full buckets are forgotten first.
+const MAX_BUDGETS: usize = 4096;
 
 impl Dns {
     pub fn new(limits: Limits) -> Dns {
@@ -419,6 +442,7 @@ impl Dns {
             timer_tail: NIL,
             ids: Ids::new(),
             counters: Counters::default(),
+            budgets: HashMap::new(),
         }
     }
 
@@ -434,10 +458,12 @@ impl Dns {
             claims: Vec::new(),
             holders: HashMap::new(),
             conflicts: Vec::new(),
+            forwards_limited: 0,
         };
         if let Some(o) = old {
             (n.hosts, n.claims, n.holders, n.conflicts) =
                 (o.hosts, o.claims, o.holders, o.conflicts);
+            n.forwards_limited = o.forwards_limited;
         }
         n.rebuild()?;
         self.nets.insert(net, n);
@@ -448,6 +474,7 @@ impl Dns {
     /// (whose clients get no answer).
     pub fn remove_network(&mut self, net: NetId) {
         self.nets.remove(&net);
+        self.budgets.retain(|(n, _), _| *n != net);
         self.cache.remove_net(net);
         let doomed: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| self.pending(i).is_some_and(|p| p.net == net))
@@ -596,7 +623,53 @@ impl Dns {
                 .error_reply(&q, Rcode::Refused, 0, limit, out)
                 .map_or(Action::None, reply);
         }
+        if !self.spend(now, net, client.ip()) {
+            self.counters.refused += 1;
+            self.counters.forwards_limited += 1;
+            if let Some(n) = self.nets.get_mut(&net) {
+                n.forwards_limited += 1;
+            }
+            return self
+                .error_reply(&q, Rcode::Refused, 0, limit, out)
+                .map_or(Action::None, reply);
+        }
         self.forward(now, net, client, transport, &q, limit, out)
+    }
+
+    /// Takes one query from the forwarding budget of `client` on `net`; `false` when
+    /// it has none left.
+    fn spend(&mut self, now: Instant, net: NetId, client: IpAddr) -> bool {
+        let (rate, burst) = (
+            u64::from(self.limits.forward_rate),
+            u64::from(self.limits.forward_burst.max(1)) * 1000,
+        );
+        if self.budgets.len() >= MAX_BUDGETS && !self.budgets.contains_key(&(net, client)) {
+            // Forget the clients whose bucket has refilled: they lose nothing.
+            self.budgets.retain(|_, b| {
+                let refill = now.saturating_duration_since(b.at).as_millis() as u64 * rate;
+                b.milli.saturating_add(refill) < burst
+            });
+            if self.budgets.len() >= MAX_BUDGETS {
+                return false;
+            }
+        }
+        let b = self.budgets.entry((net, client)).or_insert(Budget {
+            milli: burst,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(b.at).as_millis() as u64 * rate;
+        b.milli = b.milli.saturating_add(refill).min(burst);
+        b.at = now;
+        if b.milli < 1000 {
+            return false;
+        }
+        b.milli -= 1000;
+        true
+    }
+
+    /// Queries of a network refused for being over their client's forwarding budget.
+    pub fn forwards_limited(&self, net: NetId) -> u64 {
+        self.nets.get(&net).map_or(0, |n| n.forwards_limited)
     }
 
     /// The largest reply this client takes.

@@ -1271,3 +1271,72 @@ fn between_two_dhcp_clients_the_first_holder_keeps_the_name() {
         ["10.1.0.32", "10.1.0.33"]
     );
 }
+
+/// The probe's flood: 10,000 random-subdomain queries from one ECO, all forwarded.
+/// Now one client's forwards are budgeted (a burst, then a rate); the rest get
+/// REFUSED at once, counted; another client and cache hits are untouched.
+#[test]
+fn one_clients_random_subdomain_flood_is_held_to_its_forwarding_budget() {
+    let mut d = setup(Limits {
+        max_pending: 16_384,
+        ..Limits::default()
+    });
+    let t0 = Instant::now();
+    // A name in the cache before the flood (from the same client).
+    resolve(&mut d, t0, DIG_AUTH_A_QUERY, DNSMASQ_AUTH_A_REPLY);
+    let mut out = [0u8; 4096];
+    let (mut forwarded, mut refused) = (0u32, 0u32);
+    // 10,000 queries over 2 s.
+    for i in 0..10_000u32 {
+        let now = t0 + Duration::from_micros(u64::from(i) * 200);
+        let q = query(
+            (i % 60_000) as u16,
+            &format!("x{i}.flood.test"),
+            Type::A,
+            None,
+        );
+        match d.handle_query(now, NET, client(), Transport::Udp, &q, &mut out) {
+            Action::Forward { .. } => forwarded += 1,
+            Action::Reply { len, .. } => {
+                assert_eq!(read(&out[..len]).rcode, Rcode::Refused);
+                refused += 1;
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+    // The burst (1000, one spent before) and 2 s at 100 a second.
+    assert!((999..=1200).contains(&forwarded), "{forwarded} forwarded");
+    // Cache hits and local names still answer the flooder.
+    let now = t0 + Duration::from_secs(2);
+    assert_eq!(
+        ask(&mut d, now, &query(3, "a.zone.test", Type::A, None))
+            .answers
+            .len(),
+        1
+    );
+    assert_eq!(
+        ask(&mut d, now, &query(4, "web.eco.internal", Type::A, None))
+            .answers
+            .len(),
+        1
+    );
+    assert_eq!(forwarded + refused, 10_000);
+    assert_eq!(d.forwards_limited(NET), u64::from(refused));
+    assert_eq!(d.counters().forwards_limited, u64::from(refused));
+    // Another ECO still gets its queries forwarded.
+    let other = sa("10.1.0.24:40000");
+    let q = query(1, "fine.example", Type::A, None);
+    assert!(matches!(
+        d.handle_query(now, NET, other, Transport::Udp, &q, &mut out),
+        Action::Forward { .. }
+    ));
+    // And the flooder's budget refills with time.
+    let later = now + Duration::from_secs(1);
+    let q = query(2, "again.example", Type::A, None);
+    let len = expect_forward(
+        d.handle_query(later, NET, client(), Transport::Udp, &q, &mut out),
+        up1(),
+        Transport::Udp,
+    );
+    assert!(len > 0);
+}

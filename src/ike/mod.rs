@@ -16,13 +16,19 @@
 //!   UDP-encapsulated from the NAT-T socket to [`ChildSa::peer`]; inbound ESP is found
 //!   by SPI among all installed inbound SAs (old ones stay until their `ChildDown`).
 //! - [`Event::Keepalive`]: send the one byte 0xFF from the NAT-T socket.
+//! - [`Event::PeerMoved`]: send ESP to the new address from now on.
+//! - The shell reports the ESP it moves, once per batch: [`Ike::esp_sent`] after
+//!   sealing and sending, [`Ike::esp_received`] after an inbound packet opened (it
+//!   authenticated and was not a replay). ESP that keeps going out with none coming
+//!   back for `esp_silence` makes the core check liveness at once (a NAT that changed its
+//!   mapping shows this way).
 //! - The core never reads a clock: every call takes `now` (monotonic).
 //!
 //! What it does: IKE_SA_INIT (x25519 or ecp256, INVALID_KE_PAYLOAD retry, COOKIE as
 //! both roles, NAT detection), IKE_AUTH with a pre-shared key and the first CHILD SA,
 //! CREATE_CHILD_SA for CHILD SA rekeys (optional PFS), new CHILD SAs and IKE SA
 //! rekeys, with simultaneous rekeys resolved per §2.8.1/§2.8.2, INFORMATIONAL for DPD
-//! and deletes, retransmission with exponential backoff, replies to retransmitted
+//! and deletes (and when ESP goes unanswered), retransmission with exponential backoff, replies to retransmitted
 //! requests from a cache, a window of one. Everything is on UDP 4500 from the first
 //! message (§2.23 allows it), and ESP is always UDP-encapsulated: as responder econet
 //! claims to be behind a NAT (as strongSwan's `encap = yes` does) so the peer
@@ -123,6 +129,12 @@ pub struct IkeConfig {
     pub child_lifetime_bytes: Option<u64>,
     /// Idle time after which a liveness check (an empty INFORMATIONAL) is sent.
     pub dpd: Duration,
+    /// ESP that keeps going out with none received for this long: a liveness check at
+    /// once, whatever `dpd` says. A NAT in front of us that changed its mapping shows this way (the
+    /// peer keeps sending to the old one), and the check, sent from the new mapping,
+    /// moves the peer there (§2.23). While the peer answers and ESP stays one-way,
+    /// the wait doubles, up to `dpd`. Zero disables.
+    pub esp_silence: Duration,
     /// NAT keepalive interval when a NAT is detected on either side; zero disables.
     pub keepalive: Duration,
     /// Key exchange groups in preference order; the first is used in the first KE.
@@ -150,8 +162,9 @@ pub struct IkeConfig {
 }
 
 impl IkeConfig {
-    /// Defaults: IKE SA 4 h, CHILD SA 1 h, DPD 30 s, keepalives 20 s, groups x25519
-    /// then ecp256, no PFS, retransmits after 2, 4, … 64 s (about 2 min in all).
+    /// Defaults: IKE SA 4 h, CHILD SA 1 h, DPD 30 s, a liveness check after 2 s of
+    /// unanswered ESP, keepalives 20 s, groups x25519 then ecp256, no PFS, retransmits
+    /// after 2, 4, … 64 s (about 2 min in all).
     pub fn new(
         initiator: bool,
         local_id: &str,
@@ -173,6 +186,7 @@ impl IkeConfig {
             child_lifetime: Duration::from_secs(3_600),
             child_lifetime_bytes: None,
             dpd: Duration::from_secs(30),
+            esp_silence: Duration::from_secs(2),
             keepalive: Duration::from_secs(20),
             groups: vec![Group::X25519, Group::Ecp256],
             child_pfs: None,
@@ -204,6 +218,7 @@ impl IkeConfig {
         c.ike_lifetime = Duration::from_secs(vpn.ike_lifetime_secs.into());
         c.child_lifetime = Duration::from_secs(vpn.child_lifetime_secs.into());
         c.dpd = Duration::from_secs(vpn.dpd_secs.into());
+        c.esp_silence = c.esp_silence.min(c.dpd);
         // A dead peer is declared after the retransmits of a DPD probe run out; a short
         // DPD interval asks for quick detection, so the retransmits scale with it.
         c.retransmit_base = (c.dpd / 8).clamp(Duration::from_millis(250), Duration::from_secs(2));
@@ -331,6 +346,12 @@ pub enum Event {
     /// Send on this installed CHILD SA's outbound SA from now on.
     ChildSend {
         spis: ChildSpis,
+    },
+    /// An authenticated request came from a new address (a NAT in front of the peer
+    /// changed its mapping, §2.23): IKE answers there from now on, and ESP must go
+    /// there too.
+    PeerMoved {
+        remote: SocketAddrV4,
     },
     /// Remove both ESP SAs of this CHILD SA.
     ChildDown {

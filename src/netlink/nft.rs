@@ -40,8 +40,22 @@ pub const HOOK_POSTROUTING: u32 = 4;
 
 /// nft's data type ids, so `nft list` can show set keys.
 pub const TYPE_IPADDR: u32 = 7;
+pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_ETHERADDR: u32 = 9;
 pub const TYPE_IFNAME: u32 = 41;
+/// The data type of a verdict map (`NFT_DATA_VERDICT`).
+pub const DATA_VERDICT: u32 = 0xffff_ff00;
+
+/// Set flags (`enum nft_set_flags`).
+pub const SET_F_MAP: u32 = 0x8;
+pub const SET_F_TIMEOUT: u32 = 0x10;
+/// Updated from the packet path (`nft`'s `flags dynamic`).
+pub const SET_F_EVAL: u32 = 0x20;
+
+/// Dynset operations (`enum nft_dynset_ops`).
+pub const DYNSET_OP_ADD: u32 = 0;
+/// Adds the element, or refreshes its timeout if it is there.
+pub const DYNSET_OP_UPDATE: u32 = 1;
 
 /// The key type of a concatenation, as nft encodes it.
 pub fn concat_type(types: &[u32]) -> u32 {
@@ -64,6 +78,8 @@ pub const fn reg32(n: u32) -> u32 {
     8 + n
 }
 
+pub const REG_3: u32 = 3;
+
 pub const META_PROTOCOL: u32 = 1;
 pub const META_IIFNAME: u32 = 6;
 pub const META_OIFNAME: u32 = 7;
@@ -82,10 +98,13 @@ pub const CT_STATE_NEW: u32 = 8;
 
 pub const CMP_EQ: u32 = 0;
 pub const CMP_NEQ: u32 = 1;
+pub const CMP_LTE: u32 = 3;
+pub const CMP_GTE: u32 = 5;
 
 pub const NF_DROP: i32 = 0;
 pub const NF_ACCEPT: i32 = 1;
 pub const NFT_JUMP: i32 = -3;
+pub const NFT_GOTO: i32 = -4;
 
 /// One nftables expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +143,28 @@ pub enum Expr {
         set: String,
         sreg: u32,
         invert: bool,
+    },
+    /// `… vmap @set`: the verdict the key in `sreg` maps to.
+    Vmap {
+        set: String,
+        sreg: u32,
+    },
+    /// `update @set { key … }` from the packet path: adds the key in `sreg` (with
+    /// the set's timeout, or `timeout_ms`), or refreshes its timeout. Breaks the rule
+    /// when the set is full. `expr` is a per-element expression (a `limit`).
+    Dynset {
+        set: String,
+        op: u32,
+        sreg: u32,
+        timeout_ms: Option<u64>,
+        expr: Option<Box<Expr>>,
+    },
+    /// `limit rate [over] RATE/UNIT burst N packets`.
+    Limit {
+        rate: u64,
+        unit_secs: u64,
+        burst: u32,
+        over: bool,
     },
     Immediate {
         dreg: u32,
@@ -180,6 +221,9 @@ impl Attrs {
     fn be32(&mut self, ty: u16, v: u32) {
         self.put(ty, &v.to_be_bytes());
     }
+    fn be64(&mut self, ty: u16, v: u64) {
+        self.put(ty, &v.to_be_bytes());
+    }
     fn begin(&mut self, ty: u16) {
         self.open.push(self.b.len());
         self.b.extend_from_slice(&[0, 0]);
@@ -206,7 +250,9 @@ fn expr_name(e: &Expr) -> &'static str {
         Expr::Cmp { .. } => "cmp",
         Expr::Payload { .. } => "payload",
         Expr::Bitwise { .. } => "bitwise",
-        Expr::Lookup { .. } => "lookup",
+        Expr::Lookup { .. } | Expr::Vmap { .. } => "lookup",
+        Expr::Dynset { .. } => "dynset",
+        Expr::Limit { .. } => "limit",
         Expr::Immediate { .. } | Expr::Verdict { .. } => "immediate",
         Expr::Counter => "counter",
         Expr::Masq => "masq",
@@ -218,6 +264,12 @@ fn expr_name(e: &Expr) -> &'static str {
 
 fn expr(a: &mut Attrs, e: &Expr) {
     a.begin(1); // NFTA_LIST_ELEM
+    expr_body(a, e);
+    a.end();
+}
+
+/// An expression's name and data (`NFTA_EXPR_NAME`, `NFTA_EXPR_DATA`).
+fn expr_body(a: &mut Attrs, e: &Expr) {
     a.str(1, expr_name(e));
     a.begin(2); // NFTA_EXPR_DATA
     match e {
@@ -267,6 +319,42 @@ fn expr(a: &mut Attrs, e: &Expr) {
             if *invert {
                 a.be32(5, 1);
             }
+        }
+        Expr::Vmap { set, sreg } => {
+            a.str(1, set);
+            a.be32(2, *sreg);
+            a.be32(3, REG_VERDICT); // NFTA_LOOKUP_DREG
+        }
+        Expr::Dynset {
+            set,
+            op,
+            sreg,
+            timeout_ms,
+            expr,
+        } => {
+            a.str(1, set); // NFTA_DYNSET_SET_NAME
+            a.be32(3, *op);
+            a.be32(4, *sreg); // NFTA_DYNSET_SREG_KEY
+            if let Some(t) = timeout_ms {
+                a.be64(6, *t); // NFTA_DYNSET_TIMEOUT
+            }
+            if let Some(e) = expr {
+                a.begin(7); // NFTA_DYNSET_EXPR
+                expr_body(a, e);
+                a.end();
+            }
+        }
+        Expr::Limit {
+            rate,
+            unit_secs,
+            burst,
+            over,
+        } => {
+            a.be64(1, *rate);
+            a.be64(2, *unit_secs);
+            a.be32(3, *burst);
+            a.be32(4, 0); // NFT_LIMIT_PKTS
+            a.be32(5, u32::from(*over)); // NFT_LIMIT_F_INV
         }
         Expr::Immediate { dreg, data } => {
             a.be32(1, *dreg);
@@ -319,7 +407,6 @@ fn expr(a: &mut Attrs, e: &Expr) {
         }
     }
     a.end();
-    a.end();
 }
 
 /// A base chain's hook.
@@ -329,6 +416,27 @@ pub struct Hook {
     pub priority: i32,
     /// "filter" or "nat".
     pub kind: &'static str,
+}
+
+/// A set element's key and the milliseconds it has left.
+pub type TimedKey = (Vec<u8>, u64);
+
+/// A set's definition for `Batch::add_set_def`.
+#[derive(Clone, Debug, Default)]
+pub struct SetDef<'a> {
+    pub name: &'a str,
+    pub key_type: u32,
+    pub key_len: u32,
+    /// `SET_F_EVAL` for sets the rules update; `SET_F_MAP` and `SET_F_TIMEOUT` are
+    /// added from `data_type` and `timeout_ms`.
+    pub flags: u32,
+    /// A map's data type (`DATA_VERDICT` for a verdict map) and length.
+    pub data_type: Option<u32>,
+    pub data_len: u32,
+    /// The most elements the set may hold (0: the kernel's default).
+    pub size: u32,
+    /// The default timeout of elements, in milliseconds.
+    pub timeout_ms: Option<u64>,
 }
 
 /// One batch of nf_tables messages, applied all or nothing.
@@ -424,16 +532,51 @@ impl Batch {
         key_type: u32,
         key_len: u32,
     ) -> u32 {
+        self.add_set_def(
+            family,
+            table,
+            &SetDef {
+                name,
+                key_type,
+                key_len,
+                ..SetDef::default()
+            },
+        )
+    }
+
+    /// Creates a set as `def` says; returns its batch id.
+    pub fn add_set_def(&mut self, family: u8, table: &str, def: &SetDef) -> u32 {
         let id = self.next_set_id;
         self.next_set_id += 1;
         let mut a = Attrs::default();
         a.str(1, table);
-        a.str(2, name);
-        a.be32(3, 0);
-        a.be32(4, key_type);
-        a.be32(5, key_len);
+        a.str(2, def.name);
+        let mut flags = def.flags;
+        if def.data_type.is_some() {
+            flags |= SET_F_MAP;
+        }
+        if def.timeout_ms.is_some() {
+            flags |= SET_F_TIMEOUT;
+        }
+        a.be32(3, flags);
+        a.be32(4, def.key_type);
+        a.be32(5, def.key_len);
+        if let Some(dt) = def.data_type {
+            a.be32(6, dt); // NFTA_SET_DATA_TYPE
+            if dt != DATA_VERDICT {
+                a.be32(7, def.data_len);
+            }
+        }
+        if def.size > 0 {
+            a.begin(9); // NFTA_SET_DESC
+            a.be32(1, def.size); // NFTA_SET_DESC_SIZE
+            a.end();
+        }
         a.be32(10, id);
-        if key_type == TYPE_IFNAME {
+        if let Some(t) = def.timeout_ms {
+            a.be64(11, t); // NFTA_SET_TIMEOUT
+        }
+        if def.key_type == TYPE_IFNAME {
             // Tell `nft list` the key is host-endian text, so it prints names.
             let mut ud = vec![0u8, 4];
             ud.extend_from_slice(&1u32.to_ne_bytes());
@@ -441,6 +584,54 @@ impl Batch {
         }
         self.nft(NFT_MSG_NEWSET, libc::NLM_F_CREATE as u16, family, a);
         id
+    }
+
+    /// Adds elements with a timeout of their own (milliseconds): set entries that
+    /// must outlive a rebuild of their table keep their remaining time.
+    pub fn add_elems_timed(&mut self, family: u8, table: &str, set: &str, elems: &[TimedKey]) {
+        for chunk in elems.chunks(256) {
+            let mut a = Attrs::default();
+            a.str(1, table);
+            a.str(2, set);
+            a.begin(3);
+            for (k, ms) in chunk {
+                a.begin(1);
+                a.data(1, k);
+                a.be64(4, *ms); // NFTA_SET_ELEM_TIMEOUT
+                a.end();
+            }
+            a.end();
+            self.nft(NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE as u16, family, a);
+        }
+    }
+
+    /// Adds `key : jump CHAIN` (or goto) elements to a verdict map.
+    pub fn add_verdict_elems(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+        elems: &[(Vec<u8>, i32, String)],
+    ) {
+        for chunk in elems.chunks(256) {
+            let mut a = Attrs::default();
+            a.str(1, table);
+            a.str(2, set);
+            a.begin(3);
+            for (k, code, chain) in chunk {
+                a.begin(1);
+                a.data(1, k);
+                a.begin(2); // NFTA_SET_ELEM_DATA
+                a.begin(2); // NFTA_DATA_VERDICT
+                a.be32(1, *code as u32);
+                a.str(2, chain);
+                a.end();
+                a.end();
+                a.end();
+            }
+            a.end();
+            self.nft(NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE as u16, family, a);
+        }
     }
 
     fn elems(&mut self, msg: u16, family: u8, table: &str, set: &str, keys: &[Vec<u8>]) {
@@ -490,6 +681,25 @@ impl Batch {
         );
     }
 
+    /// The nf_tables messages so far: (message type, attributes), for tests.
+    #[cfg(test)]
+    pub fn messages(&self) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut p = &self.buf[..];
+        while p.len() >= 20 {
+            let len = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) as usize;
+            if len < 20 || len > p.len() {
+                break;
+            }
+            let ty = u16::from_ne_bytes([p[4], p[5]]);
+            if ty >> 8 == NFNL_SUBSYS_NFTABLES {
+                out.push((ty & 0xff, p[20..len].to_vec()));
+            }
+            p = p.get((len + 3) & !3..).unwrap_or(&[]);
+        }
+        out
+    }
+
     fn finish(mut self) -> (Vec<u8>, u32, u32) {
         let end_seq = self.seq;
         self.msg(NFNL_MSG_BATCH_END, 0, 0, NFNL_SUBSYS_NFTABLES, &[], false);
@@ -504,6 +714,8 @@ pub struct Nft {
     buf: Vec<u8>,
     /// Batches committed.
     pub commits: u64,
+    /// What the send buffer is known to take.
+    sndbuf: usize,
 }
 
 impl Nft {
@@ -529,7 +741,37 @@ impl Nft {
             seq: 1,
             buf: vec![0; 256 * 1024],
             commits: 0,
+            // The kernel's default (net.core.wmem_default) is about 208 KiB; assume
+            // less, so a batch near it grows the buffer.
+            sndbuf: 128 * 1024,
         })
+    }
+
+    /// A netlink message (a whole batch) larger than the socket's send buffer is
+    /// refused: grow the buffer first, as `nft` does (SO_SNDBUFFORCE, which econet's
+    /// CAP_NET_ADMIN allows; SO_SNDBUF, capped by wmem_max, otherwise).
+    fn fit_send_buffer(&mut self, len: usize) {
+        if len <= self.sndbuf {
+            return;
+        }
+        let want = (len + 4096).min(i32::MAX as usize) as libc::c_int;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.sock);
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: valid fd and a live c_int of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &want as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as u32,
+                )
+            };
+            if r == 0 {
+                self.sndbuf = want as usize;
+                return;
+            }
+        }
     }
 
     pub fn batch(&mut self) -> Batch {
@@ -544,6 +786,7 @@ impl Nft {
         if acks == 0 {
             return Ok(());
         }
+        self.fit_send_buffer(buf.len());
         self.sock
             .send(&buf[..], neli::consts::socket::Msg::empty())?;
         let mut got = 0;
@@ -667,35 +910,39 @@ impl Nft {
 
     /// The keys of every element of set `set` in table `table`.
     pub fn set_elems(&mut self, family: u8, table: &str, set: &str) -> io::Result<Vec<Vec<u8>>> {
+        let msgs = self.dump_elems(family, table, set)?;
+        Ok(parse_elems(&msgs, usize::MAX)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// At most `max` elements of set `set` that expire, with the milliseconds each
+    /// has left. Elements without an expiration are left out.
+    pub fn set_elems_expiring(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+        max: usize,
+    ) -> io::Result<Vec<TimedKey>> {
+        let msgs = self.dump_elems(family, table, set)?;
+        Ok(parse_elems(&msgs, max)
+            .into_iter()
+            .filter_map(|(k, exp)| Some((k, exp?)))
+            .collect())
+    }
+
+    fn dump_elems(&mut self, family: u8, table: &str, set: &str) -> io::Result<Vec<Vec<u8>>> {
         let mut a = Attrs::default();
         a.str(1, table);
         a.str(2, set);
-        let msgs = self.request(
+        self.request(
             (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
             libc::NLM_F_DUMP as u16,
             family,
             &a.b,
-        )?;
-        let mut keys = Vec::new();
-        for m in msgs {
-            for (t, list) in crate::netlink::link::raw_attrs(&m) {
-                if t & 0x3fff != 3 {
-                    continue;
-                }
-                for (_, el) in crate::netlink::link::raw_attrs(list) {
-                    for (kt, key) in crate::netlink::link::raw_attrs(el) {
-                        if kt & 0x3fff == 1 {
-                            if let Some((_, v)) =
-                                crate::netlink::link::raw_attrs(key).find(|(t, _)| t & 0x3fff == 1)
-                            {
-                                keys.push(v.to_vec());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(keys)
+        )
     }
 
     /// Deletes every IPv4 conntrack entry whose mark is `mark` (a network's flows,
@@ -711,6 +958,43 @@ impl Nft {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The elements of `NFT_MSG_NEWSETELEM` dump messages (the nfgenmsg header already
+/// cut off): each key, and the milliseconds it has left if it expires. At most `max`.
+fn parse_elems(msgs: &[Vec<u8>], max: usize) -> Vec<(Vec<u8>, Option<u64>)> {
+    use crate::netlink::link::raw_attrs;
+    let mut out = Vec::new();
+    for m in msgs {
+        // NFTA_SET_ELEM_LIST_ELEMENTS
+        for (_, list) in raw_attrs(m).filter(|(t, _)| *t == 3) {
+            for (_, el) in raw_attrs(list) {
+                if out.len() >= max {
+                    return out;
+                }
+                let mut key = None;
+                let mut exp = None;
+                for (t, v) in raw_attrs(el) {
+                    match t {
+                        // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
+                        1 => key = raw_attrs(v).find(|(t, _)| *t == 1).map(|(_, d)| d.to_vec()),
+                        // NFTA_SET_ELEM_EXPIRATION
+                        5 => {
+                            exp = v
+                                .get(..8)
+                                .and_then(|b| b.try_into().ok())
+                                .map(u64::from_be_bytes)
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(k) = key {
+                    out.push((k, exp));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -739,5 +1023,165 @@ mod tests {
         let table_ty = u16::from_ne_bytes([buf[24], buf[25]]);
         assert_eq!(table_ty, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE);
         assert_eq!(buf.len() % 4, 0);
+    }
+
+    use crate::netlink::link::raw_attrs;
+
+    fn attr(b: &[u8], ty: u16) -> Option<&[u8]> {
+        raw_attrs(b).find(|(t, _)| *t == ty).map(|(_, v)| v)
+    }
+
+    fn be32(v: &[u8]) -> u32 {
+        u32::from_be_bytes(v[..4].try_into().unwrap())
+    }
+
+    fn be64(v: &[u8]) -> u64 {
+        u64::from_be_bytes(v[..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn dynset_with_a_limit_is_encoded_as_nf_tables_h_says() {
+        let mut a = Attrs::default();
+        expr(
+            &mut a,
+            &Expr::Dynset {
+                set: "claims6".into(),
+                op: DYNSET_OP_UPDATE,
+                sreg: REG_1,
+                timeout_ms: Some(60_000),
+                expr: Some(Box::new(Expr::Limit {
+                    rate: 2,
+                    unit_secs: 3600,
+                    burst: 16,
+                    over: true,
+                })),
+            },
+        );
+        let elem = attr(&a.b, 1).unwrap(); // NFTA_LIST_ELEM
+        assert_eq!(attr(elem, 1).unwrap(), b"dynset\0"); // NFTA_EXPR_NAME
+        let d = attr(elem, 2).unwrap(); // NFTA_EXPR_DATA
+        assert_eq!(attr(d, 1).unwrap(), b"claims6\0"); // NFTA_DYNSET_SET_NAME
+        assert_eq!(be32(attr(d, 3).unwrap()), 1); // NFTA_DYNSET_OP: NFT_DYNSET_OP_UPDATE
+        assert_eq!(be32(attr(d, 4).unwrap()), 1); // NFTA_DYNSET_SREG_KEY
+        assert_eq!(be64(attr(d, 6).unwrap()), 60_000); // NFTA_DYNSET_TIMEOUT
+        let e = attr(d, 7).unwrap(); // NFTA_DYNSET_EXPR
+        assert_eq!(attr(e, 1).unwrap(), b"limit\0");
+        let l = attr(e, 2).unwrap();
+        assert_eq!(be64(attr(l, 1).unwrap()), 2); // NFTA_LIMIT_RATE
+        assert_eq!(be64(attr(l, 2).unwrap()), 3600); // NFTA_LIMIT_UNIT
+        assert_eq!(be32(attr(l, 3).unwrap()), 16); // NFTA_LIMIT_BURST
+        assert_eq!(be32(attr(l, 4).unwrap()), 0); // NFTA_LIMIT_TYPE: NFT_LIMIT_PKTS
+        assert_eq!(be32(attr(l, 5).unwrap()), 1); // NFTA_LIMIT_FLAGS: NFT_LIMIT_F_INV
+    }
+
+    #[test]
+    fn vmap_lookup_writes_the_verdict_register() {
+        let mut a = Attrs::default();
+        expr(
+            &mut a,
+            &Expr::Vmap {
+                set: "m".into(),
+                sreg: REG_1,
+            },
+        );
+        let d = attr(attr(&a.b, 1).unwrap(), 2).unwrap();
+        assert_eq!(attr(d, 1).unwrap(), b"m\0"); // NFTA_LOOKUP_SET
+        assert_eq!(be32(attr(d, 2).unwrap()), 1); // NFTA_LOOKUP_SREG
+        assert_eq!(be32(attr(d, 3).unwrap()), 0); // NFTA_LOOKUP_DREG: NFT_REG_VERDICT
+    }
+
+    #[test]
+    fn sets_with_timeouts_sizes_and_verdict_data() {
+        let mut b = Batch::new(1);
+        b.add_set_def(
+            NFPROTO_BRIDGE,
+            "t",
+            &SetDef {
+                name: "s",
+                key_type: TYPE_IP6ADDR,
+                key_len: 16,
+                flags: SET_F_EVAL,
+                size: 2048,
+                timeout_ms: Some(86_400_000),
+                ..SetDef::default()
+            },
+        );
+        b.add_set_def(
+            NFPROTO_BRIDGE,
+            "t",
+            &SetDef {
+                name: "m",
+                key_type: TYPE_IFNAME,
+                key_len: 16,
+                data_type: Some(DATA_VERDICT),
+                ..SetDef::default()
+            },
+        );
+        b.add_verdict_elems(
+            NFPROTO_BRIDGE,
+            "t",
+            "m",
+            &[(ifname("v1").to_vec(), NFT_JUMP, "c".into())],
+        );
+        b.add_elems_timed(NFPROTO_BRIDGE, "t", "s", &[(vec![0xfe; 16], 5000)]);
+        let m = b.messages();
+        assert_eq!(m.len(), 4);
+        let (ty, s) = &m[0];
+        assert_eq!(*ty, NFT_MSG_NEWSET);
+        assert_eq!(be32(attr(s, 3).unwrap()), 0x30); // EVAL | TIMEOUT
+        assert_eq!(be32(attr(attr(s, 9).unwrap(), 1).unwrap()), 2048); // DESC_SIZE
+        assert_eq!(be64(attr(s, 11).unwrap()), 86_400_000); // NFTA_SET_TIMEOUT
+        let (_, mset) = &m[1];
+        assert_eq!(be32(attr(mset, 3).unwrap()), SET_F_MAP);
+        assert_eq!(be32(attr(mset, 6).unwrap()), 0xffff_ff00); // NFT_DATA_VERDICT
+        assert!(attr(mset, 7).is_none());
+        let (ty, e) = &m[2];
+        assert_eq!(*ty, NFT_MSG_NEWSETELEM);
+        let el = attr(attr(e, 3).unwrap(), 1).unwrap();
+        let v = attr(attr(attr(el, 2).unwrap(), 2).unwrap(), 1).unwrap(); // DATA, VERDICT, CODE
+        assert_eq!(be32(v) as i32, NFT_JUMP);
+        let el = attr(attr(&m[3].1, 3).unwrap(), 1).unwrap();
+        assert_eq!(be64(attr(el, 4).unwrap()), 5000); // NFTA_SET_ELEM_TIMEOUT
+    }
+
+    /// An element as a dump carries it: key, and optionally its expiration.
+    fn dumped_elem(key: &[u8], exp: Option<u64>) -> Vec<u8> {
+        let mut a = Attrs::default();
+        a.begin(1);
+        a.data(1, key);
+        if let Some(ms) = exp {
+            a.be64(4, 86_400_000);
+            a.be64(5, ms);
+        }
+        a.end();
+        a.b
+    }
+
+    #[test]
+    fn dumped_elements_are_parsed_within_bounds() {
+        let mut a = Attrs::default();
+        a.str(1, "t");
+        a.str(2, "s");
+        let mut list = dumped_elem(&[1; 16], Some(1234));
+        list.extend(dumped_elem(&[2; 16], None));
+        list.extend(dumped_elem(&[3; 16], Some(99)));
+        a.begin(3);
+        a.b.extend_from_slice(&list);
+        a.end();
+        let msg = a.b;
+        let all = parse_elems(std::slice::from_ref(&msg), usize::MAX);
+        assert_eq!(
+            all,
+            vec![
+                (vec![1; 16], Some(1234)),
+                (vec![2; 16], None),
+                (vec![3; 16], Some(99))
+            ]
+        );
+        assert_eq!(parse_elems(std::slice::from_ref(&msg), 2).len(), 2);
+        // Cut anywhere: no panic, and never more than is whole.
+        for n in 0..msg.len() {
+            assert!(parse_elems(&[msg[..n].to_vec()], usize::MAX).len() <= 3);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use super::facts::Facts;
 use crate::addr::MacAddr;
 use crate::config::{Attach, Config, NetKind};
-use crate::firewall::{mark_for, Allowed, FwNet, FwSpec};
+use crate::firewall::{mark_for, Allowed, EcoPort, FwNet, FwSpec};
 use std::net::Ipv4Addr;
 
 /// Prefix of every alias econet puts on the links it owns.
@@ -314,7 +314,10 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             kind,
         });
         if n.kind.is_l3() {
-            d.firewall.eco_ports.push(itf.host_ifname.clone());
+            d.firewall.eco_ports.push(EcoPort {
+                ifname: itf.host_ifname.clone(),
+                bridge: n.bridge.clone(),
+            });
             d.allowed
                 .push(Allowed::new(&itf.host_ifname, itf.eco_mac(&app.id), itf.ip));
         }

@@ -284,9 +284,14 @@ impl Reconciler {
                 replace_bridge,
             } => {
                 let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
+                let held = if *replace_bridge {
+                    d.firewall.held_claims(nft)
+                } else {
+                    Default::default()
+                };
                 let mut b = nft.batch();
                 d.firewall
-                    .build(&mut b, (*replace_inet, *replace_bridge), &d.allowed);
+                    .build(&mut b, (*replace_inet, *replace_bridge), &d.allowed, &held);
                 nft.commit(b)
                     .map_err(|e| KernelError::new("install firewall", e))?;
                 *changes += 1;

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// Lease files are written at most this often.
 const WRITE_EVERY: Duration = Duration::from_secs(1);
+/// The most unwritten journal kept while writes fail (the snapshot has it all).
+const JOURNAL_MAX: usize = 1 << 20;
 
 /// What the shell needs to run one network's server.
 #[derive(Clone, Debug)]
@@ -65,6 +67,11 @@ struct NetDhcp {
     write_at: Option<Instant>,
     /// For status: the lease file that was set aside at start, if one was.
     warnings: Vec<String>,
+    /// New allocations not yet on disk (their lines), appended before their ACKs.
+    journal: Vec<u8>,
+    /// Lease file writes that failed, and the last failure while it lasts.
+    write_failures: u64,
+    write_error: Option<String>,
 }
 
 pub struct DhcpShell {
@@ -134,8 +141,8 @@ impl DhcpShell {
             if specs.iter().any(|s| s.net_id == self.nets[i].spec.net_id) {
                 i += 1;
             } else {
-                let n = self.nets.remove(i);
-                save(&n);
+                let mut n = self.nets.remove(i);
+                save(&mut n, now);
             }
         }
         for s in specs {
@@ -175,6 +182,9 @@ impl DhcpShell {
                         file,
                         write_at: None,
                         warnings,
+                        journal: Vec::new(),
+                        write_failures: 0,
+                        write_error: None,
                     });
                 }
             }
@@ -371,7 +381,31 @@ impl DhcpShell {
         }
     }
 
-    /// Lease files due, last: a write (with fsync) must not delay the replies.
+    /// The batch's new allocations, onto disk before the ACKs that granted them
+    /// leave: one append and one sync per network per batch (group commit).
+    fn commit_journal(&mut self, now: Instant) {
+        for n in self.nets.iter_mut() {
+            let lines = n.server.take_journal();
+            n.journal.extend_from_slice(&lines);
+            if n.journal.is_empty() {
+                continue;
+            }
+            let header = format!("{}\n", crate::dhcp::store::HEADER);
+            match crate::persist::append_synced(&n.file, header.as_bytes(), &n.journal, 0o600) {
+                Ok(()) => n.journal.clear(),
+                Err(e) => {
+                    // The ACKs still go (DHCP keeps working on a full disk); the
+                    // snapshot is retried until it succeeds, and it carries these.
+                    failed(n, &e, now);
+                    if n.journal.len() > JOURNAL_MAX {
+                        n.journal.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lease file snapshots due, after the replies: O(n) writes wait their turn.
     fn save_due(&mut self, now: Instant) {
         let wall = wall_now();
         for n in self.nets.iter_mut() {
@@ -380,7 +414,7 @@ impl DhcpShell {
             }
             if n.write_at.is_some_and(|t| t <= now) {
                 n.write_at = None;
-                save(n);
+                save(n, now);
             }
         }
     }
@@ -501,16 +535,28 @@ impl Service for DhcpShell {
         }
     }
 
-    /// The replies held for the routed events, then the lease files due.
+    /// The batch's new allocations onto disk, then the replies held for the routed
+    /// events, then the lease file snapshots due.
     fn flush(&mut self) {
+        let now = Instant::now();
+        self.commit_journal(now);
         self.release_held();
-        self.save_due(Instant::now());
+        self.save_due(now);
     }
 
     /// Each endpoint's lease: its address (a static one wins), name and expiry.
     fn status(&self, net: &Network, _now: Instant, ns: &mut NetworkStatus) {
         if let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net.id) {
             ns.warnings.extend(n.warnings.iter().cloned());
+            if let Some(e) = &n.write_error {
+                ns.warnings.push(format!(
+                    "lease file {}: cannot write ({e}); retrying every second",
+                    n.file.display()
+                ));
+            }
+            ns.dhcp = Some(crate::status::DhcpStatus {
+                lease_write_failures: n.write_failures,
+            });
         }
         let leases = self.eco_leases(&net.id);
         if leases.is_empty() {
@@ -531,9 +577,10 @@ impl Service for DhcpShell {
 
     /// Writes every unsaved lease file (on exit).
     fn shutdown(&mut self) {
-        for n in &self.nets {
-            if n.server.has_unsaved() || n.write_at.is_some() {
-                save(n);
+        let now = Instant::now();
+        for n in self.nets.iter_mut() {
+            if n.server.has_unsaved() || n.write_at.is_some() || !n.journal.is_empty() {
+                save(n, now);
             }
         }
     }
@@ -569,13 +616,38 @@ fn hold(
     held.push((ifindex, start..start + f.len()));
 }
 
-fn save(n: &NetDhcp) {
+/// Writes a network's whole lease file; a failure is retried a second later, and
+/// until then the old file stays as it was.
+fn save(n: &mut NetDhcp, now: Instant) {
     let bytes = n.server.snapshot();
-    if let Err(e) = crate::persist::write_atomic(&n.file, &bytes, 0o600) {
+    match crate::persist::write_atomic(&n.file, &bytes, 0o600) {
+        Ok(()) => {
+            n.journal.clear();
+            if n.write_error.take().is_some() {
+                log::info!(
+                    "network {}: {} written again",
+                    n.spec.net_id,
+                    n.file.display()
+                );
+            }
+        }
+        Err(e) => failed(n, &e, now),
+    }
+}
+
+/// Records a failed lease file write and schedules the snapshot that retries it.
+fn failed(n: &mut NetDhcp, e: &std::io::Error, now: Instant) {
+    n.write_failures += 1;
+    if n.write_error.is_none() {
         log::warn!(
-            "network {}: cannot write {}: {e}",
+            "network {}: cannot write {}: {e}; retrying every second",
             n.spec.net_id,
             n.file.display()
         );
     }
+    n.write_error = Some(e.to_string());
+    n.write_at = Some(
+        n.write_at
+            .map_or(now + WRITE_EVERY, |t| t.min(now + WRITE_EVERY)),
+    );
 }

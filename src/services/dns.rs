@@ -13,8 +13,15 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSo
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// Most TCP clients served at once, and how long an idle one is kept.
-const MAX_TCP_CLIENTS: usize = 64;
+/// TCP clients served at once: in all, per network (so no network can take another's
+/// share), and per client address (so one ECO cannot take its network's).
+const MAX_TCP_CLIENTS: usize = 256;
+const MAX_TCP_PER_NET: usize = 32;
+const MAX_TCP_PER_CLIENT: usize = 4;
+/// A client has this long for each whole query, from the connection's start or its
+/// last whole query: trickling bytes does not extend it (RFC 7766 6.2.3).
+const TCP_MSG_DEADLINE: Duration = Duration::from_secs(5);
+/// How long an upstream connection may take to answer.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Most TCP connections to upstreams in flight.
 const MAX_TCP_UPSTREAMS: usize = 64;
@@ -36,6 +43,8 @@ struct NetSockets {
     udp: UdpSocket,
     tcp: TcpListener,
     up: UdpSocket,
+    /// TCP clients refused or cut for a fairer one (for status).
+    tcp_refused: u64,
 }
 
 struct TcpConn {
@@ -45,6 +54,8 @@ struct TcpConn {
     inbuf: tcp::Reader,
     out: Vec<u8>,
     deadline: Instant,
+    /// When it was accepted (the oldest of a crowded client goes first).
+    since: Instant,
     /// For an upstream connection: whether its connect has completed.
     connected: bool,
 }
@@ -64,6 +75,7 @@ impl TcpConn {
             inbuf: tcp::Reader::default(),
             out: Vec::new(),
             deadline: now + TCP_IDLE,
+            since: now,
             connected,
         }
     }
@@ -221,6 +233,7 @@ impl DnsShell {
                     udp,
                     tcp,
                     up,
+                    tcp_refused: 0,
                 }),
                 Err(e) => errors.push(super::ServiceError::new(
                     &s.net_id,
@@ -300,11 +313,36 @@ impl DnsShell {
 
     fn accept(&mut self, i: usize, now: Instant) {
         let Some(n) = self.nets.get(i) else { return };
-        while let Ok((sock, peer)) = n.tcp.accept() {
-            if self.clients.len() >= MAX_TCP_CLIENTS || sock.set_nonblocking(true).is_err() {
+        let net = n.id;
+        // Bounded: a flood of connections is taken a batch per wakeup.
+        for _ in 0..64 {
+            let Some(n) = self.nets.get(i) else { return };
+            let Ok((sock, peer)) = n.tcp.accept() else {
+                return;
+            };
+            if sock.set_nonblocking(true).is_err() {
                 continue;
             }
-            self.clients.push(TcpConn::new(n.id, peer, sock, now, true));
+            match tcp_admission(&self.clients, net, peer.ip()) {
+                Admission::Refuse => {
+                    self.count_refused(net);
+                    continue; // dropped: closed at once
+                }
+                Admission::Evict(k) => {
+                    let victim = self.clients.swap_remove(k);
+                    self.count_refused(victim.net);
+                }
+                Admission::Admit => {}
+            }
+            let mut c = TcpConn::new(net, peer, sock, now, true);
+            c.deadline = now + TCP_MSG_DEADLINE;
+            self.clients.push(c);
+        }
+    }
+
+    fn count_refused(&mut self, net: NetId) {
+        if let Some(n) = self.nets.iter_mut().find(|n| n.id == net) {
+            n.tcp_refused += 1;
         }
     }
 
@@ -313,11 +351,14 @@ impl DnsShell {
             return;
         };
         let alive = c.fill() && c.flush();
-        c.deadline = now + TCP_IDLE;
         let (net, peer) = (c.net, c.peer);
         let mut msgs = Vec::new();
         while let Some(m) = c.take_message() {
             msgs.push(m);
+        }
+        // Only a whole query earns the client time for the next one.
+        if !msgs.is_empty() {
+            c.deadline = now + TCP_MSG_DEADLINE;
         }
         if !alive {
             c.deadline = now;
@@ -419,6 +460,51 @@ impl DnsShell {
     }
 }
 
+/// What to do with a new TCP client of `net` from `ip`.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    Admit,
+    /// Close it: its address, or its network, has its share already.
+    Refuse,
+    /// Admit it in place of this connection (the oldest of the client holding the
+    /// most connections, which holds more than the newcomer).
+    Evict(usize),
+}
+
+fn tcp_admission(clients: &[TcpConn], net: NetId, ip: std::net::IpAddr) -> Admission {
+    let count = |f: &dyn Fn(&TcpConn) -> bool| clients.iter().filter(|c| f(c)).count();
+    let mine = count(&|c| c.net == net && c.peer.ip() == ip);
+    if mine >= MAX_TCP_PER_CLIENT {
+        return Admission::Refuse;
+    }
+    // The oldest connection of the busiest clients among `pool`, if they hold more
+    // than the newcomer would.
+    let crowded = |pool: &dyn Fn(&TcpConn) -> bool| -> Option<usize> {
+        let mut per: HashMap<(NetId, std::net::IpAddr), usize> = HashMap::new();
+        for c in clients.iter().filter(|c| pool(c)) {
+            *per.entry((c.net, c.peer.ip())).or_default() += 1;
+        }
+        let top = *per.values().max()?;
+        if top <= mine + 1 {
+            return None;
+        }
+        clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| pool(c) && per.get(&(c.net, c.peer.ip())) == Some(&top))
+            .min_by_key(|(_, c)| c.since)
+            .map(|(k, _)| k)
+    };
+    if count(&|c| c.net == net) >= MAX_TCP_PER_NET {
+        return crowded(&|c| c.net == net).map_or(Admission::Refuse, Admission::Evict);
+    }
+    if clients.len() >= MAX_TCP_CLIENTS {
+        // A network under its share takes a slot from the busiest client of all.
+        return crowded(&|_| true).map_or(Admission::Refuse, Admission::Evict);
+    }
+    Admission::Admit
+}
+
 impl super::Service for DnsShell {
     fn configure(&mut self, w: &super::World<'_>, _now: Instant) -> super::NetErrors {
         let system = system_resolvers();
@@ -473,7 +559,8 @@ impl super::Service for DnsShell {
         crate::event_loop::earliest(self.core.poll_timeout(), conns)
     }
 
-    /// Host names a DHCP client asked for and did not get, as warnings.
+    /// Host names a DHCP client asked for and did not get, as warnings; what DNS
+    /// turned away to stay fair.
     fn status(
         &self,
         net: &crate::config::Network,
@@ -482,6 +569,14 @@ impl super::Service for DnsShell {
     ) {
         if let Some(&id) = self.ids.get(&net.id) {
             ns.warnings.extend(self.core.conflicts(id).iter().cloned());
+            ns.dns = Some(crate::status::DnsStatus {
+                tcp_refused: self
+                    .nets
+                    .iter()
+                    .find(|n| n.id == id)
+                    .map_or(0, |n| n.tcp_refused),
+                forwards_limited: self.core.forwards_limited(id),
+            });
         }
     }
 
@@ -524,4 +619,49 @@ pub fn system_resolvers() -> Vec<SocketAddr> {
         .take(3)
         .map(|a| SocketAddr::V4(SocketAddrV4::new(a, 53)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` connections of `net` from `ip` (as peers; the sockets are loopback ones).
+    fn conns(l: &TcpListener, list: &[(NetId, &str, usize)], t0: Instant) -> Vec<TcpConn> {
+        let mut v = Vec::new();
+        for (k, &(net, ip, n)) in list.iter().enumerate() {
+            for j in 0..n {
+                let sock = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let peer = SocketAddr::new(ip.parse().unwrap(), 1000 + j as u16);
+                let at = t0 + Duration::from_millis((k * 100 + j) as u64);
+                v.push(TcpConn::new(net, peer, sock, at, true));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn tcp_clients_get_a_fair_share_per_address_and_per_network() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let t0 = Instant::now();
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        // One address: a few connections, then refused.
+        let c = conns(&l, &[(1, "10.1.0.9", MAX_TCP_PER_CLIENT)], t0);
+        assert_eq!(tcp_admission(&c, 1, ip("10.1.0.9")), Admission::Refuse);
+        assert_eq!(tcp_admission(&c, 1, ip("10.1.0.8")), Admission::Admit);
+        // The same address on another network has its own count.
+        assert_eq!(tcp_admission(&c, 2, ip("10.1.0.9")), Admission::Admit);
+        // A full network: a newcomer takes the oldest slot of the busiest client...
+        let many: Vec<(NetId, String, usize)> = (0..MAX_TCP_PER_NET / MAX_TCP_PER_CLIENT)
+            .map(|i| (1, format!("10.1.0.{}", 10 + i), MAX_TCP_PER_CLIENT))
+            .collect();
+        let list: Vec<(NetId, &str, usize)> =
+            many.iter().map(|(n, s, k)| (*n, s.as_str(), *k)).collect();
+        let c = conns(&l, &list, t0);
+        assert_eq!(c.len(), MAX_TCP_PER_NET);
+        assert_eq!(tcp_admission(&c, 1, ip("10.1.0.99")), Admission::Evict(0));
+        // ...but not from a client holding no more than it would.
+        assert_eq!(tcp_admission(&c, 1, ip("10.1.0.10")), Admission::Refuse);
+        // Another network is not affected by this one being full.
+        assert_eq!(tcp_admission(&c, 2, ip("10.2.0.5")), Admission::Admit);
+    }
 }

@@ -12,6 +12,11 @@
 //! (coalesced by UDP GRO) are split, classified (IKE, ESP, keepalive), ESP opened by
 //! SPI and the inner packet written to the TUN, but only when it comes from the
 //! remote subnets and goes to this network.
+//!
+//! The shell tells the core the ESP facts it sees, once per batch: ESP sealed and
+//! sent, ESP opened (authenticated, not replayed). The core decides from them when
+//! unanswered ESP calls for a liveness check (a NAT in front of us that changed its
+//! mapping), and says where ESP goes when the peer moves.
 
 use super::sock;
 use super::tun::Tun;
@@ -252,6 +257,12 @@ impl VpnNet {
                         if let Some(old) = self.out.replace(new) {
                             self.out_pending.push(old);
                         }
+                    }
+                }
+                Event::PeerMoved { remote } => {
+                    log::info!("vpn {}: peer moved to {remote}", self.spec.net_id);
+                    if self.peer.is_some() {
+                        self.peer = Some(remote);
                     }
                 }
                 Event::ChildDown { spis, .. } => self.remove(spis),
@@ -523,8 +534,13 @@ impl Service for VpnShell {
                 gso.flush(sock);
                 n.tx += tx;
                 n.dropped += dropped;
+                // The core watches for ESP that goes out and gets nothing back.
+                if let Some(ike) = n.ike.as_mut().filter(|_| tx > 0) {
+                    ike.esp_sent(now);
+                }
             }
             1 => {
+                let mut opened = false;
                 for _ in 0..64 {
                     let Some(sock) = n.s4500.as_ref() else { break };
                     let Some((len, from, seg)) = udp_batch::recv_gro(sock, &mut self.buf) else {
@@ -550,6 +566,7 @@ impl Service for VpnShell {
                                 };
                                 match sa.open_in_place(chunk) {
                                     Ok(r) => {
+                                        opened = true;
                                         let inner = &chunk[r];
                                         if inner_allowed(inner, &n.spec) {
                                             n.rx += inner.len() as u64;
@@ -569,6 +586,9 @@ impl Service for VpnShell {
                 }
                 if let Some(t) = n.tun.as_mut() {
                     t.flush();
+                }
+                if let Some(ike) = n.ike.as_mut().filter(|_| opened) {
+                    ike.esp_received(now);
                 }
             }
             _ => {

@@ -105,6 +105,22 @@ pub struct VpnStatus {
     pub dropped: u64,
 }
 
+/// A network's DNS service: what it turned away to stay fair.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsStatus {
+    /// TCP clients refused, or cut for a client holding fewer connections.
+    pub tcp_refused: u64,
+    /// Queries refused for being over their client's forwarding budget.
+    pub forwards_limited: u64,
+}
+
+/// A network's DHCP service: how its lease file fares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhcpStatus {
+    /// Lease file writes that failed (each is retried until one succeeds).
+    pub lease_write_failures: u64,
+}
+
 /// A mesh network's xTR, as the mesh service reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeshStatus {
@@ -132,6 +148,8 @@ pub struct NetworkStatus {
     pub endpoints: Vec<EndpointStatus>,
     pub vpn: Option<VpnStatus>,
     pub mesh: Option<MeshStatus>,
+    pub dns: Option<DnsStatus>,
+    pub dhcp: Option<DhcpStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -273,6 +291,17 @@ impl Status {
                     },
                     m.rloc.as_deref().unwrap_or("-"),
                     m.map_cache
+                );
+            }
+            if let Some(d) = n
+                .dns
+                .as_ref()
+                .filter(|d| d.tcp_refused + d.forwards_limited > 0)
+            {
+                let _ = writeln!(
+                    s,
+                    "  dns turned away {} TCP clients and {} queries over their forwarding budget",
+                    d.tcp_refused, d.forwards_limited
                 );
             }
             for e in &n.endpoints {
@@ -442,6 +471,17 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
             w.key("decap").num(m.decap);
             w.key("dropped").num(m.dropped);
         }
+        w.end_obj();
+    }
+    if let (Some(d), true) = (&n.dhcp, counters) {
+        w.key("dhcp").begin_obj();
+        w.key("lease_write_failures").num(d.lease_write_failures);
+        w.end_obj();
+    }
+    if let (Some(d), true) = (&n.dns, counters) {
+        w.key("dns").begin_obj();
+        w.key("tcp_refused").num(d.tcp_refused);
+        w.key("forwards_limited").num(d.forwards_limited);
         w.end_obj();
     }
     w.end_obj();

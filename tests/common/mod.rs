@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod clients;
+pub mod nat;
 pub mod strongswan;
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,96 @@
-//! INFORMATIONAL: liveness checks (DPD), deletes of CHILD SAs and of IKE SAs, in both
-//! roles.
+//! INFORMATIONAL: liveness checks (DPD, and when ESP goes unanswered), deletes of
+//! CHILD SAs and of IKE SAs, in both roles.
+//!
+//! DPD runs `dpd` after the peer was last heard on IKE. ESP is watched too, from the
+//! facts the shell reports: ESP that keeps going out with none coming back for
+//! `esp_silence` starts a check at once (the last packets of a conversation, with
+//! nothing sent after them, are not enough). That is how a NAT in front of us that
+//! changed its mapping shows (a conntrack flush, a new outside address): our packets
+//! reach the peer from the new mapping, the peer's go to the old one and are lost.
+//! The check goes out from the new mapping, and a peer not behind a NAT moves to the
+//! address of an authenticated request (§2.23), so the tunnel works again a round
+//! trip later. If the peer does not answer, the check fails as DPD does. When the
+//! peer answers and ESP still only goes one way (a one-way stream), each further
+//! check waits twice as long, up to `dpd`; ESP received starts over.
 
 use super::payloads::{delete_ike, find_notify};
 use super::window::After;
-use super::{ChildState, Ike, Intent, Phase, Req};
+use super::{ChildState, Ike, Intent, Phase, Req, Timer};
 use crate::ike::{ChildDownReason, DownReason, Event};
 use crate::wire::ike::{exchange, notify, protocol, Delete, Payload};
 use std::time::Instant;
+
+/// Liveness from ESP.
+impl Ike {
+    /// ESP went out: the first since ESP last came in starts the unanswered stretch,
+    /// and its check is due `esp_wait` later. Only while the current IKE SA is
+    /// established.
+    pub(super) fn on_esp_sent(&mut self, now: Instant) {
+        let established = self
+            .current_idx()
+            .is_some_and(|i| self.sas[i].phase == Phase::Established);
+        if !established || self.cfg.esp_silence.is_zero() {
+            return;
+        }
+        self.esp_last_sent = now;
+        if self.esp_unanswered.is_none() {
+            self.esp_unanswered = Some(now);
+            self.timers.set(Timer::EspSilence, now + self.esp_wait);
+        }
+    }
+
+    /// ESP came in: nothing is unanswered, and the next stretch gets the full
+    /// `esp_silence` again.
+    pub(super) fn on_esp_received(&mut self, _now: Instant) {
+        self.esp_reset();
+    }
+
+    pub(super) fn esp_reset(&mut self) {
+        self.esp_unanswered = None;
+        self.esp_wait = self.cfg.esp_silence;
+        self.esp_checks = 0;
+        self.timers.stop(Timer::EspSilence);
+    }
+
+    /// [`Timer::EspSilence`]: `esp_wait` since ESP went out unanswered. If ESP kept
+    /// going out (some in the second half of the stretch), a liveness check, unless a
+    /// request is already out (its retransmissions are one); the next check waits
+    /// twice as long. If not, the stretch was only the last packets of a conversation
+    /// (someone sends last) and needs no check. Either way the next stretch starts
+    /// with the next ESP sent.
+    pub(super) fn esp_silent(&mut self, now: Instant) {
+        self.timers.stop(Timer::EspSilence);
+        let Some(since) = self.esp_unanswered.take() else {
+            return;
+        };
+        if self.esp_last_sent < since + self.esp_wait / 2 {
+            return;
+        }
+        let Some(i) = self.current_idx() else {
+            return;
+        };
+        let sa = &mut self.sas[i];
+        if sa.phase != Phase::Established || sa.pending.is_some() || !sa.intents.is_empty() {
+            return;
+        }
+        sa.push_intent(Intent::Dpd);
+        let waited = now.saturating_duration_since(since);
+        self.esp_checks = self.esp_checks.saturating_add(1);
+        if self.esp_checks == 1 {
+            log::info!(
+                "IKE: no ESP from {} for {waited:?} while sending: checking liveness",
+                self.cfg.remote_id
+            );
+        } else {
+            log::debug!(
+                "IKE: ESP to {} still one-way after {waited:?}: checking liveness",
+                self.cfg.remote_id
+            );
+        }
+        let cap = self.cfg.dpd.max(self.cfg.esp_silence);
+        self.esp_wait = self.esp_wait.saturating_mul(2).min(cap);
+    }
+}
 
 impl Ike {
     /// INFORMATIONAL as responder: deletes, an error notice, or a liveness check

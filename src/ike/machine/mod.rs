@@ -356,6 +356,16 @@ pub struct Ike {
     /// The next wait before reconnecting (doubles up to `reconnect_max`).
     reconnect_delay: Duration,
     closing: bool,
+    /// The first ESP the shell sent since it last received any (or since the last
+    /// liveness check this started): the unanswered stretch runs from here.
+    esp_unanswered: Option<Instant>,
+    /// How long ESP may go unanswered before a liveness check: `esp_silence`, doubled
+    /// after each check while ESP stays one-way (up to `dpd`), reset by ESP received.
+    esp_wait: Duration,
+    /// When the shell last sent ESP (while established).
+    esp_last_sent: Instant,
+    /// Liveness checks started by unanswered ESP since ESP last came in.
+    esp_checks: u32,
     up_since: Option<Instant>,
     ike_rekeys: u32,
     child_rekeys: u32,
@@ -375,12 +385,13 @@ impl std::fmt::Debug for Ike {
 }
 
 impl Ike {
-    pub fn new(cfg: IkeConfig, _now: Instant) -> Ike {
+    pub fn new(cfg: IkeConfig, now: Instant) -> Ike {
         let rng = SystemRandom::new();
         let mut cookie_secret = [0u8; 32];
         // A failing RNG leaves a zero secret: cookies still work, just guessably.
         let _ = crypto::random(&rng, &mut cookie_secret);
         let reconnect_delay = cfg.reconnect.unwrap_or_default();
+        let esp_wait = cfg.esp_silence;
         Ike {
             cfg,
             rng,
@@ -392,6 +403,10 @@ impl Ike {
             cookie_secret,
             reconnect_delay,
             closing: false,
+            esp_unanswered: None,
+            esp_wait,
+            esp_last_sent: now,
+            esp_checks: 0,
             up_since: None,
             ike_rekeys: 0,
             child_rekeys: 0,
@@ -495,6 +510,18 @@ impl Ike {
             _ => {}
         }
         self.kick_all(now);
+    }
+
+    /// The shell sent ESP on this peer's CHILD SAs (once per batch is enough). If none
+    /// comes back within `esp_silence`, a liveness check goes out.
+    pub fn esp_sent(&mut self, now: Instant) {
+        self.on_esp_sent(now);
+    }
+
+    /// ESP from the peer opened (authenticated, not a replay; once per batch is
+    /// enough): the path works both ways.
+    pub fn esp_received(&mut self, now: Instant) {
+        self.on_esp_received(now);
     }
 
     /// Handles one IKE message that arrived from `remote` at `local` (the non-ESP
@@ -694,6 +721,7 @@ impl Ike {
         self.retain_sas(|s| s.phase == Phase::HalfOpen);
         self.set_current(None);
         self.timers.stop(Timer::Keepalive);
+        self.esp_reset();
         self.up_since = None;
         self.last_down = Some(reason);
         log::info!("IKE with {} down: {reason:?}", self.cfg.remote_id);

@@ -4,7 +4,8 @@
 //! our inbound SPI), and the table holds a timer exactly while it is armed.
 //! [`Ike::poll_timeout`] is the earliest entry and [`Ike::on_timers`] handles the due
 //! ones: retransmissions, reconnects, NAT keepalives, IKE SA and CHILD SA lifetimes
-//! and rekeys, DPD, and the end of half-open, superseded and lingering SAs.
+//! and rekeys, DPD, the check when ESP goes unanswered, and the end of half-open,
+//! superseded and lingering SAs.
 //!
 //! A lone timer is set and stopped where its cause is (a reconnect scheduled in
 //! `down`, the keepalive started in `establish`, a half-open SA's end in
@@ -38,6 +39,9 @@ pub(super) enum Timer {
     /// Nothing heard on the current IKE SA for the DPD interval, and no request out:
     /// a liveness check.
     Dpd,
+    /// ESP went out and none came back for `esp_wait`: a liveness check (see
+    /// `informational.rs`).
+    EspSilence,
     /// A deadline of this CHILD SA.
     Child(u32, ChildTimer),
 }
@@ -57,7 +61,7 @@ pub(super) enum ChildTimer {
 }
 
 impl Timer {
-    const LAST_PASS: u8 = 7;
+    const LAST_PASS: u8 = 8;
 
     /// The pass of [`Ike::on_timers`] that handles it: passes run in this order,
     /// which is the order the protocol needs (a retransmission before the SA is
@@ -71,7 +75,8 @@ impl Timer {
             Timer::IkeExpire => 4,
             Timer::IkeRekey => 5,
             Timer::Dpd => 6,
-            Timer::Child(..) => 7,
+            Timer::EspSilence => 7,
+            Timer::Child(..) => 8,
         }
     }
 }
@@ -206,6 +211,7 @@ impl Ike {
                     }
                 }
             }
+            Timer::EspSilence => self.esp_silent(now),
             Timer::Child(spi, kind) => {
                 let Some(ci) = self.child_by_spi(spi) else {
                     return;
@@ -560,6 +566,7 @@ mod tests {
             Timer::IkeExpire,
             Timer::IkeRekey,
             Timer::Dpd,
+            Timer::EspSilence,
             Timer::Child(300, ChildTimer::Linger),
         ];
         for (i, k) in kinds.iter().enumerate() {

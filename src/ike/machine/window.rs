@@ -6,7 +6,7 @@
 use super::payloads::{delete_ike, has_unknown_critical, n};
 use super::{datagram, Ike, Intent, Pending, Phase, Req, Sa};
 use crate::ike::message::OpenError;
-use crate::ike::{message, DownReason, Error};
+use crate::ike::{message, DownReason, Error, Event};
 use crate::wire::ike::{exchange, notify, Header, Payload};
 use std::net::SocketAddrV4;
 use std::time::Instant;
@@ -101,10 +101,17 @@ impl Ike {
             return Err(Error::Unexpected);
         }
         let p = open(sa, msg)?;
-        // Answers go back where the request came from (NAT-T port floating, §2.23).
+        // Answers go back where the request came from (NAT-T port floating, §2.23),
+        // and so does everything else: a NAT in front of the peer may have given it a
+        // new mapping, and the data path follows the current SA.
+        let moved = sa.remote != remote;
         sa.local = local;
         sa.remote = remote;
         let id = sa.id();
+        if moved && Some(id) == self.current && sa.phase == Phase::Established {
+            log::debug!("IKE: {} moved to {remote}", self.cfg.remote_id);
+            self.events.push_back(Event::PeerMoved { remote });
+        }
         self.heard(idx, now);
         let (resp, after) = if has_unknown_critical(&p) {
             (
