@@ -3,7 +3,9 @@
 //! may answer a conflict probe, or a DHCP request), and as a UDP payload from the
 //! ECO's own MAC and from a guest behind it (the message's chaddr). Every reply is
 //! framed as the shell sends it and must read back as Ethernet/IPv4/UDP with a good
-//! checksum; the lease file must read back as written. Then the bytes as a lease file.
+//! checksum; the lease file must read back as written, and the file as the shell
+//! keeps it (a snapshot, then each batch's journal) must hold every allocation made.
+//! Then the bytes as a lease file.
 #![no_main]
 use econet::addr::MacAddr;
 use econet::dhcp::{frame, Config, Endpoint, EndpointKey, Output, Rx, Server};
@@ -61,6 +63,28 @@ fn send(out: Option<Output>, tx: &mut [u8]) {
     }
 }
 
+/// A lease file's allocations as (address, endpoint, client), the rest left out
+/// (renewals change it without a write).
+fn allocations(file: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(file);
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let client = if f.get(3) == Some(&"guest") {
+                f.get(6)
+            } else {
+                None
+            };
+            [f.first(), f.get(4), f.get(5), client]
+                .into_iter()
+                .flatten()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .collect()
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let key = EndpointKey {
         app_id: "a".into(),
@@ -70,10 +94,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut s = Server::new(config(&key));
     assert_eq!(s.restore(LEASES.as_bytes(), now, WALL), 2);
     let mut tx = [0u8; 1514];
+    // The lease file as the shell keeps it: a snapshot, then each batch's journal.
+    let mut file = s.snapshot();
 
     // A frame, handled as the shell handles what its packet socket reads.
     if let Some((mac, ip)) = frame::parse_arp(data) {
         let out = s.handle_arp(now, mac, ip);
+        file.extend(s.take_journal());
         send(out, &mut tx);
     } else if let Some((src_mac, src_ip, payload)) = frame::parse_request(data, Checksum::Ignore) {
         let rx = Rx {
@@ -83,6 +110,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             payload,
         };
         let out = s.handle(now, WALL, rx, &mut tx[frame::PAYLOAD_OFFSET..]);
+        file.extend(s.take_journal());
         send(out, &mut tx);
     }
 
@@ -102,6 +130,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             payload: data,
         };
         let out = s.handle(t, wall, rx, &mut tx[frame::PAYLOAD_OFFSET..]);
+        file.extend(s.take_journal());
         send(out, &mut tx);
         // Past the conflict probe's window, with no answer to it.
         while let Some(out) = s.poll(
@@ -109,6 +138,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             wall,
             &mut tx[frame::PAYLOAD_OFFSET..],
         ) {
+            file.extend(s.take_journal());
             send(Some(out), &mut tx);
         }
     }
@@ -121,6 +151,17 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         snap,
         "the lease file does not read back as written"
     );
+    // Every allocation made is on disk before its ACK leaves: the journaled file, read
+    // back after a crash, still holds each one (for the same identity).
+    let mut crashed = Server::new(config(&key));
+    crashed.restore(&file, now, WALL + 3);
+    let on_disk = allocations(&crashed.snapshot());
+    for a in allocations(&snap) {
+        assert!(
+            on_disk.contains(&a),
+            "allocation {a:?} is not in the journaled lease file"
+        );
+    }
 
     let _ = Server::new(config(&key)).restore(data, now, 0);
 });
