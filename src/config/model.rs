@@ -163,6 +163,107 @@ pub struct Interface {
     pub attach: Attach,
     /// The host-side interface name: the tap's name, or the veth's host end.
     pub host_ifname: String,
+    /// The endpoint's access control list. `None`: no per-endpoint filtering (the
+    /// network's own policy only). `Some` (even empty): EVE semantics, the first ACE
+    /// that matches decides and a packet none matches is dropped.
+    pub acls: Option<Vec<Ace>>,
+}
+
+/// One access control entry (EVE's ACE, eve-api `fw.proto`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ace {
+    /// 1 to 2^24-1, unique within the endpoint; names the ACE's counters.
+    pub id: u32,
+    pub name: Option<String>,
+    pub matches: AceMatches,
+    pub action: AceAction,
+    pub dir: AceDir,
+}
+
+/// The matches of an ACE, all of which must hold (at most one of each type).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AceMatches {
+    /// The remote endpoint's address or prefix.
+    pub ip: Option<Ipv4Net>,
+    /// A domain name (lowercase, no trailing dot): remote addresses econet's DNS
+    /// returned for it or a subdomain, and `static_dns` addresses under it.
+    pub host: Option<String>,
+    /// The other ECOs of the network (a mesh: the mesh subnet) and `static_dns`.
+    pub eidset: bool,
+    pub protocol: Option<AceProto>,
+    /// The ECO's own port (for a port map: the port exposed on the device).
+    pub lport: Option<PortRange>,
+    /// The remote port.
+    pub fport: Option<PortRange>,
+    /// For a port map: the `adapter` as written, and the indices into
+    /// `Config::ports` it resolves to. Empty: every port the network may use.
+    pub adapter: Option<String>,
+    pub adapter_ports: Vec<usize>,
+}
+
+/// An ACE's `protocol`: a number (tcp 6, udp 17, icmp 1) or `all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AceProto {
+    Number(u8),
+    All,
+}
+
+impl AceProto {
+    pub const TCP: AceProto = AceProto::Number(6);
+    pub const UDP: AceProto = AceProto::Number(17);
+    /// Whether ports can be matched (tcp or udp).
+    pub fn has_ports(self) -> bool {
+        self == AceProto::TCP || self == AceProto::UDP
+    }
+}
+
+/// A port or an inclusive range of ports, `lo <= hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn single(self) -> Option<u16> {
+        (self.lo == self.hi).then_some(self.lo)
+    }
+    pub fn overlaps(self, other: PortRange) -> bool {
+        self.lo <= other.hi && other.lo <= self.hi
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AceAction {
+    /// No `actions`: the flow is allowed.
+    Allow,
+    Drop,
+    /// A token bucket for the ACE: `rate` packets per `per_secs`, bursts of `burst`;
+    /// packets over it are dropped, the rest allowed.
+    Limit { rate: u32, per_secs: u32, burst: u32 },
+    /// Connections to the active port's address on `lport` (a single port, protocol
+    /// tcp or udp) are forwarded to the ECO's `app_port`.
+    Portmap { app_port: u16 },
+}
+
+/// Which flows an ACE applies to, by who starts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AceDir {
+    #[default]
+    Both,
+    /// Flows started toward the ECO.
+    Ingress,
+    /// Flows the ECO starts.
+    Egress,
+}
+
+impl AceDir {
+    pub fn ingress(self) -> bool {
+        self != AceDir::Egress
+    }
+    pub fn egress(self) -> bool {
+        self != AceDir::Ingress
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -457,6 +457,7 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 ip,
                 attach,
                 host_ifname,
+                acls: None,
             });
         }
         apps.push(App {
