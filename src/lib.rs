@@ -5,6 +5,7 @@
 //! path: [`wire`] formats under sans-I/O protocol cores. [`event_loop`] is the only
 //! place that blocks.
 
+pub mod acl;
 pub mod addr;
 pub mod board;
 pub mod cli;
