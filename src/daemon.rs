@@ -431,7 +431,13 @@ impl Daemon {
             };
             self.mark_hosts_stale(net_id);
             let net = self.config.as_ref().and_then(|c| c.network(net_id));
-            if net.is_some_and(|n| n.kind == NetKind::Mesh) {
+            // A mesh's EIDs, and the port maps and ACL map elements of an endpoint
+            // with ACLs, follow its leases.
+            let has_acls = self.config.as_ref().is_some_and(|c| {
+                c.endpoints()
+                    .any(|(_, i)| i.host_ifname == *ifname && i.acls.is_some())
+            });
+            if has_acls || net.is_some_and(|n| n.kind == NetKind::Mesh) {
                 self.schedule(DEBOUNCE);
             }
             admit.push((granted, Allowed::new(ifname, *mac, Some(*ip))));

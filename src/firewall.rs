@@ -9,13 +9,14 @@
 //! allowed (endpoint, MAC, address) tuples change with DHCP leases and are updated
 //! element by element.
 
+use crate::acl;
 use crate::addr::{Ipv4Net, MacAddr};
 use crate::netlink::nft::*;
 use std::net::Ipv4Addr;
 
 pub const TABLE: &str = "econet";
 /// Bump when the rules below change, so running devices rebuild their tables.
-const RULES_VERSION: u32 = 2;
+const RULES_VERSION: u32 = 3;
 
 /// How long an IPv6 address stays an ECO port's after the port last used it. Without
 /// traffic the claim lapses and the address is free for the next claimant, so this is
@@ -209,6 +210,44 @@ impl FwSpec {
         b.add_set(f, TABLE, "ports", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "bridges", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "l3_bridges", TYPE_IFNAME, 16);
+        for map in [acl::MAP_OUT4, acl::MAP_IN4] {
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: map,
+                    key_type: concat_type(&[TYPE_IFNAME, TYPE_IPADDR]),
+                    key_len: acl::VMAP4_KEY_LEN,
+                    data_type: Some(DATA_VERDICT),
+                    ..SetDef::default()
+                },
+            );
+        }
+        for (map, key_type, key_len) in [
+            (
+                acl::MAP_PM_OUT,
+                concat_type(&[TYPE_IFNAME, TYPE_IPADDR, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
+                acl::PM_OUT_KEY_LEN,
+            ),
+            (
+                acl::MAP_PM_IN,
+                concat_type(&[TYPE_IPADDR, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
+                acl::PM_IN_KEY_LEN,
+            ),
+        ] {
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: map,
+                    key_type,
+                    key_len,
+                    data_type: Some(concat_type(&[TYPE_IPADDR, TYPE_INET_SERVICE])),
+                    data_len: acl::PM_DATA_LEN,
+                    ..SetDef::default()
+                },
+            );
+        }
         let names = |v: Vec<&String>| {
             v.into_iter()
                 .map(|n| ifname(n).to_vec())
@@ -258,8 +297,11 @@ impl FwSpec {
             r.extend(clamp_mss());
             b.add_rule(f, TABLE, "forward", &r);
         }
-        for n in self.nets.iter().filter(|n| n.nat_port.is_some()) {
+        for n in &self.nets {
+            let Some(p) = &n.nat_port else { continue };
+            // Only flows out of the port (a port map's from ECOs keep their mark).
             let mut r = is(META_IIFNAME, &n.bridge);
+            r.extend(is(META_OIFNAME, p));
             r.extend(ct_state(CT_STATE_NEW, true));
             r.push(Expr::Immediate {
                 dreg: REG_1,
@@ -274,6 +316,64 @@ impl FwSpec {
         let mut r = in_set(META_IIFNAME, "ports");
         r.extend(in_set(META_OIFNAME, "ports"));
         r.push(verdict(NF_DROP));
+        b.add_rule(f, TABLE, "forward", &r);
+        // What a bridge carries for an allowed flow, marked for the bridge family's
+        // ACL units (see acl::MARK_FLOW_REPLY).
+        for state in [
+            vec![
+                Expr::Ct {
+                    key: CT_DIRECTION,
+                    dreg: REG_1,
+                },
+                Expr::Cmp {
+                    sreg: REG_1,
+                    op: CMP_EQ,
+                    data: vec![CT_DIR_REPLY],
+                },
+            ],
+            ct_state(CT_STATE_RELATED, true),
+        ] {
+            let mut r = in_set(META_IIFNAME, "bridges");
+            r.extend(state);
+            r.push(Expr::Meta {
+                key: META_MARK,
+                dreg: REG_1,
+            });
+            r.push(Expr::Bitwise {
+                reg: REG_1,
+                len: 4,
+                mask: (!acl::MARK_FLOW_REPLY).to_ne_bytes().to_vec(),
+                xor: acl::MARK_FLOW_REPLY.to_ne_bytes().to_vec(),
+            });
+            r.push(Expr::MetaSet {
+                key: META_MARK,
+                sreg: REG_1,
+            });
+            b.add_rule(f, TABLE, "forward", &r);
+        }
+        // Endpoints with ACLs: their units decide (and return what they allow).
+        for (key, off, map) in [
+            (META_IIFNAME, 12, acl::MAP_OUT4),
+            (META_OIFNAME, 16, acl::MAP_IN4),
+        ] {
+            let mut r = nfproto_ipv4();
+            r.push(Expr::Meta { key, dreg: REG_1 });
+            r.push(Expr::Payload {
+                base: BASE_NETWORK,
+                offset: off,
+                len: 4,
+                dreg: REG_2,
+            });
+            r.push(Expr::Vmap {
+                set: map.into(),
+                sreg: REG_1,
+            });
+            b.add_rule(f, TABLE, "forward", &r);
+        }
+        // Port-mapped connections the units allowed, into any ECO network.
+        let mut r = pm_marked();
+        r.extend(in_set(META_OIFNAME, "l3_bridges"));
+        r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, "forward", &r);
         for n in &self.nets {
             let mut r = is(META_IIFNAME, &n.bridge);
@@ -322,7 +422,74 @@ impl FwSpec {
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, "input", &r);
 
-        // postrouting: masquerade a local network out of its port.
+        // prerouting: port maps, from outside by the port they arrive on, from ECOs
+        // by the port's address; marked, so that the units know them.
+        b.add_chain(
+            f,
+            TABLE,
+            "prerouting",
+            Some(&Hook {
+                num: HOOK_PREROUTING,
+                priority: -100,
+                kind: "nat",
+            }),
+        );
+        for (outside, map, mark) in [
+            (true, acl::MAP_PM_OUT, acl::MARK_PM_OUT),
+            (false, acl::MAP_PM_IN, acl::MARK_PM_IN),
+        ] {
+            let mut r = nfproto_ipv4();
+            let mut reg = 0;
+            if outside {
+                r.push(Expr::Meta {
+                    key: META_IIFNAME,
+                    dreg: REG_1,
+                });
+                reg = 4;
+            } else {
+                r.extend(in_set(META_IIFNAME, "l3_bridges"));
+            }
+            r.push(Expr::Payload {
+                base: BASE_NETWORK,
+                offset: 16,
+                len: 4,
+                dreg: reg32(reg),
+            });
+            r.push(Expr::Meta {
+                key: META_L4PROTO,
+                dreg: reg32(reg + 1),
+            });
+            r.push(Expr::Payload {
+                base: BASE_TRANSPORT,
+                offset: 2,
+                len: 2,
+                dreg: reg32(reg + 2),
+            });
+            r.push(Expr::MapLookup {
+                set: map.into(),
+                sreg: REG_1,
+                dreg: REG_1,
+            });
+            r.push(Expr::Immediate {
+                dreg: REG_3,
+                data: mark.to_ne_bytes().to_vec(),
+            });
+            r.push(Expr::CtSet {
+                key: CT_MARK,
+                sreg: REG_3,
+            });
+            r.push(Expr::Dnat {
+                reg_addr: REG_1,
+                reg_proto: reg32(1),
+            });
+            b.add_rule(f, TABLE, "prerouting", &r);
+        }
+
+        // postrouting: port-mapped connections from ECOs leave from the gateway.
+        let mut r = ct_mark_is(acl::MARK_PM_IN);
+        r.push(Expr::Masq);
+        b.add_rule(f, TABLE, "postrouting", &r);
+        // Masquerade a local network out of its port.
         for n in &self.nets {
             if let (Some(p), Some(s)) = (&n.nat_port, &n.subnet) {
                 let mut r = ip_saddr_in(s, true);
@@ -351,6 +518,20 @@ impl FwSpec {
             concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]),
             24,
         );
+        for map in [acl::MAP_OUT_PORT, acl::MAP_IN_PORT] {
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: map,
+                    key_type: TYPE_IFNAME,
+                    key_len: 16,
+                    data_type: Some(DATA_VERDICT),
+                    ..SetDef::default()
+                },
+            );
+        }
+        self.build_acl_bridge(b);
         let bridges = self.eco_bridges();
         self.add_v6_sets(b, &bridges, held);
         let eco: Vec<Vec<u8>> = self
@@ -466,6 +647,57 @@ impl FwSpec {
         self.build_eco_in6(b);
         for br in &bridges {
             build_nd6(b, br);
+        }
+    }
+
+    /// The bridge family's entry to the units of switch endpoints (keyed by bridge
+    /// port), and the chain for what L3 endpoints with ACLs bridge to each other
+    /// beside IPv4 (which the inet rules see).
+    fn build_acl_bridge(&self, b: &mut Batch) {
+        let f = NFPROTO_BRIDGE;
+        b.add_chain(f, TABLE, acl::CHAIN_L3_BRIDGED, None);
+        let c = acl::CHAIN_L3_BRIDGED;
+        for t in [0x0800u16, 0x0806] {
+            let mut r = meta_protocol(t);
+            r.push(Expr::Verdict {
+                code: NFT_RETURN,
+                chain: None,
+            });
+            b.add_rule(f, TABLE, c, &r);
+        }
+        for t in [ND_RS, ND_RA, ND_NS, ND_NA] {
+            let mut r = meta_protocol(0x86dd);
+            r.extend(icmpv6_type(t));
+            r.push(Expr::Verdict {
+                code: NFT_RETURN,
+                chain: None,
+            });
+            b.add_rule(f, TABLE, c, &r);
+        }
+        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+        // After br_netfilter's forward hook (priority -1), so conntrack is attached.
+        b.add_chain(
+            f,
+            TABLE,
+            acl::CHAIN_BRIDGE_FWD,
+            Some(&Hook {
+                num: HOOK_FORWARD,
+                priority: 0,
+                kind: "filter",
+            }),
+        );
+        for (key, map) in [
+            (META_IIFNAME, acl::MAP_OUT_PORT),
+            (META_OIFNAME, acl::MAP_IN_PORT),
+        ] {
+            let r = vec![
+                Expr::Meta { key, dreg: REG_1 },
+                Expr::Vmap {
+                    set: map.into(),
+                    sreg: REG_1,
+                },
+            ];
+            b.add_rule(f, TABLE, acl::CHAIN_BRIDGE_FWD, &r);
         }
     }
 
@@ -887,11 +1119,62 @@ pub fn allowed_keys(allowed: &[Allowed]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (ips, macs)
 }
 
-fn verdict(code: i32) -> Expr {
+/// `meta nfproto ipv4`
+fn nfproto_ipv4() -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: META_NFPROTO,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![NFPROTO_IPV4],
+        },
+    ]
+}
+
+/// `ct mark MARK`
+fn ct_mark_is(mark: u32) -> Vec<Expr> {
+    vec![
+        Expr::Ct {
+            key: CT_MARK,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: mark.to_ne_bytes().to_vec(),
+        },
+    ]
+}
+
+/// A connection a port map made (from outside or from an ECO).
+fn pm_marked() -> Vec<Expr> {
+    vec![
+        Expr::Ct {
+            key: CT_MARK,
+            dreg: REG_1,
+        },
+        Expr::Bitwise {
+            reg: REG_1,
+            len: 4,
+            mask: acl::MARK_PM_MASK.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: acl::MARK_PM_OUT.to_ne_bytes().to_vec(),
+        },
+    ]
+}
+
+pub(crate) fn verdict(code: i32) -> Expr {
     Expr::Verdict { code, chain: None }
 }
 
-fn is(key: u32, name: &str) -> Vec<Expr> {
+pub(crate) fn is(key: u32, name: &str) -> Vec<Expr> {
     vec![
         Expr::Meta { key, dreg: REG_1 },
         Expr::Cmp {
@@ -902,7 +1185,7 @@ fn is(key: u32, name: &str) -> Vec<Expr> {
     ]
 }
 
-fn in_set(key: u32, set: &str) -> Vec<Expr> {
+pub(crate) fn in_set(key: u32, set: &str) -> Vec<Expr> {
     vec![
         Expr::Meta { key, dreg: REG_1 },
         Expr::Lookup {
@@ -913,7 +1196,7 @@ fn in_set(key: u32, set: &str) -> Vec<Expr> {
     ]
 }
 
-fn l4proto(p: u8) -> Vec<Expr> {
+pub(crate) fn l4proto(p: u8) -> Vec<Expr> {
     vec![
         Expr::Meta {
             key: META_L4PROTO,
@@ -928,7 +1211,7 @@ fn l4proto(p: u8) -> Vec<Expr> {
 }
 
 /// A transport port at `offset` (0 source, 2 destination) equal to `port`.
-fn port_is(offset: u32, port: u16) -> Vec<Expr> {
+pub(crate) fn port_is(offset: u32, port: u16) -> Vec<Expr> {
     vec![
         Expr::Payload {
             base: BASE_TRANSPORT,
@@ -944,7 +1227,7 @@ fn port_is(offset: u32, port: u16) -> Vec<Expr> {
     ]
 }
 
-fn ct_state(bits: u32, any: bool) -> Vec<Expr> {
+pub(crate) fn ct_state(bits: u32, any: bool) -> Vec<Expr> {
     vec![
         Expr::Ct {
             key: CT_STATE,
@@ -965,7 +1248,7 @@ fn ct_state(bits: u32, any: bool) -> Vec<Expr> {
 }
 
 /// The packet's bytes at `offset` from `base` equal `data`.
-fn field_is(base: u32, offset: u32, data: Vec<u8>) -> Vec<Expr> {
+pub(crate) fn field_is(base: u32, offset: u32, data: Vec<u8>) -> Vec<Expr> {
     vec![
         Expr::Payload {
             base,
@@ -982,7 +1265,7 @@ fn field_is(base: u32, offset: u32, data: Vec<u8>) -> Vec<Expr> {
 }
 
 /// The packet's bytes at `offset` from `base` compared with `data` by `op`.
-fn field_cmp(base: u32, offset: u32, data: Vec<u8>, op: u32) -> Vec<Expr> {
+pub(crate) fn field_cmp(base: u32, offset: u32, data: Vec<u8>, op: u32) -> Vec<Expr> {
     let mut v = field_is(base, offset, data);
     if let Some(Expr::Cmp { op: o, .. }) = v.last_mut() {
         *o = op;
@@ -991,7 +1274,7 @@ fn field_cmp(base: u32, offset: u32, data: Vec<u8>, op: u32) -> Vec<Expr> {
 }
 
 /// `meta protocol T`: the frame's protocol after the kernel took off a VLAN tag.
-fn meta_protocol(t: u16) -> Vec<Expr> {
+pub(crate) fn meta_protocol(t: u16) -> Vec<Expr> {
     vec![
         Expr::Meta {
             key: META_PROTOCOL,
@@ -1006,7 +1289,7 @@ fn meta_protocol(t: u16) -> Vec<Expr> {
 }
 
 /// `icmpv6 type T`
-fn icmpv6_type(t: u8) -> Vec<Expr> {
+pub(crate) fn icmpv6_type(t: u8) -> Vec<Expr> {
     let mut v = l4proto(58);
     v.extend(field_is(BASE_TRANSPORT, 0, vec![t]));
     v
@@ -1046,7 +1329,7 @@ fn ip6_is_link_local(base: u32, offset: u32, is: bool) -> Vec<Expr> {
     ]
 }
 
-fn ether_type(t: u16) -> Vec<Expr> {
+pub(crate) fn ether_type(t: u16) -> Vec<Expr> {
     vec![
         Expr::Payload {
             base: BASE_LL,
@@ -1063,7 +1346,7 @@ fn ether_type(t: u16) -> Vec<Expr> {
 }
 
 /// `ip saddr PREFIX` (in an inet table, with the IPv4 check nft adds).
-fn ip_saddr_in(net: &Ipv4Net, inet: bool) -> Vec<Expr> {
+pub(crate) fn ip_saddr_in(net: &Ipv4Net, inet: bool) -> Vec<Expr> {
     let mut v = Vec::new();
     if inet {
         v.push(Expr::Meta {

@@ -12,9 +12,32 @@ pub const MAX_PER_NET: u32 = 4096;
 pub const MIN_TTL_SECS: u32 = 60;
 pub const MAX_TTL_SECS: u32 = 24 * 3600;
 
+/// The names of the learned-address sets begin so.
+pub const SET_PREFIX: &str = "hosts4_";
+
 /// The set of learned addresses on the network with bridge `bridge`.
 pub fn set_name(bridge: &str) -> String {
-    format!("hosts4_{bridge}")
+    format!("{SET_PREFIX}{bridge}")
+}
+
+/// The elements (no timeout) of the `static_dns` entries under an ACL host name.
+pub fn static_elems(hosts: &[String], static_dns: &[crate::config::HostEntry]) -> Vec<[u8; 8]> {
+    let mut out = Vec::new();
+    for h in hosts {
+        for e in static_dns {
+            let name = e.host.trim_end_matches('.').to_ascii_lowercase();
+            let under = name == *h
+                || (name.len() > h.len()
+                    && name.ends_with(h.as_str())
+                    && name.as_bytes()[name.len() - h.len() - 1] == b'.');
+            if under {
+                out.extend(e.addrs.iter().map(|a| key(name_id(h), *a)));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The id of a host name (lowercase, no trailing dot) in its network's set.

@@ -22,8 +22,15 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_NEWSET: u16 = 9;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_DELSET: u16 = 11;
+const NFT_MSG_NEWOBJ: u16 = 18;
+const NFT_MSG_GETOBJ: u16 = 19;
+const NFT_MSG_DELOBJ: u16 = 20;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DELSETELEM: u16 = 14;
@@ -42,11 +49,15 @@ pub const HOOK_POSTROUTING: u32 = 4;
 pub const TYPE_IPADDR: u32 = 7;
 pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_ETHERADDR: u32 = 9;
+pub const TYPE_MARK: u32 = 19;
+pub const TYPE_INET_PROTO: u32 = 12;
+pub const TYPE_INET_SERVICE: u32 = 13;
 pub const TYPE_IFNAME: u32 = 41;
 /// The data type of a verdict map (`NFT_DATA_VERDICT`).
 pub const DATA_VERDICT: u32 = 0xffff_ff00;
 
 /// Set flags (`enum nft_set_flags`).
+pub const SET_F_INTERVAL: u32 = 0x4;
 pub const SET_F_MAP: u32 = 0x8;
 pub const SET_F_TIMEOUT: u32 = 0x10;
 /// Updated from the packet path (`nft`'s `flags dynamic`).
@@ -81,6 +92,7 @@ pub const fn reg32(n: u32) -> u32 {
 pub const REG_3: u32 = 3;
 
 pub const META_PROTOCOL: u32 = 1;
+pub const META_MARK: u32 = 3;
 pub const META_IIFNAME: u32 = 6;
 pub const META_OIFNAME: u32 = 7;
 pub const META_NFPROTO: u32 = 15;
@@ -91,10 +103,18 @@ pub const BASE_NETWORK: u32 = 1;
 pub const BASE_TRANSPORT: u32 = 2;
 
 pub const CT_STATE: u32 = 0;
+pub const CT_DIRECTION: u32 = 1;
 pub const CT_MARK: u32 = 3;
+pub const CT_PROTO_DST: u32 = 12;
+/// `IP_CT_DIR_REPLY`, as `ct direction` loads it.
+pub const CT_DIR_REPLY: u8 = 1;
 pub const CT_STATE_ESTABLISHED: u32 = 2;
 pub const CT_STATE_RELATED: u32 = 4;
 pub const CT_STATE_NEW: u32 = 8;
+
+/// Stateful object types (`NFT_OBJECT_*`).
+pub const OBJ_COUNTER: u32 = 1;
+pub const OBJ_LIMIT: u32 = 4;
 
 pub const CMP_EQ: u32 = 0;
 pub const CMP_NEQ: u32 = 1;
@@ -105,6 +125,7 @@ pub const NF_DROP: i32 = 0;
 pub const NF_ACCEPT: i32 = 1;
 pub const NFT_JUMP: i32 = -3;
 pub const NFT_GOTO: i32 = -4;
+pub const NFT_RETURN: i32 = -5;
 
 /// One nftables expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +197,32 @@ pub enum Expr {
     },
     Counter,
     Masq,
+    /// `meta KEY set` from a register.
+    MetaSet {
+        key: u32,
+        sreg: u32,
+    },
+    /// `ct original KEY` (a key of the connection's original direction).
+    CtOrig {
+        key: u32,
+        dreg: u32,
+    },
+    /// A map lookup whose data (not a verdict) lands in `dreg`.
+    MapLookup {
+        set: String,
+        sreg: u32,
+        dreg: u32,
+    },
+    /// `dnat ip to` the address in `reg_addr` and the port in `reg_proto`.
+    Dnat {
+        reg_addr: u32,
+        reg_proto: u32,
+    },
+    /// A named stateful object (`counter name …`, `limit name …`).
+    Objref {
+        ty: u32,
+        name: String,
+    },
     /// `rt load tcpmss`
     RtTcpMss {
         dreg: u32,
@@ -256,6 +303,11 @@ fn expr_name(e: &Expr) -> &'static str {
         Expr::Immediate { .. } | Expr::Verdict { .. } => "immediate",
         Expr::Counter => "counter",
         Expr::Masq => "masq",
+        Expr::CtOrig { .. } => "ct",
+        Expr::MetaSet { .. } => "meta",
+        Expr::MapLookup { .. } => "lookup",
+        Expr::Dnat { .. } => "nat",
+        Expr::Objref { .. } => "objref",
         Expr::RtTcpMss { .. } => "rt",
         Expr::Byteorder { .. } => "byteorder",
         Expr::TcpOptWrite { .. } => "exthdr",
@@ -376,6 +428,33 @@ fn expr_body(a: &mut Attrs, e: &Expr) {
             a.put(2, &0u64.to_be_bytes());
         }
         Expr::Masq => {}
+        Expr::MetaSet { key, sreg } => {
+            a.be32(2, *key);
+            a.be32(3, *sreg); // NFTA_META_SREG
+        }
+        Expr::CtOrig { key, dreg } => {
+            a.be32(2, *key);
+            a.be32(1, *dreg);
+            a.put(3, &[0]); // NFTA_CT_DIRECTION: IP_CT_DIR_ORIGINAL
+        }
+        Expr::MapLookup { set, sreg, dreg } => {
+            a.str(1, set);
+            a.be32(2, *sreg);
+            a.be32(3, *dreg);
+        }
+        Expr::Dnat {
+            reg_addr,
+            reg_proto,
+        } => {
+            a.be32(1, 1); // NFT_NAT_DNAT
+            a.be32(2, u32::from(NFPROTO_IPV4));
+            a.be32(3, *reg_addr); // NFTA_NAT_REG_ADDR_MIN
+            a.be32(5, *reg_proto); // NFTA_NAT_REG_PROTO_MIN
+        }
+        Expr::Objref { ty, name } => {
+            a.be32(1, *ty); // NFTA_OBJREF_IMM_TYPE
+            a.str(2, name);
+        }
         Expr::RtTcpMss { dreg } => {
             a.be32(1, *dreg);
             a.be32(2, 3); // NFT_RT_TCPMSS
@@ -681,6 +760,122 @@ impl Batch {
         );
     }
 
+    /// Deletes chain `name` with its rules (nothing may refer to it any more).
+    pub fn del_chain(&mut self, family: u8, table: &str, name: &str) {
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.str(3, name);
+        self.nft(NFT_MSG_DELCHAIN, 0, family, a);
+    }
+
+    pub fn del_set(&mut self, family: u8, table: &str, name: &str) {
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.str(2, name);
+        self.nft(NFT_MSG_DELSET, 0, family, a);
+    }
+
+    /// Creates a named counter.
+    pub fn add_counter(&mut self, family: u8, table: &str, name: &str) {
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.str(2, name);
+        a.be32(3, OBJ_COUNTER);
+        a.begin(4);
+        a.be64(1, 0); // NFTA_COUNTER_BYTES
+        a.be64(2, 0); // NFTA_COUNTER_PACKETS
+        a.end();
+        self.nft(NFT_MSG_NEWOBJ, libc::NLM_F_CREATE as u16, family, a);
+    }
+
+    /// Creates a named limit: `rate` packets per `unit_secs`, bursts of `burst`;
+    /// `over` matches the packets beyond it.
+    pub fn add_limit(
+        &mut self,
+        family: u8,
+        table: &str,
+        name: &str,
+        (rate, unit_secs, burst): (u64, u64, u32),
+        over: bool,
+    ) {
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.str(2, name);
+        a.be32(3, OBJ_LIMIT);
+        a.begin(4);
+        a.be64(1, rate);
+        a.be64(2, unit_secs);
+        a.be32(3, burst);
+        a.be32(4, 0); // NFT_LIMIT_PKTS
+        a.be32(5, u32::from(over)); // NFT_LIMIT_F_INV
+        a.end();
+        self.nft(NFT_MSG_NEWOBJ, libc::NLM_F_CREATE as u16, family, a);
+    }
+
+    pub fn del_obj(&mut self, family: u8, table: &str, name: &str, ty: u32) {
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.str(2, name);
+        a.be32(3, ty);
+        self.nft(NFT_MSG_DELOBJ, 0, family, a);
+    }
+
+    /// Adds `key : value` elements to a map with data values.
+    pub fn add_map_elems(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+        elems: &[(Vec<u8>, Vec<u8>)],
+    ) {
+        for chunk in elems.chunks(256) {
+            let mut a = Attrs::default();
+            a.str(1, table);
+            a.str(2, set);
+            a.begin(3);
+            for (k, v) in chunk {
+                a.begin(1);
+                a.data(1, k);
+                a.data(2, v); // NFTA_SET_ELEM_DATA { NFTA_DATA_VALUE }
+                a.end();
+            }
+            a.end();
+            self.nft(NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE as u16, family, a);
+        }
+    }
+
+    /// Adds the ranges `[start, end)` of 4-byte keys to an interval set, as `nft`
+    /// writes them: each start, then its end flagged as such (none for a range that
+    /// runs to the top), after an end at 0 when the first range starts above it.
+    pub fn add_intervals(&mut self, family: u8, table: &str, set: &str, ranges: &[(u32, u64)]) {
+        let mut elems: Vec<(u32, bool)> = Vec::new();
+        if ranges.first().is_some_and(|r| r.0 > 0) {
+            elems.push((0, true));
+        }
+        for &(start, end) in ranges {
+            elems.push((start, false));
+            if let Ok(e) = u32::try_from(end) {
+                elems.push((e, true));
+            }
+        }
+        for chunk in elems.chunks(256) {
+            let mut a = Attrs::default();
+            a.str(1, table);
+            a.str(2, set);
+            a.begin(3);
+            for (k, is_end) in chunk {
+                a.begin(1);
+                a.data(1, &k.to_be_bytes());
+                if *is_end {
+                    a.be32(3, 1); // NFTA_SET_ELEM_FLAGS: NFT_SET_ELEM_INTERVAL_END
+                }
+                a.end();
+            }
+            a.end();
+            self.nft(NFT_MSG_NEWSETELEM, libc::NLM_F_CREATE as u16, family, a);
+        }
+    }
+
     /// The nf_tables messages so far: (message type, attributes), for tests.
     #[cfg(test)]
     pub fn messages(&self) -> Vec<(u16, Vec<u8>)> {
@@ -933,6 +1128,17 @@ impl Nft {
             .collect())
     }
 
+    /// Every element of set `set`, with the milliseconds it has left if it expires.
+    pub fn set_elems_timed(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+    ) -> io::Result<Vec<(Vec<u8>, Option<u64>)>> {
+        let msgs = self.dump_elems(family, table, set)?;
+        Ok(parse_elems(&msgs, usize::MAX))
+    }
+
     fn dump_elems(&mut self, family: u8, table: &str, set: &str) -> io::Result<Vec<Vec<u8>>> {
         let mut a = Attrs::default();
         a.str(1, table);
@@ -943,6 +1149,103 @@ impl Nft {
             family,
             &a.b,
         )
+    }
+
+    /// The names of the chains of `table`.
+    pub fn chains(&mut self, family: u8, table: &str) -> io::Result<Vec<String>> {
+        self.names(NFT_MSG_GETCHAIN, 1, 3, family, table)
+    }
+
+    /// The names of the sets (maps included) of `table`.
+    pub fn sets(&mut self, family: u8, table: &str) -> io::Result<Vec<String>> {
+        self.names(NFT_MSG_GETSET, 1, 2, family, table)
+    }
+
+    /// Dumps objects of one kind and returns the names of those in `table`
+    /// (`table_attr` and `name_attr` are that kind's attribute numbers).
+    fn names(
+        &mut self,
+        msg: u16,
+        table_attr: u16,
+        name_attr: u16,
+        family: u8,
+        table: &str,
+    ) -> io::Result<Vec<String>> {
+        let mut a = Attrs::default();
+        a.str(table_attr, table);
+        let msgs = self.request(
+            (NFNL_SUBSYS_NFTABLES << 8) | msg,
+            libc::NLM_F_DUMP as u16,
+            family,
+            &a.b,
+        )?;
+        Ok(msgs
+            .iter()
+            .filter(|m| attr_str(m, table_attr).as_deref() == Some(table))
+            .filter_map(|m| attr_str(m, name_attr))
+            .collect())
+    }
+
+    /// The named objects of type `ty` in `table`: name and, for counters, the
+    /// packets and bytes counted.
+    pub fn objects(
+        &mut self,
+        family: u8,
+        table: &str,
+        ty: u32,
+    ) -> io::Result<Vec<(String, u64, u64)>> {
+        use crate::netlink::link::raw_attrs;
+        let mut a = Attrs::default();
+        a.str(1, table);
+        a.be32(3, ty);
+        let msgs = self.request(
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ,
+            libc::NLM_F_DUMP as u16,
+            family,
+            &a.b,
+        )?;
+        let be64 = |d: &[u8]| {
+            d.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        let mut out = Vec::new();
+        for m in &msgs {
+            if attr_str(m, 1).as_deref() != Some(table) {
+                continue;
+            }
+            let kind = raw_attrs(m)
+                .find(|(t, _)| *t == 3)
+                .and_then(|(_, d)| d.get(..4));
+            if kind != Some(&ty.to_be_bytes()[..]) {
+                continue;
+            }
+            let Some(name) = attr_str(m, 2) else { continue };
+            let (mut packets, mut bytes) = (0, 0);
+            for (t, d) in raw_attrs(m).filter(|(t, _)| *t == 4) {
+                let _ = t;
+                for (k, v) in raw_attrs(d) {
+                    match k {
+                        1 => bytes = be64(v).unwrap_or(0),
+                        2 => packets = be64(v).unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            out.push((name, packets, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The elements of map `set`: each key and its data.
+    pub fn map_elems(
+        &mut self,
+        family: u8,
+        table: &str,
+        set: &str,
+    ) -> io::Result<Vec<(Vec<u8>, ElemData)>> {
+        let msgs = self.dump_elems(family, table, set)?;
+        Ok(parse_map_elems(&msgs))
     }
 
     /// Deletes every IPv4 conntrack entry whose mark is `mark` (a network's flows,
@@ -958,6 +1261,77 @@ impl Nft {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A string attribute of a message (its NUL cut off).
+fn attr_str(m: &[u8], ty: u16) -> Option<String> {
+    let (_, d) = crate::netlink::link::raw_attrs(m).find(|(t, _)| *t == ty)?;
+    let d = d.split(|&b| b == 0).next().unwrap_or(d);
+    std::str::from_utf8(d).ok().map(str::to_string)
+}
+
+/// What a map element maps its key to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElemData {
+    Value(Vec<u8>),
+    /// A verdict, with the chain it jumps or goes to.
+    Verdict(i32, Option<String>),
+    None,
+}
+
+fn parse_map_elems(msgs: &[Vec<u8>]) -> Vec<(Vec<u8>, ElemData)> {
+    use crate::netlink::link::raw_attrs;
+    let mut out = Vec::new();
+    for m in msgs {
+        for (_, list) in raw_attrs(m).filter(|(t, _)| *t == 3) {
+            for (_, el) in raw_attrs(list) {
+                let mut key = None;
+                let mut data = ElemData::None;
+                for (t, v) in raw_attrs(el) {
+                    match t {
+                        1 => key = raw_attrs(v).find(|(t, _)| *t == 1).map(|(_, d)| d.to_vec()),
+                        2 => {
+                            for (dt, dv) in raw_attrs(v) {
+                                match dt {
+                                    1 => data = ElemData::Value(dv.to_vec()),
+                                    2 => {
+                                        let mut code = 0;
+                                        let mut chain = None;
+                                        for (vt, vv) in raw_attrs(dv) {
+                                            match vt {
+                                                1 => {
+                                                    code = vv
+                                                        .get(..4)
+                                                        .and_then(|b| b.try_into().ok())
+                                                        .map(i32::from_be_bytes)
+                                                        .unwrap_or(0)
+                                                }
+                                                2 => {
+                                                    let s =
+                                                        vv.split(|&b| b == 0).next().unwrap_or(vv);
+                                                    chain = std::str::from_utf8(s)
+                                                        .ok()
+                                                        .map(str::to_string)
+                                                }
+                                                _ => {}
+                                            }
+                                        }
+                                        data = ElemData::Verdict(code, chain);
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(k) = key {
+                    out.push((k, data));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The elements of `NFT_MSG_NEWSETELEM` dump messages (the nfgenmsg header already

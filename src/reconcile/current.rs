@@ -48,6 +48,8 @@ pub struct FwState {
     pub bridge: Option<Vec<u8>>,
     pub allowed4: Vec<Vec<u8>>,
     pub allowed_mac: Vec<Vec<u8>>,
+    /// The ACL objects (units, map elements, sets) in the tables.
+    pub acl: crate::acl::AclState,
     /// Why the tables could not be read (no nf_tables in this kernel, …).
     pub error: Option<String>,
 }
@@ -89,6 +91,13 @@ pub fn read_firewall(nft: &mut Nft) -> FwState {
             fw.allowed_mac = nft
                 .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC)
                 .unwrap_or_default();
+        }
+        if fw.inet.is_some() && fw.bridge.is_some() {
+            // Tables of an older layout have no ACL maps: they are rebuilt anyway.
+            fw.acl = crate::acl::read(nft).unwrap_or_else(|e| {
+                log::debug!("ACL objects not readable ({e}): taken as none");
+                Default::default()
+            });
         }
         Ok(())
     })();

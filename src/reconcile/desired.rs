@@ -132,6 +132,8 @@ pub struct Desired {
     pub allowed: Vec<Allowed>,
     pub tunnels: Vec<Tunnel>,
     pub routes: Vec<OwnedRoute>,
+    /// The endpoints' ACLs and port maps.
+    pub acl: crate::acl::AclSpec,
 }
 
 /// The MTU econet gives a network's bridge and endpoints: the configured one; else
@@ -323,6 +325,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
         }
     }
     d.allowed.extend_from_slice(leased);
+    d.acl = crate::acl::desired(cfg, facts, &d.allowed);
     d
 }
 

@@ -54,6 +54,9 @@ pub struct Reconciler {
     nft: Option<Nft>,
     /// The facts the last pass read (to see a network's NAT move).
     last_facts: Option<Facts>,
+    /// The ACL units of L3 endpoints the last pass wanted, by host-side interface:
+    /// a lease's address joins its unit in the batch that admits it.
+    acl_units: Vec<crate::acl::Unit>,
 }
 
 impl Reconciler {
@@ -69,6 +72,7 @@ impl Reconciler {
             rtnl: Rtnl::open()?,
             nft,
             last_facts: None,
+            acl_units: Vec::new(),
         })
     }
 
@@ -101,6 +105,7 @@ impl Reconciler {
         };
         out.facts = Facts::read(cfg, &cur);
         let d = desired::desired(cfg, &out.facts, leased);
+        self.acl_units.clone_from(&d.acl.units);
         let p = plan::plan(&d, &cur);
         out.issues = p.issues;
         let (steps, cyclic) = order::order(p.steps);
@@ -155,14 +160,21 @@ impl Reconciler {
         if self.nft.is_none() || changes.is_empty() {
             return Vec::new();
         }
-        let batch = admission(changes);
-        if changes.len() > 1 && self.apply_now(&batch).is_ok() {
-            return Vec::new();
-        }
-        changes
-            .iter()
-            .filter_map(|c| self.apply_now(&admission(std::slice::from_ref(c))).err())
-            .collect()
+        let units = std::mem::take(&mut self.acl_units);
+        let batch = admission(changes, &units);
+        let errors = if changes.len() > 1 && self.apply_now(&batch).is_ok() {
+            Vec::new()
+        } else {
+            changes
+                .iter()
+                .filter_map(|c| {
+                    self.apply_now(&admission(std::slice::from_ref(c), &units))
+                        .err()
+                })
+                .collect()
+        };
+        self.acl_units = units;
+        errors
     }
 
     /// Applies one operation that needs no desired state.
@@ -289,12 +301,25 @@ impl Reconciler {
                 } else {
                     Default::default()
                 };
+                let learned = crate::acl::learned_hosts(nft, &d.acl);
                 let mut b = nft.batch();
                 d.firewall
                     .build(&mut b, (*replace_inet, *replace_bridge), &d.allowed, &held);
+                // The ACLs in the same batch: no moment without them.
+                crate::acl::changes(&d.acl, &Default::default()).write(&mut b);
+                crate::acl::restore_learned(&mut b, &learned);
                 nft.commit(b)
                     .map_err(|e| KernelError::new("install firewall", e))?;
                 *changes += 1;
+                Ok(())
+            }
+            Op::AclApply(c) => {
+                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
+                let mut b = nft.batch();
+                c.write(&mut b);
+                nft.commit(b)
+                    .map_err(|e| KernelError::new("update the endpoints' ACLs", e))?;
+                *changes += c.count();
                 Ok(())
             }
             Op::FirewallDelete { inet, bridge } => {
@@ -316,6 +341,7 @@ impl Reconciler {
                 del4,
                 add_mac,
                 del_mac,
+                acl,
             } => {
                 let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
@@ -323,6 +349,18 @@ impl Reconciler {
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, del_mac);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, add4);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, add_mac);
+                for e in acl {
+                    b.add_verdict_elems(
+                        e.family,
+                        TABLE,
+                        e.map,
+                        &[(
+                            e.key.clone(),
+                            crate::netlink::nft::NFT_JUMP,
+                            e.chain.clone(),
+                        )],
+                    );
+                }
                 nft.commit(b)
                     .map_err(|e| KernelError::new("update allowed senders", e))?;
                 *changes += 1;
@@ -351,16 +389,26 @@ fn index_of(link: &Ref) -> Result<i32, KernelError> {
 }
 
 /// The firewall operation for a batch of lease changes (see [`Reconciler::admit`]).
-fn admission(changes: &[(bool, Allowed)]) -> Op {
+/// An admitted address of an endpoint with ACLs joins its unit at once; a
+/// dismissed one leaves it with the next pass.
+fn admission(changes: &[(bool, Allowed)], units: &[crate::acl::Unit]) -> Op {
     let mut last: std::collections::BTreeMap<Allowed, bool> = Default::default();
     for (add, a) in changes {
         last.insert(*a, *add);
     }
     let (mut add4, mut del4, mut add_mac) = (Vec::new(), Vec::new(), Vec::new());
+    let mut acl = Vec::new();
     for (a, add) in last {
         if add {
             add4.extend(a.ip_key());
             add_mac.push(a.mac_key());
+            let unit = units.iter().find(|u| {
+                u.family == crate::netlink::nft::NFPROTO_INET
+                    && crate::netlink::nft::ifname(&u.port) == a.ifname
+            });
+            if let (Some(u), Some(ip)) = (unit, a.ip) {
+                acl.extend(crate::acl::addr_elems(u, ip));
+            }
         } else {
             del4.extend(a.ip_key());
         }
@@ -370,6 +418,7 @@ fn admission(changes: &[(bool, Allowed)]) -> Op {
         del4,
         add_mac,
         del_mac: Vec::new(),
+        acl,
     }
 }
 
@@ -411,12 +460,22 @@ fn describe(op: &Op) -> String {
             del4,
             add_mac,
             del_mac,
+            ..
         } => format!(
             "FirewallElems (+{} -{} addresses, +{} -{} MACs)",
             add4.len(),
             del4.len(),
             add_mac.len(),
             del_mac.len()
+        ),
+        Op::AclApply(c) => format!(
+            "AclApply (+{} -{} units, +{} -{} map elements, +{} -{} port maps)",
+            c.new_units.len(),
+            c.del_chains.len() / 2,
+            c.add_velems.len(),
+            c.del_velems.len(),
+            c.add_pm.len(),
+            c.del_pm.len()
         ),
         other => format!("{other:?}"),
     }
@@ -439,12 +498,16 @@ mod tests {
     #[test]
     fn a_batch_of_lease_changes_is_one_firewall_op_where_the_last_change_wins() {
         let (a, b, c) = (sender(1), sender(2), sender(3));
-        let op = admission(&[(true, a), (true, b), (false, b), (false, c), (true, c)]);
+        let op = admission(
+            &[(true, a), (true, b), (false, b), (false, c), (true, c)],
+            &[],
+        );
         let Op::FirewallElems {
             add4,
             del4,
             add_mac,
             del_mac,
+            ..
         } = op
         else {
             panic!("{op:?}")

@@ -114,7 +114,12 @@ pub enum Op {
         del4: Vec<Vec<u8>>,
         add_mac: Vec<Vec<u8>>,
         del_mac: Vec<Vec<u8>>,
+        /// ACL map elements of admitted addresses, in the same batch: an ECO with
+        /// ACLs never sends unfiltered from a new address.
+        acl: Vec<crate::acl::VElem>,
     },
+    /// Bring the endpoints' ACL objects to the desired ones, in one batch.
+    AclApply(Box<crate::acl::AclChanges>),
     /// Forget the connections a network's NAT translated (its NAT moved to another
     /// port, or lost it): they re-establish through the new port.
     FlushConntrack {
@@ -611,6 +616,13 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
         });
         return;
     }
+    let acl = crate::acl::changes(&d.acl, &fw.acl);
+    if !acl.is_empty() {
+        p.steps.push(Step {
+            net: None,
+            op: Op::AclApply(Box::new(acl)),
+        });
+    }
     let (want4, want_mac) = allowed_keys(&d.allowed);
     let diff = |want: &[Vec<u8>], have: &[Vec<u8>]| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         use std::collections::HashSet;
@@ -630,6 +642,7 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
                 del4,
                 add_mac,
                 del_mac,
+                acl: Vec::new(),
             },
         });
     }

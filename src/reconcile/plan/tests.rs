@@ -363,7 +363,7 @@ fn stray_addresses_on_our_bridge_go_and_matching_firewall_only_diffs_elements() 
     );
     // The ECO's own (port, MAC) is not in the set yet: only that is added.
     assert!(
-        matches!(o[3], Op::FirewallElems { add4, add_mac, del4, del_mac } if add4.is_empty() && add_mac.len() == 1 && del4.is_empty() && del_mac.is_empty()),
+        matches!(o[3], Op::FirewallElems { add4, add_mac, del4, del_mac, .. } if add4.is_empty() && add_mac.len() == 1 && del4.is_empty() && del_mac.is_empty()),
         "{o:?}"
     );
     assert_eq!(o.len(), 4);
@@ -657,6 +657,15 @@ mod fake_kernel {
                 cur.firewall.bridge = Some(fp);
                 cur.firewall.allowed4 = a4;
                 cur.firewall.allowed_mac = amac;
+                let mut acl = crate::acl::AclState::default();
+                crate::acl::changes(&d.acl, &acl).apply_to(&mut acl);
+                cur.firewall.acl = acl;
+            }
+            Op::AclApply(c) => {
+                if cur.firewall.inet.is_none() {
+                    return Err("no table".into());
+                }
+                c.apply_to(&mut cur.firewall.acl);
             }
             Op::FirewallDelete { inet, bridge } => {
                 if *inet {
@@ -671,6 +680,7 @@ mod fake_kernel {
                 del4,
                 add_mac,
                 del_mac,
+                acl,
             } => {
                 if cur.firewall.bridge.is_none() {
                     return Err("no table".into());
@@ -680,6 +690,11 @@ mod fake_kernel {
                 fw.allowed_mac.retain(|k| !del_mac.contains(k));
                 fw.allowed4.extend(add4.iter().cloned());
                 fw.allowed_mac.extend(add_mac.iter().cloned());
+                for e in acl {
+                    if !fw.acl.velems.contains(e) {
+                        fw.acl.velems.push(e.clone());
+                    }
+                }
             }
             Op::FlushConntrack { .. } => {}
         }
