@@ -544,6 +544,7 @@ impl Daemon {
         s.config_version = cfg.version.clone();
         s.applied = self.applied;
         let now = Instant::now();
+        let mut acl = self.recon.acl_counters();
         for (i, n) in cfg.networks.iter().enumerate() {
             let rt = self.runtime.get(i).cloned().unwrap_or_default();
             let mut errors = rt.errors.clone();
@@ -598,6 +599,20 @@ impl Daemon {
                             EndpointState::Up
                         },
                         error: issue.cloned(),
+                        // Counted from the unit's making; zero until it is made.
+                        acl: itf.acls.as_ref().map(|aces| {
+                            acl.remove(&(app.id.clone(), itf.name.clone()))
+                                .unwrap_or_else(|| {
+                                    aces.iter()
+                                        .map(|a| a.id)
+                                        .chain([0])
+                                        .map(|id| crate::acl::AceCount {
+                                            id,
+                                            ..Default::default()
+                                        })
+                                        .collect()
+                                })
+                        }),
                     });
                 }
             }

@@ -58,6 +58,9 @@ pub const MARK_PM_OUT: u32 = 0xed00_00fe;
 pub const MARK_PM_IN: u32 = 0xed00_00ff;
 pub const MARK_PM_MASK: u32 = 0xffff_fffe;
 
+/// br_netfilter's switch: bridged IPv4 passes the inet hooks (and conntrack).
+pub const BR_NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+
 pub const VMAP4_KEY_LEN: u32 = 16 + 4;
 pub const PM_OUT_KEY_LEN: u32 = 16 + 4 + 4 + 4;
 pub const PM_IN_KEY_LEN: u32 = 4 + 4 + 4;

@@ -326,6 +326,22 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     }
     d.allowed.extend_from_slice(leased);
     d.acl = crate::acl::desired(cfg, facts, &d.allowed);
+    // ACLs see what a bridge carries between ECOs through br_netfilter.
+    let mut acl_nets: Vec<usize> = cfg
+        .endpoints()
+        .filter(|(_, i)| i.acls.is_some())
+        .map(|(_, i)| i.network)
+        .collect();
+    acl_nets.sort();
+    acl_nets.dedup();
+    for net in acl_nets {
+        d.sysctls.push(Sysctl {
+            net: Some(net),
+            path: crate::acl::BR_NF_CALL_IPTABLES.into(),
+            value: "1".into(),
+            link: None,
+        });
+    }
     d
 }
 

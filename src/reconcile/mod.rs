@@ -177,6 +177,22 @@ impl Reconciler {
         errors
     }
 
+    /// The ACL counters of the endpoints the last pass gave units, read now.
+    pub fn acl_counters(
+        &self,
+    ) -> std::collections::HashMap<(String, String), Vec<crate::acl::AceCount>> {
+        if self.acl_units.is_empty() {
+            return Default::default();
+        }
+        match Nft::open() {
+            Ok(mut nft) => crate::acl::read_counters(&mut nft, &self.acl_units),
+            Err(e) => {
+                log::warn!("cannot read the ACL counters: {e}");
+                Default::default()
+            }
+        }
+    }
+
     /// Applies one operation that needs no desired state.
     fn apply_now(&mut self, op: &Op) -> Result<(), KernelError> {
         let mut changes = 0;

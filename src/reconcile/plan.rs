@@ -393,6 +393,18 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
             .link
             .as_ref()
             .is_some_and(|l| made.contains(&Item::Link(l.clone())));
+        if sc.path == crate::acl::BR_NF_CALL_IPTABLES
+            && matches!(cur.sysctls.get(&sc.path), Some(None))
+        {
+            if let Some(net) = sc.net {
+                net_issue(
+                    &mut p,
+                    net,
+                    "ACLs need br_netfilter (the kernel module): without it, what the bridge carries between its endpoints is not filtered, and on a switch network replies are dropped".into(),
+                );
+            }
+            continue;
+        }
         let due = fresh || matches!(cur.sysctls.get(&sc.path), Some(Some(v)) if *v != sc.value);
         if due {
             p.steps.push(Step {

@@ -20,6 +20,9 @@ pub struct EndpointStatus {
     /// Up, or waiting with `error` saying what for.
     pub state: EndpointState,
     pub error: Option<String>,
+    /// With ACLs: per ACE (by id, 0 the implicit drop) the packets and bytes
+    /// matched.
+    pub acl: Option<Vec<crate::acl::AceCount>>,
 }
 
 /// Declares a status enum and the word each value is written as, in JSON and text.
@@ -321,6 +324,17 @@ impl Status {
                     let _ = write!(s, ": {err}");
                 }
                 let _ = writeln!(s);
+                if let Some(acl) = &e.acl {
+                    let _ = write!(s, "    acl");
+                    for c in acl {
+                        let what = match c.id {
+                            0 => "implicit drop".to_string(),
+                            id => format!("ace {id}"),
+                        };
+                        let _ = write!(s, "  {what}: {} pkts {} B", c.packets, c.bytes);
+                    }
+                    let _ = writeln!(s);
+                }
             }
         }
         s
@@ -436,6 +450,17 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
         w.key("state").str(e.state.as_str());
         if let Some(err) = &e.error {
             w.key("error").str(err);
+        }
+        if let (true, Some(acl)) = (counters, &e.acl) {
+            w.key("acls").begin_arr();
+            for c in acl {
+                w.begin_obj();
+                w.key("id").num(u64::from(c.id));
+                w.key("packets").num(c.packets);
+                w.key("bytes").num(c.bytes);
+                w.end_obj();
+            }
+            w.end_arr();
         }
         w.end_obj();
     }
