@@ -422,6 +422,17 @@ impl FwSpec {
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, "input", &r);
 
+        // output: no ICMP redirects into ECO networks. A port map's hairpin sends an
+        // ECO's packet back out of the bridge it came in by, which would tell the
+        // ECO to go to the other ECO directly, past the translation.
+        b.add_chain(f, TABLE, "output", Some(&filter(HOOK_OUTPUT)));
+        let mut r = in_set(META_OIFNAME, "l3_bridges");
+        r.extend(nfproto_ipv4());
+        r.extend(l4proto(1));
+        r.extend(field_is(BASE_TRANSPORT, 0, vec![5]));
+        r.push(verdict(NF_DROP));
+        b.add_rule(f, TABLE, "output", &r);
+
         // prerouting: port maps, from outside by the port they arrive on, from ECOs
         // by the port's address; marked, so that the units know them.
         b.add_chain(
