@@ -240,10 +240,16 @@ pub enum AceAction {
     Drop,
     /// A token bucket for the ACE: `rate` packets per `per_secs`, bursts of `burst`;
     /// packets over it are dropped, the rest allowed.
-    Limit { rate: u32, per_secs: u32, burst: u32 },
+    Limit {
+        rate: u32,
+        per_secs: u32,
+        burst: u32,
+    },
     /// Connections to the active port's address on `lport` (a single port, protocol
     /// tcp or udp) are forwarded to the ECO's `app_port`.
-    Portmap { app_port: u16 },
+    Portmap {
+        app_port: u16,
+    },
 }
 
 /// Which flows an ACE applies to, by who starts them.
