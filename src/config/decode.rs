@@ -6,7 +6,7 @@
 //! that still fails on its own is found, and name that path.
 
 use super::json::{self, Kind, Path, Seg};
-use super::raw::{self, RawApp, RawNetwork, RawPort, RawTop};
+use super::raw::{self, AceIn, RawAce, RawApp, RawNetwork, RawPort, RawTop};
 use super::ConfigError;
 use serde::de::DeserializeOwned;
 use std::ops::Range;
@@ -89,7 +89,11 @@ pub fn decode(doc: &[u8]) -> Result<RawDoc, Vec<ConfigError>> {
                     }
                 }
             }
-            "apps" => read_array(doc, &span, &path, raw::MAX_APPS, &mut out.apps, &mut errors),
+            "apps" => {
+                read_array(doc, &span, &path, raw::MAX_APPS, &mut out.apps, &mut errors);
+                // ACLs are read on their own (see RawAce).
+                read_acls(doc, &span, &path, &mut out.apps, &mut errors);
+            }
             // Fields econet does not know are ignored, as the API allows additions.
             _ => {}
         }
@@ -117,10 +121,8 @@ fn read_value<T: DeserializeOwned>(
     path: &Path,
 ) -> Result<T, ConfigError> {
     read::<T>(&doc[span.clone()]).map_err(|_| {
-        let parent = parent_key(path);
-        let key = last_key(path);
         let kind = json::kind(doc, span);
-        ConfigError::new(path.clone(), describe(&parent, &key, kind, false))
+        ConfigError::new(path.clone(), describe(path, kind))
     })
 }
 
@@ -131,6 +133,19 @@ fn read_array<T: DeserializeOwned + Default>(
     max: usize,
     out: &mut Vec<T>,
     errors: &mut Vec<ConfigError>,
+) {
+    read_elements::<T>(doc, span, path, max, errors, |_, _, v, _| out.push(v));
+}
+
+/// Reads the array at `span` one element at a time, handing each to `each` with its
+/// index and span (a default value for one that failed, whose error is recorded).
+fn read_elements<T: DeserializeOwned + Default>(
+    doc: &[u8],
+    span: &Range<usize>,
+    path: &Path,
+    max: usize,
+    errors: &mut Vec<ConfigError>,
+    mut each: impl FnMut(usize, &Range<usize>, T, &mut Vec<ConfigError>),
 ) {
     match json::kind(doc, span) {
         Kind::Array => {}
@@ -158,17 +173,141 @@ fn read_array<T: DeserializeOwned + Default>(
                 p,
                 format!("expected an object, found {}", json::kind(doc, el).name()),
             ));
-            out.push(T::default());
+            each(i, el, T::default(), errors);
             continue;
         }
         match read::<T>(&doc[el.clone()]) {
-            Ok(v) => out.push(v),
+            Ok(v) => each(i, el, v, errors),
             Err(_) => {
                 errors.push(culprit::<T>(doc, el, p));
-                out.push(T::default());
+                each(i, el, T::default(), errors);
             }
         }
     }
+}
+
+/// Reads every endpoint's `acls` (`apps[].interfaces[].acls`) on its own, one ACE at
+/// a time, into the apps already read. Stops reading at the device's limit.
+fn read_acls(
+    doc: &[u8],
+    apps_span: &Range<usize>,
+    path: &Path,
+    apps: &mut [RawApp],
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut total = 0usize;
+    let mut over = false;
+    for (i, app_el) in json::elements(doc, apps_span).iter().enumerate() {
+        // An app that failed to read has no interfaces: its error is already named.
+        let Some(ifaces) = apps.get_mut(i).and_then(|a| a.interfaces.as_mut()) else {
+            continue;
+        };
+        let Some((_, list)) = json::members(doc, app_el)
+            .into_iter()
+            .find(|(k, _)| k == "interfaces")
+        else {
+            continue;
+        };
+        for (n, if_el) in json::elements(doc, &list).iter().enumerate() {
+            let Some(iface) = ifaces.get_mut(n) else {
+                break;
+            };
+            let p = path.index(i).key("interfaces").index(n).key("acls");
+            let mut seen = false;
+            for (key, span) in json::members(doc, if_el) {
+                if key != "acls" {
+                    continue;
+                }
+                if seen {
+                    errors.push(ConfigError::new(p.clone(), "appears twice"));
+                    continue;
+                }
+                seen = true;
+                if json::kind(doc, &span) == Kind::Null {
+                    continue;
+                }
+                let count = json::elements(doc, &span).len();
+                if count <= raw::MAX_ACES {
+                    total += count;
+                }
+                if total > raw::MAX_ACES_TOTAL {
+                    if !over {
+                        errors.push(ConfigError::new(
+                            p.clone(),
+                            format!(
+                                "too many ACEs on the device: more than {} in all",
+                                raw::MAX_ACES_TOTAL
+                            ),
+                        ));
+                        over = true;
+                    }
+                    continue;
+                }
+                let mut aces = Vec::new();
+                read_elements::<RawAce>(
+                    doc,
+                    &span,
+                    &p,
+                    raw::MAX_ACES,
+                    errors,
+                    |k, el, ace, errors| aces.push(ace_in(doc, el, &p.index(k), ace, errors)),
+                );
+                iface.acls = Some(aces);
+            }
+        }
+    }
+}
+
+/// Completes an ACE read by serde: its `dir`, and the action fields econet does not
+/// know (serde-json-core skips unknown fields, but an unknown action must not pass).
+fn ace_in(
+    doc: &[u8],
+    span: &Range<usize>,
+    path: &Path,
+    ace: RawAce,
+    errors: &mut Vec<ConfigError>,
+) -> AceIn {
+    let mut out = AceIn::from_raw(ace);
+    let mut dir_seen = false;
+    for (key, v) in json::members(doc, span) {
+        match key.as_str() {
+            "dir" => {
+                let p = path.key("dir");
+                if dir_seen {
+                    errors.push(ConfigError::new(p, "appears twice"));
+                    continue;
+                }
+                dir_seen = true;
+                match json::kind(doc, &v) {
+                    Kind::Null => {}
+                    Kind::String => match read_value::<raw::Name>(doc, &v, &p) {
+                        Ok(s) => out.dir = Some(s.as_str().to_string()),
+                        Err(e) => errors.push(e),
+                    },
+                    // The enum's number, as protobuf's JSON mapping allows.
+                    Kind::Number => out.dir = Some(text(doc, &v)),
+                    k => errors.push(ConfigError::new(
+                        p,
+                        format!(
+                            "expected \"BOTH\", \"INGRESS\" or \"EGRESS\", found {}",
+                            k.name()
+                        ),
+                    )),
+                }
+            }
+            "actions" => {
+                for (i, a) in json::elements(doc, &v).iter().enumerate() {
+                    for (field, _) in json::members(doc, a) {
+                        if !raw::ACTION_FIELDS.contains(&field.as_str()) {
+                            out.unknown_action_fields.push((i, field));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Finds the smallest value inside the element at `span` that fails on its own.
@@ -181,6 +320,11 @@ fn culprit<T: DeserializeOwned>(doc: &[u8], span: &Range<usize>, path: Path) -> 
     // Each step keeps only the one child that still fails; bounded by the depth limit.
     for _ in 0..json::MAX_DEPTH {
         let kind = json::kind(doc, &span);
+        if wrong_shape(&path, kind) {
+            // Looking inside would blame a member for the container's own shape.
+            let msg = describe(&path, kind);
+            return ConfigError::new(path, msg);
+        }
         let mut next = None;
         match kind {
             Kind::Object => {
@@ -231,13 +375,28 @@ fn culprit<T: DeserializeOwned>(doc: &[u8], span: &Range<usize>, path: Path) -> 
                 path = p;
             }
             None => {
-                let parent = parent_key(&path);
-                let key = last_key(&path);
-                return ConfigError::new(path, describe(&parent, &key, kind, false));
+                let msg = describe(&path, kind);
+                return ConfigError::new(path, msg);
             }
         }
     }
     ConfigError::new(path, "value not accepted")
+}
+
+/// An object where a list is expected, or a list where a single value or an object
+/// is expected.
+fn wrong_shape(path: &Path, kind: Kind) -> bool {
+    let key = last_key(path);
+    let Some(exp) = raw::expectation(&parent_key(path), &key) else {
+        return false;
+    };
+    let list = exp.starts_with("an array");
+    let at_entry = matches!(path.0.last(), Some(Seg::Index(_)));
+    match kind {
+        Kind::Object => list && !at_entry,
+        Kind::Array => !list || (at_entry && object_list(&key)),
+        _ => false,
+    }
 }
 
 fn text(doc: &[u8], span: &Range<usize>) -> String {
@@ -266,9 +425,35 @@ fn parent_key(path: &Path) -> String {
     keys.next().unwrap_or_default()
 }
 
-fn describe(parent: &str, key: &str, kind: Kind, _count: bool) -> String {
+/// Lists whose entries are objects.
+fn object_list(key: &str) -> bool {
+    matches!(
+        key,
+        "ports"
+            | "networks"
+            | "apps"
+            | "interfaces"
+            | "static_dns"
+            | "map_servers"
+            | "acls"
+            | "matches"
+            | "actions"
+    )
+}
+
+fn describe(path: &Path, kind: Kind) -> String {
+    let parent = parent_key(path);
+    let key = last_key(path);
+    let (parent, key) = (parent.as_str(), key.as_str());
+    let at_entry = matches!(path.0.last(), Some(Seg::Index(_)));
     match raw::expectation(parent, key) {
-        Some(exp) if exp.starts_with("an array") && kind != Kind::Array => {
+        Some(_) if object_list(key) && at_entry && kind == Kind::Object => {
+            "value not accepted (an object)".to_string()
+        }
+        Some(_) if object_list(key) && at_entry => {
+            format!("expected an object, found {}", kind.name())
+        }
+        Some(exp) if exp.starts_with("an array") && kind != Kind::Array && !object_list(key) => {
             // A single entry of a list of strings: say what each entry must be.
             format!(
                 "expected {exp} of strings of at most {} characters, found {}",

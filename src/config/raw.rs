@@ -26,6 +26,14 @@ pub const MAX_STATIC_DNS: usize = 64;
 pub const MAX_HOST_ADDRS: usize = 8;
 pub const MAX_REMOTE_SUBNETS: usize = 32;
 pub const MAX_MAP_SERVERS: usize = 4;
+/// ACEs per endpoint, and on the device in all.
+pub const MAX_ACES: usize = 64;
+pub const MAX_ACES_TOTAL: usize = 4096;
+/// Matches per ACE: seven types, at most one of each (one more lets a duplicate be
+/// named as such rather than as one too many).
+pub const MAX_MATCHES: usize = 8;
+/// Action objects per ACE (EVE may write several with false flags; one may act).
+pub const MAX_ACTIONS: usize = 8;
 /// Largest config document accepted, in bytes.
 pub const MAX_DOC: usize = 1 << 20;
 
@@ -138,6 +146,94 @@ pub struct RawInterface {
     pub mac: Option<Addr>,
     pub ip: Option<Addr>,
     pub attach: Option<RawAttach>,
+    /// Read ACE by ACE by `decode` (see `RawAce`). `None`: no `acls` (or null).
+    #[serde(skip)]
+    pub acls: Option<std::vec::Vec<AceIn>>,
+}
+
+/// One `matches` entry of an ACE.
+#[derive(Deserialize, Debug, Default)]
+pub struct RawMatch {
+    #[serde(rename = "type")]
+    pub kind: Option<Name>,
+    pub value: Option<Text>,
+}
+
+/// One `actions` entry of an ACE, in EVE's field names. EVE writes unset flags as
+/// false and unset numbers as 0.
+#[derive(Deserialize, Debug, Default, Clone)]
+pub struct RawAction {
+    pub drop: Option<bool>,
+    pub limit: Option<bool>,
+    pub limitrate: Option<u32>,
+    pub limitunit: Option<Name>,
+    pub limitburst: Option<u32>,
+    pub portmap: Option<bool>,
+    #[serde(rename = "appPort")]
+    pub app_port: Option<u32>,
+}
+
+/// The fields an action object may have; any other is an error.
+pub const ACTION_FIELDS: [&str; 7] = [
+    "drop",
+    "limit",
+    "limitrate",
+    "limitunit",
+    "limitburst",
+    "portmap",
+    "appPort",
+];
+
+/// An ACE as serde-json-core reads it, one at a time: with its bounded lists it is
+/// a few kilobytes, so `decode` turns each into an [`AceIn`] at once. `dir` is read
+/// by `decode` too (EVE may write the enum as a name or a number).
+#[derive(Deserialize, Debug, Default)]
+pub struct RawAce {
+    pub id: Option<u32>,
+    pub name: Option<Text>,
+    pub matches: Option<Vec<RawMatch, MAX_MATCHES>>,
+    pub actions: Option<Vec<RawAction, MAX_ACTIONS>>,
+}
+
+/// One match of an [`AceIn`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MatchIn {
+    pub kind: Option<std::string::String>,
+    pub value: Option<std::string::String>,
+}
+
+/// An ACE once read: what `RawAce` holds, sized to what was written.
+#[derive(Debug, Default, Clone)]
+pub struct AceIn {
+    pub id: Option<u32>,
+    pub name: Option<std::string::String>,
+    pub matches: Option<std::vec::Vec<MatchIn>>,
+    pub actions: Option<std::vec::Vec<RawAction>>,
+    /// `dir` as written: a name, or the digits of a number.
+    pub dir: Option<std::string::String>,
+    /// Members of `actions[i]` that are not action fields: (i, key).
+    pub unknown_action_fields: std::vec::Vec<(usize, std::string::String)>,
+}
+
+impl AceIn {
+    pub fn from_raw(r: RawAce) -> AceIn {
+        let text = |s: &str| s.to_string();
+        AceIn {
+            id: r.id,
+            name: r.name.as_deref().map(text),
+            matches: r.matches.map(|l| {
+                l.iter()
+                    .map(|m| MatchIn {
+                        kind: m.kind.as_deref().map(text),
+                        value: m.value.as_deref().map(text),
+                    })
+                    .collect()
+            }),
+            actions: r.actions.map(|l| l.iter().cloned().collect()),
+            dir: None,
+            unknown_action_fields: std::vec::Vec::new(),
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -155,6 +251,8 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
     let num = "a whole number (0 to 4294967295)".to_string();
     let boolean = "true or false".to_string();
     Some(match key {
+        "id" if parent == "acls" => "a whole number (1 to 16777215)".to_string(),
+        "name" if parent == "acls" => s(TEXT_LEN),
         "device_id" | "id" | "network" => s(ID_LEN),
         "auth" if parent == "vpn" => "an object like {\"psk\": \"...\"}".to_string(),
         "name" | "ifname" | "config_version" | "type" | "port" | "tap" | "auth" => s(NAME_LEN),
@@ -162,7 +260,8 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
         "subnet" | "gateway" | "start" | "end" | "ntp" | "mac" | "ip" | "remote" | "address" => {
             s(ADDR_LEN)
         }
-        "domain" | "host" | "local_id" | "remote_id" | "psk" | "key" => s(TEXT_LEN),
+        "domain" | "host" | "local_id" | "remote_id" | "psk" | "key" | "value" => s(TEXT_LEN),
+        "dir" | "limitunit" => s(NAME_LEN),
         "cost"
         | "mtu"
         | "lease_secs"
@@ -172,8 +271,11 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
         | "dpd_secs"
         | "instance_id"
         | "register_secs"
-        | "ttl_mins" => num,
-        "initiator" | "encrypt" => boolean,
+        | "ttl_mins"
+        | "limitrate"
+        | "limitburst" => num,
+        "appPort" => "a whole number (1 to 65535)".to_string(),
+        "initiator" | "encrypt" | "drop" | "limit" | "portmap" => boolean,
         "labels" => list(MAX_LABELS),
         "dns" => list(MAX_DNS),
         "static_dns" => list(MAX_STATIC_DNS),
@@ -181,6 +283,9 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
         "remote_subnets" => list(MAX_REMOTE_SUBNETS),
         "map_servers" | "map_resolvers" => list(MAX_MAP_SERVERS),
         "interfaces" => list(MAX_INTERFACES),
+        "acls" => list(MAX_ACES),
+        "matches" => list(MAX_MATCHES),
+        "actions" => list(MAX_ACTIONS),
         "ports" => list(MAX_PORTS),
         "networks" => list(MAX_NETWORKS),
         "apps" => list(MAX_APPS),

@@ -10,6 +10,8 @@ use crate::addr::{Ipv4Net, MacAddr};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+mod acl;
+
 pub const DEFAULT_LEASE_SECS: u32 = 3600;
 pub const DEFAULT_MAX_LEASES_PER_ENDPOINT: u32 = 16;
 
@@ -257,6 +259,7 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
     let mut host_names: HashMap<String, String> = HashMap::new();
     let mut macs: HashMap<(usize, MacAddr), String> = HashMap::new();
     let mut static_ips: HashMap<(usize, Ipv4Addr), String> = HashMap::new();
+    let mut portmaps = Vec::new();
     for (i, a) in raw.apps.iter().enumerate() {
         let path = root.key("apps").index(i);
         let id = v.req(&a.id, path.key("id")).unwrap_or_default().to_string();
@@ -355,6 +358,19 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                     }
                 },
             };
+            // Checked even when the endpoint is otherwise broken, for all errors at once;
+            // the rules that depend on the network only when it is known and sound.
+            let acl_net = net_idx
+                .filter(|n| !broken.contains(n))
+                .and_then(|n| networks.get(n));
+            let acls = acl::endpoint_acls(
+                &mut v,
+                ri.acls.as_deref(),
+                &ip_path,
+                acl_net,
+                &ports,
+                &mut portmaps,
+            );
             let (Some(net_idx), Some(attach)) = (net_idx, attach) else {
                 continue;
             };
@@ -457,7 +473,7 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 ip,
                 attach,
                 host_ifname,
-                acls: None,
+                acls,
             });
         }
         apps.push(App {
@@ -466,6 +482,7 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
             interfaces,
         });
     }
+    acl::portmap_checks(&mut v, &portmaps, &networks, &ports);
     if v.errors.is_empty() {
         Ok(Config {
             device_id,
