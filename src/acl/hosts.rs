@@ -240,7 +240,8 @@ impl Throttle {
 /// Writes learned addresses into the networks' sets, on a netfilter socket of its
 /// own (in the namespace it was opened in), one batch per answer.
 pub struct Learner {
-    nft: Nft,
+    /// Opened at the first answer to learn from (and again after a failed open).
+    nft: Option<Nft>,
     /// Totals over all networks.
     pub learned: u64,
     pub full: u64,
@@ -251,16 +252,32 @@ pub struct Learner {
     fail_log: Throttle,
 }
 
+impl Default for Learner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Learner {
-    pub fn open() -> io::Result<Learner> {
-        Ok(Learner {
-            nft: Nft::open()?,
+    /// A learner whose socket is opened when it first has something to write (in
+    /// the namespace of the thread calling [`Learner::learn`] then).
+    pub fn new() -> Learner {
+        Learner {
+            nft: None,
             learned: 0,
             full: 0,
             failed: 0,
             last_commit: Duration::ZERO,
             full_log: Throttle::default(),
             fail_log: Throttle::default(),
+        }
+    }
+
+    /// A learner with its socket open now, in the caller's namespace.
+    pub fn open() -> io::Result<Learner> {
+        Ok(Learner {
+            nft: Some(Nft::open()?),
+            ..Learner::new()
         })
     }
 
@@ -276,6 +293,17 @@ impl Learner {
             return o;
         }
         let set = set_name(bridge);
+        if self.nft.is_none() {
+            match Nft::open() {
+                Ok(n) => self.nft = Some(n),
+                Err(e) => {
+                    o.failed = elems.len() as u64;
+                    self.failed += o.failed;
+                    self.log_failed(&set, &e, now);
+                    return o;
+                }
+            }
+        }
         match self.commit(&set, elems) {
             Ok(()) => o.learned = elems.len() as u64,
             Err(e) if is_full(&e) && elems.len() > 1 => {
@@ -332,12 +360,15 @@ impl Learner {
             .collect();
         let keys: Vec<Vec<u8>> = elems.iter().map(|e| e.key.to_vec()).collect();
         let table = crate::firewall::TABLE;
-        let mut b = self.nft.batch();
+        let Some(nft) = self.nft.as_mut() else {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        };
+        let mut b = nft.batch();
         b.add_elems_timed(NFPROTO_INET, table, set, &timed);
         b.del_elems(NFPROTO_INET, table, set, &keys);
         b.add_elems_timed(NFPROTO_INET, table, set, &timed);
         let t = Instant::now();
-        let r = self.nft.commit(b);
+        let r = nft.commit(b);
         self.last_commit = t.elapsed();
         r
     }
@@ -564,6 +595,36 @@ mod tests {
         want.sort_unstable();
         assert_eq!(got, want);
         assert!(static_elems(&[], &dns).is_empty());
+    }
+
+    #[test]
+    fn a_networks_hosts_are_those_of_its_endpoints_acls() {
+        use crate::config::{Ace, AceAction, AceDir, AceMatches};
+        let spec = include_str!("../../board/examples/spec-device.json");
+        let mut cfg = crate::config::parse(spec.as_bytes()).unwrap();
+        let ace = |id: u32, host: Option<&str>| Ace {
+            id,
+            name: None,
+            matches: AceMatches {
+                host: host.map(str::to_string),
+                ..AceMatches::default()
+            },
+            action: AceAction::Allow,
+            dir: AceDir::Both,
+        };
+        assert!(acl_hosts(&cfg, 0).is_empty());
+        let lan = cfg.apps[0].interfaces[0].network;
+        let other = cfg.apps[1].interfaces[0].network;
+        assert_ne!(lan, other);
+        cfg.apps[0].interfaces[0].acls = Some(vec![
+            ace(1, Some("Updates.Example.com.")),
+            ace(2, None),
+            ace(3, Some("example.org")),
+            ace(4, Some("example.org")),
+        ]);
+        cfg.apps[1].interfaces[0].acls = Some(vec![ace(1, Some("plc.example"))]);
+        assert_eq!(acl_hosts(&cfg, lan), ["example.org", "updates.example.com"]);
+        assert_eq!(acl_hosts(&cfg, other), ["plc.example"]);
     }
 
     #[test]
