@@ -166,3 +166,174 @@ fn learned_addresses_enter_the_set_with_their_ttl_and_a_full_set_is_counted() {
         1 + 3 + 50 + u64::from(MAX_PER_NET - have) + 1 + 1
     );
 }
+
+/// Drives the DNS shell's sockets (UDP, the TCP listener, upstream UDP, the first
+/// TCP clients) until `done`, for at most `limit`; `true` if `done` came.
+fn drive(
+    shell: &mut econet::services::dns::DnsShell,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    use econet::services::Service;
+    let end = Instant::now() + limit;
+    let mut events = Vec::new();
+    while Instant::now() < end {
+        // Slots: 0 UDP, 1 TCP listener, 2 upstream UDP, 0x8000.. TCP clients.
+        for slot in [0, 1, 2, 0x8000, 0x8001] {
+            shell.ready(slot, Instant::now(), &mut events);
+        }
+        shell.handle_timeout(Instant::now(), &mut events);
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// What `dig` in `eco` printed (`+short`), run while the shell is driven.
+fn ask(shell: &mut econet::services::dns::DnsShell, eco: &Netns, args: &[&str]) -> Option<String> {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args([
+        "netns", "exec", &eco.name, "dig", "+short", "+tries=1", "+time=3",
+    ])
+    .args(args)
+    .stdout(std::process::Stdio::piped());
+    let mut child = Proc(cmd.spawn().ok()?);
+    let exited = drive(shell, Duration::from_secs(5), || {
+        matches!(child.0.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        return None;
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut()?, &mut out).ok()?;
+    Some(out)
+}
+
+/// The DNS shell on a real bridge-side link: answers for an ACL host, local (UDP and
+/// TCP) or forwarded through a CNAME chain, reach the ECO with their addresses
+/// already in the set; other answers add nothing; status counts them.
+#[test]
+fn answers_econet_dns_sends_are_learned_before_they_leave() {
+    require_root();
+    if !try_run(&["sh", "-c", "command -v dig && command -v dnsmasq"]) {
+        eprintln!("skipped: needs dig and dnsmasq");
+        return;
+    }
+    let dev = Netns::new("hostsdev");
+    let eco = Netns::new("hostseco");
+    veth(&dev, "br0", &eco, "eth0");
+    dev.ip(&["addr", "add", "10.9.0.1/24", "dev", "br0"]);
+    eco.ip(&["addr", "add", "10.9.0.2/24", "dev", "eth0"]);
+    make_set(&dev, "br0");
+    // The upstream: a CNAME chain ending in two A records with TTL 30.
+    let _upstream = Proc(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &dev.name,
+                "dnsmasq",
+                "--no-daemon",
+                "--no-resolv",
+            ])
+            .args(["--no-hosts", "--port=5353", "--listen-address=127.0.0.1"])
+            .args([
+                "--bind-interfaces",
+                "--cname=cdn.example.org,edge.cdn.test,300",
+            ])
+            .args(["--host-record=edge.cdn.test,192.0.2.31,30"])
+            .args(["--host-record=edge.cdn.test,192.0.2.32,30"])
+            .args(["--host-record=other.test,192.0.2.40,30"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq"),
+    );
+    assert!(wait_until(Duration::from_secs(5), || dev.try_exec(&[
+        "dig",
+        "+short",
+        "+tries=1",
+        "+time=1",
+        "-p",
+        "5353",
+        "@127.0.0.1",
+        "other.test"
+    ])));
+
+    let spec = econet::services::dns::NetSpec {
+        net_id: "n1".into(),
+        bridge: "br0".into(),
+        gateway: Ipv4Addr::new(10, 9, 0, 1),
+        forward_from_gateway: false,
+        params: econet::dns::NetParams {
+            domain: Some("example.com".into()),
+            upstreams: vec!["127.0.0.1:5353".parse().unwrap()],
+            static_dns: vec![econet::config::HostEntry {
+                host: "www".into(),
+                addrs: vec![Ipv4Addr::new(192, 0, 2, 21)],
+            }],
+            subnet: None,
+            app_names: Vec::new(),
+        },
+        acl_hosts: vec!["example.com".into(), "example.org".into()],
+    };
+    let handle = econet::netlink::netns::Netns::open(&dev.path()).expect("open netns");
+    // Inside the device's namespace: the shell's sockets and its learner's.
+    let (errors, answers, status) = handle
+        .enter(|| {
+            let mut shell = econet::services::dns::DnsShell::new();
+            let errors = shell.set_networks(std::slice::from_ref(&spec)).len();
+            let answers = [
+                ask(&mut shell, &eco, &["@10.9.0.1", "www.example.com"]),
+                ask(&mut shell, &eco, &["+tcp", "@10.9.0.1", "WWW.Example.COM."]),
+                ask(&mut shell, &eco, &["@10.9.0.1", "cdn.example.org"]),
+                ask(&mut shell, &eco, &["@10.9.0.1", "other.test"]),
+            ];
+            let net = econet::config::Network {
+                id: "n1".into(),
+                name: "lan".into(),
+                kind: econet::config::NetKind::Local,
+                port: None,
+                ports: Vec::new(),
+                mtu: None,
+                ip: None,
+                static_dns: Vec::new(),
+                vpn: None,
+                mesh: None,
+                bridge: "br0".into(),
+            };
+            let mut ns = econet::status::NetworkStatus::default();
+            econet::services::Service::status(&shell, &net, Instant::now(), &mut ns);
+            (errors, answers, ns.dns)
+        })
+        .expect("enter netns");
+    assert_eq!(errors, 0);
+    let [www, www_tcp, cdn, other] = answers;
+    assert_eq!(www.as_deref(), Some("192.0.2.21\n"));
+    assert_eq!(www_tcp.as_deref(), Some("192.0.2.21\n"));
+    let cdn = cdn.expect("cdn.example.org answered");
+    assert!(
+        cdn.contains("192.0.2.31") && cdn.contains("192.0.2.32"),
+        "{cdn}"
+    );
+    assert_eq!(other.as_deref(), Some("192.0.2.40\n"));
+
+    let ls = list_set(&dev, "br0");
+    let www_el = shown("example.com", Ipv4Addr::new(192, 0, 2, 21));
+    // A local answer's TTL is 60 s.
+    assert_eq!(timeout_of(&ls, &www_el).as_deref(), Some("1m"), "{ls}");
+    for a in [[192, 0, 2, 31], [192, 0, 2, 32]] {
+        let el = shown("example.org", Ipv4Addr::from(a));
+        // TTL 30, kept 60 s.
+        assert_eq!(timeout_of(&ls, &el).as_deref(), Some("1m"), "{ls}");
+    }
+    assert!(!ls.contains("192.0.2.40"), "{ls}");
+    assert_eq!(ls.matches(" expires ").count(), 3, "{ls}");
+    let d = status.expect("dns status");
+    // www twice (UDP, TCP), the two CDN addresses.
+    assert_eq!(
+        (d.acl_hosts_learned, d.acl_hosts_full, d.acl_hosts_failed),
+        (4, 0, 0)
+    );
+}
