@@ -269,10 +269,16 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
         params: econet::dns::NetParams {
             domain: Some("example.com".into()),
             upstreams: vec!["127.0.0.1:5353".parse().unwrap()],
-            static_dns: vec![econet::config::HostEntry {
-                host: "www".into(),
-                addrs: vec![Ipv4Addr::new(192, 0, 2, 21)],
-            }],
+            static_dns: vec![
+                econet::config::HostEntry {
+                    host: "www".into(),
+                    addrs: vec![Ipv4Addr::new(192, 0, 2, 21)],
+                },
+                econet::config::HostEntry {
+                    host: "api.example.com".into(),
+                    addrs: vec![Ipv4Addr::new(192, 0, 2, 50)],
+                },
+            ],
             subnet: None,
             app_names: Vec::new(),
         },
@@ -282,6 +288,18 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
     // Inside the device's namespace: the shell's sockets and its learner's.
     let (errors, answers, status) = handle
         .enter(|| {
+            // What the firewall builder adds: the static addresses, no timeout.
+            let statics = hosts::static_elems(&spec.acl_hosts, &spec.params.static_dns);
+            let keys: Vec<Vec<u8>> = statics.iter().map(|k| k.to_vec()).collect();
+            let mut nft = econet::netlink::nft::Nft::open().expect("nft");
+            let mut b = nft.batch();
+            b.add_elems(
+                econet::netlink::nft::NFPROTO_INET,
+                "econet",
+                "hosts4_br0",
+                &keys,
+            );
+            nft.commit(b).expect("static elements");
             let mut shell = econet::services::dns::DnsShell::new();
             let errors = shell.set_networks(std::slice::from_ref(&spec)).len();
             let answers = [
@@ -289,6 +307,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
                 ask(&mut shell, &eco, &["+tcp", "@10.9.0.1", "WWW.Example.COM."]),
                 ask(&mut shell, &eco, &["@10.9.0.1", "cdn.example.org"]),
                 ask(&mut shell, &eco, &["@10.9.0.1", "other.test"]),
+                ask(&mut shell, &eco, &["@10.9.0.1", "api.example.com"]),
             ];
             let net = econet::config::Network {
                 id: "n1".into(),
@@ -309,7 +328,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
         })
         .expect("enter netns");
     assert_eq!(errors, 0);
-    let [www, www_tcp, cdn, other] = answers;
+    let [www, www_tcp, cdn, other, api] = answers;
     assert_eq!(www.as_deref(), Some("192.0.2.21\n"));
     assert_eq!(www_tcp.as_deref(), Some("192.0.2.21\n"));
     let cdn = cdn.expect("cdn.example.org answered");
@@ -318,6 +337,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
         "{cdn}"
     );
     assert_eq!(other.as_deref(), Some("192.0.2.40\n"));
+    assert_eq!(api.as_deref(), Some("192.0.2.50\n"));
 
     let ls = list_set(&dev, "br0");
     let www_el = shown("example.com", Ipv4Addr::new(192, 0, 2, 21));
@@ -330,6 +350,10 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
     }
     assert!(!ls.contains("192.0.2.40"), "{ls}");
     assert_eq!(ls.matches(" expires ").count(), 3, "{ls}");
+    // A static address answered stays without a timeout.
+    let api_el = shown("example.com", Ipv4Addr::new(192, 0, 2, 50));
+    assert!(ls.contains(&api_el), "{ls}");
+    assert_eq!(timeout_of(&ls, &api_el), None, "{ls}");
     let d = status.expect("dns status");
     // www twice (UDP, TCP), the two CDN addresses.
     assert_eq!(

@@ -179,6 +179,15 @@ pub fn static_elems(hosts: &[String], static_dns: &[HostEntry]) -> Vec<[u8; 8]> 
     out
 }
 
+/// Drops from `elems` the keys in `statics` (sorted, as [`static_elems`] gives
+/// them): a `static_dns` address stays in the set without a timeout, and learning
+/// it again would give it one.
+pub fn drop_static(elems: &mut Vec<Admit>, statics: &[[u8; 8]]) {
+    if !statics.is_empty() {
+        elems.retain(|e| statics.binary_search(&e.key).is_err());
+    }
+}
+
 /// The host names of the `host` matches on the endpoints of network `net` (an
 /// index into `cfg.networks`): lowercase, no trailing dot, sorted, each once.
 pub fn acl_hosts(cfg: &crate::config::Config, net: usize) -> Vec<String> {
@@ -595,6 +604,20 @@ mod tests {
         want.sort_unstable();
         assert_eq!(got, want);
         assert!(static_elems(&[], &dns).is_empty());
+        // An answer for a static name learns nothing the set holds for good.
+        let mut elems = admitted(
+            &hosts(&["example.com"]),
+            "db.example.com",
+            &[(a("10.1.0.5"), 60), (a("10.1.0.99"), 60)],
+        );
+        drop_static(&mut elems, &got);
+        assert_eq!(
+            elems,
+            vec![Admit {
+                key: key(e, a("10.1.0.99")),
+                timeout_secs: 60
+            }]
+        );
     }
 
     #[test]

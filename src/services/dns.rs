@@ -55,6 +55,9 @@ struct NetSockets {
     acl_learned: u64,
     acl_full: u64,
     acl_failed: u64,
+    /// The set's `static_dns` elements (no timeout), which answers must not renew
+    /// with one: sorted.
+    static_keys: Vec<[u8; 8]>,
 }
 
 struct TcpConn {
@@ -237,6 +240,7 @@ impl DnsShell {
             }
             if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
                 n.spec = s.clone();
+                n.static_keys = hosts::static_elems(&s.acl_hosts, &s.params.static_dns);
                 continue;
             }
             match open_net(s) {
@@ -250,6 +254,7 @@ impl DnsShell {
                     acl_learned: 0,
                     acl_full: 0,
                     acl_failed: 0,
+                    static_keys: hosts::static_elems(&s.acl_hosts, &s.params.static_dns),
                 }),
                 Err(e) => errors.push(super::ServiceError::new(
                     &s.net_id,
@@ -490,7 +495,8 @@ impl DnsShell {
             return;
         }
         let answer = self.out.get(..len).unwrap_or_default();
-        let elems = hosts::admitted_by_response(&n.spec.acl_hosts, answer);
+        let mut elems = hosts::admitted_by_response(&n.spec.acl_hosts, answer);
+        hosts::drop_static(&mut elems, &n.static_keys);
         let o = self.learner.learn(&n.spec.bridge, &elems, now);
         n.acl_learned += o.learned;
         n.acl_full += o.full;
