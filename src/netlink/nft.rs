@@ -521,6 +521,8 @@ pub struct SetDef<'a> {
 /// One batch of nf_tables messages, applied all or nothing.
 pub struct Batch {
     buf: Vec<u8>,
+    /// The sequence number of the batch's first message, and of the next.
+    first_seq: u32,
     seq: u32,
     /// Messages that will be acknowledged.
     pub acks: u32,
@@ -531,6 +533,7 @@ impl Batch {
     pub fn new(seq: u32) -> Batch {
         let mut b = Batch {
             buf: Vec::new(),
+            first_seq: seq,
             seq,
             acks: 0,
             next_set_id: 1,
@@ -976,33 +979,45 @@ impl Nft {
     /// Sends the batch and waits for every acknowledgement; the first error fails it
     /// (and the kernel has then applied nothing of it).
     pub fn commit(&mut self, b: Batch) -> io::Result<()> {
+        let first_seq = b.first_seq;
         let (buf, acks, end_seq) = b.finish();
         self.seq = end_seq.wrapping_add(1);
         if acks == 0 {
             return Ok(());
         }
+        // Acknowledgements of another batch (left by an earlier failed one) are not
+        // this batch's.
+        let ours = |seq: u32| seq.wrapping_sub(first_seq) <= end_seq.wrapping_sub(first_seq);
         self.fit_send_buffer(buf.len());
         self.sock
             .send(&buf[..], neli::consts::socket::Msg::empty())?;
         let mut got = 0;
         let mut first_err: Option<io::Error> = None;
         while got < acks {
-            let (n, _) = match self
-                .sock
-                .recv(&mut self.buf[..], neli::consts::socket::Msg::empty())
-            {
+            // A failed batch is processed to its end all the same, and the kernel
+            // queues every acknowledgement before the first arrives: after an error,
+            // take the rest without waiting, so none is left for the next batch.
+            let flags = if first_err.is_some() {
+                neli::consts::socket::Msg::DONTWAIT
+            } else {
+                neli::consts::socket::Msg::empty()
+            };
+            let (n, _) = match self.sock.recv(&mut self.buf[..], flags) {
                 Ok(r) => r,
-                Err(e) if first_err.is_some() && e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(first_err.unwrap_or(e)),
+                Err(e) => match first_err {
+                    Some(first) => return Err(first),
+                    None => return Err(e),
+                },
             };
             let mut p = &self.buf[..n.min(self.buf.len())];
             while p.len() >= 16 {
                 let len = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]) as usize;
                 let ty = u16::from_ne_bytes([p[4], p[5]]);
+                let seq = u32::from_ne_bytes([p[8], p[9], p[10], p[11]]);
                 if len < 16 || len > p.len() {
                     break;
                 }
-                if ty == libc::NLMSG_ERROR as u16 && len >= 20 {
+                if ty == libc::NLMSG_ERROR as u16 && len >= 20 && ours(seq) {
                     let code = i32::from_ne_bytes([p[16], p[17], p[18], p[19]]);
                     got += 1;
                     if code != 0 && first_err.is_none() {
@@ -1010,10 +1025,6 @@ impl Nft {
                     }
                 }
                 p = p.get((len + 3) & !3..).unwrap_or(&[]);
-            }
-            if first_err.is_some() {
-                // After an error the kernel aborts the batch; stop waiting for acks.
-                break;
             }
         }
         match first_err {

@@ -5,6 +5,7 @@
 //! connections to clients and upstreams, all non-blocking in the event loop.
 
 use super::sock;
+use crate::acl::hosts;
 use crate::dns::{Action, Dns, Limits, NetId, NetParams, Transport};
 use crate::wire::dns::tcp;
 use std::collections::HashMap;
@@ -35,6 +36,10 @@ pub struct NetSpec {
     /// Forwarded queries leave from the gateway address (cloud and mesh networks).
     pub forward_from_gateway: bool,
     pub params: NetParams,
+    /// The names of the `host` matches in the ACLs of the network's endpoints
+    /// (lowercase, no trailing dot): the addresses answers give for them (or their
+    /// subdomains) are admitted to the network's set before the answer leaves.
+    pub acl_hosts: Vec<String>,
 }
 
 struct NetSockets {
@@ -45,6 +50,14 @@ struct NetSockets {
     up: UdpSocket,
     /// TCP clients refused or cut for a fairer one (for status).
     tcp_refused: u64,
+    /// Addresses admitted for `host` matches, refused by a full set, or not
+    /// admitted for another reason (for status).
+    acl_learned: u64,
+    acl_full: u64,
+    acl_failed: u64,
+    /// The set's `static_dns` elements (no timeout), which answers must not renew
+    /// with one: sorted.
+    static_keys: Vec<[u8; 8]>,
 }
 
 struct TcpConn {
@@ -132,6 +145,8 @@ pub struct DnsShell {
     up_buf: Vec<u8>,
     clients: Vec<TcpConn>,
     upstreams: Vec<TcpConn>,
+    /// Writes the addresses answers give for `host` matches into the firewall.
+    learner: hosts::Learner,
 }
 
 /// Tokens: per network 3 (udp, tcp listener, upstream udp) from `base`, then clients
@@ -158,6 +173,7 @@ impl DnsShell {
             up_buf: Vec::new(),
             clients: Vec::new(),
             upstreams: Vec::new(),
+            learner: hosts::Learner::new(),
         }
     }
 
@@ -224,6 +240,7 @@ impl DnsShell {
             }
             if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
                 n.spec = s.clone();
+                n.static_keys = hosts::static_elems(&s.acl_hosts, &s.params.static_dns);
                 continue;
             }
             match open_net(s) {
@@ -234,6 +251,10 @@ impl DnsShell {
                     tcp,
                     up,
                     tcp_refused: 0,
+                    acl_learned: 0,
+                    acl_full: 0,
+                    acl_failed: 0,
+                    static_keys: hosts::static_elems(&s.acl_hosts, &s.params.static_dns),
                 }),
                 Err(e) => errors.push(super::ServiceError::new(
                     &s.net_id,
@@ -271,17 +292,8 @@ impl DnsShell {
                 let a = self
                     .core
                     .handle_query(now, id, from, Transport::Udp, msg, &mut self.out);
-                match a {
-                    // Answers on this network's socket go out with the batch.
-                    Action::Reply {
-                        net,
-                        to,
-                        transport: Transport::Udp,
-                        len,
-                    } if net == id
-                        && self.batch.queue(&self.out[..len.min(self.out.len())], to) => {}
-                    a => self.act(a, now),
-                }
+                // Answers on this network's socket go out with the batch.
+                self.act_on(a, now, Some(id));
             }
             self.batch.flush(fd);
             if got < sock::UdpBatch::SIZE {
@@ -400,6 +412,14 @@ impl DnsShell {
     }
 
     fn act(&mut self, a: Action, now: Instant) {
+        self.act_on(a, now, None);
+    }
+
+    /// Carries out what the core said. This is the only way answers leave for ECOs:
+    /// each first has the addresses it gives for the network's `host` matches
+    /// admitted, then it is sent (a UDP answer of network `batched` is queued on the
+    /// batch its query came in, which the caller flushes).
+    fn act_on(&mut self, a: Action, now: Instant, batched: Option<NetId>) {
         match a {
             Action::None => {}
             Action::Reply {
@@ -408,9 +428,14 @@ impl DnsShell {
                 transport,
                 len,
             } => {
-                let msg = &self.out[..len.min(self.out.len())];
+                let len = len.min(self.out.len());
+                self.admit_hosts(net, len, now);
+                let msg = &self.out[..len];
                 match transport {
                     Transport::Udp => {
+                        if batched == Some(net) && self.batch.queue(msg, to) {
+                            return;
+                        }
                         if let Some(n) = self.nets.iter().find(|n| n.id == net) {
                             let _ = n.udp.send_to(msg, to);
                         }
@@ -457,6 +482,25 @@ impl DnsShell {
                 }
             }
         }
+    }
+
+    /// Before the answer `out[..len]` leaves for a client of `net`: the addresses it
+    /// gives for the network's `host` matches are admitted to its set. A network
+    /// without `host` matches costs a lookup, nothing is parsed.
+    fn admit_hosts(&mut self, net: NetId, len: usize, now: Instant) {
+        let Some(n) = self.nets.iter_mut().find(|n| n.id == net) else {
+            return;
+        };
+        if n.spec.acl_hosts.is_empty() {
+            return;
+        }
+        let answer = self.out.get(..len).unwrap_or_default();
+        let mut elems = hosts::admitted_by_response(&n.spec.acl_hosts, answer);
+        hosts::drop_static(&mut elems, &n.static_keys);
+        let o = self.learner.learn(&n.spec.bridge, &elems, now);
+        n.acl_learned += o.learned;
+        n.acl_full += o.full;
+        n.acl_failed += o.failed;
     }
 }
 
@@ -569,13 +613,14 @@ impl super::Service for DnsShell {
     ) {
         if let Some(&id) = self.ids.get(&net.id) {
             ns.warnings.extend(self.core.conflicts(id).iter().cloned());
+            let n = self.nets.iter().find(|n| n.id == id);
+            let count = |f: fn(&NetSockets) -> u64| n.map_or(0, f);
             ns.dns = Some(crate::status::DnsStatus {
-                tcp_refused: self
-                    .nets
-                    .iter()
-                    .find(|n| n.id == id)
-                    .map_or(0, |n| n.tcp_refused),
+                tcp_refused: count(|n| n.tcp_refused),
                 forwards_limited: self.core.forwards_limited(id),
+                acl_hosts_learned: count(|n| n.acl_learned),
+                acl_hosts_full: count(|n| n.acl_full),
+                acl_hosts_failed: count(|n| n.acl_failed),
             });
         }
     }

@@ -306,6 +306,7 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 subnet: Some(l3.subnet),
                 app_names: app_names(cfg, i),
             },
+            acl_hosts: crate::acl::hosts::acl_hosts(cfg, i),
         });
     }
     v

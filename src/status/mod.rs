@@ -115,6 +115,11 @@ pub struct DnsStatus {
     pub tcp_refused: u64,
     /// Queries refused for being over their client's forwarding budget.
     pub forwards_limited: u64,
+    /// Addresses answers gave for `host` ACEs: admitted (or renewed), refused by a
+    /// full set, not admitted for another reason (the set not there yet, …).
+    pub acl_hosts_learned: u64,
+    pub acl_hosts_full: u64,
+    pub acl_hosts_failed: u64,
 }
 
 /// A network's DHCP service: how its lease file fares.
@@ -305,6 +310,17 @@ impl Status {
                     s,
                     "  dns turned away {} TCP clients and {} queries over their forwarding budget",
                     d.tcp_refused, d.forwards_limited
+                );
+            }
+            if let Some(d) = n
+                .dns
+                .as_ref()
+                .filter(|d| d.acl_hosts_full + d.acl_hosts_failed > 0)
+            {
+                let _ = writeln!(
+                    s,
+                    "  dns could not admit {} addresses for host ACEs (set full), {} for other reasons",
+                    d.acl_hosts_full, d.acl_hosts_failed
                 );
             }
             for e in &n.endpoints {
@@ -507,6 +523,9 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
         w.key("dns").begin_obj();
         w.key("tcp_refused").num(d.tcp_refused);
         w.key("forwards_limited").num(d.forwards_limited);
+        w.key("acl_hosts_learned").num(d.acl_hosts_learned);
+        w.key("acl_hosts_full").num(d.acl_hosts_full);
+        w.key("acl_hosts_failed").num(d.acl_hosts_failed);
         w.end_obj();
     }
     w.end_obj();
