@@ -34,24 +34,23 @@ pub fn set_name(bridge: &str) -> String {
     format!("{SET_PREFIX}{bridge}")
 }
 
-/// The elements (no timeout) of the `static_dns` entries under an ACL host name.
-pub fn static_elems(hosts: &[String], static_dns: &[crate::config::HostEntry]) -> Vec<[u8; 8]> {
-    let mut out = Vec::new();
-    for h in hosts {
+/// A network's `static_dns` entries under the names DNS answers them by: as
+/// written, and in the network's `domain`.
+pub fn static_names(static_dns: &[HostEntry], domain: Option<&str>) -> Vec<HostEntry> {
+    let mut v = static_dns.to_vec();
+    if let Some(dom) = domain {
         for e in static_dns {
-            let name = e.host.trim_end_matches('.').to_ascii_lowercase();
-            let under = name == *h
-                || (name.len() > h.len()
-                    && name.ends_with(h.as_str())
-                    && name.as_bytes()[name.len() - h.len() - 1] == b'.');
-            if under {
-                out.extend(e.addrs.iter().map(|a| key(name_id(h), *a)));
-            }
+            v.push(HostEntry {
+                host: format!(
+                    "{}.{}",
+                    e.host.trim_end_matches('.'),
+                    dom.trim_end_matches('.')
+                ),
+                addrs: e.addrs.clone(),
+            });
         }
     }
-    out.sort();
-    out.dedup();
-    out
+    v
 }
 
 /// The id of a host name (lowercase, no trailing dot) in its network's set.

@@ -231,25 +231,17 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
                 .filter(move |(_, itf)| itf.network == i)
                 .flat_map(|(_, itf)| itf.acls.iter().flatten())
         };
-        let mut hosts: Vec<String> = aces().filter_map(|a| a.matches.host.clone()).collect();
-        hosts.sort();
-        hosts.dedup();
+        let hosts = hosts::acl_hosts(cfg, i);
         let mut sets = NetSets {
             hosts: None,
             eids: None,
         };
         if !hosts.is_empty() {
             let name = hosts::set_name(&n.bridge);
-            // static_dns names answer bare and in the network's domain.
-            let mut entries = n.static_dns.clone();
-            if let Some(dom) = n.ip.as_ref().and_then(|l3| l3.domain.as_deref()) {
-                for e in &n.static_dns {
-                    entries.push(crate::config::HostEntry {
-                        host: format!("{}.{}", e.host.trim_end_matches('.'), dom),
-                        addrs: e.addrs.clone(),
-                    });
-                }
-            }
+            let entries = hosts::static_names(
+                &n.static_dns,
+                n.ip.as_ref().and_then(|l3| l3.domain.as_deref()),
+            );
             let statics = hosts::static_elems(&hosts, &entries)
                 .into_iter()
                 .map(|k| k.to_vec())

@@ -240,7 +240,10 @@ impl DnsShell {
             }
             if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
                 n.spec = s.clone();
-                n.static_keys = hosts::static_elems(&s.acl_hosts, &s.params.static_dns);
+                n.static_keys = hosts::static_elems(
+                    &s.acl_hosts,
+                    &hosts::static_names(&s.params.static_dns, s.params.domain.as_deref()),
+                );
                 continue;
             }
             match open_net(s) {
@@ -254,7 +257,10 @@ impl DnsShell {
                     acl_learned: 0,
                     acl_full: 0,
                     acl_failed: 0,
-                    static_keys: hosts::static_elems(&s.acl_hosts, &s.params.static_dns),
+                    static_keys: hosts::static_elems(
+                        &s.acl_hosts,
+                        &hosts::static_names(&s.params.static_dns, s.params.domain.as_deref()),
+                    ),
                 }),
                 Err(e) => errors.push(super::ServiceError::new(
                     &s.net_id,
