@@ -150,6 +150,7 @@ fn seeds() -> Seeds {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for f in [
         "board/examples/spec-device.json",
+        "board/examples/acl-device.json",
         "board/generic-x86_64.json",
         "board/rpi4-aarch64.json",
         "board/imx6-armv7.json",

@@ -725,8 +725,11 @@ mod fake_kernel {
 
     /// The example device of `board/`: all four network types, veths and taps.
     fn spec_device() -> (crate::config::Config, Current) {
-        let cfg = crate::config::parse(include_bytes!("../../../board/examples/spec-device.json"))
-            .unwrap();
+        device(include_bytes!("../../../board/examples/spec-device.json"))
+    }
+
+    fn device(doc: &[u8]) -> (crate::config::Config, Current) {
+        let cfg = crate::config::parse(doc).unwrap();
         let mut eth0 = link(2, "eth0", None);
         eth0.up = true;
         eth0.lower_up = true;
@@ -783,6 +786,37 @@ mod fake_kernel {
             assert!(d.tunnels.len() == 2 && d.routes.len() >= 3, "{d:?}");
             let n = one_pass(&d, &mut cur, reverse);
             assert!(n > 20, "{n} steps");
+        }
+    }
+
+    #[test]
+    fn acls_converge_in_one_pass_and_one_endpoints_change_remakes_only_its_unit() {
+        for reverse in [false, true] {
+            let (cfg, mut cur) = device(include_bytes!("../../../board/examples/acl-device.json"));
+            let d = desired_for(&cfg, &mut cur);
+            assert_eq!(d.acl.units.len(), 3, "{:?}", d.acl.units);
+            one_pass(&d, &mut cur, reverse);
+            assert_eq!(cur.firewall.acl.chains.len(), 6);
+            // The switch endpoint's limit changes: one unit re-made, nothing else.
+            let mut cfg2 = cfg.clone();
+            let plc = &mut cfg2.apps[1].interfaces[0];
+            if let Some(crate::config::AceAction::Limit { rate, .. }) =
+                plc.acls.as_mut().map(|a| &mut a[1].action)
+            {
+                *rate = 20;
+            }
+            let d2 = desired_for(&cfg2, &mut cur);
+            let p = plan(&d2, &cur);
+            let [Step {
+                op: Op::AclApply(c),
+                ..
+            }] = &p.steps[..]
+            else {
+                panic!("{:#?}", p.steps);
+            };
+            assert_eq!((c.new_units.len(), c.del_chains.len()), (1, 2), "{c:#?}");
+            assert!(c.new_sets.is_empty() && c.del_sets.is_empty() && c.add_pm.is_empty());
+            one_pass(&d2, &mut cur, reverse);
         }
     }
 
