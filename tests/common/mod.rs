@@ -4,6 +4,7 @@
 //! document. Every wait is bounded in time.
 #![allow(dead_code)]
 
+pub mod acl;
 pub mod capture;
 pub mod clients;
 pub mod nat;
