@@ -355,8 +355,24 @@ impl Daemon {
             return;
         };
         let started = Instant::now();
-        let leased = self.services.dhcp.admitted();
-        let out = self.recon.run(&cfg, &leased);
+        let mut leased = self.services.dhcp.admitted();
+        leased.sort();
+        let mut out = self.recon.run(&cfg, &leased);
+        // The services start on the links this pass made; DHCP then restores the
+        // allocations it persisted (after a restart or a reboot). What depends on
+        // them (anti-spoofing, ACL map elements, port maps) goes in at once, in a
+        // second pass, before the config counts as applied.
+        self.facts = out.facts.clone();
+        self.links = out.links.clone();
+        self.refresh_services(&cfg);
+        let mut now_leased = self.services.dhcp.admitted();
+        now_leased.sort();
+        if now_leased != leased {
+            let again = self.recon.run(&cfg, &now_leased);
+            let changes = out.changes + again.changes;
+            out = again;
+            out.changes = changes;
+        }
         let took = started.elapsed();
         if out.changes > 0 {
             log::info!(
@@ -368,9 +384,11 @@ impl Daemon {
         }
         self.last_changes = out.changes;
         self.total_changes += out.changes;
-        self.facts = out.facts.clone();
-        self.links = out.links.clone();
-        self.refresh_services(&cfg);
+        if self.links != out.links || self.facts != out.facts {
+            self.facts = out.facts.clone();
+            self.links = out.links.clone();
+            self.refresh_services(&cfg);
+        }
         self.record(&cfg, &out);
         self.applied = true;
         let trouble = out.fatal.is_some() || !out.errors.is_empty() || !out.issues.is_empty();
