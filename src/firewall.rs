@@ -140,11 +140,19 @@ impl FwSpec {
     }
 
     /// Identifies this structure: equal fingerprints, equal rules.
+    ///
+    /// It is the table's userdata, which `nft` reads as type-length-value
+    /// attributes: so it is written as the table's comment (attribute 0, a
+    /// NUL-terminated string), `econet <hex digest>`. Raw digest bytes there made
+    /// `nft list` crash on some digests.
     pub fn fingerprint(&self) -> Vec<u8> {
         let text = format!("v{RULES_VERSION} {self:?}");
-        ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
-            .as_ref()
-            .to_vec()
+        let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let comment = format!("econet {hex}\0");
+        let mut tlv = vec![0u8, comment.len() as u8];
+        tlv.extend_from_slice(comment.as_bytes());
+        tlv
     }
 
     /// The batch that replaces both tables with this structure and `allowed`, with
@@ -1549,6 +1557,19 @@ mod tests {
         );
         let many = vec![(vec![0; 16], 5000); V6_BINDINGS as usize + 10];
         assert_eq!(claims_to_keep(many, 16).len(), V6_BINDINGS as usize);
+    }
+
+    #[test]
+    fn the_fingerprint_is_a_table_comment_nft_can_read() {
+        let fp = FwSpec::default().fingerprint();
+        assert_eq!(fp[0], 0, "NFTNL_UDATA_TABLE_COMMENT");
+        assert_eq!(usize::from(fp[1]), fp.len() - 2);
+        assert_eq!(fp.last(), Some(&0));
+        let text = std::str::from_utf8(&fp[2..fp.len() - 1]).unwrap();
+        assert!(
+            text.starts_with("econet ") && text.len() == 7 + 64,
+            "{text}"
+        );
     }
 
     #[test]

@@ -132,10 +132,12 @@ fn in_private_netns<T: Send + 'static>(
             let o = Command::new("nsenter")
                 .arg(format!("--net={ns}"))
                 .arg("nft")
-                .args(args.split(' '))
+                .arg(args)
                 .output()
                 .expect("nft");
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+            format!("{:?}", o.status)
+                + &String::from_utf8_lossy(&o.stdout)
+                + &String::from_utf8_lossy(&o.stderr)
         };
         f(&nft)
     })
@@ -177,6 +179,10 @@ fn units_install_read_back_and_change_one_at_a_time() {
         assert!(again.is_empty(), "{again:#?}");
         assert_eq!(cur.chains.len(), 6, "{:?}", cur.chains);
         let ruleset = nft_cli("list ruleset");
+        assert!(
+            ruleset.starts_with("ExitStatus(unix_wait_status(0))"),
+            "{ruleset}"
+        );
         for want in [
             "portmap_out",
             "tcp . 8443",
