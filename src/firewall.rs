@@ -327,20 +327,7 @@ impl FwSpec {
         b.add_rule(f, TABLE, "forward", &r);
         // What a bridge carries for an allowed flow, marked for the bridge family's
         // ACL units (see acl::MARK_FLOW_REPLY).
-        for state in [
-            vec![
-                Expr::Ct {
-                    key: CT_DIRECTION,
-                    dreg: REG_1,
-                },
-                Expr::Cmp {
-                    sreg: REG_1,
-                    op: CMP_EQ,
-                    data: vec![CT_DIR_REPLY],
-                },
-            ],
-            ct_state(CT_STATE_RELATED, true),
-        ] {
+        for state in [ct_reply(), ct_state(CT_STATE_RELATED, true)] {
             let mut r = in_set(META_IIFNAME, "bridges");
             r.extend(state);
             r.push(Expr::Meta {
@@ -379,7 +366,7 @@ impl FwSpec {
             b.add_rule(f, TABLE, "forward", &r);
         }
         // Port-mapped connections the units allowed, into any ECO network.
-        let mut r = pm_marked();
+        let mut r = acl::pm_marked();
         r.extend(in_set(META_OIFNAME, "l3_bridges"));
         r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, "forward", &r);
@@ -1139,7 +1126,7 @@ pub fn allowed_keys(allowed: &[Allowed]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 }
 
 /// `meta nfproto ipv4`
-fn nfproto_ipv4() -> Vec<Expr> {
+pub(crate) fn nfproto_ipv4() -> Vec<Expr> {
     vec![
         Expr::Meta {
             key: META_NFPROTO,
@@ -1149,6 +1136,21 @@ fn nfproto_ipv4() -> Vec<Expr> {
             sreg: REG_1,
             op: CMP_EQ,
             data: vec![NFPROTO_IPV4],
+        },
+    ]
+}
+
+/// `ct direction reply`
+pub(crate) fn ct_reply() -> Vec<Expr> {
+    vec![
+        Expr::Ct {
+            key: CT_DIRECTION,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![CT_DIR_REPLY],
         },
     ]
 }
@@ -1164,27 +1166,6 @@ fn ct_mark_is(mark: u32) -> Vec<Expr> {
             sreg: REG_1,
             op: CMP_EQ,
             data: mark.to_ne_bytes().to_vec(),
-        },
-    ]
-}
-
-/// A connection a port map made (from outside or from an ECO).
-fn pm_marked() -> Vec<Expr> {
-    vec![
-        Expr::Ct {
-            key: CT_MARK,
-            dreg: REG_1,
-        },
-        Expr::Bitwise {
-            reg: REG_1,
-            len: 4,
-            mask: acl::MARK_PM_MASK.to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-        },
-        Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: acl::MARK_PM_OUT.to_ne_bytes().to_vec(),
         },
     ]
 }
@@ -1366,36 +1347,49 @@ pub(crate) fn ether_type(t: u16) -> Vec<Expr> {
 
 /// `ip saddr PREFIX` (in an inet table, with the IPv4 check nft adds).
 pub(crate) fn ip_saddr_in(net: &Ipv4Net, inet: bool) -> Vec<Expr> {
-    let mut v = Vec::new();
-    if inet {
-        v.push(Expr::Meta {
-            key: META_NFPROTO,
-            dreg: REG_1,
-        });
-        v.push(Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: vec![NFPROTO_IPV4],
-        });
-    }
-    v.push(Expr::Payload {
+    let mut v = if inet { nfproto_ipv4() } else { Vec::new() };
+    v.extend(prefix_at(12, net));
+    v
+}
+
+/// The IPv4 address at `offset` of the network header is in `net`.
+pub(crate) fn prefix_at(offset: u32, net: &Ipv4Net) -> Vec<Expr> {
+    let load = Expr::Payload {
         base: BASE_NETWORK,
-        offset: 12,
+        offset,
         len: 4,
         dreg: REG_1,
-    });
-    v.push(Expr::Bitwise {
-        reg: REG_1,
-        len: 4,
-        mask: net.mask().octets().to_vec(),
-        xor: vec![0; 4],
-    });
-    v.push(Expr::Cmp {
-        sreg: REG_1,
-        op: CMP_EQ,
-        data: net.addr().octets().to_vec(),
-    });
-    v
+    };
+    let addr = net.addr().octets().to_vec();
+    if net.len() == 32 {
+        return vec![
+            load,
+            Expr::Cmp {
+                sreg: REG_1,
+                op: CMP_EQ,
+                data: addr,
+            },
+        ];
+    }
+    masked(load, net.mask().octets().to_vec(), CMP_EQ, addr)
+}
+
+/// `load` (into register 1) `& mask OP value`.
+pub(crate) fn masked(load: Expr, mask: Vec<u8>, op: u32, value: Vec<u8>) -> Vec<Expr> {
+    vec![
+        load,
+        Expr::Bitwise {
+            reg: REG_1,
+            len: mask.len() as u32,
+            xor: vec![0; mask.len()],
+            mask,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op,
+            data: value,
+        },
+    ]
 }
 
 fn tcp_syn() -> Vec<Expr> {

@@ -405,6 +405,19 @@ fn portmaps(cfg: &Config, facts: &Facts, net: usize, aces: &[Ace], eco: Ipv4Addr
     out
 }
 
+/// A connection a port map made (from outside or from an ECO).
+pub fn pm_marked() -> Vec<Expr> {
+    fw::masked(
+        Expr::Ct {
+            key: CT_MARK,
+            dreg: REG_1,
+        },
+        MARK_PM_MASK.to_ne_bytes().to_vec(),
+        CMP_EQ,
+        MARK_PM_OUT.to_ne_bytes().to_vec(),
+    )
+}
+
 fn ret() -> Expr {
     Expr::Verdict {
         code: NFT_RETURN,
@@ -458,25 +471,7 @@ fn matches(m: &AceMatches, way: Way, sets: &NetSets, lport: bool) -> Vec<Expr> {
         v.extend(fw::l4proto(p));
     }
     if let Some(net) = m.ip.filter(|n| n.len() > 0) {
-        v.push(Expr::Payload {
-            base: BASE_NETWORK,
-            offset: remote,
-            len: 4,
-            dreg: REG_1,
-        });
-        if net.len() < 32 {
-            v.push(Expr::Bitwise {
-                reg: REG_1,
-                len: 4,
-                mask: net.mask().octets().to_vec(),
-                xor: vec![0; 4],
-            });
-        }
-        v.push(Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_EQ,
-            data: net.addr().octets().to_vec(),
-        });
+        v.extend(fw::prefix_at(remote, &net));
     }
     if let (Some(host), Some(set)) = (&m.host, &sets.hosts) {
         v.push(Expr::Immediate {
@@ -524,18 +519,11 @@ fn prelude(family: u8) -> Vec<Vec<Expr>> {
         return bridge_prelude();
     }
     vec![
-        vec![
-            Expr::Ct {
-                key: CT_DIRECTION,
-                dreg: REG_1,
-            },
-            Expr::Cmp {
-                sreg: REG_1,
-                op: CMP_EQ,
-                data: vec![CT_DIR_REPLY],
-            },
-            ret(),
-        ],
+        {
+            let mut r = fw::ct_reply();
+            r.push(ret());
+            r
+        },
         {
             let mut r = fw::ct_state(CT_STATE_RELATED, true);
             r.push(ret());
@@ -548,24 +536,17 @@ fn prelude(family: u8) -> Vec<Vec<Expr>> {
 /// mark (see [`MARK_FLOW_REPLY`]); then what a switch network needs to work at all:
 /// ARP, neighbour discovery, and DHCP with the network's own server.
 fn bridge_prelude() -> Vec<Vec<Expr>> {
-    let mut rules = vec![vec![
+    let mut bit = fw::masked(
         Expr::Meta {
             key: META_MARK,
             dreg: REG_1,
         },
-        Expr::Bitwise {
-            reg: REG_1,
-            len: 4,
-            mask: MARK_FLOW_REPLY.to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-        },
-        Expr::Cmp {
-            sreg: REG_1,
-            op: CMP_NEQ,
-            data: vec![0; 4],
-        },
-        ret(),
-    ]];
+        MARK_FLOW_REPLY.to_ne_bytes().to_vec(),
+        CMP_NEQ,
+        vec![0; 4],
+    );
+    bit.push(ret());
+    let mut rules = vec![bit];
     {
         let mut r = fw::meta_protocol(0x0806);
         r.push(ret());
@@ -655,23 +636,7 @@ fn compile(
                         continue; // a port map is a way in
                     }
                     let mut r = matches(&ace.matches, way, sets, false);
-                    r.extend([
-                        Expr::Ct {
-                            key: CT_MARK,
-                            dreg: REG_1,
-                        },
-                        Expr::Bitwise {
-                            reg: REG_1,
-                            len: 4,
-                            mask: MARK_PM_MASK.to_ne_bytes().to_vec(),
-                            xor: vec![0; 4],
-                        },
-                        Expr::Cmp {
-                            sreg: REG_1,
-                            op: CMP_EQ,
-                            data: MARK_PM_OUT.to_ne_bytes().to_vec(),
-                        },
-                    ]);
+                    r.extend(pm_marked());
                     if let Some(lport) = ace.matches.lport {
                         r.push(Expr::CtOrig {
                             key: CT_PROTO_DST,
