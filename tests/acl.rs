@@ -536,6 +536,7 @@ fn a_drop_ace_before_an_allow_all_drops_that_prefix_only() {
     assert!(b.web.ping("192.0.2.1"));
     assert!(tcp_blocked(&b.web, "203.0.113.10", 7000));
     assert!(tcp_blocked(&b.web, "203.0.113.254", 7000));
+    assert!(tcp_blocked(&b.web, "203.0.113.99", 7000));
     assert!(!b.web.ping("203.0.113.10"));
     // Per endpoint: api has no ACL.
     assert_eq!(
@@ -713,6 +714,8 @@ fn status_counts_packets_per_ace_and_the_implicit_drop() {
             Some("192.0.2.2")
         );
     }
+    // The connections' last packets (FIN, ACK) are through before counting.
+    std::thread::sleep(Duration::from_millis(500));
     let c1 = counters_until(&r.e, WEB, |c| c.iter().any(|a| a.id == 7 && a.packets >= 3));
     let a7 = ace(&c1, 7);
     assert!(a7.packets >= ace(&c0, 7).packets + 3, "{c0:?} then {c1:?}");
