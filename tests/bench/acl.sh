@@ -222,7 +222,7 @@ kpps_once() { # $1: bed tag
 }
 
 # ============================== econet
-E_COLD0=- E_APPLY=- E_PASS=- E_ONE=- E_ONE_PASS=- E_COLD1=- E_ENF=- E_LINES0=- E_LINES1=-
+E_LATE=0 E_COLD0=- E_APPLY=- E_PASS=- E_ONE=- E_ONE_PASS=- E_COLD1=- E_ENF=- E_LINES0=- E_LINES1=-
 E_F0=- E_F256=- E_F4096=- E_LEARN="- - - - -" E_LENF=-
 if [ "$MODE" != incumbent ]; then
   bed e
@@ -295,6 +295,9 @@ if [ "$MODE" != incumbent ]; then
   econet_config 2 "$EPS" -1
   E_APPLY=$(reload 2); E_PASS=$(last_apply)
   E_LINES1=$(lines)
+  # Status is the signal; the ruleset must not still be growing a second later.
+  sleep 1
+  E_LATE=$(( $(lines) - E_LINES1 ))
   E_ENF=$(enforced "$P-e-eco")
   # One endpoint's ACL changed, five times (to the variant and back).
   ones=() passes=()
@@ -479,6 +482,7 @@ printf "  %-44s %8s ms\n" "econet cold start, 256 endpoints, no ACLs" "$E_COLD0"
 printf "  %-44s %8s ms\n" "econet cold start, 256 endpoints, 4,096 ACEs" "$E_COLD1"
 printf "  %-44s %8s    %8s\n" "enforced (a port no ACE allows is refused)" "$E_ENF" "$I_ENF"
 printf "  %-44s %8s -> %s nft lines; incumbent %s iptables rules\n" "kernel rules: econet without -> with ACLs" "$E_LINES0" "$E_LINES1" "$I_RULES"
+[ "$E_LATE" -eq 0 ] || echo "  WARNING: econet's ruleset changed by $E_LATE lines in the second after status said applied: the apply figure is low"
 echo "forwarding: iperf3 UDP -l 64 flat out from the ECO (one CPU), kpps arriving upstream (median of $REPS rounds of $SECS s)"
 echo "                                          0 ACEs   256 ACEs  4,096 ACEs   4,096 vs 0"
 printf "  %-36s %9s %10s %11s %10s%%\n" "econet" "$E_F0" "$E_F256" "$E_F4096" "$(pct "$E_F4096" "$E_F0")"
