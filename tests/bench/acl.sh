@@ -141,7 +141,12 @@ print(ok, n, pick(dns, 0.5), pick(lat, 0.5), pick(lat, 0.99))
 # n1..nN.bench.test with fresh addresses of 100.64.0.0/16), $P-$1-eco (the ECO).
 bed() {
   local t=$1
-  for n in dev up eco; do ip netns add "$P-$t-$n"; ip -n "$P-$t-$n" link set lo up; done
+  for n in dev up eco; do
+    ip netns add "$P-$t-$n"
+    ip -n "$P-$t-$n" link set lo up
+    # No IPv6: its link-local claims and DAD would change econet's sets as we count.
+    ip netns exec "$P-$t-$n" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6'
+  done
   ip -n "$P-$t-dev" link add eth0 type veth peer name eth0 netns "$P-$t-up"
   ip -n "$P-$t-dev" addr add 192.0.2.2/24 dev eth0
   ip -n "$P-$t-dev" link set eth0 up
@@ -284,7 +289,7 @@ if [ "$MODE" != incumbent ]; then
     for _ in $(seq 1 100); do ip -n "$P-e-eco" link show eth0 >/dev/null 2>&1 && return; sleep 0.1; done
     echo "the ECO was not plumbed" >&2; exit 1
   }
-  lines() { ip netns exec "$D" nft list ruleset | wc -l; }
+  lines() { ip netns exec "$D" nft -s list ruleset | wc -l; }
 
   # Cold start: 256 endpoints, no ACLs.
   econet_config 1 0 -1
