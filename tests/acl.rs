@@ -305,15 +305,28 @@ fn a_port_map_is_reached_from_outside_hairpin_and_another_network_through_failov
     assert!(tcp_blocked(&b.web, "192.0.2.1", 7000), "web out");
     assert!(tcp_blocked(&b.web, &r.api, 7000), "web to api");
 
-    // kill -9: the map is kernel state and keeps working while econet is down.
+    // kill -9: the map is kernel state, working while econet is down and right after
+    // it is back.
     r.e.stop("KILL");
-    assert_eq!(
-        tcp_ask(&b.up, "192.0.2.2", 8443).as_deref(),
-        Some("192.0.2.1"),
-        "econet down"
-    );
-    // As after a reboot, econet's firewall is gone; the map is back the moment
-    // econet says it has applied its config.
+    let mapped = |what: &str| {
+        assert_eq!(
+            tcp_ask(&b.up, "192.0.2.2", 8443).as_deref(),
+            Some("192.0.2.1"),
+            "TCP, {what}"
+        );
+        assert_eq!(
+            udp_ask(&b.up, "192.0.2.2", 8443).as_deref(),
+            Some("192.0.2.1"),
+            "UDP, {what}"
+        );
+    };
+    mapped("econet down");
+    r.e.spawn();
+    mapped("at once after the restart");
+    // As after a reboot, econet's firewall is gone when it starts: the map is rebuilt
+    // from the config, and is there as soon as the network passes traffic again (the
+    // other ECO reaches out; that takes econet about 2 s, a wait that is not the map's).
+    r.e.stop("KILL");
     let tables = stdout(&b.dev.exec(&["nft", "list", "tables"]));
     for t in tables.lines().filter(|l| l.contains("econet")) {
         // "table inet econet" -> nft delete table inet econet
@@ -321,15 +334,17 @@ fn a_port_map_is_reached_from_outside_hairpin_and_another_network_through_failov
             .exec(&["sh", "-c", &format!("nft delete {}", t.trim())]);
     }
     r.e.spawn();
-    assert_eq!(
-        tcp_ask(&b.up, "192.0.2.2", 8443).as_deref(),
-        Some("192.0.2.1"),
-        "at once after restart"
+    assert!(
+        wait_until(Duration::from_secs(5), || tcp_ask(
+            &b.api,
+            "192.0.2.1",
+            7000
+        )
+        .as_deref()
+            == Some("192.0.2.2")),
+        "the network never passed traffic again"
     );
-    assert_eq!(
-        udp_ask(&b.up, "192.0.2.2", 8443).as_deref(),
-        Some("192.0.2.1")
-    );
+    mapped("with the firewall rebuilt");
 
     // Failover: eth0 loses its carrier, the network moves to eth1, and the map with it.
     b.up.ip(&["link", "set", "eth0", "down"]);
@@ -521,6 +536,7 @@ fn a_drop_ace_before_an_allow_all_drops_that_prefix_only() {
     assert!(b.web.ping("192.0.2.1"));
     assert!(tcp_blocked(&b.web, "203.0.113.10", 7000));
     assert!(tcp_blocked(&b.web, "203.0.113.254", 7000));
+    assert!(tcp_blocked(&b.web, "203.0.113.99", 7000));
     assert!(!b.web.ping("203.0.113.10"));
     // Per endpoint: api has no ACL.
     assert_eq!(
@@ -698,6 +714,8 @@ fn status_counts_packets_per_ace_and_the_implicit_drop() {
             Some("192.0.2.2")
         );
     }
+    // The connections' last packets (FIN, ACK) are through before counting.
+    std::thread::sleep(Duration::from_millis(500));
     let c1 = counters_until(&r.e, WEB, |c| c.iter().any(|a| a.id == 7 && a.packets >= 3));
     let a7 = ace(&c1, 7);
     assert!(a7.packets >= ace(&c0, 7).packets + 3, "{c0:?} then {c1:?}");
@@ -1208,7 +1226,7 @@ fn every_bad_acl_is_rejected_naming_its_path_and_nothing_running_changes() {
     let replies = flow.replies();
     let worst = replies.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     assert!(
-        replies.len() > 20 && worst < 1.0,
+        replies.len() > 20 && worst < 1.0 && flow.flowing(),
         "the flow stalled for {worst:.2} s ({} replies)",
         replies.len()
     );
