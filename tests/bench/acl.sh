@@ -275,7 +275,7 @@ if [ "$MODE" != incumbent ]; then
   }
   last_apply() { status | sed -n 's/.*"last_apply_ms":\([0-9]*\).*/\1/p'; }
   start_econet() {
-    ip netns exec "$D" "$BIN" run --config "$CFG" --state-dir "$STATE" --log-level warn &
+    ip netns exec "$D" "$BIN" run --config "$CFG" --state-dir "$STATE" --log-level ${ECONET_LOG:-warn} &
     ECONET_PID=$!
   }
   reload() { # $1: version -> ms from SIGHUP to applied
