@@ -390,6 +390,11 @@ fn action_rules() {
         ),
         (
             "[]",
+            r#"[{"limit": true, "limitrate": 1, "limitunit": "d", "limitburst": 300000}]"#,
+            format!("{p}.actions[0].limitburst: 300000 is too large for 1 per d: the bucket would hold more than 584 years"),
+        ),
+        (
+            "[]",
             r#"[{"drop": true, "limit": true, "limitrate": 5}]"#,
             format!("{p}.actions[0]: more than one action (drop and limit): an ACE takes one"),
         ),

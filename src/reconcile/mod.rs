@@ -338,15 +338,6 @@ impl Reconciler {
                 *changes += 1;
                 Ok(())
             }
-            Op::AclApply(c) => {
-                let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
-                let mut b = nft.batch();
-                c.write(&mut b);
-                nft.commit(b)
-                    .map_err(|e| KernelError::new("update the endpoints' ACLs", e))?;
-                *changes += c.count();
-                Ok(())
-            }
             Op::FirewallDelete { inet, bridge } => {
                 let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
@@ -374,21 +365,10 @@ impl Reconciler {
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, del_mac);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, add4);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, add_mac);
-                for e in acl {
-                    b.add_verdict_elems(
-                        e.family,
-                        TABLE,
-                        e.map,
-                        &[(
-                            e.key.clone(),
-                            crate::netlink::nft::NFT_JUMP,
-                            e.chain.clone(),
-                        )],
-                    );
-                }
+                acl.write(&mut b);
                 nft.commit(b)
-                    .map_err(|e| KernelError::new("update allowed senders", e))?;
-                *changes += 1;
+                    .map_err(|e| KernelError::new("update allowed senders and ACLs", e))?;
+                *changes += 1 + acl.count();
                 Ok(())
             }
             Op::FlushConntrack { mark } => {
@@ -422,7 +402,7 @@ fn admission(changes: &[(bool, Allowed)], units: &[crate::acl::Unit]) -> Op {
         last.insert(*a, *add);
     }
     let (mut add4, mut del4, mut add_mac) = (Vec::new(), Vec::new(), Vec::new());
-    let mut acl = Vec::new();
+    let mut acl = crate::acl::AclChanges::default();
     for (a, add) in last {
         if add {
             add4.extend(a.ip_key());
@@ -432,7 +412,7 @@ fn admission(changes: &[(bool, Allowed)], units: &[crate::acl::Unit]) -> Op {
                     && crate::netlink::nft::ifname(&u.port) == a.ifname
             });
             if let (Some(u), Some(ip)) = (unit, a.ip) {
-                acl.extend(crate::acl::addr_elems(u, ip));
+                acl.add_velems.extend(crate::acl::addr_elems(u, ip));
             }
         } else {
             del4.extend(a.ip_key());
@@ -443,7 +423,7 @@ fn admission(changes: &[(bool, Allowed)], units: &[crate::acl::Unit]) -> Op {
         del4,
         add_mac,
         del_mac: Vec::new(),
-        acl,
+        acl: Box::new(acl),
     }
 }
 
@@ -485,22 +465,19 @@ fn describe(op: &Op) -> String {
             del4,
             add_mac,
             del_mac,
-            ..
+            acl,
         } => format!(
-            "FirewallElems (+{} -{} addresses, +{} -{} MACs)",
+            "FirewallElems (+{} -{} addresses, +{} -{} MACs; ACLs +{} -{} units, +{} -{} map elements, +{} -{} port maps)",
             add4.len(),
             del4.len(),
             add_mac.len(),
-            del_mac.len()
-        ),
-        Op::AclApply(c) => format!(
-            "AclApply (+{} -{} units, +{} -{} map elements, +{} -{} port maps)",
-            c.new_units.len(),
-            c.del_chains.len() / 2,
-            c.add_velems.len(),
-            c.del_velems.len(),
-            c.add_pm.len(),
-            c.del_pm.len()
+            del_mac.len(),
+            acl.new_units.len(),
+            acl.del_chains.len() / 2,
+            acl.add_velems.len(),
+            acl.del_velems.len(),
+            acl.add_pm.len(),
+            acl.del_pm.len()
         ),
         other => format!("{other:?}"),
     }

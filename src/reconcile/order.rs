@@ -165,7 +165,7 @@ impl Op {
                 .into_iter()
                 .chain([Item::Up(name.clone())])
                 .collect(),
-            Op::FirewallElems { .. } | Op::AclApply(_) => vec![Item::Firewall],
+            Op::FirewallElems { .. } => vec![Item::Firewall],
             _ => Vec::new(),
         }
     }

@@ -114,12 +114,10 @@ pub enum Op {
         del4: Vec<Vec<u8>>,
         add_mac: Vec<Vec<u8>>,
         del_mac: Vec<Vec<u8>>,
-        /// ACL map elements of admitted addresses, in the same batch: an ECO with
-        /// ACLs never sends unfiltered from a new address.
-        acl: Vec<crate::acl::VElem>,
+        /// The ACL changes, in the same batch: an address never gets in (or stays)
+        /// without its unit, and a failed ACL change admits nobody.
+        acl: Box<crate::acl::AclChanges>,
     },
-    /// Bring the endpoints' ACL objects to the desired ones, in one batch.
-    AclApply(Box<crate::acl::AclChanges>),
     /// Forget the connections a network's NAT translated (its NAT moved to another
     /// port, or lost it): they re-establish through the new port.
     FlushConntrack {
@@ -629,12 +627,6 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
         return;
     }
     let acl = crate::acl::changes(&d.acl, &fw.acl);
-    if !acl.is_empty() {
-        p.steps.push(Step {
-            net: None,
-            op: Op::AclApply(Box::new(acl)),
-        });
-    }
     let (want4, want_mac) = allowed_keys(&d.allowed);
     let diff = |want: &[Vec<u8>], have: &[Vec<u8>]| -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         use std::collections::HashSet;
@@ -646,7 +638,12 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
     };
     let (add4, del4) = diff(&want4, &fw.allowed4);
     let (add_mac, del_mac) = diff(&want_mac, &fw.allowed_mac);
-    if !(add4.is_empty() && del4.is_empty() && add_mac.is_empty() && del_mac.is_empty()) {
+    if !(add4.is_empty()
+        && del4.is_empty()
+        && add_mac.is_empty()
+        && del_mac.is_empty()
+        && acl.is_empty())
+    {
         p.steps.push(Step {
             net: None,
             op: Op::FirewallElems {
@@ -654,7 +651,7 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
                 del4,
                 add_mac,
                 del_mac,
-                acl: Vec::new(),
+                acl: Box::new(acl),
             },
         });
     }

@@ -590,9 +590,20 @@ fn limit(v: &mut V, ra: &RawAction, ap: &Path) -> Option<AceAction> {
         None | Some(0) => DEFAULT_LIMIT_BURST,
         Some(x) => x,
     };
+    let (rate, per_secs) = (rate?, per_secs?);
+    // The kernel keeps the bucket in nanoseconds: (unit / rate) x burst must fit
+    // in 64 bits, or it refuses the limit (and with it the whole firewall batch).
+    let per_token = u64::from(per_secs) * 1_000_000_000 / u64::from(rate.max(1));
+    if per_token.checked_mul(u64::from(burst)).is_none() {
+        v.err(
+            ap.key("limitburst"),
+            format!("{burst} is too large for {rate} per {unit}: the bucket would hold more than 584 years"),
+        );
+        return None;
+    }
     Some(AceAction::Limit {
-        rate: rate?,
-        per_secs: per_secs?,
+        rate,
+        per_secs,
         burst,
     })
 }

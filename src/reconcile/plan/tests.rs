@@ -661,12 +661,6 @@ mod fake_kernel {
                 crate::acl::changes(&d.acl, &acl).apply_to(&mut acl);
                 cur.firewall.acl = acl;
             }
-            Op::AclApply(c) => {
-                if cur.firewall.inet.is_none() {
-                    return Err("no table".into());
-                }
-                c.apply_to(&mut cur.firewall.acl);
-            }
             Op::FirewallDelete { inet, bridge } => {
                 if *inet {
                     cur.firewall.inet = None;
@@ -690,11 +684,7 @@ mod fake_kernel {
                 fw.allowed_mac.retain(|k| !del_mac.contains(k));
                 fw.allowed4.extend(add4.iter().cloned());
                 fw.allowed_mac.extend(add_mac.iter().cloned());
-                for e in acl {
-                    if !fw.acl.velems.contains(e) {
-                        fw.acl.velems.push(e.clone());
-                    }
-                }
+                acl.apply_to(&mut fw.acl);
             }
             Op::FlushConntrack { .. } => {}
         }
@@ -808,12 +798,13 @@ mod fake_kernel {
             let d2 = desired_for(&cfg2, &mut cur);
             let p = plan(&d2, &cur);
             let [Step {
-                op: Op::AclApply(c),
+                op: Op::FirewallElems { acl: c, add4, .. },
                 ..
             }] = &p.steps[..]
             else {
                 panic!("{:#?}", p.steps);
             };
+            assert!(add4.is_empty());
             assert_eq!((c.new_units.len(), c.del_chains.len()), (1, 2), "{c:#?}");
             assert!(c.new_sets.is_empty() && c.del_sets.is_empty() && c.add_pm.is_empty());
             one_pass(&d2, &mut cur, reverse);
