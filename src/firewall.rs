@@ -64,6 +64,8 @@ pub struct FwNet {
     pub tunnel: Option<String>,
     /// Conntrack mark of this network's NATed flows (flushed when the port moves).
     pub mark: u32,
+    /// A local network: port maps reach its ECOs, and its ECOs reach port maps.
+    pub local: bool,
 }
 
 /// The structure of the firewall: what the fingerprint covers.
@@ -74,6 +76,10 @@ pub struct FwSpec {
     pub nets: Vec<FwNet>,
     /// Host-side interfaces of endpoints on L3 networks (anti-spoofing applies).
     pub eco_ports: Vec<EcoPort>,
+    /// Bridged IPv4 passes the inet hooks (br_netfilter), where the ACL units of L3
+    /// endpoints see it; without it, what a bridge carries between ECOs with ACLs is
+    /// dropped (fail closed).
+    pub br_netfilter: bool,
 }
 
 /// An endpoint's host-side interface on an L3 network, and that network's bridge.
@@ -218,6 +224,7 @@ impl FwSpec {
         b.add_set(f, TABLE, "ports", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "bridges", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "l3_bridges", TYPE_IFNAME, 16);
+        b.add_set(f, TABLE, "local_bridges", TYPE_IFNAME, 16);
         for map in [acl::MAP_OUT4, acl::MAP_IN4] {
             b.add_set_def(
                 f,
@@ -267,6 +274,18 @@ impl FwSpec {
             TABLE,
             "bridges",
             &names(self.nets.iter().map(|n| &n.bridge).collect()),
+        );
+        b.add_elems(
+            f,
+            TABLE,
+            "local_bridges",
+            &names(
+                self.nets
+                    .iter()
+                    .filter(|n| n.local)
+                    .map(|n| &n.bridge)
+                    .collect(),
+            ),
         );
         b.add_elems(
             f,
@@ -367,7 +386,7 @@ impl FwSpec {
         }
         // Port-mapped connections the units allowed, into any ECO network.
         let mut r = acl::pm_marked();
-        r.extend(in_set(META_OIFNAME, "l3_bridges"));
+        r.extend(in_set(META_OIFNAME, "local_bridges"));
         r.push(verdict(NF_ACCEPT));
         b.add_rule(f, TABLE, "forward", &r);
         for n in &self.nets {
@@ -453,7 +472,9 @@ impl FwSpec {
                 });
                 reg = 4;
             } else {
-                r.extend(in_set(META_IIFNAME, "l3_bridges"));
+                // From ECOs of local networks only: a cloud or mesh network reaches
+                // nothing of the device's local networks.
+                r.extend(in_set(META_IIFNAME, "local_bridges"));
             }
             r.push(Expr::Payload {
                 base: BASE_NETWORK,
@@ -663,14 +684,40 @@ impl FwSpec {
         let f = NFPROTO_BRIDGE;
         b.add_chain(f, TABLE, acl::CHAIN_L3_BRIDGED, None);
         let c = acl::CHAIN_L3_BRIDGED;
-        for t in [0x0800u16, 0x0806] {
-            let mut r = meta_protocol(t);
-            r.push(Expr::Verdict {
-                code: NFT_RETURN,
-                chain: None,
+        // Broadcast and multicast IPv4 have no address of the ECO to find its unit
+        // by: they do not reach an endpoint with ACLs, nor leave one for other ECOs.
+        // (DHCP replies come from the device, not through here.)
+        for t in [PACKET_BROADCAST, PACKET_MULTICAST] {
+            let mut r = meta_protocol(0x0800);
+            r.push(Expr::Meta {
+                key: META_PKTTYPE,
+                dreg: REG_1,
             });
+            r.push(Expr::Cmp {
+                sreg: REG_1,
+                op: CMP_EQ,
+                data: vec![t],
+            });
+            r.push(verdict(NF_DROP));
             b.add_rule(f, TABLE, c, &r);
         }
+        // Unicast IPv4 is the inet rules' (see br_netfilter); without br_netfilter
+        // they never see it, so it is dropped here.
+        let mut r = meta_protocol(0x0800);
+        r.push(match self.br_netfilter {
+            true => Expr::Verdict {
+                code: NFT_RETURN,
+                chain: None,
+            },
+            false => verdict(NF_DROP),
+        });
+        b.add_rule(f, TABLE, c, &r);
+        let mut r = meta_protocol(0x0806);
+        r.push(Expr::Verdict {
+            code: NFT_RETURN,
+            chain: None,
+        });
+        b.add_rule(f, TABLE, c, &r);
         for t in [ND_RS, ND_RA, ND_NS, ND_NA] {
             let mut r = meta_protocol(0x86dd);
             r.extend(icmpv6_type(t));
@@ -880,6 +927,10 @@ fn claims_to_keep(elems: Vec<TimedKey>, key_len: usize) -> Vec<TimedKey> {
         .take(V6_BINDINGS as usize)
         .collect()
 }
+
+/// `meta pkttype` values (`PACKET_*`).
+const PACKET_BROADCAST: u8 = 1;
+const PACKET_MULTICAST: u8 = 2;
 
 /// ICMPv6 types.
 const MLD_REPORT: u8 = 131;
@@ -1450,6 +1501,7 @@ mod tests {
                     nat_port: None,
                     tunnel: None,
                     mark: 0,
+                    local: true,
                 })
                 .collect(),
             eco_ports: ports
@@ -1459,6 +1511,7 @@ mod tests {
                     bridge: br.to_string(),
                 })
                 .collect(),
+            br_netfilter: true,
         }
     }
 

@@ -205,6 +205,10 @@ fn without_acls_an_endpoint_behaves_as_before() {
     assert_eq!(tcp_ask(&b.web, &r.api, 7000), Some(r.web.clone()));
     assert_eq!(tcp_ask(&b.api, &r.web, 7000), Some(r.api.clone()));
     assert!(b.web.ping(&r.api) && b.api.ping(&r.web));
+    // The network's broadcasts reach it.
+    let heard = UdpCounter::start(&b.web, "0.0.0.0", 5353, 2);
+    udp_broadcast(&b.api, &["10.1.0.255", "255.255.255.255"], 5353, 20);
+    assert_eq!(heard.count(), 40, "broadcasts to an ECO without ACLs");
     // UDP out, and no rate limit: a flood of 500 in 2 s arrives whole.
     let c = UdpCounter::start(&b.up, "192.0.2.1", 9999, 4);
     udp_flood(&b.web, "192.0.2.1", 9999, 500, 2.0);
@@ -678,6 +682,15 @@ fn empty_acls_leave_dhcp_and_dns_and_drop_everything_else() {
     assert!(tcp_blocked(&b.web, &r.api, 7000), "web to api");
     assert!(tcp_blocked(&b.api, &r.web, 7000), "api to web");
     assert!(!b.api.ping(&r.web));
+    // Broadcasts of the network do not reach it either (they carry no address of
+    // the ECO to find its ACL by).
+    let heard = UdpCounter::start(&b.web, "0.0.0.0", 5353, 2);
+    udp_broadcast(&b.api, &["10.1.0.255", "255.255.255.255"], 5353, 20);
+    assert_eq!(
+        heard.count(),
+        0,
+        "broadcasts reached an ECO with empty ACLs"
+    );
     // The other ECO, without an ACL, is untouched.
     assert_eq!(
         tcp_ask(&b.api, "192.0.2.1", 7000).as_deref(),

@@ -109,6 +109,7 @@ fn config() -> config::Config {
 fn facts(cfg: &config::Config) -> Facts {
     let mut f = Facts {
         ports: vec![PortFact::default(); cfg.ports.len()],
+        ..Default::default()
     };
     f.ports[0] = PortFact {
         present: true,

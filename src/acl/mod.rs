@@ -66,6 +66,8 @@ pub const PM_OUT_KEY_LEN: u32 = 16 + 4 + 4 + 4;
 pub const PM_IN_KEY_LEN: u32 = 4 + 4 + 4;
 pub const PM_DATA_LEN: u32 = 4 + 4;
 
+/// Bump when `compile` changes, so running devices re-make their units.
+const UNIT_VERSION: u32 = 1;
 const UNIT_CHAIN_OUT: &str = "acl_o_";
 const UNIT_CHAIN_IN: &str = "acl_i_";
 const OBJ_PREFIX: &str = "acl_";
@@ -278,12 +280,18 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
         } else {
             NFPROTO_BRIDGE
         };
+        // Only the sets this endpoint's ACEs use name its unit: another endpoint's
+        // first host ACE re-makes nothing here.
         let sets = net_sets.get(&itf.network);
-        let hosts_set = sets.and_then(|s| s.hosts.clone());
-        let eids_set = sets.and_then(|s| s.eids.clone());
+        let hosts_set = sets
+            .and_then(|s| s.hosts.clone())
+            .filter(|_| aces.iter().any(|a| a.matches.host.is_some()));
+        let eids_set = sets
+            .and_then(|s| s.eids.clone())
+            .filter(|_| aces.iter().any(|a| a.matches.eidset));
         let hash = hex(
             &digest(&format!(
-                "{family} {} {} {} {aces:?} {hosts_set:?} {eids_set:?}",
+                "v{UNIT_VERSION} {family} {} {} {} {aces:?} {hosts_set:?} {eids_set:?}",
                 app.id, itf.name, itf.host_ifname
             )),
             6,
@@ -514,9 +522,9 @@ fn matches(m: &AceMatches, way: Way, sets: &NetSets, lport: bool) -> Vec<Expr> {
 
 /// The first rules of both chains: the rest of a flow whose first packet was
 /// allowed passes (its replies, what it relates to).
-fn prelude(family: u8) -> Vec<Vec<Expr>> {
+fn prelude(family: u8, way: Way) -> Vec<Vec<Expr>> {
     if family == NFPROTO_BRIDGE {
-        return bridge_prelude();
+        return bridge_prelude(way);
     }
     vec![
         {
@@ -535,7 +543,7 @@ fn prelude(family: u8) -> Vec<Vec<Expr>> {
 /// The prelude of a switch endpoint's chains: the flow state comes as a packet
 /// mark (see [`MARK_FLOW_REPLY`]); then what a switch network needs to work at all:
 /// ARP, neighbour discovery, and DHCP with the network's own server.
-fn bridge_prelude() -> Vec<Vec<Expr>> {
+fn bridge_prelude(way: Way) -> Vec<Vec<Expr>> {
     let mut bit = fw::masked(
         Expr::Meta {
             key: META_MARK,
@@ -557,13 +565,17 @@ fn bridge_prelude() -> Vec<Vec<Expr>> {
             r.push(ret());
             rules.push(r);
         }
-        for port in [67u16, 68] {
-            let mut r = fw::meta_protocol(0x0800);
-            r.extend(fw::l4proto(17));
-            r.extend(fw::port_is(2, port));
-            r.push(ret());
-            rules.push(r);
-        }
+        // DHCP: client port to server port from the ECO, the reverse to it.
+        let (from, to) = match way {
+            Way::Out => (68u16, 67u16),
+            Way::In => (67, 68),
+        };
+        let mut r = fw::meta_protocol(0x0800);
+        r.extend(fw::l4proto(17));
+        r.extend(fw::port_is(0, from));
+        r.extend(fw::port_is(2, to));
+        r.push(ret());
+        rules.push(r);
     }
     rules
 }
@@ -584,8 +596,8 @@ fn compile(
         port: String::new(),
         bridge: String::new(),
         hash,
-        out_rules: prelude(family),
-        in_rules: prelude(family),
+        out_rules: prelude(family, Way::Out),
+        in_rules: prelude(family, Way::In),
         ids: Vec::new(),
         limits: Vec::new(),
     };

@@ -611,7 +611,23 @@ fn port_map_conflicts_name_both() {
     // Same endpoint, same protocol and port.
     only(
         &lan(&format!("[{}, {}]", pm(1, "tcp", 8080, None), pm(2, "tcp", 8080, None))),
-        "apps[0].interfaces[0].acls[1].matches[1]: tcp port 8080 on eth0 is already mapped by apps[0].interfaces[0].acls[0]",
+        "apps[0].interfaces[0].acls[1].matches[1]: tcp port 8080 is already mapped to 80 of this endpoint by apps[0].interfaces[0].acls[0]: use one ACE (its adapter may be a label naming several ports)",
+    );
+    // Same endpoint, same mapping, through different ports: still one ACE, since
+    // the ECO's rule cannot tell which port a connection came through.
+    let doc = with_lan2(
+        "uplink",
+        "null",
+        &format!(
+            "[{}, {}]",
+            pm(1, "tcp", 8080, Some("eth0")),
+            pm(2, "tcp", 8080, Some("wwan0"))
+        ),
+        "null",
+    );
+    assert_eq!(
+        errors(&doc),
+        ["apps[1].interfaces[0].acls[1].matches[1]: tcp port 8080 is already mapped to 80 of this endpoint by apps[1].interfaces[0].acls[0]: use one ACE (its adapter may be a label naming several ports)"]
     );
     // Another endpoint of the same network.
     only(

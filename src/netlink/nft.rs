@@ -94,6 +94,7 @@ pub const REG_3: u32 = 3;
 pub const META_PROTOCOL: u32 = 1;
 pub const META_MARK: u32 = 3;
 pub const META_IIFNAME: u32 = 6;
+pub const META_PKTTYPE: u32 = 19;
 pub const META_OIFNAME: u32 = 7;
 pub const META_NFPROTO: u32 = 15;
 pub const META_L4PROTO: u32 = 16;

@@ -169,6 +169,7 @@ pub fn network_mtu(cfg: &Config, facts: &Facts, net: usize) -> u32 {
 pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     let mut d = Desired::default();
     d.firewall.ports = cfg.ports.iter().map(|p| p.ifname.clone()).collect();
+    d.firewall.br_netfilter = facts.br_netfilter;
     let mut any_l3 = false;
     for (i, n) in cfg.networks.iter().enumerate() {
         d.bridges.push(Bridge {
@@ -195,6 +196,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             nat_port: None,
             tunnel: None,
             mark: 0,
+            local: n.kind == NetKind::Local,
         };
         if let Some(l3) = &n.ip {
             any_l3 = true;

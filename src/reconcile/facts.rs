@@ -26,6 +26,9 @@ impl PortFact {
 pub struct Facts {
     /// Per config port, in config order.
     pub ports: Vec<PortFact>,
+    /// br_netfilter is there: bridged IPv4 passes the inet hooks (where ACLs need
+    /// it, econet switches it on in the same pass).
+    pub br_netfilter: bool,
 }
 
 impl Facts {
@@ -48,7 +51,14 @@ impl Facts {
                 },
             })
             .collect();
-        Facts { ports }
+        let br_netfilter = matches!(
+            cur.sysctls.get(crate::acl::BR_NF_CALL_IPTABLES),
+            Some(Some(_))
+        );
+        Facts {
+            ports,
+            br_netfilter,
+        }
     }
 
     /// The port a network uses now: the lowest-cost one of its ports that is up.

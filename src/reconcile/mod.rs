@@ -540,9 +540,11 @@ mod tests {
         };
         let both = Facts {
             ports: vec![port(true, 1), port(true, 2)],
+            ..Default::default()
         };
         let eth0_down = Facts {
             ports: vec![port(false, 1), port(true, 2)],
+            ..Default::default()
         };
         let flush = |before: &Facts, after: &Facts| -> Vec<Op> {
             nat_moves(&cfg, before, after)
@@ -557,6 +559,7 @@ mod tests {
         assert_eq!(flush(&eth0_down, &both), [Op::FlushConntrack { mark }]);
         let none = Facts {
             ports: vec![port(false, 1), port(false, 2)],
+            ..Default::default()
         };
         assert_eq!(flush(&none, &both), []);
     }

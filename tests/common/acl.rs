@@ -107,6 +107,28 @@ impl Drop for UdpCounter {
     }
 }
 
+/// Sends `n` datagrams from `ns` to each of the broadcast addresses `to`, port
+/// `port` (a socket with SO_BROADCAST).
+pub fn udp_broadcast(ns: &Netns, to: &[&str], port: u16, n: u32) {
+    let dests: Vec<String> = to.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)\n\
+         for i in range({n}):\n\
+         \x20   for a in [{}]:\n\
+         \x20       s.sendto(b'econet-broadcast-probe', (a, {port}))\n\
+         \x20   time.sleep(0.02)\n",
+        dests.join(", ")
+    );
+    let out = python(ns, &script, &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Sends `n` small datagrams from `ns` to `addr:port`, paced evenly over `secs`
 /// seconds; returns the time from the first to the last send, in seconds.
 pub fn udp_flood(ns: &Netns, addr: &str, port: u16, n: u32, secs: f64) -> f64 {

@@ -25,6 +25,9 @@ pub(super) struct PortmapAt {
     port: u16,
     /// The device ports it is reachable through.
     ports: Vec<usize>,
+    /// The endpoint's `acls` path, and the port the map goes to on the ECO.
+    endpoint: Path,
+    app_port: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -260,7 +263,7 @@ fn ace(
             );
         }
     }
-    if let (Some(AceAction::Portmap { .. }), true) = (action, v.errors.len() == nerr) {
+    if let (Some(AceAction::Portmap { app_port }), true) = (action, v.errors.len() == nerr) {
         if let (Some(net), Some(lport), Some(proto), Some(j)) = (
             net,
             m.lport.and_then(PortRange::single),
@@ -287,6 +290,8 @@ fn ace(
                     proto,
                     port: lport,
                     ports: reach,
+                    endpoint: endpoint_of(path),
+                    app_port,
                 });
             }
         }
@@ -675,6 +680,14 @@ fn portmap(
     (v.errors.len() == nerr).then_some(AceAction::Portmap { app_port })
 }
 
+/// The path of the endpoint an ACE's path is under (`apps[i].interfaces[j]`).
+fn endpoint_of(ace: &Path) -> Path {
+    let mut p = ace.clone();
+    let keep = p.0.len().saturating_sub(2);
+    p.0.truncate(keep);
+    p
+}
+
 /// Port maps across the device: two on the same protocol and port reachable through
 /// a common device port, or one on a port econet itself uses there (IKE of a cloud
 /// network, LISP of a mesh network).
@@ -687,6 +700,21 @@ pub(super) fn portmap_checks(v: &mut V, maps: &[PortmapAt], nets: &[Network], po
             .or_default();
         for &e in earlier.iter() {
             let b = &maps[e];
+            // The ECO's rule knows a mapped connection by its ports, not by the device
+            // port it came through: one endpoint maps a port to one of its own once.
+            if a.endpoint == b.endpoint && a.app_port == b.app_port {
+                v.err(
+                    a.lport_path.clone(),
+                    format!(
+                        "{} port {} is already mapped to {} of this endpoint by {}: use one ACE (its adapter may be a label naming several ports)",
+                        proto_name(a.proto),
+                        a.port,
+                        a.app_port,
+                        b.ace
+                    ),
+                );
+                break;
+            }
             if let Some(&p) = a.ports.iter().find(|p| b.ports.contains(p)) {
                 v.err(
                     a.lport_path.clone(),

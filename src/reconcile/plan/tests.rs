@@ -383,6 +383,7 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
         &cfg,
         &Facts {
             ports: vec![up.clone()],
+            ..Default::default()
         },
         &[],
     );
@@ -391,14 +392,24 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
         carrier: false,
         ..up.clone()
     };
-    let d = desired(&cfg, &Facts { ports: vec![down] }, &[]);
+    let d = desired(
+        &cfg,
+        &Facts {
+            ports: vec![down],
+            ..Default::default()
+        },
+        &[],
+    );
     assert_eq!(d.firewall.nets[0].nat_port, None);
     assert_eq!(d.addrs.len(), 1);
     let clash = PortFact {
         addrs: vec![("10.1.0.77".parse().unwrap(), 16)],
         ..up
     };
-    let facts = Facts { ports: vec![clash] };
+    let facts = Facts {
+        ports: vec![clash],
+        ..Default::default()
+    };
     assert!(facts
         .overlap(&cfg, 0)
         .unwrap()
@@ -735,6 +746,10 @@ mod fake_kernel {
             }],
             ..Default::default()
         };
+        cur.sysctls.insert(
+            crate::acl::BR_NF_CALL_IPTABLES.into(),
+            Some("1".to_string()),
+        );
         cur.netns.insert(
             "/run/netns/web".into(),
             Ok(NsView {
