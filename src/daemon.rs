@@ -367,7 +367,7 @@ impl Daemon {
         self.refresh_services(&cfg);
         let mut now_leased = self.services.dhcp.admitted();
         now_leased.sort();
-        if now_leased != leased {
+        if now_leased != leased || out.held_back {
             let again = self.recon.run(&cfg, &now_leased);
             let changes = out.changes + again.changes;
             out = again;

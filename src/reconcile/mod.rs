@@ -43,6 +43,10 @@ pub struct Outcome {
     pub facts: Facts,
     /// econet's namespace's links after the pass (read again if it changed any).
     pub links: Vec<crate::netlink::link::Link>,
+    /// The process's first pass kept the admitted senders, ACL map elements and
+    /// port maps it found: DHCP had not restored its allocations yet. A pass with
+    /// them must follow.
+    pub held_back: bool,
 }
 
 /// The only holder of netlink sockets that write: every kernel change econet makes
@@ -57,6 +61,8 @@ pub struct Reconciler {
     /// The ACL units of L3 endpoints the last pass wanted, by host-side interface:
     /// a lease's address joins its unit in the batch that admits it.
     acl_units: Vec<crate::acl::Unit>,
+    /// No pass has run in this process yet.
+    first_pass: bool,
 }
 
 impl Reconciler {
@@ -73,6 +79,7 @@ impl Reconciler {
             nft,
             last_facts: None,
             acl_units: Vec::new(),
+            first_pass: true,
         })
     }
 
@@ -111,7 +118,11 @@ impl Reconciler {
         let p = plan::plan(&d, &cur);
         out.issues = p.issues;
         let planned = std::time::Instant::now();
-        let (steps, cyclic) = order::order(p.steps);
+        let mut steps = p.steps;
+        if std::mem::take(&mut self.first_pass) {
+            out.held_back = hold_back_removals(&mut steps);
+        }
+        let (steps, cyclic) = order::order(steps);
         for s in cyclic {
             let e = KernelError::new(describe(&s.op), std::io::Error::other("dependency cycle"));
             log::error!("{e}");
@@ -393,6 +404,43 @@ fn index_of(link: &Ref) -> Result<i32, KernelError> {
     }
 }
 
+/// After a restart (even `kill -9`) the kernel keeps the senders anti-spoofing
+/// admitted, their ACL map elements and port maps, while DHCP restores its
+/// allocations only after the first pass: that pass adopts them rather than remove
+/// them (and cut the ECOs off) for a moment. A key that changes its data is still
+/// replaced. Whether anything was held back.
+fn hold_back_removals(steps: &mut [Step]) -> bool {
+    let mut held = false;
+    for s in steps.iter_mut() {
+        if let Op::FirewallElems {
+            del4, del_mac, acl, ..
+        } = &mut s.op
+        {
+            held |= !del4.is_empty() || !del_mac.is_empty();
+            del4.clear();
+            del_mac.clear();
+            let n = acl.del_velems.len() + acl.del_pm.len();
+            let readded: Vec<(u8, &str, Vec<u8>)> = acl
+                .add_velems
+                .iter()
+                .map(|e| (e.family, e.map, e.key.clone()))
+                .collect();
+            // (An element pointing at a unit this pass deletes must go with it.)
+            let gone: Vec<(u8, String)> = acl.del_chains.clone();
+            acl.del_velems.retain(|e| {
+                readded.contains(&(e.family, e.map, e.key.clone()))
+                    || gone.contains(&(e.family, e.chain.clone()))
+            });
+            let remapped: Vec<(&str, Vec<u8>)> =
+                acl.add_pm.iter().map(|e| (e.map, e.key.clone())).collect();
+            acl.del_pm
+                .retain(|e| remapped.contains(&(e.map, e.key.clone())));
+            held |= acl.del_velems.len() + acl.del_pm.len() != n;
+        }
+    }
+    held
+}
+
 /// The firewall operation for a batch of lease changes (see [`Reconciler::admit`]).
 /// An admitted address of an endpoint with ACLs joins its unit at once; a
 /// dismissed one leaves it with the next pass.
@@ -495,6 +543,66 @@ mod tests {
             MacAddr([2, 0, 0, 0, 0, last]),
             Some(std::net::Ipv4Addr::new(10, 1, 0, last)),
         )
+    }
+
+    #[test]
+    fn the_first_pass_adopts_admitted_senders_and_acl_elements_but_replaces_changed_ones() {
+        use crate::acl::{AclChanges, PmElem, VElem};
+        let v = |key: u8, chain: &str| VElem {
+            family: 1,
+            map: crate::acl::MAP_OUT4,
+            key: vec![key],
+            chain: chain.into(),
+        };
+        let pm = |key: u8| PmElem {
+            map: crate::acl::MAP_PM_OUT,
+            key: vec![key],
+            data: vec![1],
+        };
+        let mut steps = vec![Step {
+            net: None,
+            op: Op::FirewallElems {
+                add4: vec![vec![9]],
+                del4: vec![vec![1]],
+                add_mac: vec![],
+                del_mac: vec![vec![2]],
+                acl: Box::new(AclChanges {
+                    // 1: a lease DHCP has not restored yet; 2: re-pointed; 3: its
+                    // unit goes.
+                    del_velems: vec![v(1, "acl_o_a"), v(2, "acl_o_a"), v(3, "acl_o_gone")],
+                    add_velems: vec![v(2, "acl_o_b")],
+                    del_pm: vec![pm(1)],
+                    del_chains: vec![(1, "acl_o_gone".into())],
+                    ..Default::default()
+                }),
+            },
+        }];
+        assert!(hold_back_removals(&mut steps));
+        let Op::FirewallElems {
+            add4,
+            del4,
+            del_mac,
+            acl,
+            ..
+        } = &steps[0].op
+        else {
+            unreachable!()
+        };
+        assert_eq!((add4.len(), del4.len(), del_mac.len()), (1, 0, 0));
+        assert_eq!(acl.del_velems, vec![v(2, "acl_o_a"), v(3, "acl_o_gone")]);
+        assert!(acl.del_pm.is_empty());
+        // Nothing to hold back: nothing held.
+        let mut none = vec![Step {
+            net: None,
+            op: Op::FirewallElems {
+                add4: vec![vec![9]],
+                del4: vec![],
+                add_mac: vec![],
+                del_mac: vec![],
+                acl: Box::default(),
+            },
+        }];
+        assert!(!hold_back_removals(&mut none));
     }
 
     #[test]
