@@ -524,6 +524,8 @@ pub struct Batch {
     buf: Vec<u8>,
     /// The sequence number of the batch's first message, and of the next.
     first_seq: u32,
+    /// Where the last message that wants an acknowledgement begins.
+    last_ack: Option<usize>,
     seq: u32,
     /// Messages that will be acknowledged.
     pub acks: u32,
@@ -535,6 +537,7 @@ impl Batch {
         let mut b = Batch {
             buf: Vec::new(),
             first_seq: seq,
+            last_ack: None,
             seq,
             acks: 0,
             next_set_id: 1,
@@ -545,10 +548,9 @@ impl Batch {
 
     fn msg(&mut self, ty: u16, flags: u16, family: u8, res_id: u16, attrs: &[u8], ack: bool) {
         let len = 16 + 4 + attrs.len();
-        let mut flags = flags | libc::NLM_F_REQUEST as u16;
+        let flags = flags | libc::NLM_F_REQUEST as u16;
         if ack {
-            flags |= libc::NLM_F_ACK as u16;
-            self.acks += 1;
+            self.last_ack = Some(self.buf.len());
         }
         self.buf.extend_from_slice(&(len as u32).to_ne_bytes());
         self.buf.extend_from_slice(&ty.to_ne_bytes());
@@ -900,6 +902,15 @@ impl Batch {
     }
 
     fn finish(mut self) -> (Vec<u8>, u32, u32) {
+        // Only the last message asks for an acknowledgement: the kernel reports
+        // every failing message anyway, and one acknowledgement per message (an
+        // skb each) is a good part of a large batch's cost.
+        if let Some(at) = self.last_ack {
+            let f =
+                u16::from_ne_bytes([self.buf[at + 6], self.buf[at + 7]]) | libc::NLM_F_ACK as u16;
+            self.buf[at + 6..at + 8].copy_from_slice(&f.to_ne_bytes());
+            self.acks = 1;
+        }
         let end_seq = self.seq;
         self.msg(NFNL_MSG_BATCH_END, 0, 0, NFNL_SUBSYS_NFTABLES, &[], false);
         (self.buf, self.acks, end_seq)
