@@ -169,7 +169,12 @@ pub fn network_mtu(cfg: &Config, facts: &Facts, net: usize) -> u32 {
 pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
     let mut d = Desired::default();
     d.firewall.ports = cfg.ports.iter().map(|p| p.ifname.clone()).collect();
-    d.firewall.br_netfilter = facts.br_netfilter;
+    // Only endpoints with ACLs on L3 networks depend on it (so the first such ACL
+    // does not rebuild the firewall where br_netfilter is there).
+    let l3_acls = cfg
+        .endpoints()
+        .any(|(_, i)| i.acls.is_some() && cfg.networks[i.network].kind.is_l3());
+    d.firewall.br_netfilter = facts.br_netfilter || !l3_acls;
     let mut any_l3 = false;
     for (i, n) in cfg.networks.iter().enumerate() {
         d.bridges.push(Bridge {
