@@ -29,6 +29,8 @@ pub mod server;
 pub mod xtr;
 
 #[cfg(test)]
+mod rfc_vectors;
+#[cfg(test)]
 pub(crate) mod tests;
 
 /// Outer IPv4 + UDP + LISP header.

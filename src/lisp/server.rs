@@ -6,7 +6,7 @@
 
 use super::ms_config::{MapServerConfig, Site};
 use crate::addr::Ipv4Net;
-use crate::wire::lisp::control::{action, message_type, msg_type};
+use crate::wire::lisp::control::{self, action, message_type, msg_type};
 use crate::wire::lisp::{auth, Ecm, Eid, MapRegister, MapReply, MapRequest, Record, CONTROL_PORT};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -128,6 +128,9 @@ impl MapServer {
         match message_type(msg) {
             Some(msg_type::MAP_REGISTER) => self.register(now, from, msg),
             Some(msg_type::ECM) => self.resolve(now, msg),
+            // Answers a Map-Notify of ours that came late (we send no unsolicited
+            // ones): nothing to do.
+            Some(msg_type::MAP_NOTIFY_ACK) => Vec::new(),
             _ => {
                 self.counters.malformed += 1;
                 Vec::new()
@@ -190,11 +193,13 @@ impl MapServer {
                 },
             );
         }
+        // M (want-map-notify) asks for the Map-Notify: the Map-Register's nonce and
+        // records as received, authenticated with the site's key (RFC 9301 §5.7).
         if !reg.want_notify {
             return Vec::new();
         }
-        let mut buf = vec![0u8; msg.len() + 64];
-        match reg.emit_notify(&mut buf, site.key.expose().as_bytes()) {
+        let mut buf = vec![0u8; msg.len()];
+        match control::acknowledgement(msg, site.key.expose().as_bytes(), &mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 self.counters.notifies += 1;

@@ -822,8 +822,10 @@ fn wireshark_decodes_our_packets() {
         "Map-Reply (RLOC-probe reply) for [1000] 10.200.5.10/32",
         "(probed)",
         "Mapping Record 1, EID Prefix: [1000] 10.200.8.0/21, TTL: 1, Action: Natively-Forward, Authoritative",
-        // SMR from the new RLOC, and the SMR-invoked request it causes.
-        "198.51.100.77 → 198.51.100.7 LISP 98 Map-Request (SMR) for [1000] 10.200.5.10/32",
+        // SMR from the new RLOC (RFC 9301 §6.1: Source-EID the changed EID, the
+        // record the receiver's EID), and the SMR-invoked request it causes.
+        "198.51.100.77 → 198.51.100.7 LISP 98 Map-Request (SMR) for [1000] 10.200.4.10/32",
+        "Source EID: [1000] 10.200.5.10",
         "Encapsulated Map-Request (SMR-invoked) for [1000] 10.200.5.10/32",
         "Map-Reply for [1000] 10.200.5.10/32",
         // A data packet in clear.

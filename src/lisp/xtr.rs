@@ -6,13 +6,13 @@
 use super::cache::{self, Entry, MapCache, Mapping, Rloc};
 use super::crypto::{self, KeyPair, SessionKey, SUITE_X25519_AES128_GCM};
 use crate::config::{MapAuth, Mesh};
-use crate::wire::lisp::control::{action, message_type, msg_type, ECM_OVERHEAD};
+use crate::wire::lisp::control::{self, action, message_type, msg_type, ECM_OVERHEAD};
 use crate::wire::lisp::{
     auth, data, Address, AuthAlg, Ecm, Eid, Locator, MapRegister, MapReply, MapRequest, Record,
     SecurityKey, CONTROL_PORT, DATA_PORT,
 };
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -208,6 +208,8 @@ pub struct Counters {
     pub registers: u64,
     pub notifies: u64,
     pub bad_notifies: u64,
+    /// Map-Notify-Acks sent for unsolicited Map-Notifies.
+    pub notify_acks: u64,
     pub smrs_sent: u64,
     pub smrs_received: u64,
     pub probes_sent: u64,
@@ -228,6 +230,11 @@ pub struct XtrStatus {
 struct RegState {
     next: Instant,
     nonce: Option<u64>,
+    /// The EIDs the Map-Registers with `nonce` carried.
+    sent: BTreeSet<Eid>,
+    /// The nonce of the last Map-Register acknowledged (its other parts, when the
+    /// EIDs took several, are acknowledged by more Map-Notifies).
+    acked_nonce: Option<u64>,
     generation: u64,
     attempts: u32,
     acked: Option<(u64, Instant)>,
@@ -304,7 +311,9 @@ pub struct Xtr {
     next_scan: Instant,
     encap_keys: HashMap<Ipv4Addr, EncapKey>,
     decap_keys: HashMap<Ipv4Addr, DecapKeys>,
-    recent: HashMap<Ipv4Addr, Instant>,
+    /// RLOCs we decapsulated from lately: when, and the inner source (an EID behind
+    /// that ITR, named in the SMRs it gets).
+    recent: HashMap<Ipv4Addr, (Instant, Ipv4Addr)>,
     last_now: Instant,
     counters: Counters,
 }
@@ -320,6 +329,8 @@ impl Xtr {
             .map(|_| RegState {
                 next: now,
                 nonce: None,
+                sent: BTreeSet::new(),
+                acked_nonce: None,
                 generation: 0,
                 attempts: 0,
                 acked: None,
@@ -657,7 +668,7 @@ impl Xtr {
             self.apply_lsb(now, src, inner_src, lsb);
         }
         if self.recent.len() < MAX_RECENT || self.recent.contains_key(&src) {
-            self.recent.insert(src, now);
+            self.recent.insert(src, (now, inner_src));
         }
         Ok(Decap {
             inner: inner.start..inner.start + total,
@@ -685,6 +696,18 @@ impl Xtr {
     // ---- Map-Requests (ITR) -----------------------------------------------------
 
     fn request(&mut self, now: Instant, target: (u32, Ipv4Addr), why: Why) {
+        self.request_from(now, target, why, None);
+    }
+
+    /// The same, naming `source` (an EID of ours) as Source-EID; the first of ours
+    /// otherwise.
+    fn request_from(
+        &mut self,
+        now: Instant,
+        target: (u32, Ipv4Addr),
+        why: Why,
+        source: Option<Ipv4Addr>,
+    ) {
         let (Some(rloc), false) = (self.rloc, self.cfg.map_resolvers.is_empty()) else {
             return;
         };
@@ -708,7 +731,7 @@ impl Xtr {
             },
             None => Address::Ipv4(rloc),
         };
-        let source_eid = match self.eids.iter().next() {
+        let source_eid = match source.as_ref().or(self.eids.iter().next()) {
             Some(ip) => Eid::host(self.cfg.instance_id, *ip).address(),
             None => Address::None,
         };
@@ -968,6 +991,12 @@ impl Xtr {
         }
     }
 
+    /// A Map-Notify (RFC 9301 §5.7). One that acknowledges our Map-Register has its
+    /// nonce, the map server's MAC, and records that are ours: matched by instance
+    /// and EID prefix only, so a map server that echoes them with another IID
+    /// mask-length (or re-encodes them) still acknowledges. An authenticated one with
+    /// another nonce is unsolicited (or late): it gets a Map-Notify-Ack, the same
+    /// message with its nonce, re-signed, so the map server stops repeating it.
     fn handle_notify(&mut self, now: Instant, from: SocketAddrV4, msg: &[u8]) {
         let Ok(n) = MapRegister::parse(msg) else {
             self.counters.bad_notifies += 1;
@@ -975,14 +1004,27 @@ impl Xtr {
         };
         let gen = self.generation;
         let mut acked = None;
+        let mut unsolicited = None;
+        let mut duplicate = false;
         for (i, ms) in self.cfg.map_servers.iter().enumerate() {
             let r = &mut self.regs[i];
-            if ms.addr != *from.ip() || r.nonce != Some(n.nonce) || !auth::verify(msg, &ms.key) {
+            if ms.addr != *from.ip() || !auth::verify(msg, &ms.key) {
+                continue;
+            }
+            if r.nonce != Some(n.nonce) {
+                if r.acked_nonce != Some(n.nonce) {
+                    unsolicited = Some(i);
+                } else {
+                    duplicate = true;
+                }
+                continue;
+            }
+            if !n.records.iter().all(|rec| r.sent.contains(&rec.eid)) {
                 continue;
             }
             // Report a change only: a new RLOC or EID set, or a recovery.
             let news = r.failed || r.acked.is_none_or(|(g, _)| g != r.generation);
-            r.nonce = None;
+            r.acked_nonce = r.nonce.take();
             r.attempts = 0;
             r.failed = false;
             if r.generation == gen {
@@ -991,14 +1033,27 @@ impl Xtr {
             r.next = now + self.cfg.register_interval;
             acked = Some((ms.addr, news));
         }
-        match acked {
-            Some((map_server, news)) => {
+        match (acked, unsolicited) {
+            (Some((map_server, news)), _) => {
                 self.counters.notifies += 1;
                 if news {
                     self.actions.push_back(Action::Registered { map_server });
                 }
             }
-            None => self.counters.bad_notifies += 1,
+            (None, _) if duplicate => {}
+            (None, Some(i)) => {
+                let mut buf = vec![0u8; msg.len()];
+                let key = &self.cfg.map_servers[i].key;
+                match control::acknowledgement(msg, key, &mut buf) {
+                    Ok(len) => {
+                        buf.truncate(len);
+                        self.counters.notify_acks += 1;
+                        self.send_control(*from.ip(), from.port(), buf);
+                    }
+                    Err(_) => self.counters.bad_notifies += 1,
+                }
+            }
+            (None, None) => self.counters.bad_notifies += 1,
         }
     }
 
@@ -1013,21 +1068,7 @@ impl Xtr {
         via_ms: bool,
     ) {
         if req.smr && !via_ms {
-            self.counters.smrs_received += 1;
-            let iid = self.cfg.instance_id;
-            let hits: Vec<(Eid, Ipv4Addr)> = req
-                .eids
-                .iter()
-                .filter_map(|e| {
-                    let k = self.cache.find(e.iid, e.prefix.addr(), now)?;
-                    (e.iid == iid).then_some((k, e.prefix.addr()))
-                })
-                .collect();
-            for (eid, addr) in hits {
-                if !self.pending_by_target.contains_key(&(eid.iid, addr)) {
-                    self.request(now, (eid.iid, addr), Why::SmrInvoked);
-                }
-            }
+            self.handle_smr(now, req);
             return;
         }
         let Some(rloc) = self.rloc else {
@@ -1077,6 +1118,42 @@ impl Xtr {
         }
     }
 
+    /// A Solicit-Map-Request (RFC 9301 §6.1): its Source-EID is the sender's EID whose
+    /// mapping changed; the map-cache entry that covers it is asked for again with an
+    /// SMR-invoked Map-Request through the map resolver (never the SMR's sender: it
+    /// is not trusted), with the SMR's EID-record (ours) as Source-EID. An SMR for an
+    /// EID not in the map-cache asks for nothing: it cannot fill the cache.
+    fn handle_smr(&mut self, now: Instant, req: &MapRequest) {
+        self.counters.smrs_received += 1;
+        let iid = self.cfg.instance_id;
+        let Some(addr) = Eid::from_address(&req.source_eid, 32)
+            .ok()
+            .filter(|e| e.iid == iid)
+            .map(|e| e.prefix.addr())
+        else {
+            self.counters.ignored_control += 1;
+            return;
+        };
+        let Some(entry) = self.cache.find(iid, addr, now) else {
+            self.counters.ignored_control += 1;
+            return;
+        };
+        let target = (iid, addr);
+        if self.pending_by_target.contains_key(&target) {
+            return;
+        }
+        let source = req
+            .eids
+            .iter()
+            .filter(|e| e.iid == iid)
+            .find_map(|e| self.eids.iter().find(|ip| e.prefix.contains(**ip)))
+            .copied();
+        if let Some(e) = self.cache.get_mut(&entry) {
+            e.refreshing = true;
+        }
+        self.request_from(now, target, Why::SmrInvoked, source);
+    }
+
     /// The ETR's half of the exchange; the same ITR key gets the same answer, so a
     /// retransmitted Map-Request does not change keys.
     fn key_exchange(
@@ -1121,8 +1198,12 @@ impl Xtr {
         })
     }
 
-    /// Solicit-Map-Requests to every peer we encapsulate to or heard from lately,
-    /// naming our EIDs: they look them up again and find our new RLOC.
+    /// Solicit-Map-Requests after our RLOC changed (RFC 9301 §6.1): to each ITR we
+    /// know (every locator of our map-cache, every RLOC that sent us traffic lately),
+    /// one per EID of ours, with that EID as Source-EID (the mapping that changed) and
+    /// as EID-records the remote EIDs behind that ITR (its own, which it can check is
+    /// configured there). The ITR looks the Source-EID up again through the mapping
+    /// system and finds our new RLOC.
     fn send_smrs(&mut self, now: Instant) {
         let Some(rloc) = self.rloc else {
             return;
@@ -1130,35 +1211,47 @@ impl Xtr {
         if self.eids.is_empty() {
             return;
         }
-        let mut peers: BTreeSet<Ipv4Addr> =
-            self.cache.rlocs().into_iter().map(|(a, _)| a).collect();
-        peers.extend(
-            self.recent
-                .iter()
-                .filter(|(_, t)| now.saturating_duration_since(**t) < RECENT_FOR)
-                .map(|(a, _)| *a),
-        );
         let iid = self.cfg.instance_id;
-        let eids: Vec<Eid> = self.eids.iter().map(|ip| Eid::host(iid, *ip)).collect();
-        for chunk in eids.chunks(RECORDS_PER_REGISTER) {
-            for peer in &peers {
-                let req = MapRequest {
-                    authoritative: false,
-                    probe: false,
-                    smr: true,
-                    pitr: false,
-                    smr_invoked: false,
-                    nonce: self.nonce(),
-                    source_eid: chunk[0].address(),
-                    itr_rlocs: vec![Address::Ipv4(rloc)],
-                    eids: chunk.to_vec(),
-                    map_reply: None,
-                };
-                let mut buf = vec![0u8; 1500];
-                if let Ok(n) = req.emit(&mut buf) {
-                    buf.truncate(n);
-                    self.counters.smrs_sent += 1;
-                    self.send_control(*peer, CONTROL_PORT, buf);
+        let mut peers: BTreeMap<Ipv4Addr, BTreeSet<Eid>> = BTreeMap::new();
+        for e in self.cache.iter() {
+            if let Mapping::Positive(rs) = &e.mapping {
+                for r in rs {
+                    peers.entry(r.addr).or_default().insert(e.eid);
+                }
+            }
+        }
+        for (addr, (t, src)) in &self.recent {
+            if now.saturating_duration_since(*t) >= RECENT_FOR {
+                continue;
+            }
+            let eids = peers.entry(*addr).or_default();
+            if !eids.iter().any(|e| e.contains(iid, *src)) {
+                eids.insert(Eid::host(iid, *src));
+            }
+        }
+        let ours: Vec<Eid> = self.eids.iter().map(|ip| Eid::host(iid, *ip)).collect();
+        for (peer, theirs) in peers {
+            let theirs: Vec<Eid> = theirs.into_iter().collect();
+            for chunk in theirs.chunks(RECORDS_PER_REGISTER) {
+                for our in &ours {
+                    let req = MapRequest {
+                        authoritative: false,
+                        probe: false,
+                        smr: true,
+                        pitr: false,
+                        smr_invoked: false,
+                        nonce: self.nonce(),
+                        source_eid: our.address(),
+                        itr_rlocs: vec![Address::Ipv4(rloc)],
+                        eids: chunk.to_vec(),
+                        map_reply: None,
+                    };
+                    let mut buf = vec![0u8; 1500];
+                    if let Ok(n) = req.emit(&mut buf) {
+                        buf.truncate(n);
+                        self.counters.smrs_sent += 1;
+                        self.send_control(peer, CONTROL_PORT, buf);
+                    }
                 }
             }
         }
@@ -1253,8 +1346,10 @@ impl Xtr {
                     self.send_control(ms.addr, CONTROL_PORT, buf);
                 }
             }
+            let iid = self.cfg.instance_id;
             let r = &mut self.regs[i];
             r.nonce = Some(nonce);
+            r.sent = ips.iter().map(|ip| Eid::host(iid, *ip)).collect();
             r.generation = self.generation;
             r.attempts += 1;
             r.next = now + self.cfg.notify_timeout.min(self.cfg.register_interval);
@@ -1349,7 +1444,7 @@ impl Xtr {
         self.cache.expire(now);
         self.hold_down.retain(|_, t| *t > now);
         self.recent
-            .retain(|_, t| now.saturating_duration_since(*t) < RECENT_FOR);
+            .retain(|_, (t, _)| now.saturating_duration_since(*t) < RECENT_FOR);
         let mut next = now + Duration::from_secs(3600);
         let mut todo = Vec::new();
         for e in self.cache.iter() {

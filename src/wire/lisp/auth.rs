@@ -53,7 +53,7 @@ impl AuthAlg {
     }
 
     /// Lengths accepted: full, or truncated as the algorithm names say.
-    fn accepts(self, len: usize) -> bool {
+    pub fn accepts(self, len: usize) -> bool {
         match self {
             AuthAlg::HmacSha1 => len == 20 || len == 12,
             AuthAlg::HmacSha256 => len == 32 || len == 16,
@@ -81,7 +81,15 @@ fn mac(msg: &[u8], alg: AuthAlg, key: &[u8], auth_len: usize) -> Option<hmac::Ta
 /// Fills the Authentication Data of a finished message whose header already names
 /// `alg` and its length.
 pub fn sign(msg: &mut [u8], alg: AuthAlg, key: &[u8]) -> Result<()> {
-    let len = alg.mac_len();
+    sign_len(msg, alg, key, alg.mac_len())
+}
+
+/// The same with the MAC cut to `len` bytes (one of the lengths `alg` accepts), for
+/// an answer that keeps the length its peer chose.
+pub fn sign_len(msg: &mut [u8], alg: AuthAlg, key: &[u8], len: usize) -> Result<()> {
+    if !alg.accepts(len) {
+        return Err(Error::Malformed);
+    }
     let tag = mac(msg, alg, key, len).ok_or(Error::Truncated)?;
     msg.get_mut(AUTH_DATA..AUTH_DATA + len)
         .ok_or(Error::Truncated)?

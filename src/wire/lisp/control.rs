@@ -507,6 +507,58 @@ impl MapRegister {
     pub const XTR_ID_LEN: usize = XTR_ID_LEN;
 }
 
+/// The acknowledgement of an authenticated message, as RFC 9301 §5.7 has it: for a
+/// Map-Register the Map-Notify, for a Map-Notify the Map-Notify-Ack. Its fields are
+/// copied from the message: the nonce, the Key ID and Algorithm ID, the
+/// Authentication Data Length, the EID-records and the xTR-ID/site-ID trailer, these
+/// last two byte for byte as received (a peer matches them exactly, down to an IID
+/// mask-length econet itself would not send). Only the type, the header flags (a
+/// Map-Notify has I where a Map-Register has it at another place, and nothing else)
+/// and the Authentication Data, recomputed with `key`, are new. Bytes after the
+/// trailer are not copied. Writes into `buf`; returns the length.
+pub fn acknowledgement(msg: &[u8], key: &[u8], buf: &mut [u8]) -> Result<usize> {
+    let p = Packet::new_checked(msg)?;
+    let w = p.first_word();
+    let (t, has_xtr) = match p.msg_type() {
+        msg_type::MAP_REGISTER => (msg_type::MAP_NOTIFY, w & 0x0200_0000 != 0),
+        msg_type::MAP_NOTIFY => (msg_type::MAP_NOTIFY_ACK, w & 0x0800_0000 != 0),
+        _ => return Err(Error::Malformed),
+    };
+    let mut r = Reader::new(msg);
+    r.bytes(12)?;
+    let key_id = r.u8()?;
+    let alg_id = r.u8()?;
+    let alg = AuthAlg::from_id(alg_id).ok_or(Error::Unsupported)?;
+    let auth_len = usize::from(r.u16()?);
+    if !alg.accepts(auth_len) {
+        return Err(Error::Unsupported);
+    }
+    r.bytes(auth_len)?;
+    let mut it = Records::new(r.rest(), p.record_count());
+    it.by_ref().try_for_each(|rec| rec.map(|_| ()))?;
+    let records = r.bytes(it.consumed())?;
+    let trailer = if has_xtr { r.bytes(XTR_ID_LEN)? } else { &[] };
+    let mut word = u32::from(t) << 28 | u32::from(p.record_count());
+    if has_xtr {
+        word |= 0x0800_0000;
+    }
+    let len = {
+        let mut o = Writer::new(buf);
+        o.u32(word)?;
+        o.u64(p.nonce())?;
+        o.u8(key_id)?;
+        o.u8(alg_id)?;
+        o.u16(auth_len as u16)?;
+        o.bytes(&[0u8; 32][..auth_len])?;
+        o.bytes(records)?;
+        o.bytes(trailer)?;
+        o.pos()
+    };
+    let out = buf.get_mut(..len).ok_or(Error::Truncated)?;
+    auth::sign_len(out, alg, key, auth_len)?;
+    Ok(len)
+}
+
 /// An Encapsulated Control Message (RFC 9301 §5.8): the 4-byte LISP header (type 8),
 /// then an IPv4 header and a UDP header around a control message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -346,6 +346,9 @@ fn parse_all(b: &[u8]) {
     let _ = MapRegister::parse(b);
     let _ = auth::verify(b, b"k");
     let _ = Ecm::parse(b);
+    for room in [0, 16, b.len(), b.len() + 64] {
+        let _ = acknowledgement(b, b"k", &mut vec![0u8; room]);
+    }
     if let Ok(p) = data::Packet::new_checked(b) {
         let _ = data::Repr::parse(&p);
     }
@@ -418,4 +421,43 @@ fn foreign_itr_rlocs_are_skipped_not_fatal() {
     let p = MapRequest::parse(&b).unwrap();
     assert_eq!(p.itr_rlocs[1], Address::Lcaf { lcaf_type: 14 });
     assert_eq!(p.reply_rloc(), Some(ip("198.51.100.8")));
+}
+
+#[test]
+fn acknowledgements_copy_and_resign() {
+    // A Map-Register with a truncated HMAC-SHA-1 (12 bytes) and an xTR-ID.
+    let mut m = register();
+    m.alg = AuthAlg::HmacSha1;
+    m.xtr_id = Some(XtrId {
+        xtr_id: [9; 16],
+        site_id: 3,
+    });
+    let full = emit(|buf| m.emit_register(buf, b"k"));
+    let mut reg = full[..16].to_vec();
+    reg[15] = 12;
+    reg.extend_from_slice(&[0; 12]);
+    reg.extend_from_slice(&full[36..]);
+    auth::sign_len(&mut reg, AuthAlg::HmacSha1, b"k", 12).unwrap();
+    assert!(auth::verify(&reg, b"k"));
+    let n = emit(|buf| acknowledgement(&reg, b"k", buf));
+    assert_eq!(&n[..4], &[0x48, 0, 0, 1], "Map-Notify, I bit, one record");
+    assert_eq!(
+        &n[4..16],
+        &reg[4..16],
+        "nonce, key id, algorithm, length 12"
+    );
+    assert_eq!(&n[28..], &reg[28..], "records and xTR-ID as received");
+    assert!(auth::verify(&n, b"k"));
+    // The Map-Notify-Ack of that Map-Notify.
+    let a = emit(|buf| acknowledgement(&n, b"k", buf));
+    assert_eq!(&a[..4], &[0x58, 0, 0, 1]);
+    assert_eq!(&a[4..16], &n[4..16]);
+    assert_eq!(&a[28..], &n[28..]);
+    assert!(auth::verify(&a, b"k"));
+    // Neither a Map-Request nor a message cut short is acknowledged; no room is an
+    // error too.
+    let req = emit(|buf| request(None).emit(buf));
+    assert!(acknowledgement(&req, b"k", &mut [0u8; 256]).is_err());
+    assert!(acknowledgement(&reg[..reg.len() - 1], b"k", &mut [0u8; 256]).is_err());
+    assert!(acknowledgement(&reg, b"k", &mut [0u8; 40]).is_err());
 }

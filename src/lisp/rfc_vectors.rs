@@ -1,0 +1,452 @@
+//! Control messages written byte for byte as RFC 9301 lays them out, the way another
+//! LISP implementation sends them (Instance-ID LCAFs with the IID mask-length set to
+//! 32, records with two locators, an xTR-ID trailer), fed to econet's map server and
+//! xTR; and econet's own SMRs checked byte for byte.
+
+use super::ms_config::{MapServerConfig, Site};
+use super::server::MapServer;
+use super::xtr::{Action, Encap, MapServerPeer, Xtr, XtrConfig};
+use crate::config::Secret;
+use crate::wire::ipv4;
+use crate::wire::lisp::{AuthAlg, Ecm, Eid, MapRequest, CONTROL_PORT, DATA_PORT};
+use ring::hmac;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+const IID: u32 = 1000;
+const MS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The peer xTR: EID-prefix 10.200.9.0/24 behind two RLOCs.
+const PEER_RLOC1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 21);
+const PEER_RLOC2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 22);
+/// econet's xTR: EID 10.200.4.10 at RLOC 198.51.100.7.
+const OUR_RLOC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const OUR_EID: Ipv4Addr = Ipv4Addr::new(10, 200, 4, 10);
+const KEY: &[u8] = b"peer-secret";
+
+/// Offset of the Authentication Data, and its length for HMAC-SHA-256.
+const AUTH: usize = 16;
+const MAC_LEN: usize = 32;
+
+/// An Instance-ID LCAF (RFC 8060 §4.1) around an IPv4 address, as a peer sends it:
+/// the IID mask-length is `iid_mask_len`.
+#[rustfmt::skip]
+fn iid_lcaf(iid_mask_len: u8, a: [u8; 4]) -> Vec<u8> {
+    let iid = IID.to_be_bytes();
+    vec![
+        0x40, 0x03,                     // AFI 16387: LCAF
+        0x00,                           // Rsvd1
+        0x00,                           // Flags
+        0x02,                           // Type 2: Instance ID
+        iid_mask_len,                   // Rsvd2: IID mask-len
+        0x00, 0x0a,                     // Length: IID (4) + AFI (2) + IPv4 (4)
+        iid[0], iid[1], iid[2], iid[3], // Instance ID 1000
+        0x00, 0x01,                     // AFI 1: IPv4
+        a[0], a[1], a[2], a[3],         // Address
+    ]
+}
+
+/// A locator (RFC 9301 §5.4): priority 1, weight `weight`, multicast unused, flags
+/// L (local) and R (reachable) as given, IPv4.
+#[rustfmt::skip]
+fn locator(weight: u8, local: bool, a: Ipv4Addr) -> Vec<u8> {
+    let o = a.octets();
+    vec![
+        1,                               // Priority
+        weight,                          // Weight
+        255,                             // M Priority: not for multicast
+        0,                               // M Weight
+        0x00,                            // Unused Flags
+        if local { 0x05 } else { 0x01 }, // Unused Flags | L | p | R
+        0x00, 0x01,                      // Loc-AFI: IPv4
+        o[0], o[1], o[2], o[3],          // Locator
+    ]
+}
+
+/// The peer's EID-record (RFC 9301 §5.4): 10.200.9.0/24 in instance 1000 with the
+/// IID mask-length 32, two locators.
+fn peer_record(ttl_mins: u32, rlocs: &[Ipv4Addr]) -> Vec<u8> {
+    let mut r = ttl_mins.to_be_bytes().to_vec(); // Record TTL
+    r.extend_from_slice(&[
+        rlocs.len() as u8, // Locator Count
+        24,                // EID mask-len
+        0x10,              // ACT 0 (No-Action) | A (authoritative) | Reserved
+        0x00,              // Reserved
+        0x00,              // Rsvd | Map-Version Number (high bits)
+        0x00,              // Map-Version Number
+    ]);
+    r.extend(iid_lcaf(0x20, [10, 200, 9, 0]));
+    for (i, a) in rlocs.iter().enumerate() {
+        r.extend(locator(50 + i as u8, true, *a));
+    }
+    r
+}
+
+/// HMAC-SHA-256 over the message with the Authentication Data zeroed, written into
+/// it (RFC 9301 §5.6), computed here without econet's own code.
+fn sign(msg: &mut [u8], key: &[u8]) {
+    msg[AUTH..AUTH + MAC_LEN].fill(0);
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg);
+    msg[AUTH..AUTH + MAC_LEN].copy_from_slice(tag.as_ref());
+}
+
+fn mac_ok(msg: &[u8], key: &[u8]) -> bool {
+    let mut m = msg.to_vec();
+    sign(&mut m, key);
+    m[AUTH..AUTH + MAC_LEN] == msg[AUTH..AUTH + MAC_LEN]
+}
+
+/// A Map-Register (RFC 9301 §5.6) of the peer: I and M set, one record, an xTR-ID.
+fn peer_register(nonce: u64, want_notify: bool, record: &[u8]) -> Vec<u8> {
+    let mut m = vec![
+        0x32,                  // Type 3 | P=0 S=0 I=1 | Reserved
+        0x00,                  // Reserved
+        u8::from(want_notify), // Reserved | E=0 T=0 a=0 R=0 | M (want-map-notify)
+        0x01,                  // Record Count
+    ];
+    m.extend_from_slice(&nonce.to_be_bytes()); // Nonce
+    m.extend_from_slice(&[
+        0x00, // Key ID
+        0x02, // Algorithm ID 2: HMAC-SHA-256-128
+        0x00,
+        MAC_LEN as u8, // Authentication Data Length
+    ]);
+    m.extend_from_slice(&[0; MAC_LEN]); // Authentication Data
+    m.extend_from_slice(record);
+    m.extend_from_slice(&[0xa5; 16]); // xTR-ID
+    m.extend_from_slice(&42u64.to_be_bytes()); // site-ID
+    sign(&mut m, KEY);
+    m
+}
+
+fn map_server() -> MapServer {
+    MapServer::new(MapServerConfig {
+        listen: MS,
+        sites: vec![Site {
+            name: "peer".into(),
+            key: Secret(String::from_utf8_lossy(KEY).into_owned()),
+            instance_id: IID,
+            eid_prefixes: vec!["10.200.0.0/16".parse().unwrap()],
+        }],
+        registration_timeout: None,
+    })
+}
+
+#[test]
+fn map_notify_carries_the_registers_records_verbatim() {
+    let mut ms = map_server();
+    let now = Instant::now();
+    let from = SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT);
+    let record = peer_record(1440, &[PEER_RLOC1, PEER_RLOC2]);
+    let reg = peer_register(0x1122_3344_5566_7788, true, &record);
+    let out = ms.handle(now, from, &reg);
+    assert_eq!(out.len(), 1, "one Map-Notify");
+    assert_eq!(out[0].to, from, "back to where the Map-Register came from");
+    let n = &out[0].bytes;
+    assert_eq!(n.len(), reg.len());
+    // Type 4 | I (the xTR-ID is echoed) | R=0, Reserved, Record Count 1.
+    assert_eq!(&n[..4], &[0x48, 0x00, 0x00, 0x01]);
+    assert_eq!(&n[4..12], &reg[4..12], "the Map-Register's nonce");
+    assert_eq!(&n[12..16], &reg[12..16], "Key ID, Algorithm ID, length");
+    let rec = AUTH + MAC_LEN..AUTH + MAC_LEN + record.len();
+    assert_eq!(&n[rec.clone()], record.as_slice(), "the record as received");
+    assert_eq!(n[rec.start + 15], 0x20, "IID mask-length kept");
+    assert_eq!(&n[rec.end..], &reg[rec.end..], "xTR-ID and site-ID");
+    assert!(mac_ok(n, KEY), "HMAC recomputed with the site key");
+    assert!(!mac_ok(n, b"another key"));
+    // The registration: the EID prefix and both locators.
+    let eid = Eid::new(IID, "10.200.9.0/24".parse().unwrap());
+    assert_eq!(
+        ms.registration(&eid).map(|r| r.rlocs()),
+        Some(vec![PEER_RLOC1, PEER_RLOC2])
+    );
+
+    // Another nonce is echoed as well.
+    let reg = peer_register(0x0bad_cafe_0000_0002, true, &record);
+    let out = ms.handle(now, from, &reg);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        &out[0].bytes[4..12],
+        &0x0bad_cafe_0000_0002u64.to_be_bytes()
+    );
+
+    // Without want-map-notify: registered, and no Map-Notify.
+    let record = peer_record(1440, &[PEER_RLOC2]);
+    let reg = peer_register(0, false, &record);
+    assert!(ms.handle(now, from, &reg).is_empty());
+    assert_eq!(
+        ms.registration(&eid).map(|r| r.rlocs()),
+        Some(vec![PEER_RLOC2])
+    );
+    assert_eq!(ms.counters().notifies, 2);
+
+    // A Map-Register with a bad MAC gets nothing.
+    let mut bad = peer_register(7, true, &record);
+    bad[AUTH] ^= 1;
+    assert!(ms.handle(now, from, &bad).is_empty());
+    assert_eq!(ms.counters().auth_failures, 1);
+}
+
+fn xtr_cfg() -> XtrConfig {
+    let mut c = XtrConfig::new(IID);
+    c.map_servers = vec![MapServerPeer {
+        addr: MS,
+        key: KEY.to_vec(),
+        auth: AuthAlg::HmacSha256,
+    }];
+    c.map_resolvers = vec![MS];
+    c.encrypt = false;
+    c.probe_interval = Duration::ZERO;
+    c
+}
+
+fn drain(x: &mut Xtr, now: Instant) -> Vec<Action> {
+    std::iter::from_fn(|| x.poll(now)).collect()
+}
+
+fn controls(actions: &[Action]) -> Vec<(SocketAddrV4, Vec<u8>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendControl { to, bytes } => Some((*to, bytes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Map-Notify (RFC 9301 §5.7) for `nonce`, with `eid`'s record re-encoded the way
+/// a peer map server does: IID mask-length 32, our locator.
+fn notify(nonce: u64, eid: [u8; 4]) -> Vec<u8> {
+    let mut m = vec![0x40, 0x00, 0x00, 0x01]; // Type 4 | I=0 R=0, Record Count 1
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend_from_slice(&[0x00, 0x02, 0x00, MAC_LEN as u8]);
+    m.extend_from_slice(&[0; MAC_LEN]);
+    m.extend_from_slice(&1440u32.to_be_bytes()); // Record TTL
+    m.extend_from_slice(&[1, 32, 0x10, 0x00, 0x00, 0x00]);
+    m.extend(iid_lcaf(0x20, eid));
+    m.extend(locator(100, true, OUR_RLOC));
+    sign(&mut m, KEY);
+    m
+}
+
+/// An xTR registered with the map server at `MS`; returns it and the nonce of its
+/// Map-Register.
+fn xtr(now: Instant) -> (Xtr, u64) {
+    let mut x = Xtr::new(xtr_cfg(), now);
+    x.set_local_rloc(now, Some(OUR_RLOC));
+    x.set_local_eids(now, &[OUR_EID]);
+    let sent = controls(&drain(&mut x, now));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, SocketAddrV4::new(MS, CONTROL_PORT));
+    let nonce = u64::from_be_bytes(sent[0].1[4..12].try_into().unwrap());
+    (x, nonce)
+}
+
+#[test]
+fn xtr_takes_map_notify_records_whatever_their_iid_mask_len() {
+    let now = Instant::now();
+    let (mut x, nonce) = xtr(now);
+    let ms = SocketAddrV4::new(MS, CONTROL_PORT);
+    // The right nonce and MAC, but a record that is not ours: no acknowledgement.
+    x.handle_control(now, ms, &notify(nonce, [10, 200, 9, 9]));
+    assert!(drain(&mut x, now).is_empty());
+    assert!(!x.registered());
+    assert_eq!(x.status().counters.bad_notifies, 1);
+    // Our record, with IID mask-length 32 where econet sent 0: registered.
+    x.handle_control(now, ms, &notify(nonce, OUR_EID.octets()));
+    assert_eq!(
+        drain(&mut x, now),
+        vec![Action::Registered { map_server: MS }]
+    );
+    assert!(x.registered());
+    assert_eq!(x.status().counters.notifies, 1);
+    // The same again (another part of the registration, or a copy): nothing.
+    x.handle_control(now, ms, &notify(nonce, OUR_EID.octets()));
+    assert!(drain(&mut x, now).is_empty());
+    assert_eq!(x.status().counters.bad_notifies, 1);
+    // An unsolicited Map-Notify (another nonce) is acknowledged: a Map-Notify-Ack
+    // with its nonce and records, authenticated.
+    let unsolicited = notify(0x5555_6666_7777_8888, OUR_EID.octets());
+    x.handle_control(now, ms, &unsolicited);
+    let sent = controls(&drain(&mut x, now));
+    assert_eq!(sent.len(), 1);
+    let (to, ack) = &sent[0];
+    assert_eq!(*to, ms);
+    assert_eq!(&ack[..4], &[0x50, 0x00, 0x00, 0x01], "Type 5, one record");
+    assert_eq!(
+        &ack[4..AUTH],
+        &unsolicited[4..AUTH],
+        "nonce, key and length"
+    );
+    assert_eq!(&ack[AUTH + MAC_LEN..], &unsolicited[AUTH + MAC_LEN..]);
+    assert!(mac_ok(ack, KEY));
+    // One with a wrong MAC gets nothing.
+    let mut forged = notify(0x5555_6666_7777_8889, OUR_EID.octets());
+    forged[AUTH] ^= 1;
+    x.handle_control(now, ms, &forged);
+    assert!(drain(&mut x, now).is_empty());
+}
+
+/// A Map-Reply (RFC 9301 §5.4) from the peer's ETR for its prefix.
+fn peer_reply(nonce: u64, rlocs: &[Ipv4Addr]) -> Vec<u8> {
+    let mut m = vec![0x20, 0x00, 0x00, 0x01]; // Type 2 | P=0 E=0 S=0, Record Count 1
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend(peer_record(1440, rlocs));
+    m
+}
+
+/// The Map-Request inside an ECM sent to the map resolver.
+fn ecm_request(to: SocketAddrV4, bytes: &[u8]) -> (Vec<u8>, MapRequest) {
+    assert_eq!(
+        to,
+        SocketAddrV4::new(MS, CONTROL_PORT),
+        "to the map resolver"
+    );
+    let e = Ecm::parse(bytes).unwrap();
+    (e.message.to_vec(), MapRequest::parse(e.message).unwrap())
+}
+
+/// An xTR whose map-cache holds the peer's 10.200.9.0/24 at both its RLOCs.
+fn xtr_with_peer(now: Instant) -> Xtr {
+    let (mut x, nonce) = xtr(now);
+    x.handle_control(
+        now,
+        SocketAddrV4::new(MS, CONTROL_PORT),
+        &notify(nonce, OUR_EID.octets()),
+    );
+    drain(&mut x, now);
+    let mut ip = vec![0u8; 28];
+    ipv4::Repr {
+        src_addr: OUR_EID,
+        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
+        protocol: ipv4::Protocol::Udp,
+        payload_len: 8,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+    .unwrap();
+    let mut out = vec![0u8; 256];
+    assert!(matches!(x.encap(now, &ip, &mut out), Encap::Miss { .. }));
+    let sent = controls(&drain(&mut x, now));
+    let (_, req) = ecm_request(sent[0].0, &sent[0].1);
+    x.handle_control(
+        now,
+        SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT),
+        &peer_reply(req.nonce, &[PEER_RLOC1, PEER_RLOC2]),
+    );
+    drain(&mut x, now);
+    let e = x.cache().iter().next().unwrap();
+    assert_eq!(e.eid, Eid::new(IID, "10.200.9.0/24".parse().unwrap()));
+    x
+}
+
+/// A Solicit-Map-Request (RFC 9301 §5.3, §6.1) as a peer whose mapping changed
+/// sends it: Source-EID its changed prefix, EID-record the receiver's EID.
+fn peer_smr(source_eid: [u8; 4], itr_rloc: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![
+        0x11, // Type 1 | A=0 M=0 P=0 S=1
+        0x00, // p=0 s=0 R R | Rsvd
+        0x00, // Rsvd | L=0 D=0 | IRC 0 (one ITR-RLOC)
+        0x01, // Record Count
+    ];
+    m.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes()); // Nonce
+    m.extend(iid_lcaf(0x20, source_eid)); // Source-EID
+    m.extend_from_slice(&[0x00, 0x01]); // ITR-RLOC-AFI 1
+    m.extend_from_slice(&itr_rloc.octets());
+    m.extend_from_slice(&[0x00, 32]); // Reserved | EID mask-len
+    m.extend(iid_lcaf(0x20, OUR_EID.octets())); // EID-Prefix: ours
+    m
+}
+
+#[test]
+fn a_standard_smr_gets_an_smr_invoked_request_through_the_resolver() {
+    let now = Instant::now();
+    let mut x = xtr_with_peer(now);
+    let new_rloc = Ipv4Addr::new(198, 51, 100, 23);
+    let from = SocketAddrV4::new(new_rloc, CONTROL_PORT);
+    // An SMR for a prefix we do not cache asks for nothing.
+    x.handle_control(now, from, &peer_smr([10, 200, 77, 1], new_rloc));
+    assert!(drain(&mut x, now).is_empty());
+    // The peer's SMR: the entry covering its Source-EID is asked for again.
+    x.handle_control(now, from, &peer_smr([10, 200, 9, 0], new_rloc));
+    let sent = controls(&drain(&mut x, now));
+    assert_eq!(sent.len(), 1, "one Map-Request");
+    let (m, req) = ecm_request(sent[0].0, &sent[0].1);
+    let mut want = vec![
+        0x10, // Type 1 | A=0 M=0 P=0 S=0
+        0x40, // p=0 s=1 (SMR-invoked)
+        0x00, // IRC 0
+        0x01, // Record Count
+    ];
+    want.extend_from_slice(&req.nonce.to_be_bytes());
+    want.extend(iid_lcaf(0, OUR_EID.octets())); // Source-EID: the SMR's EID-record
+    want.extend_from_slice(&[0x00, 0x01]); // ITR-RLOC: ours
+    want.extend_from_slice(&OUR_RLOC.octets());
+    want.extend_from_slice(&[0x00, 32]);
+    want.extend(iid_lcaf(0, [10, 200, 9, 0])); // the SMR's Source-EID
+    assert_eq!(m, want);
+    assert!(req.smr_invoked && !req.smr);
+    // The answer moves the peer to its new RLOC.
+    x.handle_control(
+        now,
+        SocketAddrV4::new(new_rloc, CONTROL_PORT),
+        &peer_reply(req.nonce, &[new_rloc]),
+    );
+    drain(&mut x, now);
+    let e = x.cache().iter().next().unwrap();
+    assert_eq!(e.select(0), Some(new_rloc));
+    assert_eq!(x.status().counters.smrs_received, 2);
+}
+
+#[test]
+fn an_rloc_change_sends_smrs_naming_our_eid_and_theirs() {
+    let now = Instant::now();
+    let mut x = xtr_with_peer(now);
+    // A third xTR sent us traffic (no map-cache entry for it): LISP data header
+    // N | L | I, nonce, IID 1000, LSB 1 (RFC 9300 §5.3), then the inner packet.
+    let other = Ipv4Addr::new(198, 51, 100, 30);
+    let mut pkt = vec![0xc8, 0x12, 0x34, 0x56, 0x00, 0x03, 0xe8, 0x01];
+    let mut ip = vec![0u8; 28];
+    ipv4::Repr {
+        src_addr: Ipv4Addr::new(10, 200, 12, 5),
+        dst_addr: OUR_EID,
+        protocol: ipv4::Protocol::Udp,
+        payload_len: 8,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+    .unwrap();
+    pkt.extend(ip);
+    assert!(x
+        .handle_data(now, SocketAddrV4::new(other, DATA_PORT), &mut pkt)
+        .is_ok());
+    let new_rloc = Ipv4Addr::new(198, 51, 100, 70);
+    x.set_local_rloc(now, Some(new_rloc));
+    let all = controls(&drain(&mut x, now));
+    // The map server hears of the new RLOC: a Map-Register (type 3).
+    assert!(all.iter().any(|(to, m)| *to.ip() == MS && m[0] >> 4 == 3));
+    let sent: Vec<_> = all.into_iter().filter(|(to, _)| *to.ip() != MS).collect();
+    let to: Vec<Ipv4Addr> = sent.iter().map(|(t, _)| *t.ip()).collect();
+    assert_eq!(to, vec![PEER_RLOC1, PEER_RLOC2, other], "every ITR");
+    for (t, m) in &sent {
+        assert_eq!(t.port(), CONTROL_PORT);
+        let (remote, mask_len) = if *t.ip() == other {
+            ([10, 200, 12, 5], 32)
+        } else {
+            ([10, 200, 9, 0], 24)
+        };
+        let mut want = vec![
+            0x11, // Type 1 | S
+            0x00, // p=0 s=0
+            0x00, // IRC 0
+            0x01, // Record Count
+        ];
+        want.extend_from_slice(&m[4..12]); // Nonce (random)
+        want.extend(iid_lcaf(0, OUR_EID.octets())); // Source-EID: our changed EID
+        want.extend_from_slice(&[0x00, 0x01]); // ITR-RLOC: the new one
+        want.extend_from_slice(&new_rloc.octets());
+        want.extend_from_slice(&[0x00, mask_len]); // EID-record: theirs
+        want.extend(iid_lcaf(0, remote));
+        assert_eq!(m, &want, "SMR to {t}");
+    }
+    assert_eq!(x.status().counters.smrs_sent, 3);
+}
