@@ -366,8 +366,9 @@ fn a_standard_smr_gets_an_smr_invoked_request_through_the_resolver() {
     // An SMR for a prefix we do not cache asks for nothing.
     x.handle_control(now, from, &peer_smr([10, 200, 77, 1], new_rloc));
     assert!(drain(&mut x, now).is_empty());
-    // The peer's SMR: the entry covering its Source-EID is asked for again.
-    x.handle_control(now, from, &peer_smr([10, 200, 9, 0], new_rloc));
+    // The peer's SMR names one EID of its prefix: the map-cache entry covering it,
+    // 10.200.9.0/24, is asked for again (RFC 9301 §6.1), not the /32.
+    x.handle_control(now, from, &peer_smr([10, 200, 9, 10], new_rloc));
     let sent = controls(&drain(&mut x, now));
     assert_eq!(sent.len(), 1, "one Map-Request");
     let (m, req) = ecm_request(sent[0].0, &sent[0].1);
@@ -381,8 +382,8 @@ fn a_standard_smr_gets_an_smr_invoked_request_through_the_resolver() {
     want.extend(iid_lcaf(0, OUR_EID.octets())); // Source-EID: the SMR's EID-record
     want.extend_from_slice(&[0x00, 0x01]); // ITR-RLOC: ours
     want.extend_from_slice(&OUR_RLOC.octets());
-    want.extend_from_slice(&[0x00, 32]);
-    want.extend(iid_lcaf(0, [10, 200, 9, 0])); // the SMR's Source-EID
+    want.extend_from_slice(&[0x00, 24]); // Reserved | EID mask-len: the entry's
+    want.extend(iid_lcaf(0, [10, 200, 9, 0])); // EID-Prefix: the cache entry's
     assert_eq!(m, want);
     assert!(req.smr_invoked && !req.smr);
     // The answer moves the peer to its new RLOC.
@@ -421,10 +422,18 @@ fn an_rloc_change_sends_smrs_naming_our_eid_and_theirs() {
         .is_ok());
     let new_rloc = Ipv4Addr::new(198, 51, 100, 70);
     x.set_local_rloc(now, Some(new_rloc));
-    let all = controls(&drain(&mut x, now));
-    // The map server hears of the new RLOC: a Map-Register (type 3).
-    assert!(all.iter().any(|(to, m)| *to.ip() == MS && m[0] >> 4 == 3));
-    let sent: Vec<_> = all.into_iter().filter(|(to, _)| *to.ip() != MS).collect();
+    // The map server hears of the new RLOC first: a Map-Register (type 3), alone.
+    let nonce = registered_anew(&mut x, now);
+    // Its Map-Notify: now the SMRs, whose Map-Requests will find the new RLOC.
+    x.handle_control(
+        now,
+        SocketAddrV4::new(MS, CONTROL_PORT),
+        &notify(nonce, OUR_EID.octets()),
+    );
+    let sent: Vec<_> = controls(&drain(&mut x, now))
+        .into_iter()
+        .filter(|(to, _)| *to.ip() != MS)
+        .collect();
     let to: Vec<Ipv4Addr> = sent.iter().map(|(t, _)| *t.ip()).collect();
     assert_eq!(to, vec![PEER_RLOC1, PEER_RLOC2, other], "every ITR");
     for (t, m) in &sent {
@@ -449,4 +458,76 @@ fn an_rloc_change_sends_smrs_naming_our_eid_and_theirs() {
         assert_eq!(m, &want, "SMR to {t}");
     }
     assert_eq!(x.status().counters.smrs_sent, 3);
+}
+
+/// After an RLOC change, what the xTR sends at once: only the Map-Register for the
+/// new RLOC (no SMR yet); returns its nonce.
+fn registered_anew(x: &mut Xtr, now: Instant) -> u64 {
+    let sent = controls(&drain(x, now));
+    assert_eq!(sent.len(), 1, "the Map-Register alone");
+    assert_eq!(sent[0].0, SocketAddrV4::new(MS, CONTROL_PORT));
+    assert_eq!(sent[0].1[0] >> 4, 3, "a Map-Register");
+    assert_eq!(x.status().counters.smrs_sent, 0);
+    u64::from_be_bytes(sent[0].1[4..12].try_into().unwrap())
+}
+
+/// The SMRs of an RLOC change wait for the map server to acknowledge the new RLOC:
+/// sent first, the SMR-invoked Map-Requests they cause could reach the map resolver
+/// before the Map-Register and be forwarded to the old RLOC, and the peer would wait
+/// for a retransmission. A map server that does not answer holds them back at most
+/// `notify_timeout`. And a new address after none (a DHCP client's way) is a change.
+#[test]
+fn rloc_change_smrs_follow_the_map_notify_or_its_timeout() {
+    let now = Instant::now();
+    let mut x = xtr_with_peer(now);
+    let smr_targets = |x: &mut Xtr, at: Instant| -> Vec<Ipv4Addr> {
+        controls(&drain(x, at))
+            .iter()
+            .filter(|(to, m)| *to.ip() != MS && m[0] == 0x11)
+            .map(|(to, _)| *to.ip())
+            .collect()
+    };
+    // No Map-Notify: the SMRs go when it is overdue, not before.
+    x.set_local_rloc(now, Some(Ipv4Addr::new(198, 51, 100, 70)));
+    registered_anew(&mut x, now);
+    let timeout = xtr_cfg().notify_timeout;
+    let due = x.poll_timeout().unwrap();
+    assert!(due <= now + timeout, "woken by the deadline");
+    let before = now + timeout - Duration::from_millis(1);
+    assert!(
+        smr_targets(&mut x, before).is_empty(),
+        "not before the deadline"
+    );
+    assert_eq!(
+        smr_targets(&mut x, now + timeout),
+        vec![PEER_RLOC1, PEER_RLOC2]
+    );
+    assert_eq!(x.status().counters.smrs_sent, 2);
+    // The port loses its address, then gets another: SMRs again, after the notify.
+    let later = now + Duration::from_secs(5);
+    drain(&mut x, later);
+    x.set_local_rloc(later, None);
+    assert!(drain(&mut x, later).is_empty());
+    x.set_local_rloc(later, Some(Ipv4Addr::new(198, 51, 100, 71)));
+    let nonce = u64::from_be_bytes(
+        controls(&drain(&mut x, later))
+            .iter()
+            .find(|(to, m)| *to.ip() == MS && m[0] >> 4 == 3)
+            .expect("a Map-Register")
+            .1[4..12]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(x.status().counters.smrs_sent, 2, "none before the notify");
+    x.handle_control(
+        later,
+        SocketAddrV4::new(MS, CONTROL_PORT),
+        &notify(nonce, OUR_EID.octets()),
+    );
+    assert_eq!(smr_targets(&mut x, later), vec![PEER_RLOC1, PEER_RLOC2]);
+    // The same address back after none is no change: no SMRs.
+    x.set_local_rloc(later, None);
+    x.set_local_rloc(later, Some(Ipv4Addr::new(198, 51, 100, 71)));
+    assert!(smr_targets(&mut x, later + timeout * 2).is_empty());
+    assert_eq!(x.status().counters.smrs_sent, 4);
 }

@@ -296,6 +296,13 @@ pub struct Xtr {
     rng: SystemRandom,
     prng: u64,
     rloc: Option<Ipv4Addr>,
+    /// The last RLOC we had: peers may still send to it after the port lost its
+    /// address, so the next one, if different, is a change they must hear of.
+    last_rloc: Option<Ipv4Addr>,
+    /// Solicit-Map-Requests owed for an RLOC change: sent once the map servers have
+    /// acknowledged the new RLOC (so the SMR-invoked Map-Requests they cause find it
+    /// there, not the old one), or at this deadline when one does not answer.
+    smr_due: Option<Instant>,
     eids: BTreeSet<Ipv4Addr>,
     generation: u64,
     cache: MapCache,
@@ -344,6 +351,8 @@ impl Xtr {
             rng,
             prng: u64::from_ne_bytes(seed) | 1,
             rloc: None,
+            last_rloc: None,
+            smr_due: None,
             eids: BTreeSet::new(),
             generation: 0,
             cache_reported: 0,
@@ -420,13 +429,15 @@ impl Xtr {
 
     /// The device's RLOC: the address of the mesh network's port (`None` when the
     /// port is down). A change re-registers at once, renews data keys, and sends
-    /// Solicit-Map-Requests to the peers this xTR talks with.
+    /// Solicit-Map-Requests to the peers this xTR talks with as soon as the map
+    /// servers acknowledge the new RLOC (at most `notify_timeout` later). A new
+    /// address after none (a DHCP client drops the old lease, then takes the new
+    /// one) is a change too when it differs from the last one.
     pub fn set_local_rloc(&mut self, now: Instant, rloc: Option<Ipv4Addr>) {
         self.last_now = now;
         if self.rloc == rloc {
             return;
         }
-        let old = self.rloc;
         self.rloc = rloc;
         self.generation += 1;
         for r in &mut self.regs {
@@ -435,7 +446,33 @@ impl Xtr {
         }
         // Peers hold decryption keys for the old RLOC: exchange new ones.
         self.encap_keys.clear();
-        if let (Some(_), Some(_)) = (old, rloc) {
+        let Some(new) = rloc else {
+            // Nothing can be sent without an RLOC; the next one decides.
+            self.smr_due = None;
+            return;
+        };
+        if self.last_rloc.is_some_and(|old| old != new) {
+            self.smr_due = Some(now + self.cfg.notify_timeout);
+        }
+        self.last_rloc = Some(new);
+        // The Map-Register goes with the next poll; the SMRs follow its Map-Notify
+        // (at once when there is no map server to wait for).
+        self.smr_timer(now);
+    }
+
+    /// Sends the owed SMRs when every map server still answering has acknowledged
+    /// the current RLOC, or when their deadline passed.
+    fn smr_timer(&mut self, now: Instant) {
+        let Some(due) = self.smr_due else {
+            return;
+        };
+        let gen = self.generation;
+        let acked = self
+            .regs
+            .iter()
+            .all(|r| r.failed || r.acked.is_some_and(|(g, _)| g == gen));
+        if acked || now >= due {
+            self.smr_due = None;
             self.send_smrs(now);
         }
     }
@@ -696,17 +733,19 @@ impl Xtr {
     // ---- Map-Requests (ITR) -----------------------------------------------------
 
     fn request(&mut self, now: Instant, target: (u32, Ipv4Addr), why: Why) {
-        self.request_from(now, target, why, None);
+        self.request_from(now, target, why, None, None);
     }
 
-    /// The same, naming `source` (an EID of ours) as Source-EID; the first of ours
-    /// otherwise.
+    /// The same, naming `source` (an EID of ours) as Source-EID, the first of ours
+    /// otherwise, and asking for the EID-prefix `ask` (which must cover the
+    /// target), the target's /32 otherwise.
     fn request_from(
         &mut self,
         now: Instant,
         target: (u32, Ipv4Addr),
         why: Why,
         source: Option<Ipv4Addr>,
+        ask: Option<Eid>,
     ) {
         let (Some(rloc), false) = (self.rloc, self.cfg.map_resolvers.is_empty()) else {
             return;
@@ -744,7 +783,9 @@ impl Xtr {
             nonce,
             source_eid,
             itr_rlocs: vec![itr],
-            eids: vec![Eid::host(target.0, target.1)],
+            eids: vec![ask
+                .filter(|e| e.contains(target.0, target.1))
+                .unwrap_or_else(|| Eid::host(target.0, target.1))],
             map_reply: None,
         };
         let mut msg = vec![0u8; 512];
@@ -1039,6 +1080,7 @@ impl Xtr {
                 if news {
                     self.actions.push_back(Action::Registered { map_server });
                 }
+                self.smr_timer(now);
             }
             (None, _) if duplicate => {}
             (None, Some(i)) => {
@@ -1119,10 +1161,11 @@ impl Xtr {
     }
 
     /// A Solicit-Map-Request (RFC 9301 §6.1): its Source-EID is the sender's EID whose
-    /// mapping changed; the map-cache entry that covers it is asked for again with an
-    /// SMR-invoked Map-Request through the map resolver (never the SMR's sender: it
-    /// is not trusted), with the SMR's EID-record (ours) as Source-EID. An SMR for an
-    /// EID not in the map-cache asks for nothing: it cannot fill the cache.
+    /// mapping changed; the map-cache entry that covers it is asked for again, by its
+    /// own EID-prefix, with an SMR-invoked Map-Request through the map resolver
+    /// (never the SMR's sender: it is not trusted), with the SMR's EID-record (ours)
+    /// as Source-EID. An SMR for an EID not in the map-cache asks for nothing: it
+    /// cannot fill the cache.
     fn handle_smr(&mut self, now: Instant, req: &MapRequest) {
         self.counters.smrs_received += 1;
         let iid = self.cfg.instance_id;
@@ -1151,7 +1194,7 @@ impl Xtr {
         if let Some(e) = self.cache.get_mut(&entry) {
             e.refreshing = true;
         }
-        self.request_from(now, target, Why::SmrInvoked, source);
+        self.request_from(now, target, Why::SmrInvoked, source, Some(entry));
     }
 
     /// The ETR's half of the exchange; the same ITR key gets the same answer, so a
@@ -1281,6 +1324,9 @@ impl Xtr {
             self.regs.iter().for_each(|r| min(r.next));
         }
         self.pending.values().for_each(|p| min(p.next));
+        if let Some(due) = self.smr_due {
+            min(due);
+        }
         self.probes.values().for_each(|p| min(p.deadline));
         if !self.cfg.probe_interval.is_zero() && !self.cache.is_empty() {
             min(self.next_probe);
@@ -1290,6 +1336,7 @@ impl Xtr {
 
     fn run_timers(&mut self, now: Instant) {
         self.registration_timers(now);
+        self.smr_timer(now);
         self.request_timers(now);
         self.probe_timers(now);
         if now >= self.next_scan {
