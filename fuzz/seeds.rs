@@ -154,6 +154,8 @@ fn seeds() -> Seeds {
         "board/generic-x86_64.json",
         "board/rpi4-aarch64.json",
         "board/imx6-armv7.json",
+        "board/map-server-x86_64.json",
+        "board/examples/map-server.json",
     ] {
         let name = f.rsplit('/').next().unwrap().trim_end_matches(".json");
         add("config", name, &std::fs::read(root.join(f)).unwrap());

@@ -14,6 +14,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("rpi4-aarch64", include_str!("../board/rpi4-aarch64.json")),
     ("imx6-armv7", include_str!("../board/imx6-armv7.json")),
+    (
+        "map-server-x86_64",
+        include_str!("../board/map-server-x86_64.json"),
+    ),
 ];
 
 #[derive(Deserialize, Debug, Default)]
@@ -33,7 +37,27 @@ struct RawBoard {
     state_dir: Option<String<255>>,
     config: Option<String<255>>,
     log_level: Option<String<8>>,
+    role: Option<String<16>>,
     controller: Option<RawController>,
+}
+
+/// What a board runs: the device daemon (`econet run`) or the map server (`econet
+/// map-server`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    #[default]
+    Device,
+    MapServer,
+}
+
+impl Role {
+    /// The command that runs this role.
+    pub fn command(self) -> &'static str {
+        match self {
+            Role::Device => "run",
+            Role::MapServer => "map-server",
+        }
+    }
 }
 
 /// Controller settings a board may preset.
@@ -50,6 +74,8 @@ pub struct ControllerDefaults {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Board {
     pub name: std::string::String,
+    /// `"role": "map-server"` in the profile; a device when absent.
+    pub role: Role,
     /// The Rust target triple econet is built for on this board.
     pub target: std::string::String,
     /// The port interface names the board has.
@@ -90,6 +116,7 @@ pub enum ProfileProblem {
     Syntax(json::SyntaxError),
     NotAProfile(serde_json_core::de::Error),
     UnknownLogLevel(std::string::String),
+    UnknownRole(std::string::String),
 }
 
 impl std::fmt::Display for ProfileProblem {
@@ -98,6 +125,9 @@ impl std::fmt::Display for ProfileProblem {
             ProfileProblem::Syntax(e) => write!(f, "{e}"),
             ProfileProblem::NotAProfile(e) => write!(f, "not a board profile: {e}"),
             ProfileProblem::UnknownLogLevel(l) => write!(f, "log_level: unknown level {l:?}"),
+            ProfileProblem::UnknownRole(r) => {
+                write!(f, "role: unknown role {r:?} (\"device\" or \"map-server\")")
+            }
         }
     }
 }
@@ -135,9 +165,15 @@ pub fn parse(doc: &[u8]) -> Result<Board, ProfileProblem> {
                 .map_err(|_| ProfileProblem::UnknownLogLevel(l.to_string()))?,
         ),
     };
+    let role = match raw.role.as_deref() {
+        None | Some("device") => Role::Device,
+        Some("map-server") => Role::MapServer,
+        Some(r) => return Err(ProfileProblem::UnknownRole(r.to_string())),
+    };
     let c = raw.controller.unwrap_or_default();
     Ok(Board {
         name: raw.name.as_deref().unwrap_or_default().to_string(),
+        role,
         target: raw.target.as_deref().unwrap_or_default().to_string(),
         ports: raw
             .ports
@@ -235,6 +271,73 @@ mod tests {
         );
     }
 
+    /// Every profile in `board/` is built in, as it is on disk; its init file exists and
+    /// starts the command of the profile's role with that profile; every init script in
+    /// `board/init/` defaults to a built-in profile of its role, starts it with
+    /// `--board` and reloads with SIGHUP.
+    #[test]
+    fn board_files_are_built_in_and_their_init_scripts_match() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut on_disk = std::vec::Vec::new();
+        for f in std::fs::read_dir(root.join("board")).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "json") {
+                on_disk.push(p);
+            }
+        }
+        assert_eq!(on_disk.len(), BUILTIN.len(), "{on_disk:?}");
+        let mut roles = std::collections::HashMap::new();
+        for p in &on_disk {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let (_, doc) = BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("{} is not in BUILTIN", p.display()));
+            assert_eq!(*doc, std::fs::read_to_string(p).unwrap(), "{name}");
+            let b = load(&name).unwrap();
+            // The init file the profile names (not a field econet reads).
+            let init = doc
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("\"init_file\": \""))
+                .and_then(|l| l.split('"').next())
+                .unwrap_or_else(|| panic!("{name} names no init_file"));
+            let script = std::fs::read_to_string(root.join(init))
+                .unwrap_or_else(|e| panic!("{name}: {init}: {e}"));
+            assert!(script.contains(&name), "{init} does not default to {name}");
+            roles.insert(name, b.role);
+        }
+        assert!(roles.values().any(|r| *r == Role::MapServer));
+        let mut n = 0;
+        for f in std::fs::read_dir(root.join("board/init")).unwrap() {
+            let p = f.unwrap().path();
+            let script = std::fs::read_to_string(&p).unwrap();
+            let file = p.file_name().unwrap().to_string_lossy().into_owned();
+            let role = if file.contains("map-server") {
+                Role::MapServer
+            } else {
+                Role::Device
+            };
+            let default = roles
+                .iter()
+                .find(|(name, r)| **r == role && script.contains(name.as_str()))
+                .unwrap_or_else(|| panic!("{file} defaults to no built-in {role:?} profile"));
+            assert!(
+                script.contains(&format!("econet {} --board", role.command()))
+                    || script.contains(&format!("\"$PROG\" {} --board", role.command()))
+                    || script.contains(&format!("\"$DAEMON\" {} --board", role.command())),
+                "{file} does not start `econet {} --board` ({default:?})",
+                role.command()
+            );
+            // `kill -HUP` (systemd's ExecReload, the rc script) or procd's signal.
+            let reload = script.lines().map(str::trim).any(|l| {
+                !l.starts_with('#') && (l.contains("kill -HUP ") || l.ends_with("'*' HUP"))
+            });
+            assert!(reload, "{file} has no SIGHUP reload");
+            n += 1;
+        }
+        assert!(n >= 6, "{n} init scripts");
+    }
+
     #[test]
     fn unknown_board_names_the_choices() {
         let e = load("nope").unwrap_err();
@@ -243,5 +346,12 @@ mod tests {
         let e = parse(b"{\"log_level\": \"loud\"}").unwrap_err();
         assert!(matches!(&e, ProfileProblem::UnknownLogLevel(l) if l == "loud"));
         assert!(e.to_string().contains("log_level"));
+        let e = parse(b"{\"role\": \"router\"}").unwrap_err();
+        assert!(
+            e.to_string().starts_with("role: unknown role \"router\""),
+            "{e}"
+        );
+        assert_eq!(load("map-server-x86_64").unwrap().role, Role::MapServer);
+        assert_eq!(load("generic-x86_64").unwrap().role, Role::Device);
     }
 }

@@ -14,7 +14,9 @@ USAGE:
     econet status [--json | --dot] [--state-dir DIR | --socket PATH] [--board NAME]
                   (--dot: the device's networks, ports and ECOs as a Graphviz graph)
     econet demo
-    econet map-server --config FILE [--state-dir DIR] [--log-level LEVEL]
+    econet map-server [--config FILE] [--state-dir DIR] [--board NAME] [--log-level LEVEL]
+    econet map-server check FILE
+    econet map-server status [--json] [--state-dir DIR | --socket PATH] [--board NAME]
     econet --version
     econet --help
 
@@ -26,8 +28,11 @@ COMMANDS:
     status   Show what the running econet reports (--json: the status document).
     demo     Build a sandbox of network namespaces and show econet at work.
     map-server
-             Serve as the LISP Map-Server/Map-Resolver of a mesh fleet; `econet
-             status --state-dir DIR` shows the registered EIDs.
+             Serve as the LISP Map-Server/Map-Resolver of a mesh fleet (SIGHUP
+             rereads --config, registrations kept). `map-server check FILE`
+             validates its config; `map-server status` shows the registered EIDs
+             and, per site, registrations, auth failures and churn (state dir
+             default: the board's, else /var/lib/econet-ms).
 
 OPTIONS:
     --state-dir DIR    Where leases, the last good config and the control socket
@@ -42,6 +47,8 @@ OPTIONS:
 ";
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/econet";
+/// `econet map-server`'s state directory when neither a flag nor a board names one.
+pub const DEFAULT_MS_STATE_DIR: &str = "/var/lib/econet-ms";
 
 /// Options shared by the commands; `None` means "not given on the command line".
 #[derive(Debug, Default, Clone)]
@@ -81,6 +88,11 @@ pub enum UsageError {
     /// `--controller` without this credential (`--ca`, `--cert`, `--key`).
     ControllerNeeds(&'static str),
     Board(crate::board::BoardError),
+    /// A board profile made for the other command (`run` vs `map-server`).
+    WrongRole {
+        board: String,
+        role: crate::board::Role,
+    },
 }
 
 impl std::fmt::Display for UsageError {
@@ -106,6 +118,11 @@ impl std::fmt::Display for UsageError {
                 )
             }
             UsageError::Board(e) => write!(f, "{e}"),
+            UsageError::WrongRole { board, role } => write!(
+                f,
+                "board {board} is a profile for `econet {} --board {board}`",
+                role.command()
+            ),
         }
     }
 }
@@ -218,6 +235,11 @@ fn check(opts: &Opts) -> i32 {
                 errs.len(),
                 if errs.len() == 1 { "" } else { "s" }
             );
+            if crate::map_server::load(std::path::Path::new(file)).is_ok() {
+                eprintln!(
+                    "{file}: this is a map server config: check it with `econet map-server check {file}`"
+                );
+            }
             1
         }
     }
@@ -231,11 +253,27 @@ fn board(opts: &Opts) -> Result<crate::board::Board, UsageError> {
     }
 }
 
+/// The board's profile, which must be one for `role`.
+fn board_for(opts: &Opts, role: crate::board::Role) -> Result<crate::board::Board, UsageError> {
+    let b = board(opts)?;
+    if opts.board.is_some() && b.role != role {
+        return Err(UsageError::WrongRole {
+            board: opts.board.clone().unwrap_or_default(),
+            role: b.role,
+        });
+    }
+    Ok(b)
+}
+
 fn state_dir(opts: &Opts, b: &crate::board::Board) -> PathBuf {
+    let default = match b.role {
+        crate::board::Role::Device => DEFAULT_STATE_DIR,
+        crate::board::Role::MapServer => DEFAULT_MS_STATE_DIR,
+    };
     opts.state_dir
         .clone()
         .or_else(|| b.state_dir.clone().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+        .unwrap_or_else(|| PathBuf::from(default))
 }
 
 fn socket_path(opts: &Opts, b: &crate::board::Board) -> PathBuf {
@@ -248,7 +286,7 @@ fn socket_path(opts: &Opts, b: &crate::board::Board) -> PathBuf {
 pub fn run_settings(
     opts: &Opts,
 ) -> Result<(crate::daemon::Settings, log::LevelFilter), UsageError> {
-    let b = board(opts)?;
+    let b = board_for(opts, crate::board::Role::Device)?;
     if let Some(a) = opts.positional.first() {
         return Err(UsageError::UnexpectedArgument(a.clone()));
     }
@@ -382,15 +420,126 @@ fn status(opts: &Opts) -> i32 {
 }
 
 fn map_server(opts: &Opts) -> i32 {
-    let Some(config) = opts.config.clone() else {
-        eprintln!("econet map-server: give --config FILE");
+    match opts.positional.first().map(String::as_str) {
+        None => map_server_run(opts),
+        Some("check") => map_server_check(opts),
+        Some("status") => map_server_status(opts),
+        Some(other) => {
+            eprintln!(
+                "econet map-server: unexpected argument {other:?} (`check FILE`, `status`, or none to serve)"
+            );
+            2
+        }
+    }
+}
+
+/// `econet map-server check FILE`: the map server's config, as `econet check` does the
+/// device's: every error with its JSON path, exit 1 when there is one.
+fn map_server_check(opts: &Opts) -> i32 {
+    let [_, file] = opts.positional.as_slice() else {
+        eprintln!("econet map-server check: give exactly one FILE");
         return 2;
     };
-    let state_dir = opts
-        .state_dir
+    let path = std::path::Path::new(file);
+    match crate::map_server::load(path) {
+        Ok(c) => {
+            println!(
+                "{file}: ok (listen {}, {} site{}, {} EID prefixes)",
+                c.listen,
+                c.sites.len(),
+                if c.sites.len() == 1 { "" } else { "s" },
+                c.sites.iter().map(|s| s.eid_prefixes.len()).sum::<usize>()
+            );
+            0
+        }
+        Err(e) => {
+            let errs = match &e {
+                crate::config::FileError::Read { err, .. } => vec![err.to_string()],
+                crate::config::FileError::Invalid { errors, .. } => {
+                    errors.iter().map(|e| e.to_string()).collect()
+                }
+            };
+            for m in &errs {
+                eprintln!("{file}: {m}");
+            }
+            eprintln!(
+                "{file}: rejected ({} error{})",
+                errs.len(),
+                if errs.len() == 1 { "" } else { "s" }
+            );
+            if matches!(e, crate::config::FileError::Invalid { .. })
+                && crate::config::load(path).is_ok()
+            {
+                eprintln!("{file}: this is a device config: check it with `econet check {file}`");
+            }
+            1
+        }
+    }
+}
+
+/// `econet map-server status`: `econet status` with the map server's defaults.
+fn map_server_status(opts: &Opts) -> i32 {
+    if let Some(a) = opts.positional.get(1) {
+        eprintln!("econet map-server status: unexpected argument {a:?}");
+        return 2;
+    }
+    let b = match board_for(opts, crate::board::Role::MapServer) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("econet map-server status: {e}");
+            return 2;
+        }
+    };
+    let b = crate::board::Board {
+        role: crate::board::Role::MapServer,
+        ..b
+    };
+    let path = socket_path(opts, &b);
+    let req = if opts.json {
+        crate::control::Request::StatusJson
+    } else {
+        crate::control::Request::Status
+    };
+    match crate::control::ask(&path, req) {
+        Ok(s) => {
+            print!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "econet map-server status: cannot reach the map server at {}: {e}",
+                path.display()
+            );
+            1
+        }
+    }
+}
+
+fn map_server_run(opts: &Opts) -> i32 {
+    let b = match board_for(opts, crate::board::Role::MapServer) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("econet map-server: {e}");
+            return 2;
+        }
+    };
+    let b = crate::board::Board {
+        role: crate::board::Role::MapServer,
+        ..b
+    };
+    let Some(config) = opts
+        .config
         .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/econet-ms"));
-    let level = opts.log_level.unwrap_or(log::LevelFilter::Info);
+        .or_else(|| b.config.clone().map(PathBuf::from))
+    else {
+        eprintln!("econet map-server: give --config FILE (or a --board that names one)");
+        return 2;
+    };
+    let state_dir = state_dir(opts, &b);
+    let level = opts
+        .log_level
+        .or(b.log_level)
+        .unwrap_or(log::LevelFilter::Info);
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
     let sigfd = match crate::event_loop::block_signals() {
         Ok(s) => s,

@@ -1,14 +1,16 @@
 //! `econet map-server`: the LISP Map-Server/Map-Resolver of a mesh fleet, on the same
 //! event loop as the device daemon. One UDP socket on `listen`:4342 feeds the
 //! sans-I/O [`crate::lisp::server::MapServer`]; the control socket answers `econet
-//! status` with the registered EIDs. SIGHUP rereads the config (registrations kept).
+//! map-server status` (and `econet status`) with the registered EIDs and, per site, the
+//! registrations accepted, auth failures and churn. SIGHUP rereads the config
+//! (registrations and counts of the sites kept stay).
 
 use crate::config::FileError;
 use crate::control::{ControlServer, Request};
 use crate::daemon::StartError;
 use crate::event_loop::{earliest, Handler, Poller};
 use crate::lisp::ms_config;
-use crate::lisp::server::MapServer;
+use crate::lisp::server::{Churn, MapServer};
 use crate::status::writer::JsonWriter;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -55,6 +57,7 @@ impl MapServerDaemon {
     fn status(&self, json: bool) -> String {
         let now = Instant::now();
         let regs = self.ms.status(now);
+        let sites = self.ms.sites(now);
         let c = self.ms.counters();
         if json {
             let mut w = JsonWriter::new();
@@ -75,10 +78,35 @@ impl MapServerDaemon {
                 w.end_obj();
             }
             w.end_arr();
+            w.key("sites").begin_arr();
+            for s in &sites {
+                w.begin_obj();
+                w.key("name").str(&s.name);
+                w.key("registered").num(s.registered as u64);
+                w.key("registers").num(s.counters.registers);
+                w.key("refused").num(s.counters.refused);
+                w.key("auth_failures").begin_obj();
+                w.key("total").num(s.counters.auth_failures());
+                w.key("bad_mac").num(s.counters.bad_mac);
+                w.key("unknown_algorithm").num(s.counters.unknown_alg);
+                w.end_obj();
+                w.key("churn").begin_obj();
+                w.key("window_secs").num(s.window.as_secs());
+                w.key("per_min").decimal1(s.churn_per_min);
+                w.key("expired_per_min").decimal1(s.expired_per_min);
+                w.key("recent");
+                churn(&mut w, &s.recent);
+                w.key("total");
+                churn(&mut w, &s.counters.churn);
+                w.end_obj();
+                w.end_obj();
+            }
+            w.end_arr();
             w.key("counters").begin_obj();
             for (k, v) in [
                 ("registers", c.registers),
                 ("auth_failures", c.auth_failures),
+                ("auth_failures_no_site", c.auth_failures_no_site),
                 ("refused", c.refused),
                 ("notifies", c.notifies),
                 ("forwarded", c.forwarded),
@@ -105,6 +133,33 @@ impl MapServerDaemon {
                 c.auth_failures,
                 c.refused
             );
+            for st in &sites {
+                s += &format!(
+                    "  site {}: {} EIDs, {} registers accepted, {} refused, {} auth failures \
+                     ({} bad MAC, {} unknown algorithm)\n    churn {:.1}/min, {:.1} expired/min \
+                     over the last {} s (new {}, changed {}, withdrawn {}, expired {})\n",
+                    st.name,
+                    st.registered,
+                    st.counters.registers,
+                    st.counters.refused,
+                    st.counters.auth_failures(),
+                    st.counters.bad_mac,
+                    st.counters.unknown_alg,
+                    st.churn_per_min,
+                    st.expired_per_min,
+                    st.window.as_secs(),
+                    st.recent.new,
+                    st.recent.changed,
+                    st.recent.withdrawn,
+                    st.recent.expired,
+                );
+            }
+            if c.auth_failures_no_site > 0 {
+                s += &format!(
+                    "  {} auth failures for EIDs in no site\n",
+                    c.auth_failures_no_site
+                );
+            }
             for r in &regs {
                 let rlocs: Vec<String> = r.rlocs.iter().map(|l| l.to_string()).collect();
                 s += &format!(
@@ -120,8 +175,18 @@ impl MapServerDaemon {
     }
 }
 
+/// A churn count as a JSON object.
+fn churn(w: &mut JsonWriter, c: &Churn) {
+    w.begin_obj();
+    w.key("new").num(c.new);
+    w.key("changed").num(c.changed);
+    w.key("withdrawn").num(c.withdrawn);
+    w.key("expired").num(c.expired);
+    w.end_obj();
+}
+
 /// The map server's config, or why it cannot be used.
-fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, FileError> {
+pub fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, FileError> {
     let file = path.to_path_buf();
     let doc = crate::config::read_bounded(path).map_err(|err| FileError::Read {
         file: file.clone(),

@@ -7,7 +7,9 @@
 use super::ms_config::{MapServerConfig, Site};
 use crate::addr::Ipv4Net;
 use crate::wire::lisp::control::{self, action, message_type, msg_type};
-use crate::wire::lisp::{auth, Ecm, Eid, MapRegister, MapReply, MapRequest, Record, CONTROL_PORT};
+use crate::wire::lisp::{
+    auth, AuthAlg, Ecm, Eid, MapRegister, MapReply, MapRequest, Record, CONTROL_PORT,
+};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -18,6 +20,8 @@ pub const NEGATIVE_TTL_SITE: u32 = 1;
 pub const NEGATIVE_TTL_OUTSIDE: u32 = 15;
 /// Bounds on the registration lifetime learnt from the xTR's register interval.
 const MIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Minutes of registration churn history kept per site (one bucket a minute).
+pub const CHURN_MINUTES: usize = 5;
 
 /// A datagram to send from the control socket (UDP 4342).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,9 @@ pub struct Counters {
     pub registers: u64,
     /// Map-Registers no site key authenticates.
     pub auth_failures: u64,
+    /// Of those, the ones whose EIDs lie in no site (the others count in their site's
+    /// [`SiteCounters`]).
+    pub auth_failures_no_site: u64,
     /// Authenticated Map-Registers with EIDs outside their site.
     pub refused: u64,
     pub notifies: u64,
@@ -74,18 +81,104 @@ pub struct Counters {
     pub expired: u64,
 }
 
+/// Registration churn: registrations that appeared, changed or went away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Churn {
+    /// EIDs registered that had no live registration in the site.
+    pub new: u64,
+    /// Re-registrations with other locators, TTL, flags, or from another address
+    /// (a refresh of the same record is not churn).
+    pub changed: u64,
+    /// Withdrawn by their xTR (record TTL 0).
+    pub withdrawn: u64,
+    /// Not refreshed in time.
+    pub expired: u64,
+}
+
+/// What a site's holders have done, since the map server started (the counts of a
+/// site survive a reload that keeps the site's name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteCounters {
+    /// Map-Registers authenticated with the site's key and accepted.
+    pub registers: u64,
+    /// Authenticated with the site's key, refused: an EID outside the site.
+    pub refused: u64,
+    /// Map-Registers for the site's EIDs whose MAC no site key verifies.
+    pub bad_mac: u64,
+    /// Map-Registers for the site's EIDs with an Algorithm ID econet does not know
+    /// (only 1 and 2 are), or a MAC length that algorithm does not have.
+    pub unknown_alg: u64,
+    pub churn: Churn,
+}
+
+impl SiteCounters {
+    pub fn auth_failures(&self) -> u64 {
+        self.bad_mac + self.unknown_alg
+    }
+}
+
+/// One minute of churn.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Minutes since the map server's first event.
+    minute: u64,
+    new: u32,
+    changed: u32,
+    withdrawn: u32,
+    expired: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SiteStats {
+    counters: SiteCounters,
+    /// Indexed by minute modulo [`CHURN_MINUTES`].
+    buckets: [Bucket; CHURN_MINUTES],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChurnKind {
+    New,
+    Changed,
+    Withdrawn,
+    Expired,
+}
+
+/// One site, for status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteStatus {
+    pub name: String,
+    /// Live registrations (EIDs) of the site.
+    pub registered: usize,
+    pub counters: SiteCounters,
+    /// The churn of the last [`CHURN_MINUTES`] minutes (fewer right after start).
+    pub recent: Churn,
+    /// How long `recent` covers, and the rates are taken over: at least a minute,
+    /// so the first seconds after a start do not read as a storm.
+    pub window: Duration,
+    /// New and changed registrations a minute over `window`.
+    pub churn_per_min: f64,
+    /// Expiries a minute over `window`, likewise.
+    pub expired_per_min: f64,
+}
+
 pub struct MapServer {
     cfg: MapServerConfig,
     regs: HashMap<Eid, Registration>,
     counters: Counters,
+    /// Per site, in the order of `cfg.sites`.
+    stats: Vec<SiteStats>,
+    /// The first instant the core saw: minute 0 of the churn buckets.
+    epoch: Option<Instant>,
 }
 
 impl MapServer {
     pub fn new(cfg: MapServerConfig) -> MapServer {
         MapServer {
+            stats: vec![SiteStats::default(); cfg.sites.len()],
             cfg,
             regs: HashMap::new(),
             counters: Counters::default(),
+            epoch: None,
         }
     }
 
@@ -97,6 +190,20 @@ impl MapServer {
     /// still covers their EID; the others are dropped.
     pub fn set_config(&mut self, cfg: MapServerConfig) {
         let old = std::mem::replace(&mut self.cfg, cfg);
+        let mut old_stats = std::mem::take(&mut self.stats);
+        self.stats = self
+            .cfg
+            .sites
+            .iter()
+            .map(|s| {
+                old.sites
+                    .iter()
+                    .position(|o| o.name == s.name)
+                    .and_then(|i| old_stats.get_mut(i))
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
+            .collect();
         let sites = &self.cfg.sites;
         self.regs.retain(|eid, r| {
             let Some(name) = old.sites.get(r.site).map(|s| &s.name) else {
@@ -125,6 +232,7 @@ impl MapServer {
 
     /// Handles a datagram received on UDP 4342; returns what to send.
     pub fn handle(&mut self, now: Instant, from: SocketAddrV4, msg: &[u8]) -> Vec<Send> {
+        self.epoch.get_or_insert(now);
         match message_type(msg) {
             Some(msg_type::MAP_REGISTER) => self.register(now, from, msg),
             Some(msg_type::ECM) => self.resolve(now, msg),
@@ -139,9 +247,26 @@ impl MapServer {
     }
 
     fn register(&mut self, now: Instant, from: SocketAddrV4, msg: &[u8]) -> Vec<Send> {
-        let Ok(reg) = MapRegister::parse(msg) else {
-            self.counters.malformed += 1;
-            return Vec::new();
+        let reg = match MapRegister::parse(msg) {
+            Ok(reg) => reg,
+            Err(crate::wire::Error::Unsupported) if auth::alg_of(msg).is_none() => {
+                // An Algorithm ID econet does not know: an authentication failure.
+                // Its records, read as if the ID were one econet knows, name the site
+                // it claims.
+                let mut m = msg.to_vec();
+                if let Some(b) = m.get_mut(auth::ALG_ID) {
+                    *b = AuthAlg::HmacSha256.id();
+                }
+                match MapRegister::parse(&m) {
+                    Ok(reg) => self.auth_failure(from, msg, &reg),
+                    Err(_) => self.counters.malformed += 1,
+                }
+                return Vec::new();
+            }
+            Err(_) => {
+                self.counters.malformed += 1;
+                return Vec::new();
+            }
         };
         let Some(si) = self
             .cfg
@@ -149,13 +274,15 @@ impl MapServer {
             .iter()
             .position(|s| auth::verify(msg, s.key.expose().as_bytes()))
         else {
-            self.counters.auth_failures += 1;
-            log::warn!("map-register from {from}: no site's key authenticates it; refused");
+            self.auth_failure(from, msg, &reg);
             return Vec::new();
         };
         let site = &self.cfg.sites[si];
         if let Some(r) = reg.records.iter().find(|r| !in_site(site, &r.eid)) {
             self.counters.refused += 1;
+            if let Some(st) = self.stats.get_mut(si) {
+                st.counters.refused += 1;
+            }
             log::warn!(
                 "map-register from {from} (site {}): {} is outside the site; refused",
                 site.name,
@@ -164,13 +291,27 @@ impl MapServer {
             return Vec::new();
         }
         self.counters.registers += 1;
+        if let Some(st) = self.stats.get_mut(si) {
+            st.counters.registers += 1;
+        }
         for rec in &reg.records {
             if rec.ttl == 0 {
                 // TTL 0 withdraws the registration.
                 if self.regs.get(&rec.eid).is_some_and(|r| r.site == si) {
                     self.regs.remove(&rec.eid);
+                    self.churn(si, now, ChurnKind::Withdrawn);
                 }
                 continue;
+            }
+            let kind = match self.regs.get(&rec.eid) {
+                Some(p) if p.site == si && p.expires > now => {
+                    (p.record != *rec || p.from != from || p.proxy_reply != reg.proxy_reply)
+                        .then_some(ChurnKind::Changed)
+                }
+                _ => Some(ChurnKind::New),
+            };
+            if let Some(kind) = kind {
+                self.churn(si, now, kind);
             }
             let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60);
             let timeout = match (self.cfg.registration_timeout, self.regs.get(&rec.eid)) {
@@ -198,6 +339,9 @@ impl MapServer {
         if !reg.want_notify {
             return Vec::new();
         }
+        let Some(site) = self.cfg.sites.get(si) else {
+            return Vec::new();
+        };
         let mut buf = vec![0u8; msg.len()];
         match control::acknowledgement(msg, site.key.expose().as_bytes(), &mut buf) {
             Ok(n) => {
@@ -322,18 +466,141 @@ impl MapServer {
 
     /// Drops expired registrations; returns them.
     pub fn poll(&mut self, now: Instant) -> Vec<Eid> {
-        let gone: Vec<Eid> = self
+        self.epoch.get_or_insert(now);
+        let gone: Vec<(Eid, usize)> = self
             .regs
             .values()
             .filter(|r| r.expires <= now)
-            .map(|r| r.record.eid)
+            .map(|r| (r.record.eid, r.site))
             .collect();
-        for e in &gone {
+        for (e, si) in &gone {
             self.regs.remove(e);
+            self.churn(*si, now, ChurnKind::Expired);
             log::info!("registration of {e} expired");
         }
         self.counters.expired += gone.len() as u64;
-        gone
+        gone.into_iter().map(|(e, _)| e).collect()
+    }
+
+    /// A Map-Register no site's key authenticates: counted against the site that
+    /// holds its first EID (the site it claims to be), else as of no site.
+    fn auth_failure(&mut self, from: SocketAddrV4, msg: &[u8], reg: &MapRegister) {
+        self.counters.auth_failures += 1;
+        let known_alg = auth::alg_of(msg).is_some_and(|alg| {
+            msg.get(auth::AUTH_LEN)
+                .is_some_and(|l| alg.accepts(usize::from(u16::from_be_bytes([l[0], l[1]]))))
+        });
+        let claimed = reg.records.iter().find_map(|r| {
+            self.cfg
+                .sites
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| in_site(s, &r.eid))
+                .max_by_key(|(_, s)| {
+                    s.eid_prefixes
+                        .iter()
+                        .filter(|p| p.contains(r.eid.prefix.addr()))
+                        .map(|p| p.len())
+                        .max()
+                })
+                .map(|(i, _)| i)
+        });
+        let why = if known_alg {
+            "no site's key verifies its MAC"
+        } else {
+            "unknown Algorithm ID or MAC length"
+        };
+        match claimed.and_then(|i| Some((self.cfg.sites.get(i)?, self.stats.get_mut(i)?))) {
+            Some((site, st)) => {
+                if known_alg {
+                    st.counters.bad_mac += 1;
+                } else {
+                    st.counters.unknown_alg += 1;
+                }
+                log::warn!(
+                    "map-register from {from} for site {}: {why}; refused",
+                    site.name
+                );
+            }
+            None => {
+                self.counters.auth_failures_no_site += 1;
+                log::warn!("map-register from {from} (EIDs in no site): {why}; refused");
+            }
+        }
+    }
+
+    fn minute(&self, now: Instant) -> u64 {
+        self.epoch
+            .map_or(0, |e| now.saturating_duration_since(e).as_secs() / 60)
+    }
+
+    fn churn(&mut self, si: usize, now: Instant, kind: ChurnKind) {
+        let minute = self.minute(now);
+        let Some(st) = self.stats.get_mut(si) else {
+            return;
+        };
+        let b = &mut st.buckets[(minute % CHURN_MINUTES as u64) as usize];
+        if b.minute != minute {
+            *b = Bucket {
+                minute,
+                ..Bucket::default()
+            };
+        }
+        let (total, recent) = match kind {
+            ChurnKind::New => (&mut st.counters.churn.new, &mut b.new),
+            ChurnKind::Changed => (&mut st.counters.churn.changed, &mut b.changed),
+            ChurnKind::Withdrawn => (&mut st.counters.churn.withdrawn, &mut b.withdrawn),
+            ChurnKind::Expired => (&mut st.counters.churn.expired, &mut b.expired),
+        };
+        *total += 1;
+        *recent = recent.saturating_add(1);
+    }
+
+    /// Per site: live EIDs, counters, and the churn of the last minutes.
+    pub fn sites(&self, now: Instant) -> Vec<SiteStatus> {
+        let mut live = vec![0usize; self.cfg.sites.len()];
+        for r in self.regs.values().filter(|r| r.expires > now) {
+            if let Some(n) = live.get_mut(r.site) {
+                *n += 1;
+            }
+        }
+        let minute = self.minute(now);
+        let first = minute.saturating_sub(CHURN_MINUTES as u64 - 1);
+        let window = self
+            .epoch
+            .map_or(Duration::ZERO, |e| {
+                now.saturating_duration_since(e + Duration::from_secs(first * 60))
+            })
+            .max(Duration::from_secs(60));
+        let per_min = |n: u64| n as f64 * 60.0 / window.as_secs_f64();
+        self.cfg
+            .sites
+            .iter()
+            .zip(&self.stats)
+            .zip(live)
+            .map(|((site, st), registered)| {
+                let mut recent = Churn::default();
+                for b in st
+                    .buckets
+                    .iter()
+                    .filter(|b| b.minute >= first && b.minute <= minute)
+                {
+                    recent.new += u64::from(b.new);
+                    recent.changed += u64::from(b.changed);
+                    recent.withdrawn += u64::from(b.withdrawn);
+                    recent.expired += u64::from(b.expired);
+                }
+                SiteStatus {
+                    name: site.name.clone(),
+                    registered,
+                    counters: st.counters,
+                    recent,
+                    window,
+                    churn_per_min: per_min(recent.new + recent.changed),
+                    expired_per_min: per_min(recent.expired),
+                }
+            })
+            .collect()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -381,5 +648,222 @@ fn reply(to: SocketAddrV4, nonce: u64, rec: Record) -> Vec<Send> {
             vec![Send { to, bytes: buf }]
         }
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::wire::lisp::{Address, Locator};
+
+    const IID: u32 = 1000;
+
+    fn site(name: &str, key: &str, prefix: &str) -> Site {
+        Site {
+            name: name.into(),
+            key: Secret(key.into()),
+            instance_id: IID,
+            eid_prefixes: vec![prefix.parse().unwrap()],
+        }
+    }
+
+    fn server(timeout: Option<Duration>) -> MapServer {
+        MapServer::new(MapServerConfig {
+            listen: Ipv4Addr::new(198, 51, 100, 1),
+            sites: vec![
+                site("a", "key-a", "10.200.1.0/24"),
+                site("b", "key-b", "10.200.2.0/24"),
+            ],
+            registration_timeout: timeout,
+        })
+    }
+
+    fn from(i: u8) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, i), CONTROL_PORT)
+    }
+
+    /// A Map-Register of `eid`/32 at `rloc`, signed with `key`.
+    fn register(eid: &str, rloc: Ipv4Addr, ttl: u32, key: &str) -> Vec<u8> {
+        register_with(eid, rloc, ttl, key, AuthAlg::HmacSha256)
+    }
+
+    fn register_with(eid: &str, rloc: Ipv4Addr, ttl: u32, key: &str, alg: AuthAlg) -> Vec<u8> {
+        let reg = MapRegister {
+            proxy_reply: false,
+            want_notify: false,
+            nonce: 1,
+            key_id: 0,
+            alg,
+            records: vec![Record {
+                ttl,
+                eid: Eid::new(IID, format!("{eid}/32").parse().unwrap()),
+                action: action::NO_ACTION,
+                authoritative: true,
+                map_version: 0,
+                locators: vec![Locator {
+                    priority: 1,
+                    weight: 100,
+                    m_priority: 255,
+                    m_weight: 0,
+                    local: true,
+                    probed: false,
+                    reachable: true,
+                    address: Address::Ipv4(rloc),
+                }],
+            }],
+            xtr_id: None,
+        };
+        let mut buf = vec![0u8; 512];
+        let n = reg.emit_register(&mut buf, key.as_bytes()).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn site_status(ms: &MapServer, now: Instant, name: &str) -> SiteStatus {
+        ms.sites(now).into_iter().find(|s| s.name == name).unwrap()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn auth_failures_count_against_the_site_claimed() {
+        let mut ms = server(None);
+        let now = Instant::now();
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        ms.handle(now, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        // Site b's EID, a wrong key: a bad MAC for b.
+        ms.handle(now, from(2), &register("10.200.2.1", r1, 10, "guess"));
+        ms.handle(now, from(2), &register("10.200.2.1", r1, 10, "guess"));
+        // Site b's EID, the right key, an Algorithm ID econet does not know.
+        let mut m = register("10.200.2.1", r1, 10, "key-b");
+        m[auth::ALG_ID] = 9;
+        ms.handle(now, from(2), &m);
+        // A MAC length HMAC-SHA-256 does not have: HMAC-SHA-1's 20 bytes.
+        let mut m = register_with("10.200.2.1", r1, 10, "key-b", AuthAlg::HmacSha1);
+        m[auth::ALG_ID] = AuthAlg::HmacSha256.id();
+        ms.handle(now, from(2), &m);
+        // EIDs in no site.
+        ms.handle(now, from(3), &register("10.99.0.1", r1, 10, "guess"));
+        // Site a's key for site b's EID: authenticated, refused.
+        ms.handle(now, from(1), &register("10.200.2.9", r1, 10, "key-a"));
+
+        let c = ms.counters();
+        assert_eq!(c.auth_failures, 5);
+        assert_eq!(c.auth_failures_no_site, 1);
+        assert_eq!(c.refused, 1);
+        let a = site_status(&ms, now, "a");
+        assert_eq!(a.registered, 1);
+        assert_eq!(a.counters.registers, 1);
+        assert_eq!(a.counters.refused, 1);
+        assert_eq!(a.counters.auth_failures(), 0);
+        let b = site_status(&ms, now, "b");
+        assert_eq!(b.registered, 0);
+        assert_eq!(b.counters.registers, 0);
+        assert_eq!(b.counters.bad_mac, 2);
+        assert_eq!(b.counters.unknown_alg, 2);
+        assert_eq!(b.counters.auth_failures(), 4);
+        assert_eq!(b.counters.churn, Churn::default());
+    }
+
+    #[test]
+    fn churn_counts_changes_not_refreshes_and_ages_out() {
+        let mut ms = server(Some(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (r1, r2) = (
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(198, 51, 100, 8),
+        );
+        ms.handle(at(0), from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        // A refresh of the same record is not churn.
+        ms.handle(at(10), from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        // Another RLOC is.
+        ms.handle(at(20), from(1), &register("10.200.1.1", r2, 10, "key-a"));
+        ms.handle(at(30), from(1), &register("10.200.1.2", r2, 10, "key-a"));
+        // TTL 0 withdraws it.
+        ms.handle(at(31), from(1), &register("10.200.1.2", r2, 0, "key-a"));
+        assert_eq!(site_status(&ms, at(31), "a").registered, 1);
+        // 10.200.1.1 was last registered at 20 s: it expires at 80 s.
+        assert!(ms.poll(at(79)).is_empty());
+        assert_eq!(ms.poll(at(81)).len(), 1);
+
+        let a = site_status(&ms, at(90), "a");
+        assert_eq!(a.registered, 0);
+        assert_eq!(a.counters.registers, 5);
+        let want = Churn {
+            new: 2,
+            changed: 1,
+            withdrawn: 1,
+            expired: 1,
+        };
+        assert_eq!(a.counters.churn, want);
+        assert_eq!(a.recent, want);
+        assert_eq!(a.window, Duration::from_secs(90));
+        assert!(close(a.churn_per_min, 2.0), "{}", a.churn_per_min);
+        assert!(
+            close(a.expired_per_min, 60.0 / 90.0),
+            "{}",
+            a.expired_per_min
+        );
+        // Site b saw nothing.
+        let b = site_status(&ms, at(90), "b");
+        assert_eq!(
+            (b.recent, b.counters.churn),
+            (Churn::default(), Churn::default())
+        );
+
+        // Six minutes on, the first two minutes have left the window (minutes 2..=6).
+        ms.handle(at(360), from(1), &register("10.200.1.3", r1, 10, "key-a"));
+        let a = site_status(&ms, at(360), "a");
+        assert_eq!(a.window, Duration::from_secs(240));
+        assert_eq!(
+            a.recent,
+            Churn {
+                new: 1,
+                ..Churn::default()
+            }
+        );
+        assert!(close(a.churn_per_min, 0.25), "{}", a.churn_per_min);
+        assert_eq!(a.counters.churn.new, 3, "totals stay");
+        // The first seconds count as a minute: no storm from one registration.
+        let mut fresh = server(None);
+        fresh.handle(at(0), from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        let a = site_status(&fresh, at(1), "a");
+        assert_eq!(a.window, Duration::from_secs(60));
+        assert!(close(a.churn_per_min, 1.0), "{}", a.churn_per_min);
+    }
+
+    #[test]
+    fn site_counts_survive_a_reload_that_keeps_the_site() {
+        let mut ms = server(None);
+        let now = Instant::now();
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        ms.handle(now, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        ms.handle(now, from(2), &register("10.200.2.1", r1, 10, "key-b"));
+        ms.handle(now, from(2), &register("10.200.2.1", r1, 10, "guess"));
+        // b kept (listed first now), a renamed to c.
+        ms.set_config(MapServerConfig {
+            listen: Ipv4Addr::new(198, 51, 100, 1),
+            sites: vec![
+                site("b", "key-b", "10.200.2.0/24"),
+                site("c", "key-a", "10.200.1.0/24"),
+            ],
+            registration_timeout: None,
+        });
+        let s = ms.sites(now);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "b");
+        assert_eq!(s[0].registered, 1);
+        assert_eq!(s[0].counters.registers, 1);
+        assert_eq!(s[0].counters.bad_mac, 1);
+        assert_eq!(s[0].counters.churn.new, 1);
+        assert_eq!(s[1].name, "c");
+        assert_eq!(s[1].registered, 0, "a's registration went with a");
+        assert_eq!(s[1].counters, SiteCounters::default());
+        ms.handle(now, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        assert_eq!(ms.sites(now)[1].counters.registers, 1);
     }
 }

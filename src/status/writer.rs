@@ -59,6 +59,14 @@ impl JsonWriter {
         self
     }
 
+    /// A number with one decimal place (a rate); anything not finite writes 0.
+    pub fn decimal1(&mut self, v: f64) -> &mut Self {
+        self.sep();
+        let v = if v.is_finite() { v } else { 0.0 };
+        self.out.push_str(&format!("{v:.1}"));
+        self
+    }
+
     pub fn bool(&mut self, b: bool) -> &mut Self {
         self.sep();
         self.out.push_str(if b { "true" } else { "false" });
