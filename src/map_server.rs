@@ -4,13 +4,19 @@
 //! map-server status` (and `econet status`) with the registered EIDs and, per site, the
 //! registrations accepted, auth failures and churn. SIGHUP rereads the config
 //! (registrations and counts of the sites kept stay).
+//!
+//! The registrations are kept in the state directory ([`crate::lisp::ms_store`] has
+//! the format and why they are persisted rather than rebuilt): a snapshot at most
+//! every [`SAVE_EVERY`] while they change, and one on SIGTERM; loaded at start, so a
+//! restarted map server answers Map-Requests at once instead of sending negative
+//! Map-Replies until every xTR has registered again.
 
 use crate::config::FileError;
 use crate::control::{ControlServer, Request};
 use crate::daemon::StartError;
 use crate::event_loop::{earliest, Handler, Poller};
-use crate::lisp::ms_config;
 use crate::lisp::server::{Churn, MapServer};
+use crate::lisp::{ms_config, ms_store};
 use crate::status::writer::JsonWriter;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -21,6 +27,14 @@ const T_UDP: u64 = 1;
 const T_CONTROL: u64 = 2;
 const T_CONN: u64 = 0x100;
 
+/// The longest the registrations on disk lag behind the running ones. A snapshot is
+/// the whole table (about 120 bytes an EID), so this bounds the write load; an entry
+/// on disk is at most this much older than the live one.
+pub const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// The most a registrations file may hold: far more than 100,000 EIDs' lines.
+const STORE_CAP: u64 = 256 << 20;
+
 pub struct MapServerDaemon {
     config: PathBuf,
     ms: MapServer,
@@ -28,6 +42,16 @@ pub struct MapServerDaemon {
     control: ControlServer,
     buf: Vec<u8>,
     rejected: Vec<String>,
+    /// The registrations file.
+    store: PathBuf,
+    /// When the next snapshot is due (something changed).
+    save_at: Option<Instant>,
+    /// Registrations loaded from the file at start.
+    restored: usize,
+    /// Why the last snapshot failed, until one succeeds.
+    save_error: Option<String>,
+    /// About the registrations file at start (set aside, unreadable).
+    warnings: Vec<String>,
 }
 
 impl MapServerDaemon {
@@ -43,14 +67,45 @@ impl MapServerDaemon {
         let control = ControlServer::bind(&state_dir.join(crate::daemon::SOCKET))
             .map_err(StartError::io("control socket"))?;
         log::info!("map server on {addr}: {} sites", cfg.sites.len());
+        let mut ms = MapServer::new(cfg);
+        let store = state_dir.join(ms_store::FILE);
+        let (restored, warnings) = restore(&mut ms, &store);
+        // What could be read of a file set aside goes back to disk soon.
+        let save_at = (!warnings.is_empty()).then(|| Instant::now() + SAVE_EVERY);
         Ok(MapServerDaemon {
             config,
-            ms: MapServer::new(cfg),
+            ms,
             sock,
             control,
             buf: vec![0; 65536],
             rejected: Vec::new(),
+            store,
+            save_at,
+            restored,
+            save_error: None,
+            warnings,
         })
+    }
+
+    /// Writes the registrations file now; a failure is logged once and retried
+    /// [`SAVE_EVERY`] later, and until then the old file stays as it was.
+    fn save(&mut self, now: Instant) {
+        let bytes = self.ms.snapshot(now, wall_ms());
+        match crate::persist::write_atomic(&self.store, &bytes, 0o600) {
+            Ok(()) => {
+                if self.save_error.take().is_some() {
+                    log::info!("{} written again", self.store.display());
+                }
+            }
+            Err(e) => {
+                let msg = format!("{}: cannot write registrations: {e}", self.store.display());
+                if self.save_error.as_deref() != Some(msg.as_str()) {
+                    log::error!("{msg}");
+                }
+                self.save_error = Some(msg);
+                self.save_at = Some(now + SAVE_EVERY);
+            }
+        }
     }
 
     /// The registrations, as JSON (`status --json`) or text.
@@ -123,6 +178,15 @@ impl MapServerDaemon {
                 w.str(e);
             }
             w.end_arr();
+            w.key("store").begin_obj();
+            w.key("file").str(&self.store.display().to_string());
+            w.key("restored").num(self.restored as u64);
+            w.key("warnings").begin_arr();
+            for e in self.warnings.iter().chain(&self.save_error) {
+                w.str(e);
+            }
+            w.end_arr();
+            w.end_obj();
             w.end_obj();
             w.finish() + "\n"
         } else {
@@ -154,6 +218,14 @@ impl MapServerDaemon {
                     st.recent.expired,
                 );
             }
+            s += &format!(
+                "  {} registrations restored from {}\n",
+                self.restored,
+                self.store.display()
+            );
+            for e in self.warnings.iter().chain(&self.save_error) {
+                s += &format!("  warning: {e}\n");
+            }
             if c.auth_failures_no_site > 0 {
                 s += &format!(
                     "  {} auth failures for EIDs in no site\n",
@@ -183,6 +255,51 @@ fn churn(w: &mut JsonWriter, c: &Churn) {
     w.key("withdrawn").num(c.withdrawn);
     w.key("expired").num(c.expired);
     w.end_obj();
+}
+
+/// Milliseconds since the epoch, by the wall clock.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Loads the registrations file into `ms`; a file that is not ours, damaged or
+/// unreadable is set aside (what can be read of a damaged one is still loaded).
+/// Returns how many registrations were loaded, and the warnings for status.
+fn restore(ms: &mut MapServer, path: &std::path::Path) -> (usize, Vec<String>) {
+    let mut warnings = Vec::new();
+    let bytes = match crate::persist::read_state(path, STORE_CAP) {
+        Ok(Some(b)) => b,
+        Ok(None) => return (0, warnings),
+        Err(e) => {
+            warnings.push(crate::persist::set_aside(path, &e));
+            return (0, warnings);
+        }
+    };
+    let d = ms_store::decode(&bytes);
+    if d.foreign {
+        let why = format!(
+            "not a registrations file (no {:?} header)",
+            ms_store::HEADER
+        );
+        warnings.push(crate::persist::set_aside(path, &why));
+        return (0, warnings);
+    }
+    let now = Instant::now();
+    let r = ms.restore(d.entries, now, wall_ms());
+    if d.bad > 0 {
+        let why = format!("{} damaged lines skipped", d.bad);
+        warnings.push(crate::persist::set_aside(path, &why));
+    }
+    log::info!(
+        "{} registrations restored from {} ({} expired meanwhile, {} of sites no longer configured)",
+        r.loaded,
+        path.display(),
+        r.expired,
+        r.dropped
+    );
+    (r.loaded, warnings)
 }
 
 /// The map server's config, or why it cannot be used.
@@ -234,13 +351,23 @@ impl Handler for MapServerDaemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        earliest(self.ms.poll_timeout(), self.control.next_deadline())
+        earliest(
+            earliest(self.ms.poll_timeout(), self.control.next_deadline()),
+            self.save_at,
+        )
     }
 
     fn tick(&mut self, now: Instant) {
         self.control.reap(now);
         for eid in self.ms.poll(now) {
             log::info!("registration of {eid} expired");
+        }
+        if self.ms.take_dirty() && self.save_at.is_none() {
+            self.save_at = Some(now + SAVE_EVERY);
+        }
+        if self.save_at.is_some_and(|t| t <= now) {
+            self.save_at = None;
+            self.save(now);
         }
     }
 
@@ -264,7 +391,89 @@ impl Handler for MapServerDaemon {
         }
     }
 
-    fn shutdown(&mut self) {}
+    /// SIGTERM: the registrations as they are now, on disk.
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        self.ms.poll(now);
+        if self.ms.take_dirty() || self.save_at.is_some() {
+            self.save(now);
+        }
+    }
 
     fn busy(&mut self, _d: Duration) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::lisp::{AuthAlg, Eid, MapRegister, Record};
+    use std::net::Ipv4Addr;
+
+    const SPEC: &str = r#"{"listen": "198.51.100.1", "sites": [{"name": "fleet", "key": "k", "instance_id": 1000, "eid_prefixes": ["10.200.0.0/16"]}]}"#;
+
+    fn server() -> MapServer {
+        MapServer::new(ms_config::parse(SPEC.as_bytes()).unwrap())
+    }
+
+    fn registered(eid: [u8; 4]) -> MapServer {
+        let mut ms = server();
+        let reg = MapRegister {
+            proxy_reply: false,
+            want_notify: false,
+            nonce: 1,
+            key_id: 0,
+            alg: AuthAlg::HmacSha256,
+            records: vec![Record {
+                ttl: 10,
+                eid: Eid::host(1000, Ipv4Addr::from(eid)),
+                action: 0,
+                authoritative: true,
+                map_version: 0,
+                locators: Vec::new(),
+            }],
+            xtr_id: None,
+        };
+        let mut buf = vec![0u8; 512];
+        let n = reg.emit_register(&mut buf, b"k").unwrap();
+        let from = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4342);
+        ms.handle(Instant::now(), from, &buf[..n]);
+        ms
+    }
+
+    #[test]
+    fn the_registrations_file_is_loaded_or_set_aside() {
+        let dir = std::env::temp_dir().join(format!("econet-ms-store-{}", std::process::id()));
+        crate::persist::ensure_dir(&dir).unwrap();
+        let path = dir.join(ms_store::FILE);
+        let bad = dir.join(format!("{}.bad", ms_store::FILE));
+        // None yet.
+        assert_eq!(restore(&mut server(), &path), (0, Vec::new()));
+        // A good one.
+        let good = registered([10, 200, 1, 1]).snapshot(Instant::now(), wall_ms());
+        std::fs::write(&path, &good).unwrap();
+        let mut ms = server();
+        assert_eq!(restore(&mut ms, &path), (1, Vec::new()));
+        assert_eq!(ms.status(Instant::now()).len(), 1);
+        // Damaged: what parses is loaded, the file set aside.
+        let mut torn = good.clone();
+        torn.extend_from_slice(b"fleet 1 2 nonsense\n");
+        std::fs::write(&path, &torn).unwrap();
+        let mut ms = server();
+        let (n, w) = restore(&mut ms, &path);
+        assert_eq!(n, 1);
+        assert!(w[0].contains("1 damaged lines"), "{w:?}");
+        assert!(!path.exists() && bad.exists());
+        // Someone else's file, and one that is not a file.
+        std::fs::write(&path, b"econet-dhcp-leases 1\n").unwrap();
+        let (n, w) = restore(&mut server(), &path);
+        assert_eq!(n, 0);
+        assert!(w[0].contains("not a registrations file"), "{w:?}");
+        std::fs::remove_file(&bad).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let (n, w) = restore(&mut server(), &path);
+        assert_eq!(n, 0);
+        assert!(w[0].contains("a directory"), "{w:?}");
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -25,6 +25,7 @@
 pub mod cache;
 pub mod crypto;
 pub mod ms_config;
+pub mod ms_store;
 pub mod server;
 pub mod xtr;
 

@@ -5,6 +5,7 @@
 //! negative replies for EIDs no ETR holds.
 
 use super::ms_config::{MapServerConfig, Site};
+use super::ms_store;
 use crate::addr::Ipv4Net;
 use crate::wire::lisp::control::{self, action, message_type, msg_type};
 use crate::wire::lisp::{
@@ -169,6 +170,19 @@ pub struct MapServer {
     stats: Vec<SiteStats>,
     /// The first instant the core saw: minute 0 of the churn buckets.
     epoch: Option<Instant>,
+    /// The registrations changed (or were refreshed) since the last
+    /// [`MapServer::take_dirty`]: the shell's cue to write a snapshot.
+    dirty: bool,
+}
+
+/// What [`MapServer::restore`] did with a stored file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub loaded: usize,
+    /// Expired while the map server was down.
+    pub expired: usize,
+    /// Of a site no longer configured, outside their site now, or a duplicate EID.
+    pub dropped: usize,
 }
 
 impl MapServer {
@@ -179,7 +193,108 @@ impl MapServer {
             regs: HashMap::new(),
             counters: Counters::default(),
             epoch: None,
+            dirty: false,
         }
+    }
+
+    /// Whether the registrations changed since the last call (and forgets it).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The live registrations in the [`ms_store`] format, for the state directory;
+    /// `wall_ms` is the wall clock at `now`, in milliseconds since the epoch.
+    pub fn snapshot(&self, now: Instant, wall_ms: u64) -> Vec<u8> {
+        let mut regs: Vec<&Registration> = self.regs.values().filter(|r| r.expires > now).collect();
+        regs.sort_unstable_by_key(|r| r.record.eid);
+        let mut out = String::with_capacity(40 + regs.len() * 120);
+        out.push_str(ms_store::HEADER);
+        out.push('\n');
+        let at = |t: Instant| -> u64 {
+            if t >= now {
+                wall_ms.saturating_add(millis(t - now))
+            } else {
+                wall_ms.saturating_sub(millis(now - t))
+            }
+        };
+        for r in regs {
+            let Some(site) = self.cfg.sites.get(r.site) else {
+                continue;
+            };
+            let e = ms_store::Stored {
+                site: site.name.clone(),
+                expires: at(r.expires),
+                registered: at(r.registered),
+                from: r.from,
+                proxy_reply: r.proxy_reply,
+                record: r.record.clone(),
+            };
+            if !ms_store::encode(&e, &mut out) {
+                log::warn!("registration of {} cannot be stored", r.record.eid);
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// Loads stored registrations (call right after `new`, before any Map-Register):
+    /// those that expired by `wall_ms`, of sites no longer configured or outside their
+    /// site now are dropped. A clock that jumped cannot make one live longer than its
+    /// record TTL or the configured timeout.
+    pub fn restore(
+        &mut self,
+        stored: Vec<ms_store::Stored>,
+        now: Instant,
+        wall_ms: u64,
+    ) -> Restored {
+        let mut done = Restored::default();
+        for e in stored {
+            if e.expires <= wall_ms {
+                done.expired += 1;
+                continue;
+            }
+            let Some(si) = self
+                .cfg
+                .sites
+                .iter()
+                .position(|s| s.name == e.site && in_site(s, &e.record.eid))
+            else {
+                done.dropped += 1;
+                continue;
+            };
+            if e.record.ttl == 0 || self.regs.contains_key(&e.record.eid) {
+                done.dropped += 1;
+                continue;
+            }
+            let ttl = Duration::from_secs(u64::from(e.record.ttl.min(u32::MAX / 60)) * 60);
+            let most = self
+                .cfg
+                .registration_timeout
+                .unwrap_or(ttl)
+                .max(MIN_TIMEOUT);
+            let left = Duration::from_millis(e.expires - wall_ms).min(most);
+            let age = Duration::from_millis(wall_ms.saturating_sub(e.registered));
+            let (Some(expires), registered) =
+                (now.checked_add(left), now.checked_sub(age).unwrap_or(now))
+            else {
+                done.dropped += 1;
+                continue;
+            };
+            self.regs.insert(
+                e.record.eid,
+                Registration {
+                    site: si,
+                    record: e.record,
+                    proxy_reply: e.proxy_reply,
+                    from: e.from,
+                    registered,
+                    expires,
+                },
+            );
+            done.loaded += 1;
+        }
+        // What was dropped must leave the file too.
+        self.dirty = done.expired + done.dropped > 0;
+        done
     }
 
     pub fn config(&self) -> &MapServerConfig {
@@ -205,6 +320,7 @@ impl MapServer {
             })
             .collect();
         let sites = &self.cfg.sites;
+        let before = self.regs.len();
         self.regs.retain(|eid, r| {
             let Some(name) = old.sites.get(r.site).map(|s| &s.name) else {
                 return false;
@@ -220,6 +336,7 @@ impl MapServer {
                 None => false,
             }
         });
+        self.dirty |= self.regs.len() != before;
     }
 
     pub fn counters(&self) -> Counters {
@@ -294,6 +411,8 @@ impl MapServer {
         if let Some(st) = self.stats.get_mut(si) {
             st.counters.registers += 1;
         }
+        // A refresh moves the expiry: that is state to keep too.
+        self.dirty = true;
         for rec in &reg.records {
             if rec.ttl == 0 {
                 // TTL 0 withdraws the registration.
@@ -479,6 +598,7 @@ impl MapServer {
             log::info!("registration of {e} expired");
         }
         self.counters.expired += gone.len() as u64;
+        self.dirty |= !gone.is_empty();
         gone.into_iter().map(|(e, _)| e).collect()
     }
 
@@ -631,6 +751,10 @@ fn in_site(site: &Site, eid: &Eid) -> bool {
             .eid_prefixes
             .iter()
             .any(|p| p.len() <= eid.prefix.len() && p.contains(eid.prefix.addr()))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn reply(to: SocketAddrV4, nonce: u64, rec: Record) -> Vec<Send> {
@@ -834,6 +958,182 @@ mod tests {
         let a = site_status(&fresh, at(1), "a");
         assert_eq!(a.window, Duration::from_secs(60));
         assert!(close(a.churn_per_min, 1.0), "{}", a.churn_per_min);
+    }
+
+    /// An ECM'd Map-Request for `eid` from an ITR at `itr`.
+    fn map_request(eid: &str, itr: Ipv4Addr) -> Vec<u8> {
+        let req = MapRequest {
+            authoritative: false,
+            probe: false,
+            smr: false,
+            pitr: false,
+            smr_invoked: false,
+            nonce: 0x5eed,
+            source_eid: Address::None,
+            itr_rlocs: vec![Address::Ipv4(itr)],
+            eids: vec![Eid::host(IID, eid.parse().unwrap())],
+            map_reply: None,
+        };
+        let mut inner = vec![0u8; 512];
+        let n = req.emit(&mut inner).unwrap();
+        let ecm = Ecm {
+            security: false,
+            ddt: false,
+            src: itr,
+            dst: eid.parse().unwrap(),
+            src_port: CONTROL_PORT,
+            dst_port: CONTROL_PORT,
+            message: &inner[..n],
+        };
+        let mut buf = vec![0u8; 1024];
+        let n = ecm.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Snapshot at `t0` (wall clock `wall0` ms), restored into a fresh server whose
+    /// clocks read `now` and `wall`.
+    fn restart(
+        ms: &MapServer,
+        t0: Instant,
+        wall0: u64,
+        cfg: MapServerConfig,
+        now: Instant,
+        wall: u64,
+    ) -> (MapServer, Restored) {
+        let d = ms_store::decode(&ms.snapshot(t0, wall0));
+        assert_eq!((d.bad, d.foreign), (0, false));
+        let mut fresh = MapServer::new(cfg);
+        let r = fresh.restore(d.entries, now, wall);
+        (fresh, r)
+    }
+
+    #[test]
+    fn a_restarted_server_answers_from_its_snapshot_at_once() {
+        let mut ms = server(None);
+        let t0 = Instant::now();
+        let wall0 = 1_700_000_000_000;
+        let (r1, r2) = (
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(198, 51, 100, 8),
+        );
+        ms.handle(t0, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        ms.handle(t0, from(2), &register("10.200.2.1", r2, 10, "key-b"));
+        assert!(ms.take_dirty());
+        assert!(!ms.take_dirty());
+        // A refresh is worth a snapshot too (the expiry moved): 20 s on, it learns
+        // a 60 s lifetime.
+        let t1 = t0 + Duration::from_secs(20);
+        ms.handle(t1, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        assert!(ms.take_dirty());
+
+        // Down for 30 s: a new process, a new Instant epoch.
+        let now = t0 + Duration::from_secs(1000);
+        let wall = wall0 + 50_000;
+        let (mut back, r) = restart(&ms, t1, wall0 + 20_000, server(None).cfg, now, wall);
+        assert_eq!(
+            r,
+            Restored {
+                loaded: 2,
+                expired: 0,
+                dropped: 0
+            }
+        );
+        assert!(!back.take_dirty(), "nothing to rewrite");
+        let reg = back
+            .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 1, 1)))
+            .unwrap();
+        assert_eq!(
+            reg,
+            &Registration {
+                site: 0,
+                record: ms.registration(&reg.record.eid).unwrap().record.clone(),
+                proxy_reply: false,
+                from: from(1),
+                registered: now - Duration::from_secs(30),
+                // 60 s from its refresh, 30 s of it gone.
+                expires: now + Duration::from_secs(30),
+            }
+        );
+        let b = back
+            .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 2, 1)))
+            .unwrap();
+        // TTL 10 minutes, 50 s of it gone.
+        assert_eq!(b.expires, now + Duration::from_secs(550));
+        assert_eq!(back.status(now).len(), 2);
+        // The first Map-Request goes to the ETR, not a negative reply.
+        let out = back.handle(
+            now,
+            from(9),
+            &map_request("10.200.2.1", Ipv4Addr::new(192, 0, 2, 9)),
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, SocketAddrV4::new(r2, CONTROL_PORT));
+        assert_eq!(back.counters().forwarded, 1);
+        assert_eq!(back.counters().negative_replies, 0);
+        // The registration interval learnt before still holds: a refresh 30 s after
+        // the last one gives 3 x 30 s.
+        back.handle(now, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        let reg = back
+            .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 1, 1)))
+            .unwrap();
+        assert_eq!(reg.expires, now + Duration::from_secs(90));
+    }
+
+    #[test]
+    fn expired_and_unconfigured_registrations_are_not_restored() {
+        let mut ms = server(Some(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        let wall0 = 1_700_000_000_000;
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        ms.handle(t0, from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        ms.handle(
+            t0 + Duration::from_secs(30),
+            from(1),
+            &register("10.200.1.2", r1, 10, "key-a"),
+        );
+        ms.handle(t0, from(2), &register("10.200.2.1", r1, 10, "key-b"));
+        let t1 = t0 + Duration::from_secs(31);
+        let wall1 = wall0 + 31_000;
+        // 40 s later: 10.200.1.1 and 10.200.2.1 (60 s from t0) have expired.
+        let now = t0 + Duration::from_secs(500);
+        let (mut back, r) = restart(&ms, t1, wall1, ms.cfg.clone(), now, wall1 + 40_000);
+        assert_eq!(
+            r,
+            Restored {
+                loaded: 1,
+                expired: 2,
+                dropped: 0
+            }
+        );
+        assert!(back.take_dirty(), "the file must lose the expired ones");
+        let left = back.status(now);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].eid, Eid::host(IID, Ipv4Addr::new(10, 200, 1, 2)));
+        assert_eq!(left[0].expires_in, Duration::from_secs(19));
+        // Site b gone, site a renamed: nothing stays.
+        let cfg = MapServerConfig {
+            listen: Ipv4Addr::new(198, 51, 100, 1),
+            sites: vec![site("c", "key-a", "10.200.1.0/24")],
+            registration_timeout: None,
+        };
+        let (back, r) = restart(&ms, t1, wall1, cfg, now, wall1);
+        assert_eq!(
+            r,
+            Restored {
+                loaded: 0,
+                expired: 0,
+                dropped: 3
+            }
+        );
+        assert!(back.status(now).is_empty());
+        // A clock set far back cannot stretch a registration past its timeout.
+        let (back, r) = restart(&ms, t1, wall1, ms.cfg.clone(), now, 1_000);
+        assert_eq!(r.loaded, 3);
+        assert!(back
+            .status(now)
+            .iter()
+            .all(|s| s.expires_in <= Duration::from_secs(60)));
     }
 
     #[test]

@@ -183,6 +183,34 @@ impl Record {
         self.eid.address().emit(w)?;
         self.locators.iter().try_for_each(|l| l.emit(w))
     }
+
+    /// The record alone, in its wire layout (RFC 9301 §5.4): what a map server keeps
+    /// on disk.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let len = 12
+            + self.eid.address().buffer_len()
+            + self
+                .locators
+                .iter()
+                .map(|l| 6 + l.address.buffer_len())
+                .sum::<usize>();
+        let mut buf = vec![0u8; len];
+        let mut w = Writer::new(&mut buf);
+        self.emit(&mut w)?;
+        let n = w.pos();
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// One record that fills `buf` exactly (what [`Record::to_bytes`] wrote).
+    pub fn from_bytes(buf: &[u8]) -> Result<Record> {
+        let mut r = Reader::new(buf);
+        let rec = Record::parse(&mut r)?;
+        if !r.is_empty() {
+            return Err(Error::Malformed);
+        }
+        Ok(rec)
+    }
 }
 
 /// Iterates over `count` records; stops at the first error (which it yields).
