@@ -362,8 +362,16 @@ impl Handler for MapServerDaemon {
         for eid in self.ms.poll(now) {
             log::info!("registration of {eid} expired");
         }
-        if self.ms.take_dirty() && self.save_at.is_none() {
-            self.save_at = Some(now + SAVE_EVERY);
+        // Changes are written within SAVE_EVERY, mere refreshes within a minute.
+        let due = if self.ms.take_dirty() {
+            Some(now + SAVE_EVERY)
+        } else if self.ms.take_refreshed() {
+            Some(now + crate::lisp::server::REFRESH_SAVE_EVERY)
+        } else {
+            None
+        };
+        if let Some(d) = due {
+            self.save_at = Some(self.save_at.map_or(d, |t| t.min(d)));
         }
         if self.save_at.is_some_and(|t| t <= now) {
             self.save_at = None;
@@ -395,7 +403,7 @@ impl Handler for MapServerDaemon {
     fn shutdown(&mut self) {
         let now = Instant::now();
         self.ms.poll(now);
-        if self.ms.take_dirty() || self.save_at.is_some() {
+        if self.ms.take_dirty() | self.ms.take_refreshed() || self.save_at.is_some() {
             self.save(now);
         }
     }

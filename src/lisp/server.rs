@@ -162,6 +162,10 @@ pub struct SiteStatus {
     pub expired_per_min: f64,
 }
 
+/// How often a snapshot is written when registrations were only refreshed: every
+/// refresh would rewrite the whole table every few seconds at fleet scale.
+pub const REFRESH_SAVE_EVERY: Duration = Duration::from_secs(60);
+
 pub struct MapServer {
     cfg: MapServerConfig,
     regs: HashMap<Eid, Registration>,
@@ -173,6 +177,8 @@ pub struct MapServer {
     /// The registrations changed (or were refreshed) since the last
     /// [`MapServer::take_dirty`]: the shell's cue to write a snapshot.
     dirty: bool,
+    /// Refreshed since the last snapshot, nothing else changed.
+    refreshed: bool,
 }
 
 /// What [`MapServer::restore`] did with a stored file.
@@ -194,12 +200,19 @@ impl MapServer {
             counters: Counters::default(),
             epoch: None,
             dirty: false,
+            refreshed: false,
         }
     }
 
     /// Whether the registrations changed since the last call (and forgets it).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Whether registrations were refreshed (only their expiry moved) since the
+    /// last call (and forgets it): worth a snapshot every [`REFRESH_SAVE_EVERY`].
+    pub fn take_refreshed(&mut self) -> bool {
+        std::mem::take(&mut self.refreshed)
     }
 
     /// The live registrations in the [`ms_store`] format, for the state directory;
@@ -248,7 +261,11 @@ impl MapServer {
     ) -> Restored {
         let mut done = Restored::default();
         for e in stored {
-            if e.expires <= wall_ms {
+            // Refreshes are written at most every REFRESH_SAVE_EVERY: an entry may
+            // have been refreshed that long after its stored expiry was written.
+            let lag = REFRESH_SAVE_EVERY.as_millis() as u64;
+            let expires_ms = e.expires.saturating_add(lag);
+            if expires_ms <= wall_ms {
                 done.expired += 1;
                 continue;
             }
@@ -271,7 +288,7 @@ impl MapServer {
                 .registration_timeout
                 .unwrap_or(ttl)
                 .max(MIN_TIMEOUT);
-            let left = Duration::from_millis(e.expires - wall_ms).min(most);
+            let left = Duration::from_millis(expires_ms - wall_ms).min(most);
             let age = Duration::from_millis(wall_ms.saturating_sub(e.registered));
             let (Some(expires), registered) =
                 (now.checked_add(left), now.checked_sub(age).unwrap_or(now))
@@ -411,14 +428,13 @@ impl MapServer {
         if let Some(st) = self.stats.get_mut(si) {
             st.counters.registers += 1;
         }
-        // A refresh moves the expiry: that is state to keep too.
-        self.dirty = true;
         for rec in &reg.records {
             if rec.ttl == 0 {
                 // TTL 0 withdraws the registration.
                 if self.regs.get(&rec.eid).is_some_and(|r| r.site == si) {
                     self.regs.remove(&rec.eid);
                     self.churn(si, now, ChurnKind::Withdrawn);
+                    self.dirty = true;
                 }
                 continue;
             }
@@ -429,8 +445,14 @@ impl MapServer {
                 }
                 _ => Some(ChurnKind::New),
             };
-            if let Some(kind) = kind {
-                self.churn(si, now, kind);
+            // A change is written soon; a refresh (only the expiry moved) at most
+            // every REFRESH_SAVE_EVERY, which `restore` allows for.
+            match kind {
+                Some(kind) => {
+                    self.churn(si, now, kind);
+                    self.dirty = true;
+                }
+                None => self.refreshed = true,
             }
             let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60);
             let timeout = match (self.cfg.registration_timeout, self.regs.get(&rec.eid)) {
@@ -1021,11 +1043,13 @@ mod tests {
         ms.handle(t0, from(2), &register("10.200.2.1", r2, 10, "key-b"));
         assert!(ms.take_dirty());
         assert!(!ms.take_dirty());
-        // A refresh is worth a snapshot too (the expiry moved): 20 s on, it learns
-        // a 60 s lifetime.
+        // A refresh (only the expiry moved) is worth a later snapshot, not an
+        // early one: 20 s on, it learns a 60 s lifetime.
         let t1 = t0 + Duration::from_secs(20);
         ms.handle(t1, from(1), &register("10.200.1.1", r1, 10, "key-a"));
-        assert!(ms.take_dirty());
+        assert!(!ms.take_dirty());
+        assert!(ms.take_refreshed());
+        assert!(!ms.take_refreshed());
 
         // Down for 30 s: a new process, a new Instant epoch.
         let now = t0 + Duration::from_secs(1000);
@@ -1051,15 +1075,17 @@ mod tests {
                 proxy_reply: false,
                 from: from(1),
                 registered: now - Duration::from_secs(30),
-                // 60 s from its refresh, 30 s of it gone.
-                expires: now + Duration::from_secs(30),
+                // 60 s from its refresh, 30 s of it gone, and the minute a refresh
+                // may not have been written yet.
+                expires: now + Duration::from_secs(30) + REFRESH_SAVE_EVERY,
             }
         );
         let b = back
             .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 2, 1)))
             .unwrap();
-        // TTL 10 minutes, 50 s of it gone.
-        assert_eq!(b.expires, now + Duration::from_secs(550));
+        // TTL 10 minutes, 50 s of it gone, plus the unwritten-refresh minute: at
+        // most the TTL.
+        assert_eq!(b.expires, now + Duration::from_secs(600));
         assert_eq!(back.status(now).len(), 2);
         // The first Map-Request goes to the ETR, not a negative reply.
         let out = back.handle(
@@ -1095,9 +1121,10 @@ mod tests {
         ms.handle(t0, from(2), &register("10.200.2.1", r1, 10, "key-b"));
         let t1 = t0 + Duration::from_secs(31);
         let wall1 = wall0 + 31_000;
-        // 40 s later: 10.200.1.1 and 10.200.2.1 (60 s from t0) have expired.
+        // 100 s later: 10.200.1.1 and 10.200.2.1 (60 s from t0, plus the minute a
+        // refresh may not have been written) have expired; 10.200.1.2 (90 s) not.
         let now = t0 + Duration::from_secs(500);
-        let (mut back, r) = restart(&ms, t1, wall1, ms.cfg.clone(), now, wall1 + 40_000);
+        let (mut back, r) = restart(&ms, t1, wall1, ms.cfg.clone(), now, wall1 + 100_000);
         assert_eq!(
             r,
             Restored {
