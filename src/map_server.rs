@@ -64,6 +64,7 @@ impl MapServerDaemon {
         let addr = SocketAddrV4::new(cfg.listen, crate::wire::lisp::CONTROL_PORT);
         let sock = crate::services::sock::udp_bound(addr, None)
             .map_err(StartError::io(format!("listen on {addr}")))?;
+        fit_recv_buffer(&sock, cfg.sites.len());
         let control = ControlServer::bind(&state_dir.join(crate::daemon::SOCKET))
             .map_err(StartError::io("control socket"))?;
         log::info!("map server on {addr}: {} sites", cfg.sites.len());
@@ -302,6 +303,30 @@ fn restore(ms: &mut MapServer, path: &std::path::Path) -> (usize, Vec<String>) {
     (r.loaded, warnings)
 }
 
+/// Bytes of receive buffer per site: a fleet's devices re-register all at once after
+/// an outage, one Map-Register each (about 1 KiB in the kernel's accounting with 10
+/// EIDs, up to 2 with 32), and the socket must hold the burst while the core works
+/// through it.
+const RECV_BUFFER_PER_SITE: usize = 2048;
+const RECV_BUFFER_MIN: usize = 4 << 20;
+const RECV_BUFFER_MAX: usize = 64 << 20;
+
+/// The receive buffer `sites` need: room for one Map-Register from each.
+fn recv_buffer(sites: usize) -> usize {
+    sites
+        .saturating_mul(RECV_BUFFER_PER_SITE)
+        .clamp(RECV_BUFFER_MIN, RECV_BUFFER_MAX)
+}
+
+fn fit_recv_buffer(sock: &UdpSocket, sites: usize) {
+    let bytes = recv_buffer(sites);
+    if !crate::services::sock::set_recv_buffer(sock.as_raw_fd(), bytes) {
+        log::warn!(
+            "could not set a {bytes}-byte receive buffer; a burst of registrations may be lost"
+        );
+    }
+}
+
 /// The map server's config, or why it cannot be used.
 pub fn load(path: &std::path::Path) -> Result<ms_config::MapServerConfig, FileError> {
     let file = path.to_path_buf();
@@ -388,6 +413,7 @@ impl Handler for MapServerDaemon {
                         self.ms.config().listen
                     );
                 }
+                fit_recv_buffer(&self.sock, cfg.sites.len());
                 log::info!("map server config reloaded: {} sites", cfg.sites.len());
                 self.ms.set_config(cfg);
                 self.rejected.clear();
@@ -483,5 +509,12 @@ mod tests {
         assert!(w[0].contains("a directory"), "{w:?}");
         assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn receive_buffer_holds_a_register_from_every_site() {
+        assert_eq!(recv_buffer(1), RECV_BUFFER_MIN);
+        assert_eq!(recv_buffer(10_000), 10_000 * RECV_BUFFER_PER_SITE);
+        assert_eq!(recv_buffer(usize::MAX), RECV_BUFFER_MAX);
     }
 }

@@ -31,21 +31,30 @@ pub struct Send {
     pub bytes: Vec<u8>,
 }
 
-/// A live registration.
+/// The longest a registration lives without a refresh: `lifetime_ms` saturates.
+pub const MAX_LIFETIME: Duration = Duration::from_millis(u32::MAX as u64);
+
+/// A live registration. Kept small: a fleet's map server holds one per EID (80 bytes
+/// here, 96 with its key in the table, and the record's locators on the heap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     /// Index into the config's sites.
-    pub site: usize,
+    pub site: u32,
     /// The record as registered (EID, locators, TTL).
     pub record: Record,
     pub proxy_reply: bool,
     /// Where the Map-Register came from.
     pub from: SocketAddrV4,
     pub registered: Instant,
-    pub expires: Instant,
+    /// How long it lives after `registered`, at most [`MAX_LIFETIME`] (49.7 days).
+    pub lifetime_ms: u32,
 }
 
 impl Registration {
+    pub fn expires(&self) -> Instant {
+        self.registered + Duration::from_millis(u64::from(self.lifetime_ms))
+    }
+
     pub fn rlocs(&self) -> Vec<Ipv4Addr> {
         self.record
             .locators
@@ -169,6 +178,12 @@ pub const REFRESH_SAVE_EVERY: Duration = Duration::from_secs(60);
 pub struct MapServer {
     cfg: MapServerConfig,
     regs: HashMap<Eid, Registration>,
+    /// The prefix lengths registered (bit n: /n), a superset: set on insert, made
+    /// exact when `poll` scans. A lookup tries only these, longest first.
+    lens: u64,
+    /// No registration expires before this (a lower bound, exact after a scan): `poll`
+    /// scans only once it is due, and it is the next deadline.
+    next_expiry: Option<Instant>,
     counters: Counters,
     /// Per site, in the order of `cfg.sites`.
     stats: Vec<SiteStats>,
@@ -197,6 +212,8 @@ impl MapServer {
             stats: vec![SiteStats::default(); cfg.sites.len()],
             cfg,
             regs: HashMap::new(),
+            lens: 0,
+            next_expiry: None,
             counters: Counters::default(),
             epoch: None,
             dirty: false,
@@ -218,7 +235,8 @@ impl MapServer {
     /// The live registrations in the [`ms_store`] format, for the state directory;
     /// `wall_ms` is the wall clock at `now`, in milliseconds since the epoch.
     pub fn snapshot(&self, now: Instant, wall_ms: u64) -> Vec<u8> {
-        let mut regs: Vec<&Registration> = self.regs.values().filter(|r| r.expires > now).collect();
+        let mut regs: Vec<&Registration> =
+            self.regs.values().filter(|r| r.expires() > now).collect();
         regs.sort_unstable_by_key(|r| r.record.eid);
         let mut out = String::with_capacity(40 + regs.len() * 120);
         out.push_str(ms_store::HEADER);
@@ -231,12 +249,12 @@ impl MapServer {
             }
         };
         for r in regs {
-            let Some(site) = self.cfg.sites.get(r.site) else {
+            let Some(site) = self.cfg.sites.get(r.site as usize) else {
                 continue;
             };
             let e = ms_store::Stored {
                 site: site.name.clone(),
-                expires: at(r.expires),
+                expires: at(r.expires()),
                 registered: at(r.registered),
                 from: r.from,
                 proxy_reply: r.proxy_reply,
@@ -296,17 +314,17 @@ impl MapServer {
                 done.dropped += 1;
                 continue;
             };
-            self.regs.insert(
-                e.record.eid,
-                Registration {
-                    site: si,
-                    record: e.record,
-                    proxy_reply: e.proxy_reply,
-                    from: e.from,
-                    registered,
-                    expires,
-                },
-            );
+            let lifetime = expires
+                .saturating_duration_since(registered)
+                .min(MAX_LIFETIME);
+            self.insert(Registration {
+                site: si as u32,
+                record: e.record,
+                proxy_reply: e.proxy_reply,
+                from: e.from,
+                registered,
+                lifetime_ms: lifetime.as_millis() as u32,
+            });
             done.loaded += 1;
         }
         // What was dropped must leave the file too.
@@ -339,7 +357,7 @@ impl MapServer {
         let sites = &self.cfg.sites;
         let before = self.regs.len();
         self.regs.retain(|eid, r| {
-            let Some(name) = old.sites.get(r.site).map(|s| &s.name) else {
+            let Some(name) = old.sites.get(r.site as usize).map(|s| &s.name) else {
                 return false;
             };
             match sites
@@ -347,7 +365,7 @@ impl MapServer {
                 .position(|s| &s.name == name && in_site(s, eid))
             {
                 Some(i) => {
-                    r.site = i;
+                    r.site = i as u32;
                     true
                 }
                 None => false,
@@ -402,11 +420,20 @@ impl MapServer {
                 return Vec::new();
             }
         };
-        let Some(si) = self
-            .cfg
-            .sites
-            .iter()
-            .position(|s| auth::verify(msg, s.key.expose().as_bytes()))
+        // The site that holds the first EID first: one MAC to check, not one per site
+        // (with a site per device, thousands). Then every key, as before, so a key
+        // used for another site's EIDs is refused as outside its site.
+        let verifies = |s: &Site| auth::verify(msg, s.key.expose().as_bytes());
+        let Some(si) = reg
+            .records
+            .first()
+            .and_then(|r| {
+                self.cfg
+                    .sites
+                    .iter()
+                    .position(|s| in_site(s, &r.eid) && verifies(s))
+            })
+            .or_else(|| self.cfg.sites.iter().position(verifies))
         else {
             self.auth_failure(from, msg, &reg);
             return Vec::new();
@@ -431,7 +458,11 @@ impl MapServer {
         for rec in &reg.records {
             if rec.ttl == 0 {
                 // TTL 0 withdraws the registration.
-                if self.regs.get(&rec.eid).is_some_and(|r| r.site == si) {
+                if self
+                    .regs
+                    .get(&rec.eid)
+                    .is_some_and(|r| r.site as usize == si)
+                {
                     self.regs.remove(&rec.eid);
                     self.churn(si, now, ChurnKind::Withdrawn);
                     self.dirty = true;
@@ -439,7 +470,7 @@ impl MapServer {
                 continue;
             }
             let kind = match self.regs.get(&rec.eid) {
-                Some(p) if p.site == si && p.expires > now => {
+                Some(p) if p.site as usize == si && p.expires() > now => {
                     (p.record != *rec || p.from != from || p.proxy_reply != reg.proxy_reply)
                         .then_some(ChurnKind::Changed)
                 }
@@ -457,23 +488,20 @@ impl MapServer {
             let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60);
             let timeout = match (self.cfg.registration_timeout, self.regs.get(&rec.eid)) {
                 (Some(t), _) => t,
-                (None, Some(prev)) if prev.site == si && prev.from == from => {
+                (None, Some(prev)) if prev.site as usize == si && prev.from == from => {
                     (now.saturating_duration_since(prev.registered) * 3)
                         .clamp(MIN_TIMEOUT, ttl.max(MIN_TIMEOUT))
                 }
                 (None, _) => ttl,
             };
-            self.regs.insert(
-                rec.eid,
-                Registration {
-                    site: si,
-                    record: rec.clone(),
-                    proxy_reply: reg.proxy_reply,
-                    from,
-                    registered: now,
-                    expires: now + timeout,
-                },
-            );
+            self.insert(Registration {
+                site: si as u32,
+                record: rec.clone(),
+                proxy_reply: reg.proxy_reply,
+                from,
+                registered: now,
+                lifetime_ms: timeout.min(MAX_LIFETIME).as_millis() as u32,
+            });
         }
         // M (want-map-notify) asks for the Map-Notify: the Map-Register's nonce and
         // records as received, authenticated with the site's key (RFC 9301 §5.7).
@@ -513,11 +541,7 @@ impl MapServer {
         };
         let reply_to = SocketAddrV4::new(itr, ecm.src_port);
         let addr = want.prefix.addr();
-        let found = self
-            .regs
-            .values()
-            .filter(|r| r.expires > now && r.record.eid.contains(want.iid, addr))
-            .max_by_key(|r| r.record.eid.prefix.len());
+        let found = longest(&self.regs, self.lens, now, want.iid, addr);
         if let Some(r) = found {
             if r.proxy_reply && req.itr_key().is_none() {
                 self.counters.proxy_replies += 1;
@@ -580,7 +604,7 @@ impl MapServer {
                 p.len(),
                 self.regs
                     .values()
-                    .filter(|r| r.expires > now && r.record.eid.iid == iid)
+                    .filter(|r| r.expires() > now && r.record.eid.iid == iid)
                     .map(|r| r.record.eid.prefix)
                     .collect(),
                 NEGATIVE_TTL_SITE,
@@ -605,14 +629,32 @@ impl MapServer {
         (Ipv4Net::containing(addr, 32), ttl)
     }
 
-    /// Drops expired registrations; returns them.
+    fn insert(&mut self, r: Registration) {
+        self.lens |= 1 << r.record.eid.prefix.len();
+        let e = r.expires();
+        self.next_expiry = Some(self.next_expiry.map_or(e, |t| t.min(e)));
+        self.regs.insert(r.record.eid, r);
+    }
+
+    /// The live registration with the longest EID-prefix holding `addr`: a hash
+    /// lookup for each prefix length registered, longest first.
+    #[cfg(test)]
+    fn lookup(&self, now: Instant, iid: u32, addr: Ipv4Addr) -> Option<&Registration> {
+        longest(&self.regs, self.lens, now, iid, addr)
+    }
+
+    /// Drops expired registrations; returns them. Scans only when the earliest
+    /// expiry may have come.
     pub fn poll(&mut self, now: Instant) -> Vec<Eid> {
         self.epoch.get_or_insert(now);
+        if self.next_expiry.is_none_or(|t| t > now) {
+            return Vec::new();
+        }
         let gone: Vec<(Eid, usize)> = self
             .regs
             .values()
-            .filter(|r| r.expires <= now)
-            .map(|r| (r.record.eid, r.site))
+            .filter(|r| r.expires() <= now)
+            .map(|r| (r.record.eid, r.site as usize))
             .collect();
         for (e, si) in &gone {
             self.regs.remove(e);
@@ -621,6 +663,11 @@ impl MapServer {
         }
         self.counters.expired += gone.len() as u64;
         self.dirty |= !gone.is_empty();
+        self.next_expiry = self.regs.values().map(|r| r.expires()).min();
+        self.lens = self
+            .regs
+            .values()
+            .fold(0, |m, r| m | 1 << r.record.eid.prefix.len());
         gone.into_iter().map(|(e, _)| e).collect()
     }
 
@@ -701,8 +748,8 @@ impl MapServer {
     /// Per site: live EIDs, counters, and the churn of the last minutes.
     pub fn sites(&self, now: Instant) -> Vec<SiteStatus> {
         let mut live = vec![0usize; self.cfg.sites.len()];
-        for r in self.regs.values().filter(|r| r.expires > now) {
-            if let Some(n) = live.get_mut(r.site) {
+        for r in self.regs.values().filter(|r| r.expires() > now) {
+            if let Some(n) = live.get_mut(r.site as usize) {
                 *n += 1;
             }
         }
@@ -745,8 +792,10 @@ impl MapServer {
             .collect()
     }
 
+    /// When to call `poll`: no registration expires earlier (it may be early: a
+    /// refresh does not move it; `poll` then scans and sets it right).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.regs.values().map(|r| r.expires).min()
+        self.next_expiry
     }
 
     /// The registered EIDs, for `status`.
@@ -754,17 +803,35 @@ impl MapServer {
         let mut v: Vec<EidStatus> = self
             .regs
             .values()
-            .filter(|r| r.expires > now)
+            .filter(|r| r.expires() > now)
             .map(|r| EidStatus {
-                site: self.cfg.sites[r.site].name.clone(),
+                site: self.cfg.sites[r.site as usize].name.clone(),
                 eid: r.record.eid,
                 rlocs: r.rlocs(),
-                expires_in: r.expires.saturating_duration_since(now),
+                expires_in: r.expires().saturating_duration_since(now),
             })
             .collect();
         v.sort_by_key(|s| s.eid);
         v
     }
+}
+
+/// The live registration with the longest EID-prefix holding `addr`, trying the
+/// prefix lengths in `lens` (bit n: /n), longest first.
+fn longest(
+    regs: &HashMap<Eid, Registration>,
+    lens: u64,
+    now: Instant,
+    iid: u32,
+    addr: Ipv4Addr,
+) -> Option<&Registration> {
+    (0..=32u8)
+        .rev()
+        .filter(|l| lens & 1 << l != 0)
+        .find_map(|l| {
+            regs.get(&Eid::new(iid, Ipv4Net::containing(addr, l)))
+                .filter(|r| r.expires() > now)
+        })
 }
 
 fn in_site(site: &Site, eid: &Eid) -> bool {
@@ -835,6 +902,10 @@ mod tests {
     }
 
     fn register_with(eid: &str, rloc: Ipv4Addr, ttl: u32, key: &str, alg: AuthAlg) -> Vec<u8> {
+        register_prefix(&format!("{eid}/32"), rloc, ttl, key, alg)
+    }
+
+    fn register_prefix(prefix: &str, rloc: Ipv4Addr, ttl: u32, key: &str, alg: AuthAlg) -> Vec<u8> {
         let reg = MapRegister {
             proxy_reply: false,
             want_notify: false,
@@ -843,7 +914,7 @@ mod tests {
             alg,
             records: vec![Record {
                 ttl,
-                eid: Eid::new(IID, format!("{eid}/32").parse().unwrap()),
+                eid: Eid::new(IID, prefix.parse().unwrap()),
                 action: action::NO_ACTION,
                 authoritative: true,
                 map_version: 0,
@@ -1076,16 +1147,20 @@ mod tests {
                 from: from(1),
                 registered: now - Duration::from_secs(30),
                 // 60 s from its refresh, 30 s of it gone, and the minute a refresh
-                // may not have been written yet.
-                expires: now + Duration::from_secs(30) + REFRESH_SAVE_EVERY,
+                // may not have been written yet: 120 s from its registration.
+                lifetime_ms: 120_000,
             }
+        );
+        assert_eq!(
+            reg.expires(),
+            now + Duration::from_secs(30) + REFRESH_SAVE_EVERY
         );
         let b = back
             .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 2, 1)))
             .unwrap();
         // TTL 10 minutes, 50 s of it gone, plus the unwritten-refresh minute: at
         // most the TTL.
-        assert_eq!(b.expires, now + Duration::from_secs(600));
+        assert_eq!(b.expires(), now + Duration::from_secs(600));
         assert_eq!(back.status(now).len(), 2);
         // The first Map-Request goes to the ETR, not a negative reply.
         let out = back.handle(
@@ -1103,7 +1178,7 @@ mod tests {
         let reg = back
             .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 1, 1)))
             .unwrap();
-        assert_eq!(reg.expires, now + Duration::from_secs(90));
+        assert_eq!(reg.expires(), now + Duration::from_secs(90));
     }
 
     #[test]
@@ -1192,5 +1267,120 @@ mod tests {
         assert_eq!(s[1].counters, SiteCounters::default());
         ms.handle(now, from(1), &register("10.200.1.1", r1, 10, "key-a"));
         assert_eq!(ms.sites(now)[1].counters.registers, 1);
+    }
+
+    #[test]
+    fn lookup_finds_the_longest_live_prefix() {
+        let mut ms = server(Some(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (r1, r2) = (
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(198, 51, 100, 8),
+        );
+        let alg = AuthAlg::HmacSha256;
+        ms.handle(
+            at(0),
+            from(1),
+            &register_prefix("10.200.1.0/24", r1, 10, "key-a", alg),
+        );
+        ms.handle(at(30), from(2), &register("10.200.1.5", r2, 10, "key-a"));
+        let found = |ms: &MapServer, t: u64, ip: [u8; 4]| {
+            ms.lookup(at(t), IID, Ipv4Addr::from(ip))
+                .map(|r| (r.record.eid.prefix.to_string(), r.rlocs()))
+        };
+        assert_eq!(
+            found(&ms, 40, [10, 200, 1, 5]),
+            Some(("10.200.1.5/32".into(), vec![r2]))
+        );
+        assert_eq!(
+            found(&ms, 40, [10, 200, 1, 6]),
+            Some(("10.200.1.0/24".into(), vec![r1]))
+        );
+        assert_eq!(found(&ms, 40, [10, 200, 2, 6]), None);
+        assert_eq!(
+            ms.lookup(at(40), IID + 1, Ipv4Addr::new(10, 200, 1, 5)),
+            None
+        );
+        // The /24 expired at 60 s (not polled yet): only the /32 answers.
+        assert_eq!(found(&ms, 70, [10, 200, 1, 6]), None);
+        assert_eq!(
+            found(&ms, 70, [10, 200, 1, 5]),
+            Some(("10.200.1.5/32".into(), vec![r2]))
+        );
+        // Withdrawn, the /32 leaves the /24 (refreshed) to answer for it.
+        ms.handle(
+            at(80),
+            from(1),
+            &register_prefix("10.200.1.0/24", r1, 10, "key-a", alg),
+        );
+        ms.handle(at(80), from(2), &register("10.200.1.5", r2, 0, "key-a"));
+        assert_eq!(
+            found(&ms, 81, [10, 200, 1, 5]),
+            Some(("10.200.1.0/24".into(), vec![r1]))
+        );
+    }
+
+    #[test]
+    fn poll_timeout_is_a_lower_bound_that_poll_corrects() {
+        let mut ms = server(Some(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(ms.poll_timeout(), None);
+        ms.handle(at(0), from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        ms.handle(at(10), from(1), &register("10.200.1.2", r1, 10, "key-a"));
+        assert_eq!(ms.poll_timeout(), Some(at(60)));
+        // A refresh does not move it; polling at it expires nothing and moves it.
+        ms.handle(at(30), from(1), &register("10.200.1.1", r1, 10, "key-a"));
+        assert_eq!(ms.poll_timeout(), Some(at(60)));
+        assert!(ms.poll(at(60)).is_empty());
+        assert_eq!(ms.poll_timeout(), Some(at(70)));
+        assert_eq!(ms.poll(at(70)).len(), 1);
+        assert_eq!(ms.poll_timeout(), Some(at(90)));
+        assert_eq!(ms.poll(at(90)).len(), 1);
+        assert_eq!(ms.poll_timeout(), None);
+        assert_eq!(ms.counters().expired, 2);
+    }
+
+    #[test]
+    fn the_site_that_holds_the_eid_authenticates_first() {
+        // Two sites with one key: the EID's own site takes the registration (the
+        // first site by order whose key verifies would refuse it as outside).
+        let mut ms = MapServer::new(MapServerConfig {
+            listen: Ipv4Addr::new(198, 51, 100, 1),
+            sites: vec![
+                site("a", "same", "10.200.1.0/24"),
+                site("b", "same", "10.200.2.0/24"),
+            ],
+            registration_timeout: None,
+        });
+        let now = Instant::now();
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        ms.handle(now, from(1), &register("10.200.2.1", r1, 10, "same"));
+        assert_eq!(ms.counters().refused, 0);
+        assert_eq!(site_status(&ms, now, "b").registered, 1);
+        // A key for another site's EIDs is still refused as outside its site.
+        let mut ms = server(None);
+        ms.handle(now, from(1), &register("10.200.2.9", r1, 10, "key-a"));
+        assert_eq!(ms.counters().refused, 1);
+        assert_eq!(site_status(&ms, now, "a").counters.refused, 1);
+    }
+
+    #[test]
+    fn a_registration_stays_small() {
+        // One per EID: 100,000 EIDs take 131,072 of these in the table.
+        assert!(std::mem::size_of::<(Eid, Registration)>() <= 96);
+        // A TTL beyond the longest lifetime saturates (the record keeps its TTL).
+        let mut ms = server(None);
+        let now = Instant::now();
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        let ttl = control::TTL_UNLIMITED;
+        ms.handle(now, from(1), &register("10.200.1.1", r1, ttl, "key-a"));
+        let r = ms
+            .registration(&Eid::host(IID, Ipv4Addr::new(10, 200, 1, 1)))
+            .unwrap();
+        assert_eq!((r.lifetime_ms, r.record.ttl), (u32::MAX, ttl));
+        assert_eq!(r.expires(), now + MAX_LIFETIME);
     }
 }

@@ -27,6 +27,14 @@ fn setopt(fd: RawFd, level: libc::c_int, name: libc::c_int, val: libc::c_int) ->
     .map(|_| ())
 }
 
+/// Sets a socket's receive buffer to `bytes`: past `net.core.rmem_max` when the process
+/// may (SO_RCVBUFFORCE), else as far as the limit allows. Whether either worked.
+pub fn set_recv_buffer(fd: RawFd, bytes: usize) -> bool {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).is_ok()
+        || setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v).is_ok()
+}
+
 /// Restricts a socket to one interface (SO_BINDTODEVICE).
 pub fn bind_to_device(fd: RawFd, dev: &str) -> io::Result<()> {
     let mut name = dev.as_bytes().to_vec();
