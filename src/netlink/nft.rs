@@ -926,8 +926,6 @@ pub struct Nft {
     pub commits: u64,
     /// What the send buffer is known to take.
     sndbuf: usize,
-    /// What the receive buffer is known to take.
-    rcvbuf: usize,
 }
 
 impl Nft {
@@ -956,8 +954,6 @@ impl Nft {
             // The kernel's default (net.core.wmem_default) is about 208 KiB; assume
             // less, so a batch near it grows the buffer.
             sndbuf: 128 * 1024,
-            // The 4 MiB asked for above is capped by rmem_max; assume the default.
-            rcvbuf: 200 * 1024,
         })
     }
 
@@ -988,35 +984,6 @@ impl Nft {
         }
     }
 
-    /// The kernel queues one acknowledgement per message before econet reads any:
-    /// for a large batch (thousands of rules) they would overflow the receive
-    /// buffer (ENOBUFS). Grow it first, as `nft` does, by what each one takes in the
-    /// kernel (a socket buffer of its own, about 1 KiB).
-    fn fit_recv_buffer(&mut self, acks: usize) {
-        let want = acks.saturating_mul(1024).saturating_add(64 * 1024);
-        if want <= self.rcvbuf {
-            return;
-        }
-        let want = want.min(i32::MAX as usize) as libc::c_int;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.sock);
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: valid fd and a live c_int of the right size.
-            let r = unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    opt,
-                    &want as *const _ as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as u32,
-                )
-            };
-            if r == 0 {
-                self.rcvbuf = want as usize;
-                return;
-            }
-        }
-    }
-
     pub fn batch(&mut self) -> Batch {
         Batch::new(self.seq)
     }
@@ -1034,7 +1001,6 @@ impl Nft {
         // this batch's.
         let ours = |seq: u32| seq.wrapping_sub(first_seq) <= end_seq.wrapping_sub(first_seq);
         self.fit_send_buffer(buf.len());
-        self.fit_recv_buffer(acks as usize);
         self.sock
             .send(&buf[..], neli::consts::socket::Msg::empty())?;
         let mut got = 0;
