@@ -249,3 +249,77 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// Text fields of econet's line-oriented state files (lease files, the map
+/// server's registrations): a field is `-` when empty, bytes outside a safe set are
+/// `%XX`, so a field never holds a space or a newline.
+pub mod field {
+    use std::fmt::Write;
+
+    fn safe(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"._~:@+=-".contains(&b)
+    }
+
+    pub fn encode(s: &[u8], out: &mut String) {
+        if s.is_empty() {
+            out.push('-');
+            return;
+        }
+        if s == b"-" {
+            out.push_str("%2D");
+            return;
+        }
+        for &b in s {
+            if safe(b) {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+
+    /// What [`encode`] wrote; `None` for anything it could not have written.
+    pub fn decode(s: &str) -> Option<Vec<u8>> {
+        if s == "-" {
+            return Some(Vec::new());
+        }
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        // Each turn consumes at least one byte.
+        while let Some(&c) = b.get(i) {
+            if c == b'%' {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            } else if safe(c) {
+                out.push(c);
+                i += 1;
+            } else {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
+    pub fn decode_string(s: &str) -> Option<String> {
+        String::from_utf8(decode(s)?).ok()
+    }
+
+    pub fn hex(bytes: &[u8], out: &mut String) {
+        for b in bytes {
+            let _ = write!(out, "{b:02x}");
+        }
+    }
+
+    /// Lowercase or uppercase hex back to at most `max` bytes.
+    pub fn unhex(s: &str, max: usize) -> Option<Vec<u8>> {
+        if !s.len().is_multiple_of(2) || !s.is_ascii() || s.len() / 2 > max {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+}

@@ -1138,6 +1138,3 @@ pub fn read_counters(nft: &mut Nft, units: &[Unit]) -> HashMap<(String, String),
 pub fn in_bridge_family(kind: NetKind) -> bool {
     kind == NetKind::Switch
 }
-
-#[cfg(test)]
-mod tests;

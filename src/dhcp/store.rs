@@ -16,6 +16,7 @@
 
 use super::{ClientKey, EndpointKey};
 use crate::addr::MacAddr;
+use crate::persist::field;
 use std::net::Ipv4Addr;
 
 pub const HEADER: &str = "econet-dhcp-leases 1";
@@ -30,72 +31,6 @@ pub struct Record {
     /// `None`: the ECO itself.
     pub client: Option<ClientKey>,
     pub hostname: String,
-}
-
-fn safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._~:@+=-".contains(&b)
-}
-
-fn encode_field(s: &[u8], out: &mut String) {
-    use std::fmt::Write;
-    if s.is_empty() {
-        out.push('-');
-        return;
-    }
-    if s == b"-" {
-        out.push_str("%2D");
-        return;
-    }
-    for &b in s {
-        if safe(b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
-fn decode_field(s: &str) -> Option<Vec<u8>> {
-    if s == "-" {
-        return Some(Vec::new());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else if safe(c) {
-            out.push(c);
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-fn decode_string(s: &str) -> Option<String> {
-    String::from_utf8(decode_field(s)?).ok()
-}
-
-fn hex(b: &[u8], out: &mut String) {
-    use std::fmt::Write;
-    for x in b {
-        let _ = write!(out, "{x:02x}");
-    }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 510 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Appends one record's line (with its newline).
@@ -124,14 +59,14 @@ pub fn encode_line(
     use std::fmt::Write;
     let _ = write!(out, "{ip} {last_used} {mac} ");
     out.push_str(if client.is_some() { "guest " } else { "eco " });
-    encode_field(endpoint.app_id.as_bytes(), out);
+    field::encode(endpoint.app_id.as_bytes(), out);
     out.push(' ');
-    encode_field(endpoint.ifname.as_bytes(), out);
+    field::encode(endpoint.ifname.as_bytes(), out);
     out.push(' ');
     match client {
         Some(ClientKey::Id(id)) => {
             out.push_str("id:");
-            hex(id, out);
+            field::hex(id, out);
             out.push(' ');
         }
         Some(ClientKey::Mac(m)) => {
@@ -139,7 +74,7 @@ pub fn encode_line(
         }
         None => {}
     }
-    encode_field(hostname.as_bytes(), out);
+    field::encode(hostname.as_bytes(), out);
     out.push('\n');
 }
 
@@ -161,21 +96,25 @@ pub fn decode_record(line: &str) -> Option<Record> {
     let last_used: u64 = f.next()?.parse().ok()?;
     let mac: MacAddr = f.next()?.parse().ok()?;
     let kind = f.next()?;
-    let app_id = decode_string(f.next()?)?;
-    let ifname = decode_string(f.next()?)?;
+    let app_id = field::decode_string(f.next()?)?;
+    let ifname = field::decode_string(f.next()?)?;
     let client = match kind {
         "eco" => None,
         "guest" => {
             let c = f.next()?;
             Some(if let Some(h) = c.strip_prefix("id:") {
-                ClientKey::Id(unhex(h)?.into_boxed_slice())
+                ClientKey::Id(
+                    field::unhex(h, 255)
+                        .filter(|v| !v.is_empty())?
+                        .into_boxed_slice(),
+                )
             } else {
                 ClientKey::Mac(c.strip_prefix("mac:")?.parse().ok()?)
             })
         }
         _ => return None,
     };
-    let hostname = decode_string(f.next()?)?;
+    let hostname = field::decode_string(f.next()?)?;
     if f.next().is_some() || app_id.is_empty() {
         return None;
     }

@@ -29,6 +29,7 @@
 //! caller sets the file aside), as is an unknown header (a foreign file), so a damaged
 //! file costs registrations, never a crash.
 
+use crate::persist::field;
 use crate::wire::lisp::Record;
 use std::net::SocketAddrV4;
 
@@ -59,76 +60,13 @@ pub struct Decoded {
     pub foreign: bool,
 }
 
-fn safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"._~:@+=-".contains(&b)
-}
-
-fn encode_name(s: &str, out: &mut String) {
-    use std::fmt::Write;
-    if s.is_empty() {
-        out.push('-');
-        return;
-    }
-    if s == "-" {
-        out.push_str("%2D");
-        return;
-    }
-    for &b in s.as_bytes() {
-        if safe(b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
-fn decode_name(s: &str) -> Option<String> {
-    if s == "-" {
-        return Some(String::new());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    // Each turn consumes at least one byte.
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else if safe(c) {
-            out.push(c);
-            i += 1;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex(bytes: &[u8], out: &mut String) {
-    use std::fmt::Write;
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Appends `e`'s line to `out`; false (nothing appended) if its record cannot be
 /// written (a locator address econet only passes through).
 pub fn encode(e: &Stored, out: &mut String) -> bool {
     let Ok(rec) = e.record.to_bytes() else {
         return false;
     };
-    encode_name(&e.site, out);
+    field::encode(e.site.as_bytes(), out);
     out.push_str(&format!(
         " {} {} {} {} ",
         e.expires,
@@ -136,14 +74,14 @@ pub fn encode(e: &Stored, out: &mut String) -> bool {
         e.from,
         u8::from(e.proxy_reply)
     ));
-    hex(&rec, out);
+    field::hex(&rec, out);
     out.push('\n');
     true
 }
 
 fn decode_line(line: &str) -> Option<Stored> {
     let mut f = line.split(' ');
-    let site = decode_name(f.next()?)?;
+    let site = field::decode_string(f.next()?)?;
     let expires = f.next()?.parse().ok()?;
     let registered = f.next()?.parse().ok()?;
     let from = f.next()?.parse().ok()?;
@@ -152,7 +90,7 @@ fn decode_line(line: &str) -> Option<Stored> {
         "1" => true,
         _ => return None,
     };
-    let record = Record::from_bytes(&unhex(f.next()?)?).ok()?;
+    let record = Record::from_bytes(&field::unhex(f.next()?, usize::MAX)?).ok()?;
     if f.next().is_some() {
         return None;
     }
