@@ -454,6 +454,7 @@ mod tests {
         let reg = MapRegister {
             proxy_reply: false,
             want_notify: false,
+            use_ttl: false,
             nonce: 1,
             key_id: 0,
             alg: AuthAlg::HmacSha256,

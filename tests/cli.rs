@@ -242,6 +242,7 @@ fn map_register(eid: Ipv4Addr, key: &str) -> Vec<u8> {
     let reg = MapRegister {
         proxy_reply: false,
         want_notify: false,
+        use_ttl: false,
         nonce: 7,
         key_id: 0,
         alg: AuthAlg::HmacSha256,

@@ -291,7 +291,8 @@ fn a_map_server_killed_under_traffic_loses_no_flow_and_comes_back_with_its_regis
         assert!(b.ms[0].registered(eid), "{eid} not restored: {s}");
     }
     // It answers a Map-Request at once: a new flow, eco1 to eco2 (never in touch
-    // before), resolves through A (first in every device's map_resolvers), both ways.
+    // before), resolves through A. eco1's device asks A, first in its
+    // map_resolvers; eco2's device stays with B, which answered it while A was down.
     let t = Instant::now();
     assert!(
         b.ecos[1].ping_within(&a[2], 3),
@@ -301,7 +302,7 @@ fn a_map_server_killed_under_traffic_loses_no_flow_and_comes_back_with_its_regis
         "new flow eco1 -> eco2 through the restarted A: first reply after {:?}",
         t.elapsed()
     );
-    assert!(b.ms[0].counter("forwarded") >= 2, "{:?}", b.ms[0].status());
+    assert!(b.ms[0].counter("forwarded") >= 1, "{:?}", b.ms[0].status());
     assert_eq!(b.ms[0].counter("negative_replies"), 0);
     assert_eq!(b.ms[0].counter("registers"), 0);
 

@@ -446,7 +446,7 @@ fn an_rloc_change_sends_smrs_naming_our_eid_and_theirs() {
         let mut want = vec![
             0x11, // Type 1 | S
             0x00, // p=0 s=0
-            0x00, // IRC 0
+            0x20, // D (dont-map-reply) | IRC 0
             0x01, // Record Count
         ];
         want.extend_from_slice(&m[4..12]); // Nonce (random)
@@ -530,4 +530,333 @@ fn rloc_change_smrs_follow_the_map_notify_or_its_timeout() {
     x.set_local_rloc(later, Some(Ipv4Addr::new(198, 51, 100, 71)));
     assert!(smr_targets(&mut x, later + timeout * 2).is_empty());
     assert_eq!(x.status().counters.smrs_sent, 4);
+}
+
+// ---- the field review (RFC 9300, 9301, 8060, 8061): one vector per rule ----------
+
+/// A third xTR that asks the map resolver; its Map-Requests come from this port.
+const REQ_RLOC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 40);
+const REQ_PORT: u16 = 61000;
+
+/// A Map-Register with the header bytes given: `b0` = Type | P S I | Reserved,
+/// `b2` = Reserved | E T a R M. Records as given, an xTR-ID when I is set.
+fn register_bits(b0: u8, b2: u8, nonce: u64, records: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = vec![b0, 0xff, b2, records.len() as u8]; // Reserved bits all set
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend_from_slice(&[0x00, 0x02, 0x00, MAC_LEN as u8]);
+    m.extend_from_slice(&[0; MAC_LEN]);
+    records.iter().for_each(|r| m.extend_from_slice(r));
+    if b0 & 0x02 != 0 {
+        m.extend_from_slice(&[0xa5; 16]);
+        m.extend_from_slice(&42u64.to_be_bytes());
+    }
+    sign(&mut m, KEY);
+    m
+}
+
+/// A Map-Request with the header bytes given (`b0` = Type | A M P S, `b1` = p s R R
+/// Rsvd, `b2` = Rsvd L D IRC), Source-EID AFI 0 (RFC 9301 §5.2: a refresh), two
+/// ITR-RLOCs (IPv6 first, then the requester's IPv4), and one EID-record per
+/// `eids` entry with its Reserved byte set.
+fn request_bits(b0: u8, b1: u8, b2: u8, eids: &[([u8; 4], u8)]) -> Vec<u8> {
+    let mut m = vec![b0, b1, b2, eids.len() as u8];
+    m.extend_from_slice(&0x0a0b_0c0d_0e0f_1011u64.to_be_bytes()); // Nonce
+    m.extend_from_slice(&[0x00, 0x00]); // Source-EID-AFI 0: none
+    m.extend_from_slice(&[0x00, 0x02]); // ITR-RLOC-AFI 2: IPv6
+    m.extend_from_slice(&[
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40,
+    ]);
+    m.extend_from_slice(&[0x00, 0x01]); // ITR-RLOC-AFI 1: IPv4
+    m.extend_from_slice(&REQ_RLOC.octets());
+    for (a, len) in eids {
+        m.extend_from_slice(&[0xff, *len]); // Reserved (ignored) | EID mask-len
+        m.extend(iid_lcaf(0x20, *a));
+    }
+    m
+}
+
+/// An ECM (RFC 9301 §5.8) around `inner` from the requester: the LISP header with
+/// both R bits and the Reserved field set (to be ignored); inner IPv4 and UDP
+/// headers (checksummed) from econet's own IPv4/UDP writers.
+fn ecm_bits(inner: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; crate::wire::lisp::control::ECM_OVERHEAD + inner.len()];
+    let n = Ecm {
+        security: false,
+        ddt: false,
+        src: REQ_RLOC,
+        dst: Ipv4Addr::new(10, 200, 9, 77),
+        src_port: REQ_PORT,
+        dst_port: CONTROL_PORT,
+        message: inner,
+    }
+    .emit(&mut buf)
+    .unwrap();
+    buf.truncate(n);
+    assert_eq!(&buf[..4], &[0x80, 0, 0, 0]);
+    buf[..4].copy_from_slice(&[0x83, 0xff, 0xff, 0xff]); // Type 8 | S=0 D=0 R R | Reserved
+    buf
+}
+
+/// The peer registered with proxy-reply (P), its locators given in descending
+/// address order, each flagged L; every reserved or unused header bit set.
+fn ms_with_proxy_peer(now: Instant) -> MapServer {
+    let mut ms = map_server();
+    let from = SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT);
+    let rec = peer_record(1440, &[PEER_RLOC2, PEER_RLOC1]);
+    // Type 3 | P=1 S=1 I=0 | Reserved 1; Reserved 1 | E=1 T=0 a=1 R=1 M=0.
+    let reg = register_bits(0x3d, 0xf6, 9, &[rec]);
+    assert!(ms.handle(now, from, &reg).is_empty(), "no M: no Map-Notify");
+    assert_eq!(ms.counters().registers, 1);
+    ms
+}
+
+/// Map-Request fields (RFC 9301 §5.2) read as the RFC says, and the proxy Map-Reply
+/// (§5.4) written as it says: R, Rsvd and the record's Reserved byte ignored; the
+/// reply goes to the first IPv4 ITR-RLOC at the inner UDP source port; A clear (a
+/// proxy), no locator flagged local or probed, locators in ascending order.
+#[test]
+fn map_resolver_reads_requests_and_writes_proxy_replies_by_the_rfc() {
+    let now = Instant::now();
+    let mut ms = ms_with_proxy_peer(now);
+    // Type 1 | A=0 M=0 P=0 S=0; p=0 s=0 R=1 R=1 Rsvd 1111; Rsvd 1 | L=1 D=0 | IRC 1.
+    let req = request_bits(0x10, 0x3f, 0xc1, &[([10, 200, 9, 77], 32)]);
+    let out = ms.handle(now, SocketAddrV4::new(REQ_RLOC, REQ_PORT), &ecm_bits(&req));
+    assert_eq!(out.len(), 1, "one Map-Reply");
+    assert_eq!(out[0].to, SocketAddrV4::new(REQ_RLOC, REQ_PORT));
+    let mut want = vec![0x20, 0x00, 0x00, 0x01]; // Type 2 | P=0 E=0 S=0 | Count 1
+    want.extend_from_slice(&req[4..12]); // the Map-Request's nonce
+    want.extend_from_slice(&1440u32.to_be_bytes()); // Record TTL as registered
+    want.extend_from_slice(&[
+        2,    // Locator Count
+        24,   // EID mask-len: the registered prefix
+        0x00, // ACT 0 | A=0: a proxy is not authoritative
+        0x00, // Reserved
+        0x00, // Rsvd | Map-Version
+        0x00,
+    ]);
+    want.extend(iid_lcaf(0, [10, 200, 9, 0]));
+    // Ascending order; L (local to the ETR) cleared, R kept; weights as registered.
+    want.extend(locator(51, false, PEER_RLOC1));
+    want.extend(locator(50, false, PEER_RLOC2));
+    assert_eq!(out[0].bytes, want);
+    assert_eq!(ms.counters().proxy_replies, 1);
+}
+
+/// A map resolver drops RLOC-probes (P) and Map-Requests that want no reply (D)
+/// (RFC 9301 §5.2), and answers every EID-record of one that has several: here a
+/// registered one (by proxy) and one outside every site (a negative Map-Reply,
+/// Natively-Forward, 15 minutes, A set: §8.3/§8.4), in one Map-Reply.
+#[test]
+fn map_resolver_drops_probes_and_dont_reply_and_answers_every_record() {
+    let now = Instant::now();
+    let mut ms = ms_with_proxy_peer(now);
+    let from = SocketAddrV4::new(REQ_RLOC, REQ_PORT);
+    let probe = request_bits(0x12, 0, 0x01, &[([10, 200, 9, 77], 32)]);
+    let dont = request_bits(0x10, 0, 0x21, &[([10, 200, 9, 77], 32)]);
+    let none = request_bits(0x10, 0, 0x01, &[]);
+    for m in [probe, dont, none] {
+        assert!(ms.handle(now, from, &ecm_bits(&m)).is_empty());
+    }
+    assert_eq!(ms.counters().malformed, 3);
+    assert_eq!(ms.counters().proxy_replies, 0);
+
+    let two = request_bits(
+        0x10,
+        0,
+        0x01,
+        &[([10, 200, 9, 77], 32), ([10, 9, 1, 1], 32)],
+    );
+    let out = ms.handle(now, from, &ecm_bits(&two));
+    assert_eq!(out.len(), 1, "one Map-Reply for both");
+    let b = &out[0].bytes;
+    assert_eq!(&b[..4], &[0x20, 0x00, 0x00, 0x02], "two records");
+    let rep = crate::wire::lisp::MapReply::parse(b).unwrap();
+    assert_eq!(rep.records[0].eid.prefix.to_string(), "10.200.9.0/24");
+    let neg = &rep.records[1];
+    assert!(neg.locators.is_empty() && neg.authoritative);
+    assert_eq!(
+        neg.action,
+        crate::wire::lisp::control::action::NATIVELY_FORWARD
+    );
+    assert_eq!(neg.ttl, super::server::NEGATIVE_TTL_OUTSIDE);
+    assert!(neg.eid.prefix.contains(Ipv4Addr::new(10, 9, 1, 1)));
+    // Its bytes: TTL 15, no locators, mask-len, ACT 1 | A.
+    let at = b.len() - 10 - 18; // record header, then the IID LCAF
+    assert_eq!(&b[at..at + 4], &15u32.to_be_bytes());
+    assert_eq!(b[at + 4], 0, "Locator Count 0");
+    assert_eq!(b[at + 5], neg.eid.prefix.len());
+    assert_eq!(b[at + 6], 0x30, "ACT 1 (Natively-Forward) | A");
+}
+
+/// Map-Register bits (RFC 9301 §5.6): T asks for the records' TTL as the timeout;
+/// S, E, a, R and the Reserved field are ignored; the Map-Notify goes to port 4342
+/// whatever the source port (§8.2), with none of the Map-Register's flags but I.
+#[test]
+fn map_register_t_bit_and_the_map_notify_port() {
+    let now = Instant::now();
+    let mut ms = map_server();
+    let from = SocketAddrV4::new(PEER_RLOC1, 50123);
+    // Type 3 | P=0 S=1 I=1 | Reserved 1; Reserved 1 | E=1 T=1 a=1 R=1 M=1.
+    let reg = register_bits(0x37, 0xff, 11, &[peer_record(2, &[PEER_RLOC1])]);
+    let out = ms.handle(now, from, &reg);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT));
+    let n = &out[0].bytes;
+    assert_eq!(&n[..4], &[0x48, 0x00, 0x00, 0x01], "Type 4 | I only");
+    assert_eq!(&n[4..16], &reg[4..16]);
+    assert_eq!(&n[AUTH + MAC_LEN..], &reg[AUTH + MAC_LEN..]);
+    assert!(mac_ok(n, KEY));
+    let eid = Eid::new(IID, "10.200.9.0/24".parse().unwrap());
+    let r = ms.registration(&eid).unwrap();
+    assert_eq!(r.lifetime_ms, 120_000, "two minutes: the record TTL");
+    assert!(!r.proxy_reply);
+    // Without T, a TTL of two minutes is only an upper bound of the default.
+    let reg = register_bits(0x30, 0x01, 12, &[peer_record(2, &[PEER_RLOC1])]);
+    assert_eq!(ms.handle(now + Duration::from_secs(1), from, &reg).len(), 1);
+    assert_eq!(ms.registration(&eid).unwrap().lifetime_ms, 3_000);
+}
+
+/// An RLOC-probe (RFC 9301 §5.2, §7.1) written as a peer sends it, to econet's xTR:
+/// the Map-Reply has P, the probe's nonce, A in the record, and p on the probed
+/// locator. With D set there is no Map-Reply; and a probe reply whose record lacks
+/// A is discarded (§5.4).
+#[test]
+fn xtr_answers_rloc_probes_by_the_rfc() {
+    let now = Instant::now();
+    let (mut x, _) = xtr(now);
+    let from = SocketAddrV4::new(PEER_RLOC1, 61001);
+    let mut probe = vec![
+        0x12, // Type 1 | P
+        0x00, // p=0 s=0
+        0x00, // IRC 0
+        0x01, // Record Count
+    ];
+    probe.extend_from_slice(&0x7777_0000_0000_0001u64.to_be_bytes());
+    probe.extend_from_slice(&[0x00, 0x00]); // Source-EID-AFI 0
+    probe.extend_from_slice(&[0x00, 0x01]);
+    probe.extend_from_slice(&PEER_RLOC1.octets());
+    probe.extend_from_slice(&[0x00, 32]);
+    probe.extend(iid_lcaf(0x20, OUR_EID.octets()));
+    x.handle_control(now, from, &probe);
+    let sent = controls(&drain(&mut x, now));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, from, "to the probe's source port");
+    let mut want = vec![0x28, 0x00, 0x00, 0x01]; // Type 2 | P | Count 1
+    want.extend_from_slice(&probe[4..12]);
+    want.extend_from_slice(&1440u32.to_be_bytes());
+    want.extend_from_slice(&[1, 32, 0x10, 0x00, 0x00, 0x00]); // A
+    want.extend(iid_lcaf(0, OUR_EID.octets()));
+    want.extend_from_slice(&[1, 100, 255, 0, 0x00, 0x07]); // L | p | R
+    want.extend_from_slice(&[0x00, 0x01]);
+    want.extend_from_slice(&OUR_RLOC.octets());
+    assert_eq!(sent[0].1, want);
+
+    probe[2] = 0x20; // D
+    x.handle_control(now, from, &probe);
+    assert!(controls(&drain(&mut x, now)).is_empty(), "D: no Map-Reply");
+
+    let ignored = x.status().counters.ignored_control;
+    let mut rep = vec![0x28, 0x00, 0x00, 0x01];
+    rep.extend_from_slice(&1u64.to_be_bytes());
+    let mut rec = peer_record(1440, &[PEER_RLOC1]);
+    rec[6] = 0x00; // A clear
+    rep.extend(rec);
+    x.handle_control(now, from, &rep);
+    assert_eq!(x.status().counters.ignored_control, ignored + 1);
+}
+
+/// LCAF fields (RFC 8060 §3, §4.1, §4.7; RFC 8061 §4): Rsvd1, Flags and Rsvd3/4
+/// ignored; an Instance ID uses all 32 bits; a Security Key LCAF may carry up to
+/// three keys (key ids 1–3) and econet takes the first.
+#[test]
+fn lcaf_fields_as_rfc_8060_and_8061_have_them() {
+    // A Map-Request whose ITR-RLOC is a Security Key LCAF with three keys, and whose
+    // EID-record is in instance 0x01000000 with every reserved LCAF byte set.
+    let mut m = vec![0x10, 0x00, 0x00, 0x01];
+    m.extend_from_slice(&5u64.to_be_bytes());
+    m.extend_from_slice(&[0x00, 0x00]);
+    let keys: [Vec<u8>; 3] = [vec![0x11; 32], vec![0x22; 32], vec![0x33; 32]];
+    let body_len = 4 + keys.iter().map(|k| 2 + k.len()).sum::<usize>() + 6;
+    m.extend_from_slice(&[0x40, 0x03, 0xff, 0xff, 11, 0xff]); // LCAF, Rsvd1/Flags set
+    m.extend_from_slice(&(body_len as u16).to_be_bytes());
+    m.extend_from_slice(&[3, 0xff, 5, 0xfe]); // Count 3 | Rsvd3 | suite 5 | Rsvd4 R=0
+    for k in &keys {
+        m.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        m.extend_from_slice(k);
+    }
+    m.extend_from_slice(&[0x00, 0x01]);
+    m.extend_from_slice(&REQ_RLOC.octets());
+    m.extend_from_slice(&[0x00, 32]);
+    m.extend_from_slice(&[0x40, 0x03, 0xff, 0xff, 0x02, 0x20, 0x00, 0x0a]);
+    m.extend_from_slice(&0x0100_0000u32.to_be_bytes()); // Instance ID > 24 bits
+    m.extend_from_slice(&[0x00, 0x01, 10, 1, 2, 3]);
+    let req = MapRequest::parse(&m).unwrap();
+    let k = req.itr_key().unwrap();
+    assert_eq!((k.cipher_suite, k.rekey), (5, false));
+    assert_eq!(k.public_key, keys[0]);
+    assert_eq!(req.reply_rloc(), Some(REQ_RLOC));
+    assert_eq!(req.eids[0].iid, 0x0100_0000);
+    // Zero keys, or four, are refused.
+    for count in [0u8, 4] {
+        let mut bad = m.clone();
+        bad[22] = count;
+        assert!(MapRequest::parse(&bad).is_err(), "key count {count}");
+    }
+    // A 32-bit instance registers nowhere: the map server's sites are 24-bit, and
+    // the record is refused as outside the site (not as malformed).
+    let now = Instant::now();
+    let mut ms = map_server();
+    let mut rec = peer_record(1440, &[PEER_RLOC1]);
+    rec[18..22].copy_from_slice(&0x0100_03e8u32.to_be_bytes()); // Instance ID
+    let reg = register_bits(0x30, 0x01, 1, &[rec]);
+    assert!(ms
+        .handle(now, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT), &reg)
+        .is_empty());
+    assert_eq!(ms.counters().malformed, 0);
+    assert_eq!(ms.counters().refused, 1);
+}
+
+/// With two map resolvers and the first down, only the first new flow waits for a
+/// request timeout: the resolver that answered is asked first from then on.
+#[test]
+fn new_requests_go_first_to_the_resolver_that_answered() {
+    let now = Instant::now();
+    let mr2 = Ipv4Addr::new(198, 51, 100, 2);
+    let mut c = xtr_cfg();
+    c.map_resolvers = vec![MS, mr2];
+    let mut x = Xtr::new(c, now);
+    x.set_local_rloc(now, Some(OUR_RLOC));
+    x.set_local_eids(now, &[OUR_EID]);
+    drain(&mut x, now);
+    let mut out = vec![0u8; 256];
+    let mut lookup = |x: &mut Xtr, at: Instant, dst: Ipv4Addr| {
+        let mut ip = vec![0u8; 28];
+        ipv4::Repr {
+            src_addr: OUR_EID,
+            dst_addr: dst,
+            protocol: ipv4::Protocol::Udp,
+            payload_len: 8,
+            ttl: 64,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+        .unwrap();
+        assert!(matches!(x.encap(at, &ip, &mut out), Encap::Miss { .. }));
+        controls(&drain(x, at))
+    };
+    let first = lookup(&mut x, now, Ipv4Addr::new(10, 200, 9, 10));
+    assert_eq!(first.len(), 1);
+    assert_eq!(*first[0].0.ip(), MS, "the first resolver first");
+    let timeout = xtr_cfg().request_timeout;
+    let retry = controls(&drain(&mut x, now + timeout));
+    assert_eq!(*retry[0].0.ip(), mr2, "then the second");
+    let req = MapRequest::parse(Ecm::parse(&retry[0].1).unwrap().message).unwrap();
+    let at = now + timeout;
+    x.handle_control(
+        at,
+        SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT),
+        &peer_reply(req.nonce, &[PEER_RLOC1]),
+    );
+    drain(&mut x, at);
+    let next = lookup(&mut x, at, Ipv4Addr::new(10, 200, 77, 1));
+    assert_eq!(*next[0].0.ip(), mr2, "the one that answered");
 }

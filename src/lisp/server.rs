@@ -21,6 +21,8 @@ pub const NEGATIVE_TTL_SITE: u32 = 1;
 pub const NEGATIVE_TTL_OUTSIDE: u32 = 15;
 /// Bounds on the registration lifetime learnt from the xTR's register interval.
 const MIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// EID-records of one Map-Request answered; senders send one (RFC 9301 §5.2).
+const MAX_REQUEST_RECORDS: usize = 8;
 /// Minutes of registration churn history kept per site (one bucket a minute).
 pub const CHURN_MINUTES: usize = 5;
 
@@ -488,6 +490,9 @@ impl MapServer {
             let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60);
             let timeout = match (self.cfg.registration_timeout, self.regs.get(&rec.eid)) {
                 (Some(t), _) => t,
+                // T: the xTR asks for its records' TTL as the timeout (RFC 9301 §5.6);
+                // the operator's timeout above still wins.
+                _ if reg.use_ttl => ttl.max(MIN_TIMEOUT),
                 (None, Some(prev)) if prev.site as usize == si && prev.from == from => {
                     (now.saturating_duration_since(prev.registered) * 3)
                         .clamp(MIN_TIMEOUT, ttl.max(MIN_TIMEOUT))
@@ -516,8 +521,9 @@ impl MapServer {
             Ok(n) => {
                 buf.truncate(n);
                 self.counters.notifies += 1;
+                // To port 4342, whatever the Map-Register's source port (RFC 9301 §8.2).
                 vec![Send {
-                    to: from,
+                    to: SocketAddrV4::new(*from.ip(), CONTROL_PORT),
                     bytes: buf,
                 }]
             }
@@ -525,7 +531,11 @@ impl MapServer {
         }
     }
 
-    /// Map-Resolver: an ECM from an ITR with a Map-Request inside.
+    /// Map-Resolver: an ECM from an ITR with a Map-Request inside. Each of its
+    /// EID-records (RFC 9301 §5.2: one from a sender, any number accepted) is
+    /// answered: by proxy or negatively in one Map-Reply, or by forwarding the ECM
+    /// once to each ETR that answers for itself. RLOC-probes (P) and Map-Requests
+    /// that want no reply (D) are dropped, as RFC 9301 §5.2 says a map resolver must.
     fn resolve(&mut self, now: Instant, msg: &[u8]) -> Vec<Send> {
         let Some((ecm, req)) = Ecm::parse(msg)
             .ok()
@@ -535,56 +545,62 @@ impl MapServer {
             self.counters.malformed += 1;
             return Vec::new();
         };
-        let (Some(itr), Some(want)) = (req.reply_rloc(), req.eids.first()) else {
+        let Some(itr) = req.reply_rloc() else {
             self.counters.malformed += 1;
             return Vec::new();
         };
-        let reply_to = SocketAddrV4::new(itr, ecm.src_port);
-        let addr = want.prefix.addr();
-        let found = longest(&self.regs, self.lens, now, want.iid, addr);
-        if let Some(r) = found {
-            if r.proxy_reply && req.itr_key().is_none() {
-                self.counters.proxy_replies += 1;
-                let mut rec = r.record.clone();
-                rec.authoritative = false;
-                return reply(reply_to, req.nonce, rec);
-            }
-            let Some(etr) = r
-                .record
-                .locators
-                .iter()
-                .filter(|l| l.reachable && l.priority != 255)
-                .find_map(|l| l.rloc())
-            else {
-                return Vec::new();
-            };
-            let mut buf = vec![0u8; msg.len()];
-            return match ecm.emit(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    self.counters.forwarded += 1;
-                    vec![Send {
-                        to: SocketAddrV4::new(etr, CONTROL_PORT),
-                        bytes: buf,
-                    }]
-                }
-                Err(_) => Vec::new(),
-            };
+        if req.probe || req.dont_reply || req.eids.is_empty() {
+            self.counters.malformed += 1;
+            return Vec::new();
         }
-        self.counters.negative_replies += 1;
-        let (prefix, ttl) = self.uncovered(now, want.iid, addr);
-        reply(
-            reply_to,
-            req.nonce,
-            Record {
-                ttl,
-                eid: Eid::new(want.iid, prefix),
-                action: action::NATIVELY_FORWARD,
-                authoritative: true,
-                map_version: 0,
-                locators: Vec::new(),
-            },
-        )
+        let reply_to = SocketAddrV4::new(itr, ecm.src_port);
+        let mut records = Vec::new();
+        let mut etrs: Vec<Ipv4Addr> = Vec::new();
+        for want in req.eids.iter().take(MAX_REQUEST_RECORDS) {
+            let addr = want.prefix.addr();
+            match longest(&self.regs, self.lens, now, want.iid, addr) {
+                Some(r) if r.proxy_reply && req.itr_key().is_none() => {
+                    self.counters.proxy_replies += 1;
+                    records.push(proxy_record(&r.record));
+                }
+                Some(r) => {
+                    let etr = r
+                        .record
+                        .locators
+                        .iter()
+                        .filter(|l| l.reachable && l.priority != 255)
+                        .find_map(|l| l.rloc());
+                    if let Some(etr) = etr.filter(|e| !etrs.contains(e)) {
+                        etrs.push(etr);
+                    }
+                }
+                None => {
+                    self.counters.negative_replies += 1;
+                    let (prefix, ttl) = self.uncovered(now, want.iid, addr);
+                    records.push(Record {
+                        ttl,
+                        eid: Eid::new(want.iid, prefix),
+                        action: action::NATIVELY_FORWARD,
+                        authoritative: true,
+                        map_version: 0,
+                        locators: Vec::new(),
+                    });
+                }
+            }
+        }
+        let mut out = reply(reply_to, req.nonce, records);
+        for etr in etrs {
+            let mut buf = vec![0u8; msg.len()];
+            if let Ok(n) = ecm.emit(&mut buf) {
+                buf.truncate(n);
+                self.counters.forwarded += 1;
+                out.push(Send {
+                    to: SocketAddrV4::new(etr, CONTROL_PORT),
+                    bytes: buf,
+                });
+            }
+        }
+        out
     }
 
     /// The negative answer for an unregistered `addr` (RFC 9301 §8.4): inside a site,
@@ -846,15 +862,33 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn reply(to: SocketAddrV4, nonce: u64, rec: Record) -> Vec<Send> {
+/// A registered record as a map server answers for it (RFC 9301 §5.4): not
+/// authoritative, no locator flagged local or probed, locators in ascending
+/// address order.
+fn proxy_record(r: &Record) -> Record {
+    let mut rec = r.clone();
+    rec.authoritative = false;
+    for l in &mut rec.locators {
+        l.local = false;
+        l.probed = false;
+    }
+    rec.locators.sort_by_key(|l| (l.rloc().is_none(), l.rloc()));
+    rec
+}
+
+/// One Map-Reply with `records`; nothing when there are none.
+fn reply(to: SocketAddrV4, nonce: u64, records: Vec<Record>) -> Vec<Send> {
+    if records.is_empty() {
+        return Vec::new();
+    }
     let m = MapReply {
         probe: false,
         echo_nonce: false,
         security: false,
         nonce,
-        records: vec![rec],
+        records,
     };
-    let mut buf = vec![0u8; 1500];
+    let mut buf = vec![0u8; 4096];
     match m.emit(&mut buf) {
         Ok(n) => {
             buf.truncate(n);
@@ -909,6 +943,7 @@ mod tests {
         let reg = MapRegister {
             proxy_reply: false,
             want_notify: false,
+            use_ttl: false,
             nonce: 1,
             key_id: 0,
             alg,
@@ -1061,6 +1096,8 @@ mod tests {
             smr: false,
             pitr: false,
             smr_invoked: false,
+            local_xtr: false,
+            dont_reply: false,
             nonce: 0x5eed,
             source_eid: Address::None,
             itr_rlocs: vec![Address::Ipv4(itr)],

@@ -773,6 +773,7 @@ fn wireshark_decodes_our_packets() {
     let reg = MapRegister {
         proxy_reply: true,
         want_notify: false,
+        use_ttl: false,
         nonce: 0x0102_0304_0506_0708,
         key_id: 0,
         alg: AuthAlg::HmacSha1,

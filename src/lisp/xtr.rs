@@ -254,6 +254,7 @@ struct Pending {
     next: Instant,
     wait: Duration,
     bytes: Vec<u8>,
+    /// The map resolver of the first attempt; each retransmission takes the next.
     resolver: usize,
     /// Our key pair for this exchange and whether it is a rekey.
     keys: Option<(KeyPair, bool)>,
@@ -310,6 +311,9 @@ pub struct Xtr {
     actions: VecDeque<Action>,
     regs: Vec<RegState>,
     pending: HashMap<u64, Pending>,
+    /// The map resolver that answered last: new requests go there first, so while
+    /// one is down only the first request after it failed waits for a timeout.
+    resolver: usize,
     pending_by_target: HashMap<(u32, Ipv4Addr), u64>,
     hold_down: HashMap<(u32, Ipv4Addr), Instant>,
     queue: HashMap<(u32, Ipv4Addr), Vec<Vec<u8>>>,
@@ -359,6 +363,7 @@ impl Xtr {
             actions: VecDeque::new(),
             regs,
             pending: HashMap::new(),
+            resolver: 0,
             pending_by_target: HashMap::new(),
             hold_down: HashMap::new(),
             queue: HashMap::new(),
@@ -780,6 +785,8 @@ impl Xtr {
             smr: false,
             pitr: false,
             smr_invoked: why == Why::SmrInvoked,
+            local_xtr: false,
+            dont_reply: false,
             nonce,
             source_eid,
             itr_rlocs: vec![itr],
@@ -801,7 +808,7 @@ impl Xtr {
                 next: now,
                 wait: self.cfg.request_timeout,
                 bytes: msg,
-                resolver: 0,
+                resolver: self.resolver,
                 keys,
                 why,
             },
@@ -882,6 +889,12 @@ impl Xtr {
             return;
         };
         if rep.probe {
+            // A probe reply whose records are not all authoritative is discarded
+            // (RFC 9301 §5.4).
+            if rep.records.iter().any(|r| !r.authoritative) {
+                self.counters.ignored_control += 1;
+                return;
+            }
             if let Some(p) = self.probes.get(&rep.nonce) {
                 if p.rloc == *from.ip() {
                     let rloc = p.rloc;
@@ -897,6 +910,9 @@ impl Xtr {
         };
         self.pending_by_target.remove(&p.target);
         self.counters.map_replies += 1;
+        // The resolver of the latest attempt answered (or forwarded to an ETR that did).
+        let n = self.cfg.map_resolvers.len().max(1);
+        self.resolver = (p.resolver + p.attempts.max(1) as usize - 1) % n;
         let (iid, addr) = p.target;
         let mut keys = p.keys;
         for rec in rep.records.iter().filter(|r| r.eid.contains(iid, addr)) {
@@ -1113,6 +1129,11 @@ impl Xtr {
             self.handle_smr(now, req);
             return;
         }
+        if req.dont_reply {
+            // D: the sender wants no Map-Reply (RFC 9301 §5.2).
+            self.counters.ignored_control += 1;
+            return;
+        }
         let Some(rloc) = self.rloc else {
             return;
         };
@@ -1283,6 +1304,9 @@ impl Xtr {
                         smr: true,
                         pitr: false,
                         smr_invoked: false,
+                        local_xtr: false,
+                        // An SMR wants no Map-Reply (RFC 9301 §5.2).
+                        dont_reply: true,
                         nonce: self.nonce(),
                         source_eid: our.address(),
                         itr_rlocs: vec![Address::Ipv4(rloc)],
@@ -1380,6 +1404,7 @@ impl Xtr {
                 let reg = MapRegister {
                     proxy_reply: self.cfg.proxy_reply && !self.cfg.encrypt,
                     want_notify: true,
+                    use_ttl: false,
                     nonce,
                     key_id: 0,
                     alg: ms.auth,
@@ -1463,6 +1488,8 @@ impl Xtr {
                 smr: false,
                 pitr: false,
                 smr_invoked: false,
+                local_xtr: false,
+                dont_reply: false,
                 nonce,
                 source_eid: Address::None,
                 itr_rlocs: vec![Address::Ipv4(rloc)],

@@ -264,6 +264,7 @@ impl Gen {
         let reg = MapRegister {
             proxy_reply: true,
             want_notify: true,
+            use_ttl: false,
             nonce,
             key_id: 0,
             alg: AuthAlg::HmacSha256,
@@ -482,6 +483,8 @@ fn run(o: Opts) {
                 smr: false,
                 pitr: false,
                 smr_invoked: false,
+                local_xtr: false,
+                dont_reply: false,
                 nonce: g.salt ^ seq,
                 source_eid: Address::None,
                 itr_rlocs: vec![Address::Ipv4(itr)],

@@ -29,7 +29,9 @@ pub const MAX_KEY_LEN: usize = 512;
 pub struct SecurityKey {
     /// The cipher suite ("Key Algorithm"), e.g. 5 = LISP_256_EC25519_AES128_GCM.
     pub cipher_suite: u8,
-    /// The R bit: econet sets it on a rekey (see `lisp::crypto`).
+    /// The R bit: econet sets it on a rekey (see `lisp::crypto`). RFC 8061 keeps it
+    /// for LISP-DDT and says to send 0; a peer that rekeys the RFC's way (a new
+    /// key for key id 1, R clear) is answered as a first exchange, which is the same.
     pub rekey: bool,
     pub public_key: Vec<u8>,
 }
@@ -122,9 +124,6 @@ impl Address {
                 mask_len,
                 addr,
             } => {
-                if *iid > 0xff_ffff {
-                    return Err(Error::Malformed);
-                }
                 lcaf_header(w, LCAF_INSTANCE_ID, *mask_len, 4 + inner_len(addr))?;
                 w.u32(*iid)?;
                 emit_inner(w, addr)
@@ -198,10 +197,9 @@ fn parse_lcaf(r: &mut Reader<'_>) -> Result<Address> {
     let mut b = Reader::new(body);
     let a = match lcaf_type {
         LCAF_INSTANCE_ID => {
+            // All 32 bits: the mapping system's instance space (RFC 8060 §4.1);
+            // only the low 24 fit a data header, which is the config's limit.
             let iid = b.u32()?;
-            if iid > 0xff_ffff {
-                return Err(Error::Malformed);
-            }
             Address::InstanceId {
                 iid,
                 mask_len: rsvd2,
@@ -214,10 +212,16 @@ fn parse_lcaf(r: &mut Reader<'_>) -> Result<Address> {
             let cipher_suite = b.u8()?;
             let rekey = b.u8()? & 1 == 1;
             let klen = b.u16()? as usize;
-            if count != 1 || klen > MAX_KEY_LEN {
+            // Up to three keys, for key ids 1 to 3 (RFC 8061 §4); an ETR answers
+            // for the ones it uses, and econet uses the first.
+            if !(1..=3).contains(&count) || klen > MAX_KEY_LEN {
                 return Err(Error::Unsupported);
             }
             let public_key = b.bytes(klen)?.to_vec();
+            for _ in 1..count {
+                let len = b.u16()? as usize;
+                b.bytes(len)?;
+            }
             Address::SecurityKey {
                 key: SecurityKey {
                     cipher_suite,

@@ -252,6 +252,23 @@ fn parse_records(r: &mut Reader<'_>, count: u8) -> Result<Vec<Record>> {
     Ok(recs)
 }
 
+/// Map-Request header bits after the IRC's neighbours (RFC 9301 §5.2).
+mod req_bits {
+    pub const LOCAL_XTR: u32 = 0x0000_4000;
+    pub const DONT_REPLY: u32 = 0x0000_2000;
+}
+
+/// Map-Register header bits (RFC 9301 §5.6).
+mod reg_bits {
+    pub const PROXY_REPLY: u32 = 0x0800_0000;
+    pub const ID_PRESENT: u32 = 0x0200_0000;
+    pub const USE_TTL: u32 = 0x0000_0800;
+    pub const WANT_NOTIFY: u32 = 0x0000_0100;
+    /// Map-Notify and Map-Notify-Ack: the xTR-ID trailer is there (as tcpdump,
+    /// Wireshark and lispers.net place it; RFC 9301 names no bit).
+    pub const NOTIFY_ID_PRESENT: u32 = 0x0800_0000;
+}
+
 /// A Map-Request (RFC 9301 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapRequest {
@@ -265,6 +282,10 @@ pub struct MapRequest {
     pub pitr: bool,
     /// s: SMR-invoked.
     pub smr_invoked: bool,
+    /// L: local-xtr, for xTRs of the same site; econet reads it and sends 0.
+    pub local_xtr: bool,
+    /// D: dont-map-reply; set on SMRs, and the receiver sends no Map-Reply.
+    pub dont_reply: bool,
     pub nonce: u64,
     pub source_eid: Address,
     /// At least one, at most 32; the first IPv4 one is where the reply goes.
@@ -307,6 +328,8 @@ impl MapRequest {
             smr: w & 0x0100_0000 != 0,
             pitr: w & 0x0080_0000 != 0,
             smr_invoked: w & 0x0040_0000 != 0,
+            local_xtr: w & req_bits::LOCAL_XTR != 0,
+            dont_reply: w & req_bits::DONT_REPLY != 0,
             nonce: p.nonce(),
             source_eid,
             itr_rlocs,
@@ -331,6 +354,8 @@ impl MapRequest {
             (0x0100_0000, self.smr),
             (0x0080_0000, self.pitr),
             (0x0040_0000, self.smr_invoked),
+            (req_bits::LOCAL_XTR, self.local_xtr),
+            (req_bits::DONT_REPLY, self.dont_reply),
         ] {
             if on {
                 word |= bit;
@@ -431,6 +456,8 @@ pub struct MapRegister {
     pub proxy_reply: bool,
     /// M: want a Map-Notify back.
     pub want_notify: bool,
+    /// T: time the registration out by the records' TTL, not the default.
+    pub use_ttl: bool,
     pub nonce: u64,
     pub key_id: u8,
     pub alg: AuthAlg,
@@ -438,7 +465,8 @@ pub struct MapRegister {
     pub xtr_id: Option<XtrId>,
 }
 
-/// A Map-Notify has the same fields; `proxy_reply` and `want_notify` are not sent.
+/// A Map-Notify has the same fields; `proxy_reply`, `want_notify` and `use_ttl` are
+/// not sent.
 pub type MapNotify = MapRegister;
 
 impl MapRegister {
@@ -459,9 +487,9 @@ impl MapRegister {
         r.bytes(auth_len)?;
         let records = parse_records(&mut r, p.record_count())?;
         let has_xtr = if t == msg_type::MAP_REGISTER {
-            w & 0x0200_0000 != 0
+            w & reg_bits::ID_PRESENT != 0
         } else {
-            w & 0x0800_0000 != 0
+            w & reg_bits::NOTIFY_ID_PRESENT != 0
         };
         let xtr_id = if has_xtr {
             let mut xtr_id = [0u8; 16];
@@ -475,8 +503,9 @@ impl MapRegister {
         };
         let reg = t == msg_type::MAP_REGISTER;
         Ok(MapRegister {
-            proxy_reply: reg && w & 0x0800_0000 != 0,
-            want_notify: reg && w & 0x0000_0100 != 0,
+            proxy_reply: reg && w & reg_bits::PROXY_REPLY != 0,
+            want_notify: reg && w & reg_bits::WANT_NOTIFY != 0,
+            use_ttl: reg && w & reg_bits::USE_TTL != 0,
             nonce: p.nonce(),
             key_id,
             alg,
@@ -489,17 +518,18 @@ impl MapRegister {
         let count = u8::try_from(self.records.len()).map_err(|_| Error::Malformed)?;
         let mut word = u32::from(t) << 28 | u32::from(count);
         if t == msg_type::MAP_REGISTER {
-            if self.proxy_reply {
-                word |= 0x0800_0000;
-            }
-            if self.xtr_id.is_some() {
-                word |= 0x0200_0000;
-            }
-            if self.want_notify {
-                word |= 0x0000_0100;
+            for (bit, on) in [
+                (reg_bits::PROXY_REPLY, self.proxy_reply),
+                (reg_bits::ID_PRESENT, self.xtr_id.is_some()),
+                (reg_bits::USE_TTL, self.use_ttl),
+                (reg_bits::WANT_NOTIFY, self.want_notify),
+            ] {
+                if on {
+                    word |= bit;
+                }
             }
         } else if self.xtr_id.is_some() {
-            word |= 0x0800_0000;
+            word |= reg_bits::NOTIFY_ID_PRESENT;
         }
         let mac_len = self.alg.mac_len();
         let len = {
@@ -548,8 +578,11 @@ pub fn acknowledgement(msg: &[u8], key: &[u8], buf: &mut [u8]) -> Result<usize> 
     let p = Packet::new_checked(msg)?;
     let w = p.first_word();
     let (t, has_xtr) = match p.msg_type() {
-        msg_type::MAP_REGISTER => (msg_type::MAP_NOTIFY, w & 0x0200_0000 != 0),
-        msg_type::MAP_NOTIFY => (msg_type::MAP_NOTIFY_ACK, w & 0x0800_0000 != 0),
+        msg_type::MAP_REGISTER => (msg_type::MAP_NOTIFY, w & reg_bits::ID_PRESENT != 0),
+        msg_type::MAP_NOTIFY => (
+            msg_type::MAP_NOTIFY_ACK,
+            w & reg_bits::NOTIFY_ID_PRESENT != 0,
+        ),
         _ => return Err(Error::Malformed),
     };
     let mut r = Reader::new(msg);
@@ -568,7 +601,7 @@ pub fn acknowledgement(msg: &[u8], key: &[u8], buf: &mut [u8]) -> Result<usize> 
     let trailer = if has_xtr { r.bytes(XTR_ID_LEN)? } else { &[] };
     let mut word = u32::from(t) << 28 | u32::from(p.record_count());
     if has_xtr {
-        word |= 0x0800_0000;
+        word |= reg_bits::NOTIFY_ID_PRESENT;
     }
     let len = {
         let mut o = Writer::new(buf);

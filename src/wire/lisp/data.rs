@@ -128,21 +128,20 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// Reads the header as RFC 9300 §5.3 says a decapsulating ETR must: it never
+    /// refuses a combination of flags.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(p: &Packet<&T>) -> Result<Repr> {
         if p.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
+        // RFC 9300 §5.3: with N and V both set the field is a nonce; E means
+        // nothing without N; R is ignored.
         let f = p.flags();
-        if f & flags::N != 0 && f & flags::V != 0 {
-            return Err(Error::Malformed);
-        }
-        if f & flags::E != 0 && f & flags::N == 0 {
-            return Err(Error::Malformed);
-        }
+        let n = f & flags::N != 0;
         Ok(Repr {
-            nonce: (f & flags::N != 0).then(|| p.nonce()),
-            echo_nonce: f & flags::E != 0,
-            map_version: (f & flags::V != 0).then(|| p.nonce()),
+            nonce: n.then(|| p.nonce()),
+            echo_nonce: n && f & flags::E != 0,
+            map_version: (!n && f & flags::V != 0).then(|| p.nonce()),
             instance_id: p.instance_id(),
             lsb: p.lsb(),
             key_id: p.key_id(),

@@ -57,6 +57,8 @@ fn request(k: Option<SecurityKey>) -> MapRequest {
         smr: false,
         pitr: false,
         smr_invoked: false,
+        local_xtr: false,
+        dont_reply: false,
         nonce: 0x0102_0304_0506_0708,
         source_eid: Address::InstanceId {
             iid: 1000,
@@ -79,6 +81,7 @@ fn register() -> MapRegister {
     MapRegister {
         proxy_reply: false,
         want_notify: true,
+        use_ttl: false,
         nonce: 0xdead_beef_0000_0001,
         key_id: 0,
         alg: AuthAlg::HmacSha256,
@@ -114,15 +117,22 @@ fn data_header_layout_and_roundtrip() {
         data::Packet::new_checked(&b[..7]).err(),
         Some(Error::Truncated)
     );
-    // N and V together, or E without N, are refused.
-    for f in [0x90u8, 0x20] {
+    // RFC 9300 §5.3: N and V together read as a nonce; E without N, and R, are
+    // ignored; I without L leaves the low byte alone.
+    let parse = |f: u8| {
         let mut m = b;
         m[0] = f;
-        assert_eq!(
-            data::Repr::parse(&data::Packet::new_checked(&m[..]).unwrap()),
-            Err(Error::Malformed)
-        );
-    }
+        data::Repr::parse(&data::Packet::new_checked(&m[..]).unwrap()).unwrap()
+    };
+    let nv = parse(0x90);
+    assert_eq!((nv.nonce, nv.map_version), (Some(0xabcdef), None));
+    let e = parse(0x20);
+    assert_eq!((e.nonce, e.echo_nonce, e.map_version), (None, false, None));
+    let v = parse(0x10);
+    assert_eq!((v.nonce, v.map_version), (None, Some(0xabcdef)));
+    assert_eq!(parse(0xcd), data::Repr { key_id: 1, ..r });
+    let i = parse(0x08);
+    assert_eq!((i.instance_id, i.lsb), (Some(1000), None));
 }
 
 #[test]
