@@ -816,6 +816,14 @@ fn lcaf_fields_as_rfc_8060_and_8061_have_them() {
     assert_eq!(ms.counters().refused, 1);
 }
 
+/// The ECMs (Map-Requests to a map resolver) among what the xTR sends.
+fn ecms(x: &mut Xtr, at: Instant) -> Vec<(SocketAddrV4, Vec<u8>)> {
+    controls(&drain(x, at))
+        .into_iter()
+        .filter(|(_, m)| m[0] >> 4 == 8)
+        .collect()
+}
+
 /// With two map resolvers and the first down, only the first new flow waits for a
 /// request timeout: the resolver that answered is asked first from then on.
 #[test]
@@ -841,13 +849,13 @@ fn new_requests_go_first_to_the_resolver_that_answered() {
         .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
         .unwrap();
         assert!(matches!(x.encap(at, &ip, &mut out), Encap::Miss { .. }));
-        controls(&drain(x, at))
+        ecms(x, at)
     };
     let first = lookup(&mut x, now, Ipv4Addr::new(10, 200, 9, 10));
     assert_eq!(first.len(), 1);
     assert_eq!(*first[0].0.ip(), MS, "the first resolver first");
     let timeout = xtr_cfg().request_timeout;
-    let retry = controls(&drain(&mut x, now + timeout));
+    let retry = ecms(&mut x, now + timeout);
     assert_eq!(*retry[0].0.ip(), mr2, "then the second");
     let req = MapRequest::parse(Ecm::parse(&retry[0].1).unwrap().message).unwrap();
     let at = now + timeout;
@@ -859,4 +867,35 @@ fn new_requests_go_first_to_the_resolver_that_answered() {
     drain(&mut x, at);
     let next = lookup(&mut x, at, Ipv4Addr::new(10, 200, 77, 1));
     assert_eq!(*next[0].0.ip(), mr2, "the one that answered");
+}
+
+/// A Map-Register without its Map-Notify is sent again as it was, nonce and all,
+/// after 1 s, then 2 s, then 4 s (RFC 9301 §5.7); after three the map server counts
+/// as failed, and the next Map-Register (a new nonce) waits for the interval.
+#[test]
+fn an_unanswered_map_register_is_retransmitted_with_doubling_waits() {
+    let now = Instant::now();
+    let (mut x, nonce) = xtr(now);
+    let registers = |x: &mut Xtr, at: Instant| -> Vec<u64> {
+        controls(&drain(x, at))
+            .iter()
+            .filter(|(_, m)| m[0] >> 4 == 3)
+            .map(|(_, m)| u64::from_be_bytes(m[4..12].try_into().unwrap()))
+            .collect()
+    };
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    assert!(registers(&mut x, now + s(1) - ms(1)).is_empty());
+    assert_eq!(registers(&mut x, now + s(1)), vec![nonce]);
+    assert!(registers(&mut x, now + s(3) - ms(1)).is_empty());
+    assert_eq!(registers(&mut x, now + s(3)), vec![nonce]);
+    assert!(registers(&mut x, now + s(7) - ms(1)).is_empty());
+    assert!(
+        registers(&mut x, now + s(7)).is_empty(),
+        "failed, not resent"
+    );
+    assert!(!x.registered());
+    let next = registers(&mut x, now + s(7) + xtr_cfg().register_interval);
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0], nonce, "a new Map-Register, a new nonce");
 }

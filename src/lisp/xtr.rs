@@ -87,7 +87,7 @@ impl XtrConfig {
             max_negative_ttl: Duration::from_secs(60),
             request_timeout: Duration::from_secs(1),
             request_attempts: 3,
-            notify_timeout: Duration::from_secs(2),
+            notify_timeout: Duration::from_secs(1),
             register_attempts: 3,
             probe_interval: Duration::from_secs(30),
             probe_timeout: Duration::from_secs(10),
@@ -119,7 +119,8 @@ impl XtrConfig {
         c.register_interval = reg;
         c.ttl_mins = m.ttl_mins.max(1);
         c.max_negative_ttl = reg.min(Duration::from_secs(60));
-        c.notify_timeout = (reg / 2).clamp(Duration::from_millis(200), Duration::from_secs(2));
+        // A Map-Register unanswered for a second is sent again (RFC 9301 §5.7).
+        c.notify_timeout = (reg / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
         c.request_timeout = c.notify_timeout.min(Duration::from_secs(1));
         c.probe_interval = reg.min(Duration::from_secs(30));
         c.probe_timeout = c.probe_interval;
@@ -290,6 +291,8 @@ const RECENT_FOR: Duration = Duration::from_secs(600);
 /// Records per Map-Register (keeps it under 1400 bytes).
 const RECORDS_PER_REGISTER: usize = 32;
 const HOLD_DOWN: Duration = Duration::from_secs(1);
+/// The longest wait between retransmissions of a Map-Register (RFC 9301 §5.7).
+const MAX_REGISTER_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The xTR core.
 pub struct Xtr {
@@ -1393,7 +1396,13 @@ impl Xtr {
                 self.regs[i].next = now + self.cfg.register_interval;
                 continue;
             }
-            let nonce = self.nonce();
+            // A retransmission is the original Map-Register, nonce and all (RFC 9301
+            // §5.7), so a late Map-Notify for it still counts; new content gets a
+            // new nonce.
+            let nonce = match self.regs[i].nonce {
+                Some(n) if self.regs[i].generation == self.generation => n,
+                _ => self.nonce(),
+            };
             let ms = self.cfg.map_servers[i].clone();
             let ips: Vec<Ipv4Addr> = self.eids.iter().copied().collect();
             for chunk in ips.chunks(RECORDS_PER_REGISTER) {
@@ -1424,7 +1433,14 @@ impl Xtr {
             r.sent = ips.iter().map(|ip| Eid::host(iid, *ip)).collect();
             r.generation = self.generation;
             r.attempts += 1;
-            r.next = now + self.cfg.notify_timeout.min(self.cfg.register_interval);
+            // Waits double (RFC 9301 §5.7), within the registration interval.
+            let backoff = self
+                .cfg
+                .notify_timeout
+                .saturating_mul(1 << (r.attempts - 1).min(6))
+                .min(self.cfg.register_interval)
+                .min(MAX_REGISTER_BACKOFF);
+            r.next = now + backoff;
         }
     }
 
