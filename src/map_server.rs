@@ -131,6 +131,7 @@ impl MapServerDaemon {
                 }
                 w.end_arr();
                 w.key("expires_in").num(r.expires_in.as_secs());
+                w.key("age").num(r.age.as_secs());
                 w.end_obj();
             }
             w.end_arr();
@@ -236,10 +237,11 @@ impl MapServerDaemon {
             for r in &regs {
                 let rlocs: Vec<String> = r.rlocs.iter().map(|l| l.to_string()).collect();
                 s += &format!(
-                    "  {:<10} {:<22} via {:<16} expires in {} s\n",
+                    "  {:<10} {:<22} via {:<16} registered {} s ago, expires in {} s\n",
                     r.site,
                     r.eid.to_string(),
                     rlocs.join(","),
+                    r.age.as_secs(),
                     r.expires_in.as_secs()
                 );
             }

@@ -73,6 +73,9 @@ pub struct EidStatus {
     pub eid: Eid,
     pub rlocs: Vec<Ipv4Addr>,
     pub expires_in: Duration,
+    /// Since the last Map-Register for it (for a restored one, by the wall clock
+    /// before the restart).
+    pub age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -825,6 +828,7 @@ impl MapServer {
                 eid: r.record.eid,
                 rlocs: r.rlocs(),
                 expires_in: r.expires().saturating_duration_since(now),
+                age: now.saturating_duration_since(r.registered),
             })
             .collect();
         v.sort_by_key(|s| s.eid);
