@@ -199,7 +199,17 @@ pub struct MapServer {
     dirty: bool,
     /// Refreshed since the last snapshot, nothing else changed.
     refreshed: bool,
+    /// Negative answers by (instance, prefix), with their TTL. A registration that
+    /// expires or is withdrawn leaves them true (only no longer the least specific);
+    /// a new one, or a config reload, clears them. A flood of Map-Requests for
+    /// unregistered EIDs then costs hash lookups, not a scan each.
+    negative: HashMap<(u32, Ipv4Net), u32>,
+    /// The prefix lengths in `negative` (bit n: /n).
+    negative_lens: u64,
 }
+
+/// Negative answers kept before the cache starts over.
+const NEGATIVE_CACHE: usize = 4096;
 
 /// What [`MapServer::restore`] did with a stored file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,6 +233,8 @@ impl MapServer {
             epoch: None,
             dirty: false,
             refreshed: false,
+            negative: HashMap::new(),
+            negative_lens: 0,
         }
     }
 
@@ -359,6 +371,7 @@ impl MapServer {
                     .unwrap_or_default()
             })
             .collect();
+        self.forget_negative();
         let sites = &self.cfg.sites;
         let before = self.regs.len();
         self.regs.retain(|eid, r| {
@@ -609,7 +622,15 @@ impl MapServer {
     /// The negative answer for an unregistered `addr` (RFC 9301 §8.4): inside a site,
     /// the least specific prefix of the site around `addr` that holds no registered
     /// EID; outside every site, the least specific one that touches no site.
-    fn uncovered(&self, now: Instant, iid: u32, addr: Ipv4Addr) -> (Ipv4Net, u32) {
+    fn uncovered(&mut self, now: Instant, iid: u32, addr: Ipv4Addr) -> (Ipv4Net, u32) {
+        let mut lens = self.negative_lens;
+        while lens != 0 {
+            let len = lens.trailing_zeros() as u8;
+            lens &= lens - 1;
+            if let Some(ttl) = self.negative.get(&(iid, Ipv4Net::containing(addr, len))) {
+                return (Ipv4Net::containing(addr, len), *ttl);
+            }
+        }
         let site = self
             .cfg
             .sites
@@ -618,14 +639,23 @@ impl MapServer {
             .filter(|(s, p)| s.instance_id == iid && p.contains(addr))
             .map(|(_, p)| *p)
             .max_by_key(|p| p.len());
-        let (start, avoid, ttl): (u8, Vec<Ipv4Net>, u32) = match site {
+        // Nothing to avoid contains `addr` (the lookup found no registration, and no
+        // site holds it outside a site), so addr/len overlaps prefix `p` only if it
+        // contains it: len <= min(p.len, the bits p and addr share). The answer is
+        // one bit longer than the deepest such overlap.
+        let a = u32::from(addr);
+        let deepest = |p: &Ipv4Net| {
+            let shared = (a ^ u32::from(p.addr())).leading_zeros() as u8;
+            shared.min(p.len())
+        };
+        let (start, overlap, ttl) = match site {
             Some(p) => (
                 p.len(),
                 self.regs
                     .values()
-                    .filter(|r| r.expires() > now && r.record.eid.iid == iid)
-                    .map(|r| r.record.eid.prefix)
-                    .collect(),
+                    .filter(|r| r.record.eid.iid == iid && r.expires() > now)
+                    .map(|r| deepest(&r.record.eid.prefix))
+                    .max(),
                 NEGATIVE_TTL_SITE,
             ),
             None => (
@@ -634,25 +664,43 @@ impl MapServer {
                     .sites
                     .iter()
                     .filter(|s| s.instance_id == iid)
-                    .flat_map(|s| s.eid_prefixes.iter().copied())
-                    .collect(),
+                    .flat_map(|s| s.eid_prefixes.iter())
+                    .map(deepest)
+                    .max(),
                 NEGATIVE_TTL_OUTSIDE,
             ),
         };
-        for len in start..=32 {
-            let p = Ipv4Net::containing(addr, len);
-            if !avoid.iter().any(|a| a.overlaps(&p)) {
-                return (p, ttl);
-            }
+        let len = overlap
+            .map_or(start, |d| d.saturating_add(1).max(start))
+            .min(32);
+        let p = Ipv4Net::containing(addr, len);
+        if self.negative.len() >= NEGATIVE_CACHE {
+            self.forget_negative();
         }
-        (Ipv4Net::containing(addr, 32), ttl)
+        self.negative.insert((iid, p), ttl);
+        self.negative_lens |= 1 << len;
+        (p, ttl)
     }
 
     fn insert(&mut self, r: Registration) {
         self.lens |= 1 << r.record.eid.prefix.len();
         let e = r.expires();
         self.next_expiry = Some(self.next_expiry.map_or(e, |t| t.min(e)));
-        self.regs.insert(r.record.eid, r);
+        let at = r.registered;
+        if self
+            .regs
+            .insert(r.record.eid, r)
+            .is_none_or(|old| old.expires() <= at)
+        {
+            self.forget_negative();
+        }
+    }
+
+    fn forget_negative(&mut self) {
+        if !self.negative.is_empty() {
+            self.negative.clear();
+            self.negative_lens = 0;
+        }
     }
 
     /// The live registration with the longest EID-prefix holding `addr`: a hash
@@ -982,6 +1030,89 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
+    }
+
+    /// The negative answer as RFC 9301 §8.4 words it, by brute force: the least
+    /// specific prefix around `addr` (within its site, if any) that overlaps
+    /// nothing to avoid.
+    fn uncovered_by_brute_force(ms: &MapServer, now: Instant, addr: Ipv4Addr) -> Ipv4Net {
+        let site = ms
+            .cfg
+            .sites
+            .iter()
+            .flat_map(|s| s.eid_prefixes.iter())
+            .find(|p| p.contains(addr))
+            .copied();
+        let avoid: Vec<Ipv4Net> = match site {
+            Some(_) => ms
+                .regs
+                .values()
+                .filter(|r| r.expires() > now)
+                .map(|r| r.record.eid.prefix)
+                .collect(),
+            None => ms
+                .cfg
+                .sites
+                .iter()
+                .flat_map(|s| s.eid_prefixes.clone())
+                .collect(),
+        };
+        (site.map_or(0, |p| p.len())..=32)
+            .map(|len| Ipv4Net::containing(addr, len))
+            .find(|p| !avoid.iter().any(|a| a.overlaps(p)))
+            .unwrap_or(Ipv4Net::containing(addr, 32))
+    }
+
+    /// Negative answers, computed in one pass and then cached, are what the brute
+    /// force gives, through registrations of random prefixes (a new one clears the
+    /// cache), expiries and queries inside and outside the sites.
+    #[test]
+    fn negative_answers_match_the_brute_force_through_changes() {
+        let mut ms = server(None);
+        let mut now = Instant::now();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let r1 = Ipv4Addr::new(198, 51, 100, 7);
+        for round in 0..60 {
+            let x = next();
+            let (site, key) = if x & 1 == 0 {
+                (1, "key-a")
+            } else {
+                (2, "key-b")
+            };
+            let len = 24 + (x >> 8) as u8 % 9;
+            let host = Ipv4Addr::new(10, 200, site, (x >> 16) as u8);
+            let prefix = Ipv4Net::containing(host, len);
+            // TTL 1 minute: the early ones expire as time goes on.
+            let m = register_prefix(&prefix.to_string(), r1, 1, key, AuthAlg::HmacSha256);
+            ms.handle(now, from(site), &m);
+            now += Duration::from_secs(3);
+            for _ in 0..40 {
+                let y = next();
+                let addr = match y % 3 {
+                    0 => Ipv4Addr::new(10, 200, 1 + (y >> 8) as u8 % 2, (y >> 16) as u8),
+                    1 => Ipv4Addr::from((y >> 24) as u32),
+                    _ => Ipv4Addr::new(10, 200, (y >> 8) as u8, (y >> 16) as u8),
+                };
+                if longest(&ms.regs, ms.lens, now, IID, addr).is_some() {
+                    continue;
+                }
+                let want = uncovered_by_brute_force(&ms, now, addr);
+                let got = ms.uncovered(now, IID, addr).0;
+                // A cached answer may be more specific than the least specific one
+                // after an expiry, never less, and never overlaps a registration.
+                assert!(
+                    got == want || want.contains(got.addr()) && want.len() < got.len(),
+                    "round {round}: {addr}: {got}, brute force {want}"
+                );
+            }
+        }
+        assert!(!ms.negative.is_empty());
     }
 
     #[test]
