@@ -175,7 +175,7 @@ pub enum NetParseError {
 impl fmt::Display for NetParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetParseError::Syntax => f.write_str("not an IPv4 prefix (like 10.1.0.0/24)"),
+            NetParseError::Syntax => f.write_str("is not an IPv4 prefix (like 10.1.0.0/24)"),
             NetParseError::HostBits(n) => write!(f, "has host bits set (did you mean {n}?)"),
         }
     }
@@ -293,7 +293,7 @@ pub enum Net6ParseError {
 impl fmt::Display for Net6ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Net6ParseError::Syntax => f.write_str("not an IPv6 prefix (like fd00:1:2:3::/64)"),
+            Net6ParseError::Syntax => f.write_str("is not an IPv6 prefix (like fd00:1:2:3::/64)"),
             Net6ParseError::HostBits(n) => write!(f, "has host bits set (did you mean {n}?)"),
         }
     }
@@ -352,6 +352,15 @@ mod tests {
         assert_eq!(
             "10.1.0.5/24".parse::<Ipv4Net>(),
             Err(NetParseError::HostBits(n))
+        );
+        // Read after the quoted text: `"10.1.0.0/33" is not an IPv4 prefix (...)`.
+        assert_eq!(
+            NetParseError::Syntax.to_string(),
+            "is not an IPv4 prefix (like 10.1.0.0/24)"
+        );
+        assert_eq!(
+            Net6ParseError::Syntax.to_string(),
+            "is not an IPv6 prefix (like fd00:1:2:3::/64)"
         );
         assert!("10.1.0.0/33".parse::<Ipv4Net>().is_err());
         assert!("10.1.0.0".parse::<Ipv4Net>().is_err());
