@@ -1,8 +1,8 @@
 //! Address value types shared by the config, the netlink layer and the services:
-//! MAC addresses and IPv4 prefixes, parsed from text without panics.
+//! MAC addresses and IPv4 and IPv6 prefixes, parsed from text without panics.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// An Ethernet MAC address.
@@ -175,7 +175,7 @@ pub enum NetParseError {
 impl fmt::Display for NetParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetParseError::Syntax => f.write_str("not an IPv4 prefix (like 10.1.0.0/24)"),
+            NetParseError::Syntax => f.write_str("is not an IPv4 prefix (like 10.1.0.0/24)"),
             NetParseError::HostBits(n) => write!(f, "has host bits set (did you mean {n}?)"),
         }
     }
@@ -200,6 +200,119 @@ impl FromStr for Ipv4Net {
 /// Adds `n` to an address, `None` on overflow.
 pub fn ip_add(ip: Ipv4Addr, n: u32) -> Option<Ipv4Addr> {
     u32::from(ip).checked_add(n).map(Ipv4Addr::from)
+}
+
+/// An IPv6 prefix: a network address and a prefix length, host bits zero.
+/// (`len` is the prefix length, so it has no `is_empty`.)
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Net {
+    addr: Ipv6Addr,
+    len: u8,
+}
+
+impl Ipv6Net {
+    /// A prefix; `None` if `len > 128` or `addr` has host bits set.
+    pub fn new(addr: Ipv6Addr, len: u8) -> Option<Ipv6Net> {
+        if len > 128 || u128::from(addr) & !mask6(len) != 0 {
+            return None;
+        }
+        Some(Ipv6Net { addr, len })
+    }
+
+    /// The prefix of length `len` that contains `addr`.
+    pub fn containing(addr: Ipv6Addr, len: u8) -> Ipv6Net {
+        let len = len.min(128);
+        Ipv6Net {
+            addr: Ipv6Addr::from(u128::from(addr) & mask6(len)),
+            len,
+        }
+    }
+
+    /// The network address (for a /64, the subnet-router anycast address).
+    pub fn addr(&self) -> Ipv6Addr {
+        self.addr
+    }
+
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.len) == u128::from(self.addr)
+    }
+
+    pub fn overlaps(&self, other: &Ipv6Net) -> bool {
+        let l = self.len.min(other.len);
+        u128::from(self.addr) & mask6(l) == u128::from(other.addr) & mask6(l)
+    }
+
+    /// The address with host part `host` (`prefix::1` for 1); `None` when `host`
+    /// does not fit in the host bits.
+    pub fn host(&self, host: u128) -> Option<Ipv6Addr> {
+        if host & mask6(self.len) != 0 {
+            return None;
+        }
+        Some(Ipv6Addr::from(u128::from(self.addr) | host))
+    }
+
+    /// The host part of `ip` (its bits outside the prefix).
+    pub fn host_part(&self, ip: Ipv6Addr) -> u128 {
+        u128::from(ip) & !mask6(self.len)
+    }
+}
+
+fn mask6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len.min(128) as u32)
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl fmt::Debug for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why an IPv6 prefix failed to parse; `HostBits` carries the prefix that was
+/// probably meant.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Net6ParseError {
+    Syntax,
+    HostBits(Ipv6Net),
+}
+
+impl fmt::Display for Net6ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Net6ParseError::Syntax => f.write_str("is not an IPv6 prefix (like fd00:1:2:3::/64)"),
+            Net6ParseError::HostBits(n) => write!(f, "has host bits set (did you mean {n}?)"),
+        }
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = Net6ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, l) = s.split_once('/').ok_or(Net6ParseError::Syntax)?;
+        let addr: Ipv6Addr = a.parse().map_err(|_| Net6ParseError::Syntax)?;
+        if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Net6ParseError::Syntax);
+        }
+        let len: u8 = l.parse().map_err(|_| Net6ParseError::Syntax)?;
+        if len > 128 {
+            return Err(Net6ParseError::Syntax);
+        }
+        Ipv6Net::new(addr, len).ok_or(Net6ParseError::HostBits(Ipv6Net::containing(addr, len)))
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +353,15 @@ mod tests {
             "10.1.0.5/24".parse::<Ipv4Net>(),
             Err(NetParseError::HostBits(n))
         );
+        // Read after the quoted text: `"10.1.0.0/33" is not an IPv4 prefix (...)`.
+        assert_eq!(
+            NetParseError::Syntax.to_string(),
+            "is not an IPv4 prefix (like 10.1.0.0/24)"
+        );
+        assert_eq!(
+            Net6ParseError::Syntax.to_string(),
+            "is not an IPv6 prefix (like fd00:1:2:3::/64)"
+        );
         assert!("10.1.0.0/33".parse::<Ipv4Net>().is_err());
         assert!("10.1.0.0".parse::<Ipv4Net>().is_err());
         assert!("10.1.0.0/".parse::<Ipv4Net>().is_err());
@@ -256,5 +378,76 @@ mod tests {
         let c: Ipv4Net = "10.2.0.0/24".parse().unwrap();
         assert!(a.overlaps(&b) && b.overlaps(&a));
         assert!(!a.overlaps(&c));
+    }
+
+    #[test]
+    fn prefix6_parse() {
+        let n: Ipv6Net = "fd00:1:2:3::/64".parse().unwrap();
+        assert_eq!(n.addr(), "fd00:1:2:3::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(n.len(), 64);
+        assert_eq!(n.to_string(), "fd00:1:2:3::/64");
+        assert_eq!(format!("{n:?}"), "fd00:1:2:3::/64");
+        // Written longhand, it is the same prefix.
+        assert_eq!(
+            "fd00:0001:0002:0003:0000:0000:0000:0000/64".parse::<Ipv6Net>(),
+            Ok(n)
+        );
+        assert_eq!(
+            "fd00:1:2:3::5/64".parse::<Ipv6Net>(),
+            Err(Net6ParseError::HostBits(n))
+        );
+        assert_eq!(
+            Net6ParseError::HostBits(n).to_string(),
+            "has host bits set (did you mean fd00:1:2:3::/64?)"
+        );
+        for bad in [
+            "fd00:1:2:3::",
+            "fd00:1:2:3::/",
+            "fd00:1:2:3::/129",
+            "fd00:1:2:3::/0064",
+            "fd00:1:2:3::/+64",
+            "fd00:1:2:3::/64/64",
+            "fd00:1:2:3::%eth0/64",
+            "10.1.0.0/24",
+            "/64",
+            "",
+        ] {
+            assert_eq!(bad.parse::<Ipv6Net>(), Err(Net6ParseError::Syntax), "{bad}");
+        }
+        let all: Ipv6Net = "::/0".parse().unwrap();
+        assert!(all.contains(Ipv6Addr::LOCALHOST));
+        let one: Ipv6Net = "::1/128".parse().unwrap();
+        assert!(one.contains(Ipv6Addr::LOCALHOST));
+        assert!(!one.contains(Ipv6Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn prefix6_new_containing_contains() {
+        let a: Ipv6Addr = "fd00:1:2:3:4:5:6:7".parse().unwrap();
+        assert_eq!(Ipv6Net::new(a, 64), None);
+        assert_eq!(Ipv6Net::new(a, 129), None);
+        assert_eq!(Ipv6Net::new(a, 128).map(|n| n.addr()), Some(a));
+        let n = Ipv6Net::containing(a, 64);
+        assert_eq!(n.to_string(), "fd00:1:2:3::/64");
+        assert_eq!(Ipv6Net::containing(a, 200).len(), 128);
+        assert_eq!(Ipv6Net::containing(a, 0).to_string(), "::/0");
+        assert!(n.contains(a));
+        assert!(n.contains("fd00:1:2:3:ffff:ffff:ffff:ffff".parse().unwrap()));
+        assert!(!n.contains("fd00:1:2:4::".parse().unwrap()));
+        assert_eq!(n.host_part(a), 0x0004_0005_0006_0007);
+        assert_eq!(n.host(1), Some("fd00:1:2:3::1".parse().unwrap()));
+        assert_eq!(n.host(0xffff), Some("fd00:1:2:3::ffff".parse().unwrap()));
+        assert_eq!(n.host(1 << 64), None);
+        assert_eq!(Ipv6Net::containing(a, 128).host(1), None);
+    }
+
+    #[test]
+    fn overlap6() {
+        let a: Ipv6Net = "fd00:1::/32".parse().unwrap();
+        let b: Ipv6Net = "fd00:1:2:3::/64".parse().unwrap();
+        let c: Ipv6Net = "fd00:2::/64".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c) && !b.overlaps(&c));
+        assert!(b.overlaps(&b));
     }
 }

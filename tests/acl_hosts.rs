@@ -273,10 +273,12 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
                 econet::config::HostEntry {
                     host: "www".into(),
                     addrs: vec![Ipv4Addr::new(192, 0, 2, 21)],
+                    addrs6: Vec::new(),
                 },
                 econet::config::HostEntry {
                     host: "api.example.com".into(),
                     addrs: vec![Ipv4Addr::new(192, 0, 2, 50)],
+                    addrs6: Vec::new(),
                 },
             ],
             subnet: None,

@@ -47,6 +47,7 @@ pub fn static_names(static_dns: &[HostEntry], domain: Option<&str>) -> Vec<HostE
                     dom.trim_end_matches('.')
                 ),
                 addrs: e.addrs.clone(),
+                addrs6: e.addrs6.clone(),
             });
         }
     }
@@ -600,18 +601,22 @@ mod tests {
             HostEntry {
                 host: "db.example.com".into(),
                 addrs: vec![a("10.1.0.5"), a("10.1.0.6")],
+                addrs6: Vec::new(),
             },
             HostEntry {
                 host: "Example.com.".into(),
                 addrs: vec![a("10.1.0.7")],
+                addrs6: Vec::new(),
             },
             HostEntry {
                 host: "notexample.com".into(),
                 addrs: vec![a("10.1.0.8")],
+                addrs6: Vec::new(),
             },
             HostEntry {
                 host: "db".into(),
                 addrs: vec![a("10.1.0.9")],
+                addrs6: Vec::new(),
             },
         ];
         let got = static_elems(&hosts(&["example.com", "db.example.com"]), &dns);

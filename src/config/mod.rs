@@ -138,4 +138,6 @@ pub fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, ReadError> {
 #[cfg(test)]
 mod acl_tests;
 #[cfg(test)]
+mod ipv6_tests;
+#[cfg(test)]
 mod tests;

@@ -1,9 +1,9 @@
 //! The validated device config: what econet makes the kernel match. Every value here
 //! has passed `validate`, so consumers do not re-check ranges or references.
 
-use crate::addr::{Ipv4Net, MacAddr};
+use crate::addr::{Ipv4Net, Ipv6Net, MacAddr};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -86,12 +86,54 @@ pub struct L3 {
     pub ntp: Option<Ipv4Addr>,
     pub lease_secs: u32,
     pub max_leases_per_endpoint: u32,
+    /// IPv6 (`ip.subnet6`): only on local networks; `None` is IPv4 only.
+    pub v6: Option<L3v6>,
 }
 
+/// The IPv6 settings of a dual-stack local network, defaults filled in.
+///
+/// Addresses in `subnet6` (always a /64), by their 64-bit interface identifier:
+/// - `::` is the subnet-router anycast address: never a host's.
+/// - `gateway6` (default `::1`) is the bridge's; it is outside the DHCPv6 range.
+/// - `::1000` to `::ffff` ([`L3v6::DHCP6_FIRST`], [`L3v6::DHCP6_LAST`]: 61,440
+///   addresses) is the DHCPv6 range, from which the DHCPv6 server allocates (IA_NA).
+///   The spec has no field to set it. Static `ip6` addresses of endpoints are outside
+///   it (as static IPv4 addresses are outside `dhcp_range`), so the server never
+///   hands out one of them; the low ones (`::2` to `::fff`) and everything from
+///   `::1:0` up are free for statics. SLAAC addresses (when `slaac`) use random or
+///   EUI-64 identifiers, which in practice never fall in the range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L3v6 {
+    pub subnet6: Ipv6Net,
+    pub gateway6: Ipv6Addr,
+    /// Router advertisements set the prefix's `A` flag (ECOs may configure
+    /// addresses themselves, admitted first come, first served).
+    pub slaac: bool,
+    /// The DHCPv6 range, inclusive: `subnet6` with [`L3v6::DHCP6_FIRST`] and
+    /// [`L3v6::DHCP6_LAST`] as interface identifiers.
+    pub range6_start: Ipv6Addr,
+    pub range6_end: Ipv6Addr,
+}
+
+impl L3v6 {
+    /// The first interface identifier of the DHCPv6 range.
+    pub const DHCP6_FIRST: u64 = 0x1000;
+    /// The last interface identifier of the DHCPv6 range.
+    pub const DHCP6_LAST: u64 = 0xffff;
+
+    /// Whether `ip` is in the DHCPv6 range.
+    pub fn in_dhcp6_range(&self, ip: Ipv6Addr) -> bool {
+        (u128::from(self.range6_start)..=u128::from(self.range6_end)).contains(&u128::from(ip))
+    }
+}
+
+/// A `static_dns` entry: a name and its addresses (IPv4 for A records, IPv6 for
+/// AAAA; at least one of either, at most `raw::MAX_HOST_ADDRS` in all).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostEntry {
     pub host: String,
     pub addrs: Vec<Ipv4Addr>,
+    pub addrs6: Vec<Ipv6Addr>,
 }
 
 /// A secret (PSK, key): compared and used, never printed.
@@ -160,6 +202,8 @@ pub struct Interface {
     pub network: usize,
     pub mac: Option<MacAddr>,
     pub ip: Option<Ipv4Addr>,
+    /// A static IPv6 address in the network's `subnet6`, outside its DHCPv6 range.
+    pub ip6: Option<Ipv6Addr>,
     pub attach: Attach,
     /// The host-side interface name: the tap's name, or the veth's host end.
     pub host_ifname: String,

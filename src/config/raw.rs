@@ -73,6 +73,9 @@ pub struct RawIp {
     pub ntp: Option<Addr>,
     pub lease_secs: Option<u32>,
     pub max_leases_per_endpoint: Option<u32>,
+    pub subnet6: Option<Addr>,
+    pub gateway6: Option<Addr>,
+    pub slaac: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -145,6 +148,7 @@ pub struct RawInterface {
     pub network: Option<Id>,
     pub mac: Option<Addr>,
     pub ip: Option<Addr>,
+    pub ip6: Option<Addr>,
     pub attach: Option<RawAttach>,
     /// Read ACE by ACE by `decode` (see `RawAce`). `None`: no `acls` (or null).
     #[serde(skip)]
@@ -257,9 +261,8 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
         "auth" if parent == "vpn" => "an object like {\"psk\": \"...\"}".to_string(),
         "name" | "ifname" | "config_version" | "type" | "port" | "tap" | "auth" => s(NAME_LEN),
         "netns" => s(PATH_LEN),
-        "subnet" | "gateway" | "start" | "end" | "ntp" | "mac" | "ip" | "remote" | "address" => {
-            s(ADDR_LEN)
-        }
+        "subnet" | "gateway" | "start" | "end" | "ntp" | "mac" | "ip" | "remote" | "address"
+        | "subnet6" | "gateway6" | "ip6" => s(ADDR_LEN),
         "domain" | "host" | "local_id" | "remote_id" | "psk" | "key" | "value" => s(TEXT_LEN),
         "dir" | "limitunit" => s(NAME_LEN),
         "cost"
@@ -275,7 +278,7 @@ pub fn expectation(parent: &str, key: &str) -> Option<std::string::String> {
         | "limitrate"
         | "limitburst" => num,
         "appPort" => "a whole number (1 to 65535)".to_string(),
-        "initiator" | "encrypt" | "drop" | "limit" | "portmap" => boolean,
+        "initiator" | "encrypt" | "drop" | "limit" | "portmap" | "slaac" => boolean,
         "labels" => list(MAX_LABELS),
         "dns" => list(MAX_DNS),
         "static_dns" => list(MAX_STATIC_DNS),

@@ -6,9 +6,9 @@ use super::json::Path;
 use super::model::*;
 use super::raw::{RawIp, RawMesh, RawNetwork, RawVpn};
 use super::ConfigError;
-use crate::addr::{Ipv4Net, MacAddr};
+use crate::addr::{Ipv4Net, Ipv6Net, MacAddr};
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 mod acl;
 
@@ -51,6 +51,26 @@ impl V {
 
     fn prefix(&mut self, s: &str, path: Path) -> Option<Ipv4Net> {
         match s.parse::<Ipv4Net>() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.err(path, format!("{s:?} {e}"));
+                None
+            }
+        }
+    }
+
+    fn ipv6(&mut self, s: &str, path: Path) -> Option<Ipv6Addr> {
+        match s.parse::<Ipv6Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(path, format!("{s:?} is not an IPv6 address"));
+                None
+            }
+        }
+    }
+
+    fn prefix6(&mut self, s: &str, path: Path) -> Option<Ipv6Net> {
+        match s.parse::<Ipv6Net>() {
             Ok(n) => Some(n),
             Err(e) => {
                 self.err(path, format!("{s:?} {e}"));
@@ -259,6 +279,7 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
     let mut host_names: HashMap<String, String> = HashMap::new();
     let mut macs: HashMap<(usize, MacAddr), String> = HashMap::new();
     let mut static_ips: HashMap<(usize, Ipv4Addr), String> = HashMap::new();
+    let mut static_ips6: HashMap<(usize, Ipv6Addr), String> = HashMap::new();
     let mut portmaps = Vec::new();
     for (i, a) in raw.apps.iter().enumerate() {
         let path = root.key("apps").index(i);
@@ -319,6 +340,10 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                 },
             };
             let ip = ri.ip.as_deref().and_then(|s| v.ipv4(s, ip_path.key("ip")));
+            let ip6 = ri
+                .ip6
+                .as_deref()
+                .and_then(|s| v.ipv6(s, ip_path.key("ip6")));
             let attach = match &ri.attach {
                 None => {
                     v.err(
@@ -466,11 +491,18 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
                     }
                 }
             }
+            if let Some(ip6) = ip6 {
+                static_ip6(&mut v, ip6, net, &ip_path.key("ip6"));
+                if let Some(o) = static_ips6.insert((net_idx, ip6), here.clone()) {
+                    v.err(ip_path.key("ip6"), format!("{ip6} is also used by {o}"));
+                }
+            }
             interfaces.push(Interface {
                 name: ifname,
                 network: net_idx,
                 mac,
                 ip,
+                ip6,
                 attach,
                 host_ifname,
                 acls,
@@ -498,6 +530,49 @@ pub fn validate(raw: &RawDoc) -> Result<Config, Vec<ConfigError>> {
 
 fn in_range(ip: Ipv4Addr, a: Ipv4Addr, b: Ipv4Addr) -> bool {
     (u32::from(a)..=u32::from(b)).contains(&u32::from(ip))
+}
+
+/// The rules for an endpoint's static IPv6 address on its network: in `subnet6`,
+/// neither the subnet-router anycast nor the gateway, outside the DHCPv6 range.
+fn static_ip6(v: &mut V, ip6: Ipv6Addr, net: &Network, path: &Path) {
+    let Some(l3) = &net.ip else {
+        v.err(
+            path.clone(),
+            format!(
+                "network {:?} is a switch network: it has no addresses",
+                net.name
+            ),
+        );
+        return;
+    };
+    let Some(v6) = &l3.v6 else {
+        v.err(
+            path.clone(),
+            format!("network {:?} has no IPv6 (no ip.subnet6)", net.name),
+        );
+        return;
+    };
+    if !v6.subnet6.contains(ip6) {
+        v.err(
+            path.clone(),
+            format!("{ip6} is outside the subnet6 {}", v6.subnet6),
+        );
+    } else if ip6 == v6.subnet6.addr() {
+        v.err(
+            path.clone(),
+            format!("{ip6} is the subnet-router anycast address"),
+        );
+    } else if ip6 == v6.gateway6 {
+        v.err(path.clone(), format!("{ip6} is the gateway6 address"));
+    } else if v6.in_dhcp6_range(ip6) {
+        v.err(
+            path.clone(),
+            format!(
+                "{ip6} is inside the DHCPv6 range {}-{}",
+                v6.range6_start, v6.range6_end
+            ),
+        );
+    }
 }
 
 fn placeholder_network() -> Network {
@@ -611,6 +686,12 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
                     );
                 }
             }
+            if n.ip.as_ref().is_some_and(|ip| ip.subnet6.is_some()) {
+                v.err(
+                    path.key("ip").key("subnet6"),
+                    "is not allowed on a switch network (IPv6 frames pass through it unchanged)",
+                );
+            }
         }
         _ => {
             match &n.ip {
@@ -630,18 +711,32 @@ fn network(v: &mut V, n: &RawNetwork, path: &Path, ports: &[Port]) -> Option<Net
                     v.err(hp.key("host"), format!("{host:?} is not a valid DNS name"));
                 }
                 let mut addrs = Vec::new();
+                let mut addrs6 = Vec::new();
                 match &h.addrs {
                     None => v.err(hp.key("addrs"), "is required"),
                     Some(a) if a.is_empty() => v.err(hp.key("addrs"), "must not be empty"),
                     Some(a) => {
                         for (j, s) in a.iter().enumerate() {
-                            if let Some(x) = v.ipv4(s, hp.key("addrs").index(j)) {
+                            let p = hp.key("addrs").index(j);
+                            if let Ok(x) = s.parse::<Ipv4Addr>() {
                                 addrs.push(x);
+                            } else if let Ok(x) = s.parse::<Ipv6Addr>() {
+                                if x.is_unspecified() || x.is_multicast() {
+                                    v.err(p, format!("{x} is not a unicast IPv6 address"));
+                                } else {
+                                    addrs6.push(x);
+                                }
+                            } else {
+                                v.err(p, format!("{s:?} is not an IPv4 or IPv6 address"));
                             }
                         }
                     }
                 }
-                static_dns.push(HostEntry { host, addrs });
+                static_dns.push(HostEntry {
+                    host,
+                    addrs,
+                    addrs6,
+                });
             }
             if kind != NetKind::Cloud && n.vpn.is_some() {
                 v.err(
@@ -719,7 +814,107 @@ fn reserved(net: &Ipv4Net) -> Option<&'static str> {
         .map(|(why, ..)| *why)
 }
 
+/// Address blocks no `subnet6` may overlap (RFC 4291): not unicast, or never
+/// leaving a host or a link. The spec's example is a unique local /64
+/// (fd00::/8); global and documentation prefixes are accepted too.
+const RESERVED6: [(&str, u128, u8); 5] = [
+    ("::/128 (unspecified)", 0, 128),
+    ("::1/128 (loopback)", 1, 128),
+    ("::ffff:0:0/96 (IPv4-mapped)", 0xffff_0000_0000, 96),
+    ("fe80::/10 (link-local)", 0xfe80 << 112, 10),
+    ("ff00::/8 (multicast)", 0xff00 << 112, 8),
+];
+
+/// The reserved IPv6 block `net` overlaps, if any.
+fn reserved6(net: &Ipv6Net) -> Option<&'static str> {
+    RESERVED6
+        .iter()
+        .find(|(_, a, len)| net.overlaps(&Ipv6Net::containing(Ipv6Addr::from(*a), *len)))
+        .map(|(why, ..)| *why)
+}
+
+/// `subnet6` with the interface identifier `iid` (`subnet6` is a /64).
+fn with_iid(subnet6: &Ipv6Net, iid: u64) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(subnet6.addr()) | u128::from(iid))
+}
+
+/// The IPv6 settings of an L3 network (`subnet6`, `gateway6`, `slaac`); `None`
+/// when there are none or they are wrong (then with errors).
+fn l3v6(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3v6> {
+    let Some(s) = r.subnet6.as_deref() else {
+        for (field, present) in [
+            ("gateway6", r.gateway6.is_some()),
+            ("slaac", r.slaac.is_some()),
+        ] {
+            if present {
+                v.err(path.key(field), "is only allowed with subnet6");
+            }
+        }
+        return None;
+    };
+    let sp = path.key("subnet6");
+    if kind != NetKind::Local {
+        v.err(
+            sp,
+            format!(
+                "is not supported on a {} network (IPv6 is for local networks only, for now)",
+                kind.as_str()
+            ),
+        );
+        return None;
+    }
+    let subnet6 = v.prefix6(s, sp.clone())?;
+    if let Some(why) = reserved6(&subnet6) {
+        v.err(sp, format!("{subnet6} overlaps {why}"));
+        return None;
+    }
+    if subnet6.len() != 64 {
+        v.err(
+            sp,
+            format!("{subnet6} is not a /64 (router advertisements and SLAAC need one)"),
+        );
+        return None;
+    }
+    let range6_start = with_iid(&subnet6, L3v6::DHCP6_FIRST);
+    let range6_end = with_iid(&subnet6, L3v6::DHCP6_LAST);
+    let gateway6 = match r.gateway6.as_deref() {
+        None => with_iid(&subnet6, 1),
+        Some(s) => {
+            let gp = path.key("gateway6");
+            let g = v.ipv6(s, gp.clone())?;
+            if !subnet6.contains(g) {
+                v.err(gp, format!("{g} is outside the subnet6 {subnet6}"));
+                return None;
+            }
+            if g == subnet6.addr() {
+                v.err(
+                    gp,
+                    format!("{g} is the subnet-router anycast address of {subnet6}"),
+                );
+                return None;
+            }
+            if (u128::from(range6_start)..=u128::from(range6_end)).contains(&u128::from(g)) {
+                v.err(
+                    gp,
+                    format!("{g} is inside the DHCPv6 range {range6_start}-{range6_end}"),
+                );
+                return None;
+            }
+            g
+        }
+    };
+    Some(L3v6 {
+        subnet6,
+        gateway6,
+        slaac: r.slaac.unwrap_or(false),
+        range6_start,
+        range6_end,
+    })
+}
+
 fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
+    // First, so its errors are reported even when the IPv4 settings are wrong.
+    let v6 = l3v6(v, r, path, kind);
     let subnet = v
         .req(&r.subnet, path.key("subnet"))
         .and_then(|s| v.prefix(s, path.key("subnet")))?;
@@ -843,6 +1038,7 @@ fn l3(v: &mut V, r: &RawIp, path: &Path, kind: NetKind) -> Option<L3> {
         ntp,
         lease_secs,
         max_leases_per_endpoint,
+        v6,
     })
 }
 
@@ -996,6 +1192,14 @@ fn cross_network_checks(v: &mut V, nets: &[Network], ports: &[Port], root: &Path
                         npath(i).key("ip").key("subnet"),
                         format!("overlaps networks[{j}] ({})", b.subnet),
                     );
+                }
+                if let (Some(a6), Some(b6)) = (&a.v6, &b.v6) {
+                    if a6.subnet6.overlaps(&b6.subnet6) {
+                        v.err(
+                            npath(i).key("ip").key("subnet6"),
+                            format!("overlaps networks[{j}] ({})", b6.subnet6),
+                        );
+                    }
                 }
             }
         }

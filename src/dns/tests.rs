@@ -35,14 +35,17 @@ fn setup(limits: Limits) -> Dns {
                 HostEntry {
                     host: "db".into(),
                     addrs: vec![ip("10.1.0.5"), ip("10.1.0.6")],
+                    addrs6: Vec::new(),
                 },
                 HostEntry {
                     host: "printer".into(),
                     addrs: vec![ip("192.0.2.9")],
+                    addrs6: Vec::new(),
                 },
                 HostEntry {
                     host: "many".into(),
                     addrs: many,
+                    addrs6: Vec::new(),
                 },
             ],
             subnet: Some("10.1.0.0/24".parse().unwrap()),
@@ -1208,6 +1211,7 @@ fn a_dhcp_client_cannot_take_a_static_dns_name_or_another_apps_name() {
         static_dns: vec![HostEntry {
             host: "DB.eco.internal.".into(),
             addrs: vec![ip("10.1.0.5")],
+            addrs6: Vec::new(),
         }],
         subnet: Some("10.1.0.0/24".parse().unwrap()),
         app_names: vec![
