@@ -28,6 +28,24 @@
 //! 0, at least 8 bytes, options of non-zero length that fit, and no source link-layer
 //! address option when the source is `::`. Anything else is ignored and counted
 //! ([`Stats`]).
+//!
+//! For the shell (not wired yet): a raw ICMPv6 socket on the bridge
+//! (`SOCK_RAW`/`IPPROTO_ICMPV6`, `SO_BINDTODEVICE`), `ICMP6_FILTER` passing type 133,
+//! `IPV6_RECVHOPLIMIT` and `IPV6_RECVPKTINFO` to fill [`Rx`], `IPV6_MULTICAST_HOPS`
+//! 255 and the bridge's link-local address as source (the kernel recomputes the
+//! checksum of what a raw ICMPv6 socket sends anyway, RFC 3542 §3.1). The bridge must
+//! be in ff02::2 to hear solicitations sent there: Linux joins it on interfaces that
+//! forward IPv6. A network with no IPv6 way off the device should advertise router
+//! lifetime 0 (on-link prefix and DNS only), and the configured one once NAT66 is up:
+//! [`Advertiser::update_config`] tells the hosts within seconds.
+//!
+//! Checked by hand once: the RA of `tests::config()` and its final RA (withdrawing the
+//! prefix), framed and dumped as `wire::icmpv6` describes, decode in tshark 4.0.17
+//! with correct checksums and no expert info; sent from a packet socket to a Linux
+//! 6.18 host in a network namespace (`accept_ra=2`), the first gives it the on-link
+//! route for fd00:1:2:3::/64 (86400 s) and a default route via the bridge's
+//! link-local address (1800 s, MTU 1400, hop limit 64), and the final one removes
+//! both.
 
 #[cfg(test)]
 mod tests;
@@ -83,7 +101,8 @@ pub struct Config {
     pub rdnss: Vec<Ipv6Addr>,
     /// DNSSL: the network's `domain`. Names that cannot be encoded are left out.
     pub dnssl: Vec<String>,
-    /// 0 (not a default router) or from `max_interval` to 9000 s; whole seconds.
+    /// 0 (not a default router: for a network whose IPv6 stays on it) or from
+    /// `max_interval` to 9000 s; whole seconds.
     pub router_lifetime: Duration,
     /// The prefix's valid and preferred lifetimes, seconds.
     pub valid_lifetime: u32,

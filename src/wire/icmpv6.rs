@@ -15,13 +15,18 @@
 //! checksums in software, so a frame read off a veth or tap carries a complete one.
 //!
 //! Test data: whole frames captured on a veth between two network namespaces (Linux,
-//! dnsmasq 2.90, radvd 2.19; see [`captures`]). Messages built by `emit` were checked
-//! with Wireshark once by hand: the hex dump of `tests::ra_to_hex_dump` (an RA with
-//! every option, after a 14-byte Ethernet and a 40-byte IPv6 header) written to
-//! /tmp/ra.txt, then
-//! `text2pcap /tmp/ra.txt /tmp/ra.pcap && tshark -r /tmp/ra.pcap -V -z expert -q`
-//! decodes it as a Router Advertisement with every option, checksum "[correct]", and
-//! no expert info (no malformed, no warnings).
+//! dnsmasq 2.90, radvd 2.19; see the `captures` module). Messages built by `emit` were
+//! checked once by hand with Wireshark 4.0.17: `tests::ra_to_hex_dump` prints an RA
+//! with every option (SLLA, MTU, prefix with L and A, RDNSS, DNSSL of two names) in a
+//! 14-byte Ethernet and a 40-byte IPv6 header, as a hex dump:
+//!
+//! ```text
+//! cargo test --lib wire::icmpv6::tests::ra_to_hex_dump -- --nocapture \
+//!     | grep -E '^[0-9a-f]{6} ' > /tmp/ra.txt
+//! text2pcap /tmp/ra.txt /tmp/ra.pcap
+//! tshark -r /tmp/ra.pcap -V                 # every option decoded, checksum [correct]
+//! tshark -r /tmp/ra.pcap -q -z expert       # prints nothing: no malformed, no warnings
+//! ```
 
 use super::ipv6::{self, NextHeader};
 use super::{Error, Result};
