@@ -1,6 +1,7 @@
 //! Seed corpora for the fuzz targets in `fuzz/fuzz_targets/`, made from what the unit
 //! tests already hold: the packets captured from real peers (udhcpc, dhclient, dhcpcd,
-//! dnsmasq, dig, kdig, charon; `src/wire/testdata.rs`, `src/wire/*/captures.rs`); the
+//! dnsmasq, dig, kdig, charon, radvd, Linux neighbour discovery; `src/wire/testdata.rs`,
+//! `src/wire/*/captures.rs`, `wire::icmpv6::captures`); the
 //! spec's example config, the board profiles and the demo's map server config; and for
 //! LISP, which has no foreign peer here, the datagrams of an in-memory exchange between
 //! econet's xTRs and map server (the ones Wireshark decodes in
@@ -17,6 +18,7 @@ use crate::esp::{EspKeys, Inbound, KeyMaterial, Lifetime, HEADER_LEN, ICV_LEN};
 use crate::lisp::tests::wire_samples;
 use crate::wire::dns::captures as dns;
 use crate::wire::dns::tcp;
+use crate::wire::icmpv6::captures as icmpv6_cap;
 use crate::wire::ike::captures as ike;
 use crate::wire::lisp::{CONTROL_PORT, DATA_PORT};
 use crate::wire::{dhcp as dhcp_wire, esp as esp_wire, testdata as dhcp_cap, udp};
@@ -260,6 +262,21 @@ fn seeds() -> Seeds {
         &esp_plaintext(&ike::CHARON_ESP, &ike::CHARON_ESP_KEYMAT),
     );
 
+    // The ICMPv6 messages of the neighbour-discovery captures (after Ethernet and IPv6).
+    for (n, f) in [
+        ("kernel_dad_ns", &icmpv6_cap::KERNEL_DAD_NS[..]),
+        ("kernel_rs", &icmpv6_cap::KERNEL_RS),
+        ("kernel_ns", &icmpv6_cap::KERNEL_NS),
+        ("kernel_na_tlla", &icmpv6_cap::KERNEL_NA_TLLA),
+        ("kernel_na", &icmpv6_cap::KERNEL_NA),
+        ("dnsmasq_ra_unicast", &icmpv6_cap::DNSMASQ_RA_UNICAST),
+        ("dnsmasq_ra", &icmpv6_cap::DNSMASQ_RA),
+        ("radvd_ra", &icmpv6_cap::RADVD_RA),
+        ("radvd_stop_ra", &icmpv6_cap::RADVD_STOP_RA),
+    ] {
+        add("ra", n, &f[14 + crate::wire::ipv6::HEADER_LEN..]);
+    }
+
     let (clear, encrypted) = wire_samples();
     for (kind, trace) in [("clear", clear), ("crypto", encrypted)] {
         for (i, (from, to, b)) in trace.into_iter().enumerate() {
@@ -304,6 +321,8 @@ fn reaches(target: &str, seed: &[u8]) -> bool {
         "ike_message" => crate::wire::ike::Message::parse(seed).is_ok(),
         "esp_packet" => esp_wire::classify(seed).is_ok(),
         "lisp_control" | "lisp_data" => !seed.is_empty(),
+        "ra" => crate::wire::icmpv6::Packet::new_checked(seed)
+            .is_ok_and(|p| crate::wire::icmpv6::NdOptions::from_bytes(p.options()).is_ok()),
         _ => false,
     }
 }

@@ -30,6 +30,7 @@ pub mod dhcp;
 pub mod esp;
 pub mod ike;
 pub mod lisp;
+pub mod ra;
 
 // Seed corpora for fuzz/, made from the captures the unit tests hold (see that file).
 #[cfg(test)]

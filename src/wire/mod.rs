@@ -40,8 +40,10 @@ pub mod arp;
 pub mod dhcp;
 pub mod esp;
 pub mod ethernet;
+pub mod icmpv6;
 pub mod ike;
 pub mod ipv4;
+pub mod ipv6;
 pub mod lisp;
 pub mod udp;
 
