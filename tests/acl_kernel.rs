@@ -115,7 +115,9 @@ fn facts(cfg: &config::Config) -> Facts {
         present: true,
         carrier: true,
         addrs: vec![(Ipv4Addr::new(192, 0, 2, 7), 24)],
+        addrs6: Vec::new(),
         mtu: 1500,
+        accept_ra: None,
     };
     f
 }

@@ -5,7 +5,7 @@ use super::facts::Facts;
 use crate::addr::MacAddr;
 use crate::config::{Attach, Config, NetKind};
 use crate::firewall::{mark_for, Allowed, EcoPort, FwNet, FwSpec};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Prefix of every alias econet puts on the links it owns.
 pub const ALIAS_PREFIX: &str = "econet:";
@@ -88,7 +88,7 @@ pub struct Endpoint {
 pub struct BridgeAddr {
     pub net: usize,
     pub bridge: String,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub prefix: u8,
 }
 
@@ -176,6 +176,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
         .any(|(_, i)| i.acls.is_some() && cfg.networks[i.network].kind.is_l3());
     d.firewall.br_netfilter = facts.br_netfilter || !l3_acls;
     let mut any_l3 = false;
+    let mut any_v6 = false;
     for (i, n) in cfg.networks.iter().enumerate() {
         d.bridges.push(Bridge {
             net: i,
@@ -210,7 +211,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                 d.addrs.push(BridgeAddr {
                     net: i,
                     bridge: n.bridge.clone(),
-                    ip: l3.gateway,
+                    ip: l3.gateway.into(),
                     // A mesh bridge holds only its own ECOs of the shared subnet: the
                     // gateway is a host address, each local ECO gets a host route and
                     // the rest of the subnet routes into the tunnel.
@@ -219,6 +220,22 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                     } else {
                         l3.subnet.len()
                     },
+                });
+            }
+            if let Some(v6) = &l3.v6 {
+                any_v6 = true;
+                d.addrs.push(BridgeAddr {
+                    net: i,
+                    bridge: n.bridge.clone(),
+                    ip: v6.gateway6.into(),
+                    prefix: v6.subnet6.len(),
+                });
+                // The bridge is the network's router: it takes no advertisements.
+                d.sysctls.push(Sysctl {
+                    net: Some(i),
+                    path: format!("/proc/sys/net/ipv6/conf/{}/accept_ra", n.bridge),
+                    value: "0".into(),
+                    link: Some(n.bridge.clone()),
                 });
             }
             if n.kind == NetKind::Local {
@@ -289,6 +306,36 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             }
         }
         d.firewall.nets.push(fw);
+    }
+    if any_v6 {
+        d.sysctls.insert(
+            0,
+            Sysctl {
+                net: None,
+                path: "/proc/sys/net/ipv6/conf/all/forwarding".into(),
+                value: "1".into(),
+                link: None,
+            },
+        );
+        // IPv6 forwarding makes every interface a router, and a router drops the
+        // default routes advertisements gave it unless accept_ra is 2: a port that
+        // took them as a host (1) keeps doing so, set before forwarding is. Other
+        // values are the port manager's and stay.
+        for (pi, port) in cfg.ports.iter().enumerate().rev() {
+            let now = facts.ports.get(pi).and_then(|f| f.accept_ra.as_deref());
+            d.sysctls.insert(
+                0,
+                Sysctl {
+                    net: None,
+                    path: super::facts::accept_ra_path(&port.ifname),
+                    value: match now {
+                        Some("1") | None => "2".into(),
+                        Some(v) => v.into(),
+                    },
+                    link: Some(port.ifname.clone()),
+                },
+            );
+        }
     }
     if any_l3 {
         d.sysctls.insert(

@@ -5,14 +5,19 @@
 use super::current::Current;
 use crate::addr::Ipv4Net;
 use crate::config::{Config, NetKind};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortFact {
     pub present: bool,
     pub carrier: bool,
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses, link-local ones included.
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
     pub mtu: u32,
+    /// Its `accept_ra` sysctl, when econet reads it (IPv6 networks need forwarding,
+    /// which makes a port that takes router advertisements as a host ignore them).
+    pub accept_ra: Option<String>,
 }
 
 impl PortFact {
@@ -45,9 +50,26 @@ impl Facts {
                         .addrs
                         .iter()
                         .filter(|a| a.index == l.index)
-                        .map(|a| (a.ip, a.prefix_len))
+                        .filter_map(|a| match a.ip {
+                            IpAddr::V4(ip) => Some((ip, a.prefix_len)),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect(),
+                    addrs6: cur
+                        .addrs
+                        .iter()
+                        .filter(|a| a.index == l.index)
+                        .filter_map(|a| match a.ip {
+                            IpAddr::V6(ip) => Some((ip, a.prefix_len)),
+                            IpAddr::V4(_) => None,
+                        })
                         .collect(),
                     mtu: l.mtu,
+                    accept_ra: cur
+                        .sysctls
+                        .get(&accept_ra_path(&p.ifname))
+                        .cloned()
+                        .flatten(),
                 },
             })
             .collect();
@@ -59,6 +81,16 @@ impl Facts {
             ports,
             br_netfilter,
         }
+    }
+
+    /// Whether the port has a global unicast IPv6 address (2000::/3): IPv6 of a
+    /// local network leaves by it, masqueraded.
+    pub fn has_global6(&self, port: usize) -> bool {
+        self.ports.get(port).is_some_and(|p| {
+            p.addrs6
+                .iter()
+                .any(|(a, _)| a.segments()[0] & 0xe000 == 0x2000)
+        })
     }
 
     /// The port a network uses now: the lowest-cost one of its ports that is up.
@@ -91,4 +123,9 @@ impl Facts {
         }
         None
     }
+}
+
+/// A port's `accept_ra` sysctl.
+pub fn accept_ra_path(ifname: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra")
 }

@@ -644,7 +644,9 @@ mod tests {
             present: true,
             carrier: up,
             addrs: vec![(std::net::Ipv4Addr::new(192, 0, 2, last), 24)],
+            addrs6: Vec::new(),
             mtu: 1500,
+            accept_ra: None,
         };
         let both = Facts {
             ports: vec![port(true, 1), port(true, 2)],

@@ -13,7 +13,7 @@ use super::order::Item;
 use crate::firewall::allowed_keys;
 use crate::netlink::link::{Link, LinkChange};
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// A link an operation acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,13 +72,13 @@ pub enum Op {
     AddAddr {
         link: Ref,
         name: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
     },
     DelAddr {
         index: i32,
         name: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         prefix: u8,
     },
     /// Write a sysctl (`link`: the link whose directory holds it).
@@ -340,7 +340,12 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
             .find(|(_, r)| **r == Ref::Index(l.index))
             .map(|(n, _)| *n);
         let net = d.bridges.iter().find(|b| Some(b.name.as_str()) == named);
-        for a in cur.addrs.iter().filter(|a| a.index == l.index) {
+        // The kernel's own IPv6 link-local address stays.
+        for a in cur
+            .addrs
+            .iter()
+            .filter(|a| a.index == l.index && !is_link_local(&a.ip))
+        {
             let wanted = d.addrs.iter().any(|w| {
                 Some(w.bridge.as_str()) == named && w.ip == a.ip && w.prefix == a.prefix_len
             });
@@ -985,3 +990,8 @@ fn far_end(
 
 #[cfg(test)]
 mod tests;
+
+/// An IPv6 link-local address (fe80::/10), which the kernel gives a link itself.
+fn is_link_local(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}

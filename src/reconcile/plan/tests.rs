@@ -377,7 +377,9 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
         present: true,
         carrier: true,
         addrs: vec![("192.0.2.2".parse().unwrap(), 24)],
+        addrs6: Vec::new(),
         mtu: 1500,
+        accept_ra: None,
     };
     let d = desired(
         &cfg,
