@@ -594,9 +594,10 @@ impl Server {
 
     // ----- the protocol -----
 
-    /// Handles one message from a client. `buf` receives the reply's UDP payload
-    /// (1232 bytes, an IPv6 minimum MTU's worth, always suffice for what econet
-    /// sends to a message of at most [`wire::MAX_IAS`] IAs of one address each).
+    /// Handles one message from a client. `buf` receives the reply's UDP payload;
+    /// a reply that does not fit is not sent and grants no lease (an allocation it
+    /// made stays). 1232 bytes, an IPv6 minimum MTU's worth, hold the reply to
+    /// anything short of a client listing dozens of addresses in its IAs.
     pub fn handle(&mut self, now: Instant, wall: u64, rx: Rx<'_>, buf: &mut [u8]) -> Option<Reply> {
         let ep = *self.eps.ids.get(rx.endpoint?)?;
         let eco_mac = self.eps.conf(ep)?.mac;
