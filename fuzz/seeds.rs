@@ -16,6 +16,7 @@
 use crate::dhcp::{frame, Config, Endpoint, EndpointKey, Rx, Server};
 use crate::esp::{EspKeys, Inbound, KeyMaterial, Lifetime, HEADER_LEN, ICV_LEN};
 use crate::lisp::tests::wire_samples;
+use crate::wire::dhcpv6::{self as dhcpv6_wire, captures as dhcpv6_cap};
 use crate::wire::dns::captures as dns;
 use crate::wire::dns::tcp;
 use crate::wire::icmpv6::captures as icmpv6_cap;
@@ -177,6 +178,16 @@ fn seeds() -> Seeds {
     }
     add("dhcp_server", "lease_file", &lease_file());
 
+    // DHCPv6: the captured dhclient and dhcpcd messages (UDP payloads), and a lease file.
+    for (n, m) in dhcp6_requests() {
+        add("dhcp6_server", n, &dhcpv6_cap::hex(m));
+    }
+    add(
+        "dhcp6_server",
+        "lease_file",
+        b"econet-dhcp6-leases 1\nfd00:1::db 1799999000 72:1e:a0:80:59:50 eco a eth0 web\n",
+    );
+
     let dns_msgs: [(&str, &[u8]); 21] = [
         ("dig_a_edns_query", dns::DIG_A_EDNS_QUERY),
         ("dnsmasq_refused_edns", dns::DNSMASQ_REFUSED_EDNS),
@@ -291,6 +302,28 @@ fn seeds() -> Seeds {
     s
 }
 
+/// The DHCPv6 client messages captured from dhclient and dhcpcd (hex).
+fn dhcp6_requests() -> [(&'static str, &'static str); 13] {
+    [
+        ("dhclient_solicit", dhcpv6_cap::DHCLIENT_SOLICIT),
+        ("dhclient_request", dhcpv6_cap::DHCLIENT_REQUEST),
+        ("dhclient_renew", dhcpv6_cap::DHCLIENT_RENEW),
+        ("dhclient_rebind", dhcpv6_cap::DHCLIENT_REBIND),
+        ("dhclient_release", dhcpv6_cap::DHCLIENT_RELEASE),
+        (
+            "dhclient_information_request",
+            dhcpv6_cap::DHCLIENT_INFORMATION_REQUEST,
+        ),
+        ("dhcpcd_solicit_rapid", dhcpv6_cap::DHCPCD_SOLICIT_RAPID),
+        ("dhcpcd_renew", dhcpv6_cap::DHCPCD_RENEW),
+        ("dhcpcd_rebind", dhcpv6_cap::DHCPCD_REBIND),
+        ("dhcpcd_confirm", dhcpv6_cap::DHCPCD_CONFIRM),
+        ("dhcpcd_solicit", dhcpv6_cap::DHCPCD_SOLICIT),
+        ("dhcpcd_request", dhcpv6_cap::DHCPCD_REQUEST),
+        ("dhcpcd_release", dhcpv6_cap::DHCPCD_RELEASE),
+    ]
+}
+
 /// Whether `seed` gets past the first parser of `target`.
 fn reaches(target: &str, seed: &[u8]) -> bool {
     match target {
@@ -305,6 +338,11 @@ fn reaches(target: &str, seed: &[u8]) -> bool {
                 || frame::parse_arp(seed).is_some()
                 || dhcp_wire::Packet::new_checked(seed)
                     .is_ok_and(|p| dhcp_wire::Repr::parse(&p).is_ok())
+        }
+        "dhcp6_server" => {
+            seed.starts_with(crate::dhcp6::store::HEADER.as_bytes())
+                || dhcpv6_wire::Packet::new_checked(seed)
+                    .is_ok_and(|p| dhcpv6_wire::Repr::parse(&p).is_ok())
         }
         "dns_query" => crate::wire::dns::Packet::new_checked(seed)
             .is_ok_and(|p| p.questions().all(|q| q.is_ok())),

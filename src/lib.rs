@@ -27,6 +27,7 @@ pub mod wire;
 
 // Protocol cores, each sans-I/O over `wire`.
 pub mod dhcp;
+pub mod dhcp6;
 pub mod esp;
 pub mod ike;
 pub mod lisp;

@@ -38,6 +38,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub mod arp;
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod esp;
 pub mod ethernet;
 pub mod icmpv6;
