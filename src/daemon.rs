@@ -446,6 +446,10 @@ impl Daemon {
                     mac,
                     ip,
                 } => (false, net_id, ifname, mac, ip),
+                LeaseEvent::Granted6 { net_id, .. } | LeaseEvent::Ended6 { net_id, .. } => {
+                    self.mark_hosts_stale(net_id);
+                    continue;
+                }
             };
             self.mark_hosts_stale(net_id);
             let net = self.config.as_ref().and_then(|c| c.network(net_id));
@@ -605,6 +609,7 @@ impl Daemon {
                         interface: itf.name.clone(),
                         mac: itf.eco_mac(&app.id).to_string(),
                         ip: itf.ip.map(|ip| ip.to_string()),
+                        ip6: itf.ip6.map(|ip| ip.to_string()),
                         hostname: match (itf.ip, n.kind.is_l3()) {
                             (Some(_), true) => crate::services::host_label(&app.name),
                             _ => None,

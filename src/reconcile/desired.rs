@@ -182,7 +182,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             net: i,
             name: n.bridge.clone(),
             alias: bridge_alias(&n.id),
-            mac: MacAddr::derive(&[b"bridge", n.id.as_bytes()]),
+            mac: bridge_mac(n),
             mtu: network_mtu(cfg, facts, i),
         });
         if n.kind == NetKind::Switch {
@@ -418,4 +418,10 @@ pub fn local_eids(cfg: &Config, net: usize, leased: &[Allowed]) -> Vec<Ipv4Addr>
     v.sort();
     v.dedup();
     v
+}
+
+/// A network's bridge MAC, derived from its id: the same across restarts, so the
+/// bridge's IPv6 link-local address and the DHCPv6 server's DUID are too.
+pub fn bridge_mac(n: &crate::config::Network) -> MacAddr {
+    MacAddr::derive(&[b"bridge", n.id.as_bytes()])
 }

@@ -38,7 +38,7 @@ pub struct NetSpec {
     pub endpoints: Vec<(EndpointKey, String)>,
 }
 
-/// A sender admitted or dismissed by a DHCP exchange.
+/// A sender admitted or dismissed by a DHCP or DHCPv6 exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseEvent {
     Granted {
@@ -52,6 +52,18 @@ pub enum LeaseEvent {
         ifname: String,
         mac: MacAddr,
         ip: Ipv4Addr,
+    },
+    Granted6 {
+        net_id: String,
+        ifname: String,
+        mac: MacAddr,
+        ip: std::net::Ipv6Addr,
+    },
+    Ended6 {
+        net_id: String,
+        ifname: String,
+        mac: MacAddr,
+        ip: std::net::Ipv6Addr,
     },
 }
 

@@ -9,6 +9,7 @@
 pub mod dhcp;
 pub mod dns;
 pub mod gro;
+pub mod ipv6;
 pub mod mesh;
 pub mod offload;
 pub mod sock;
@@ -114,6 +115,7 @@ pub struct Services {
     pub dns: dns::DnsShell,
     pub vpn: vpn::VpnShell,
     pub mesh: mesh::MeshShell,
+    pub ipv6: ipv6::Ipv6Shell,
 }
 
 /// Which service a token belongs to.
@@ -133,17 +135,24 @@ impl Services {
             dns: dns::DnsShell::new(),
             vpn: vpn::VpnShell::new(),
             mesh: mesh::MeshShell::new(),
+            ipv6: ipv6::Ipv6Shell::new(state_dir),
         }
     }
 
     /// DHCP first (the others are configured with its leases), DNS second
     /// ([`Services::DNS`]).
-    fn all(&self) -> [&dyn Service; 4] {
-        [&self.dhcp, &self.dns, &self.vpn, &self.mesh]
+    fn all(&self) -> [&dyn Service; 5] {
+        [&self.dhcp, &self.dns, &self.vpn, &self.mesh, &self.ipv6]
     }
 
-    fn all_mut(&mut self) -> [&mut dyn Service; 4] {
-        [&mut self.dhcp, &mut self.dns, &mut self.vpn, &mut self.mesh]
+    fn all_mut(&mut self) -> [&mut dyn Service; 5] {
+        [
+            &mut self.dhcp,
+            &mut self.dns,
+            &mut self.vpn,
+            &mut self.mesh,
+            &mut self.ipv6,
+        ]
     }
 
     /// Configures every service; DHCP first, so the others see its leases.
@@ -346,6 +355,62 @@ pub fn dhcp_specs(cfg: &Config, facts: &Facts) -> Vec<dhcp::NetSpec> {
             net_id: n.id.clone(),
             bridge: n.bridge.clone(),
             cfg: c,
+            endpoints,
+        });
+    }
+    v
+}
+
+/// What the IPv6 shell should serve: every local network with `subnet6`. Its
+/// advertisements name the gateway a default router only while IPv6 can leave by
+/// the network's active port (NAT66); otherwise the prefix and DNS only.
+pub fn ipv6_specs(cfg: &Config, facts: &Facts) -> Vec<ipv6::NetSpec> {
+    let mut v = Vec::new();
+    for (i, n) in served(cfg, facts) {
+        let Some(l3) = n.ip.as_ref().filter(|_| n.kind == NetKind::Local) else {
+            continue;
+        };
+        let Some(v6) = &l3.v6 else { continue };
+        let prefix = v6.subnet6.addr();
+        let mut d = crate::dhcp6::Config::new(prefix, crate::reconcile::desired::bridge_mac(n));
+        d.range_start = v6.range6_start;
+        d.range_end = v6.range6_end;
+        d.dns = vec![v6.gateway6];
+        d.domains = l3.domain.iter().cloned().collect();
+        let mut r = crate::ra::Config::new(
+            prefix,
+            std::net::Ipv6Addr::UNSPECIFIED,
+            crate::addr::MacAddr::default(),
+        );
+        r.slaac = v6.slaac;
+        r.mtu = Some(crate::reconcile::desired::network_mtu(cfg, facts, i));
+        r.rdnss = vec![v6.gateway6];
+        r.dnssl = l3.domain.iter().cloned().collect();
+        let routed = facts
+            .active_port(cfg, i)
+            .is_some_and(|p| facts.has_global6(p));
+        if !routed {
+            r.router_lifetime = std::time::Duration::ZERO;
+        }
+        let mut endpoints = Vec::new();
+        for (app, itf) in cfg.endpoints().filter(|(_, itf)| itf.network == i) {
+            let key = crate::dhcp::EndpointKey {
+                app_id: app.id.clone(),
+                ifname: itf.name.clone(),
+            };
+            d.endpoints.push(crate::dhcp6::Endpoint {
+                key: key.clone(),
+                mac: itf.eco_mac(&app.id),
+                static_ip6: itf.ip6,
+                hostname: host_label(&app.name).unwrap_or_default(),
+            });
+            endpoints.push((key, itf.host_ifname.clone()));
+        }
+        v.push(ipv6::NetSpec {
+            net_id: n.id.clone(),
+            bridge: n.bridge.clone(),
+            dhcp: d,
+            ra: r,
             endpoints,
         });
     }

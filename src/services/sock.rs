@@ -150,19 +150,8 @@ pub fn tcp_connect_nonblocking(
 /// A packet socket on every interface, receiving only ARP and IPv4 UDP to port 67
 /// (a classic BPF filter in the kernel), non-blocking.
 pub fn dhcp_packet_socket() -> io::Result<OwnedFd> {
-    const ETH_P_ALL: u16 = 0x0003;
-    // SAFETY: plain socket(2); the result is checked before it is owned.
-    let fd = check(unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(ETH_P_ALL.to_be()),
-        )
-    })?;
-    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    let prog = [
+    packet_socket(&[
         f(0x28, 0, 0, 12),     // ldh [12]               ethertype
         f(0x15, 8, 0, 0x0806), // jeq ARP                → accept
         f(0x15, 0, 8, 0x0800), // jeq IPv4               else drop
@@ -175,9 +164,44 @@ pub fn dhcp_packet_socket() -> io::Result<OwnedFd> {
         f(0x15, 0, 1, 67),     // jeq 67                 else drop
         f(0x06, 0, 0, 0x40000),
         f(0x06, 0, 0, 0),
-    ];
+    ])
+}
+
+/// A packet socket on every interface, receiving only IPv6 router solicitations and
+/// UDP to port 547 (DHCPv6), with no extension headers before them, non-blocking.
+pub fn ipv6_packet_socket() -> io::Result<OwnedFd> {
+    let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    packet_socket(&[
+        f(0x28, 0, 0, 12),     // ldh [12]               ethertype
+        f(0x15, 0, 8, 0x86dd), // jeq IPv6               else drop
+        f(0x30, 0, 0, 20),     // ldb [20]               next header
+        f(0x15, 0, 2, 58),     // jeq ICMPv6             else try UDP
+        f(0x30, 0, 0, 54),     // ldb [54]               ICMPv6 type
+        f(0x15, 3, 4, 133),    // jeq RS                 → accept, else drop
+        f(0x15, 0, 3, 17),     // jeq UDP                else drop
+        f(0x28, 0, 0, 56),     // ldh [56]               UDP destination port
+        f(0x15, 0, 1, 547),    // jeq 547                else drop
+        f(0x06, 0, 0, 0x40000),
+        f(0x06, 0, 0, 0),
+    ])
+}
+
+/// A non-blocking packet socket on every interface behind the classic BPF `prog`,
+/// not receiving what it sends itself.
+fn packet_socket(prog: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    const ETH_P_ALL: u16 = 0x0003;
+    // SAFETY: plain socket(2); the result is checked before it is owned.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(ETH_P_ALL.to_be()),
+        )
+    })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: valid fd; fprog points to `prog`, alive for the call.

@@ -13,6 +13,8 @@ pub struct EndpointStatus {
     pub interface: String,
     pub mac: String,
     pub ip: Option<String>,
+    /// Its IPv6 address on a dual-stack network (static or by DHCPv6).
+    pub ip6: Option<String>,
     pub hostname: Option<String>,
     pub lease_expires: Option<u64>,
     /// The host-side interface (veth host end or tap).
@@ -332,6 +334,9 @@ impl Status {
                     e.mac,
                     e.ip.as_deref().unwrap_or("-")
                 );
+                if let Some(ip6) = &e.ip6 {
+                    let _ = write!(s, " {ip6}");
+                }
                 if let Some(h) = &e.hostname {
                     let _ = write!(s, " {h}");
                 }
@@ -455,6 +460,9 @@ fn network_json(w: &mut JsonWriter, n: &NetworkStatus, counters: bool) {
         w.key("mac").str(&e.mac);
         if let Some(ip) = &e.ip {
             w.key("ip").str(ip);
+        }
+        if let Some(ip) = &e.ip6 {
+            w.key("ip6").str(ip);
         }
         if let Some(h) = &e.hostname {
             w.key("hostname").str(h);
