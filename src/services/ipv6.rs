@@ -716,16 +716,13 @@ pub mod frame {
             }
             seg[6..8].copy_from_slice(&c.to_be_bytes());
         }
-        emit_headers(
-            frame,
+        let ends = Ends {
             src_mac,
-            r.dst_mac,
+            dst_mac: r.dst_mac,
             src,
-            r.dst_ip,
-            NextHeader::Udp,
-            255,
-            seg_len,
-        )
+            dst: r.dst_ip,
+        };
+        emit_headers(frame, ends, NextHeader::Udp, seg_len)
     }
 
     /// Frames an advertisement whose ICMPv6 message (checksummed for `src` and
@@ -737,17 +734,13 @@ pub mod frame {
         dst: Ipv6Addr,
         len: usize,
     ) -> Option<usize> {
-        let dst_mac = multicast_mac(dst);
-        emit_headers(
-            frame,
+        let ends = Ends {
             src_mac,
-            dst_mac,
+            dst_mac: multicast_mac(dst),
             src,
             dst,
-            NextHeader::Icmpv6,
-            255,
-            len,
-        )
+        };
+        emit_headers(frame, ends, NextHeader::Icmpv6, len)
     }
 }
 
