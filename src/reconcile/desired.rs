@@ -230,6 +230,21 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                     ip: v6.gateway6.into(),
                     prefix: v6.subnet6.len(),
                 });
+                // Its link-local address, the router's address on the link (the
+                // bridge generates none itself, see plan::first_up), from its MAC as
+                // the kernel would make it.
+                d.addrs.push(BridgeAddr {
+                    net: i,
+                    bridge: n.bridge.clone(),
+                    ip: crate::wire::ipv6::link_local_from_mac(bridge_mac(n)).into(),
+                    prefix: 64,
+                });
+                d.sysctls.push(Sysctl {
+                    net: Some(i),
+                    path: format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", n.bridge),
+                    value: "0".into(),
+                    link: Some(n.bridge.clone()),
+                });
                 // The bridge is the network's router: it takes no advertisements.
                 d.sysctls.push(Sysctl {
                     net: Some(i),

@@ -333,7 +333,43 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
     }
     let deleting = deleted(&p);
 
-    // 5. Gateway addresses on econet's bridges: exactly the desired ones.
+    // 5. Sysctls, before addresses (an IPv6 address needs IPv6 on). One under a
+    // link's directory appears with the link: set it once
+    // this plan has made the link.
+    let made: HashSet<Item> = p.steps.iter().flat_map(|s| s.op.makes()).collect();
+    for sc in &d.sysctls {
+        // A link this plan makes (or re-makes under the same name) starts from the
+        // defaults, whatever the old one's file said.
+        let fresh = sc
+            .link
+            .as_ref()
+            .is_some_and(|l| made.contains(&Item::Link(l.clone())));
+        if sc.path == crate::acl::BR_NF_CALL_IPTABLES
+            && matches!(cur.sysctls.get(&sc.path), Some(None))
+        {
+            if let Some(net) = sc.net {
+                net_issue(
+                    &mut p,
+                    net,
+                    "ACLs need br_netfilter (the kernel module): without it, what the bridge carries between its endpoints is not filtered, and on a switch network replies are dropped".into(),
+                );
+            }
+            continue;
+        }
+        let due = fresh || matches!(cur.sysctls.get(&sc.path), Some(Some(v)) if *v != sc.value);
+        if due {
+            p.steps.push(Step {
+                net: sc.net,
+                op: Op::Sysctl {
+                    path: sc.path.clone(),
+                    value: sc.value.clone(),
+                    link: sc.link.clone(),
+                },
+            });
+        }
+    }
+
+    // 6. Gateway addresses on econet's bridges: exactly the desired ones.
     for l in live(cur, &deleting).filter(|l| ours(l)) {
         let named = bridges
             .iter()
@@ -381,41 +417,6 @@ pub fn plan(d: &Desired, cur: &Current) -> Plan {
                     name: w.bridge.clone(),
                     ip: w.ip,
                     prefix: w.prefix,
-                },
-            });
-        }
-    }
-
-    // 6. Sysctls. One under a link's directory appears with the link: set it once
-    // this plan has made the link.
-    let made: HashSet<Item> = p.steps.iter().flat_map(|s| s.op.makes()).collect();
-    for sc in &d.sysctls {
-        // A link this plan makes (or re-makes under the same name) starts from the
-        // defaults, whatever the old one's file said.
-        let fresh = sc
-            .link
-            .as_ref()
-            .is_some_and(|l| made.contains(&Item::Link(l.clone())));
-        if sc.path == crate::acl::BR_NF_CALL_IPTABLES
-            && matches!(cur.sysctls.get(&sc.path), Some(None))
-        {
-            if let Some(net) = sc.net {
-                net_issue(
-                    &mut p,
-                    net,
-                    "ACLs need br_netfilter (the kernel module): without it, what the bridge carries between its endpoints is not filtered, and on a switch network replies are dropped".into(),
-                );
-            }
-            continue;
-        }
-        let due = fresh || matches!(cur.sysctls.get(&sc.path), Some(Some(v)) if *v != sc.value);
-        if due {
-            p.steps.push(Step {
-                net: sc.net,
-                op: Op::Sysctl {
-                    path: sc.path.clone(),
-                    value: sc.value.clone(),
-                    link: sc.link.clone(),
                 },
             });
         }
