@@ -1258,7 +1258,20 @@ fn build_nd6(b: &mut Batch, bridge: &str, net: Option<&FwNet>) {
         r.push(verdict(NF_DROP));
         add_rule6(b, &c, &r);
     }
-    // An advertisement only for an address the sender holds.
+    // An advertisement only for an address the sender holds: not one admitted for
+    // another (a claim made before the admission may still be in the set).
+    if slaac {
+        let mut r = icmpv6_type(ND_NA);
+        r.extend(load_addr(Addr6::Target, REG_1));
+        r.push(Expr::Lookup {
+            set: SET_ALLOWED6_IP.into(),
+            sreg: REG_1,
+            invert: false,
+        });
+        r.extend(not_admitted(Addr6::Target));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+    }
     let mut r = icmpv6_type(ND_NA);
     r.extend(binding(Addr6::Target, LlFrom::Frame, &bind, true));
     if subnet6.is_some() {
@@ -2023,8 +2036,9 @@ mod tests {
                 .filter(|m| has(m, SET_ALLOWED6_IP.as_bytes()))
                 .count()
         };
-        // Two claim groups (DAD target, source), each refusing others' admitted.
-        assert_eq!(claims_of_subnet(&dual_stack(None, None, true)), 2);
+        // Two claim groups (DAD target, source), each refusing others' admitted, and
+        // advertisements of others' admitted addresses.
+        assert_eq!(claims_of_subnet(&dual_stack(None, None, true)), 3);
         assert_eq!(claims_of_subnet(&dual_stack(None, None, false)), 0);
         let plain = rules(&spec(&[("va", "ec-lan")]), "nd6_ec-lan");
         assert!(plain.iter().all(|m| !has(m, SET_ALLOWED6.as_bytes())));

@@ -88,6 +88,11 @@ fn setup() -> Bed {
 }
 
 fn config(b: &Bed, slaac: bool) -> String {
+    config_a6(b, slaac, A6, "1")
+}
+
+/// The config with `a6` as A's static address.
+fn config_a6(b: &Bed, slaac: bool, a6: &str, version: &str) -> String {
     let eco = |id: &str, net: &str, ns: &Netns, mac: &str, ip: &str, ip6: Option<&str>| {
         let ip6 = ip6.map(|a| format!(r#""ip6": "{a}","#)).unwrap_or_default();
         format!(
@@ -96,14 +101,14 @@ fn config(b: &Bed, slaac: bool) -> String {
         )
     };
     let apps = [
-        eco("a", "lan", &b.a, MAC_A, "10.9.0.10", Some(A6)),
+        eco("a", "lan", &b.a, MAC_A, "10.9.0.10", Some(a6)),
         eco("b", "lan", &b.b, MAC_B, "10.9.0.11", Some(B6)),
         eco("c", "lan", &b.c, MAC_C, "10.9.0.12", None),
         eco("x", "vault", &b.x, MAC_X, "10.8.0.10", Some(X6)),
     ];
     format!(
         r#"{{
-  "device_id": "dev-v6g", "config_version": "1",
+  "device_id": "dev-v6g", "config_version": "{version}",
   "ports": [
     {{"name": "eth0", "ifname": "eth0", "labels": ["uplink"], "cost": 0}},
     {{"name": "eth1", "ifname": "eth1", "labels": ["uplink"], "cost": 10}}
@@ -193,6 +198,23 @@ fn arrived(ns: &Netns, markers: &[&str], f: impl FnOnce()) -> Vec<String> {
         })
         .map(|m| m.to_string())
         .collect()
+}
+
+/// The link-local address of eth0 in `ns` once DAD has passed (at most 10 s).
+fn link_local(ns: &Netns) -> String {
+    let mut addr = None;
+    let ok = wait_until(Duration::from_secs(10), || {
+        let out = ns.ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]);
+        addr = stdout(&out)
+            .lines()
+            .find(|l| !l.contains("tentative"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|a| a.split('/').next())
+            .map(str::to_string);
+        addr.is_some()
+    });
+    assert!(ok, "no link-local address on eth0 in {}", ns.name);
+    addr.unwrap_or_default()
 }
 
 fn nft_set(dev: &Netns, set: &str) -> String {
@@ -296,8 +318,9 @@ fn static_addresses_are_their_ecos_only_and_ecos_reach_the_device_for_nd_alone()
 #[test]
 fn with_slaac_the_first_eco_to_use_a_subnet_address_holds_it() {
     let bed = setup();
-    let _e = Econet::start(&bed.dev, &config(&bed, true));
+    let e = Econet::start(&bed.dev, &config(&bed, true));
     add_addr(&bed.b, B6);
+    let c_ll = link_local(&bed.c);
     // C picks an address of its own: its DAD claims it, then it works.
     add_addr(&bed.c, C6);
     assert!(
@@ -330,6 +353,23 @@ fn with_slaac_the_first_eco_to_use_a_subnet_address_holds_it() {
     let to_b = udp_all(MAC_C, B6, "c-takes-b");
     assert!(arrived(&bed.a, &["c-takes-b"], || send(&bed.c, &to_b)).is_empty());
     assert!(ping6(&bed.c, C6, B6), "C keeps its address");
+
+    // The config makes C's address A's static one: the admission wins over C's
+    // claim at once, its traffic and its advertisements of the address included.
+    e.reload(&config_a6(&bed, true, C6, "2"));
+    assert!(
+        wait_until(Duration::from_secs(5), || nft_set(&bed.dev, "allowed6")
+            .contains(C6)),
+        "C6 not admitted for A"
+    );
+    let na = format!(
+        "Ether(src='{MAC_C}', dst='33:33:00:00:00:01')/IPv6(src='{c_ll}', dst='ff02::1', hlim=255)/ICMPv6ND_NA(tgt='{C6}', R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr='{MAC_C}')/Raw(b'c-advertises')"
+    );
+    let frames = format!("[{}, {na}]", udp_all(MAC_C, C6, "c-after-admission"));
+    let got = arrived(&bed.b, &["c-after-admission", "c-advertises"], || {
+        send(&bed.c, &frames)
+    });
+    assert!(got.is_empty(), "arrived at B: {got:?}");
 }
 
 #[test]
