@@ -357,7 +357,7 @@ impl Daemon {
         let started = Instant::now();
         let mut leased = self.services.dhcp.admitted();
         leased.sort();
-        let mut out = self.recon.run(&cfg, &leased);
+        let mut out = self.recon.run(&cfg, &leased, &[]);
         // The services start on the links this pass made; DHCP then restores the
         // allocations it persisted (after a restart or a reboot). What depends on
         // them (anti-spoofing, ACL map elements, port maps) goes in at once, in a
@@ -368,7 +368,7 @@ impl Daemon {
         let mut now_leased = self.services.dhcp.admitted();
         now_leased.sort();
         if now_leased != leased || out.held_back {
-            let again = self.recon.run(&cfg, &now_leased);
+            let again = self.recon.run(&cfg, &now_leased, &[]);
             let changes = out.changes + again.changes;
             out = again;
             out.changes = changes;

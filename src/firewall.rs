@@ -10,13 +10,13 @@
 //! element by element.
 
 use crate::acl;
-use crate::addr::{Ipv4Net, MacAddr};
+use crate::addr::{Ipv4Net, Ipv6Net, MacAddr};
 use crate::netlink::nft::*;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const TABLE: &str = "econet";
 /// Bump when the rules below change, so running devices rebuild their tables.
-const RULES_VERSION: u32 = 3;
+const RULES_VERSION: u32 = 4;
 
 /// How long an IPv6 address stays an ECO port's after the port last used it. Without
 /// traffic the claim lapses and the address is free for the next claimant, so this is
@@ -66,6 +66,42 @@ pub struct FwNet {
     pub mark: u32,
     /// A local network: port maps reach its ECOs, and its ECOs reach port maps.
     pub local: bool,
+    /// A dual-stack local network's IPv6 prefix: its ECOs may send from it (from
+    /// addresses econet admitted, or claimed first come, first served with `slaac`),
+    /// and reach the device for neighbour discovery, DHCPv6 and DNS.
+    pub subnet6: Option<Ipv6Net>,
+    /// ECOs may claim addresses of `subnet6` themselves (SLAAC), first come, first
+    /// served.
+    pub slaac: bool,
+    /// The port the network's IPv6 leaves by, masqueraded (NAT66): its NAT port when
+    /// that has a global IPv6 address. `None`: IPv6 stays on the network.
+    pub nat6_port: Option<String>,
+}
+
+impl FwNet {
+    /// The ports the network's traffic leaves by, translated: its NAT port and its
+    /// NAT66 port, each once.
+    fn nat_ports(&self) -> impl Iterator<Item = &String> {
+        let six = self
+            .nat6_port
+            .as_ref()
+            .filter(|p| Some(*p) != self.nat_port.as_ref());
+        self.nat_port.iter().chain(six)
+    }
+
+    /// What of the families may leave by port `p` (none, `meta nfproto`, or both):
+    /// IPv4 by the NAT port; IPv6 of a dual-stack network by its NAT66 port only.
+    /// (Other networks' ECOs send IPv6 only from link-local addresses, which are
+    /// never forwarded: their rules stay as they were.)
+    fn families_out_of(&self, p: &String) -> Vec<Expr> {
+        let v4 = self.nat_port.as_ref() == Some(p);
+        let v6 = self.subnet6.is_none() || self.nat6_port.as_ref() == Some(p);
+        match (v4, v6) {
+            (true, false) => nfproto_ipv4(),
+            (false, _) => nfproto_ipv6(),
+            (true, true) => Vec::new(),
+        }
+    }
 }
 
 /// The structure of the firewall: what the fingerprint covers.
@@ -107,6 +143,58 @@ pub struct Allowed {
 
 pub const SET_ALLOWED4: &str = "allowed4";
 pub const SET_ALLOWED_MAC: &str = "allowed_mac";
+/// IPv6 senders econet admitted (static `ip6`, DHCPv6 leases): `ifname . ether_addr
+/// . ipv6_addr`, no timeout (they stay until dismissed).
+pub const SET_ALLOWED6: &str = "allowed6";
+/// The addresses of `allowed6`: no other port claims one of them.
+pub const SET_ALLOWED6_IP: &str = "allowed6_ip";
+/// inet: the bridges of dual-stack networks.
+const SET_V6_BRIDGES: &str = "v6_bridges";
+
+/// An IPv6 sender econet admits on an ECO port: interface, MAC, address (a DHCPv6
+/// lease, or an endpoint's static `ip6`). It may send from the address with the
+/// MAC, do DAD for it and advertise it, whatever the claims on its bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Allowed6 {
+    pub ifname: [u8; 16],
+    pub mac: MacAddr,
+    pub ip: Ipv6Addr,
+}
+
+impl Allowed6 {
+    pub fn new(ifname: &str, mac: MacAddr, ip: Ipv6Addr) -> Allowed6 {
+        Allowed6 {
+            ifname: crate::netlink::nft::ifname(ifname),
+            mac,
+            ip,
+        }
+    }
+
+    /// The key in `allowed6` (ifname . ether_addr . ipv6_addr: 16 + 8 + 16 bytes).
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = self.ifname.to_vec();
+        k.extend_from_slice(&self.mac.0);
+        k.extend_from_slice(&[0, 0]);
+        k.extend_from_slice(&self.ip.octets());
+        k
+    }
+
+    /// The key in `allowed6_ip`.
+    pub fn ip_key(&self) -> Vec<u8> {
+        self.ip.octets().to_vec()
+    }
+}
+
+/// The set keys of `allowed`: (allowed6 keys, allowed6_ip keys), deduplicated.
+pub fn allowed6_keys(allowed: &[Allowed6]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut keys: Vec<Vec<u8>> = allowed.iter().map(Allowed6::key).collect();
+    let mut ips: Vec<Vec<u8>> = allowed.iter().map(Allowed6::ip_key).collect();
+    keys.sort();
+    keys.dedup();
+    ips.sort();
+    ips.dedup();
+    (keys, ips)
+}
 
 impl Allowed {
     pub fn new(ifname: &str, mac: MacAddr, ip: Option<Ipv4Addr>) -> Allowed {
@@ -161,13 +249,14 @@ impl FwSpec {
         tlv
     }
 
-    /// The batch that replaces both tables with this structure and `allowed`, with
-    /// the IPv6 claims `held` (read from the table being replaced) carried over.
+    /// The batch that replaces both tables with this structure, `allowed` and
+    /// `allowed6`, with the IPv6 claims `held` (read from the table being replaced)
+    /// carried over.
     pub fn build(
         &self,
         b: &mut Batch,
         replace: (bool, bool),
-        allowed: &[Allowed],
+        allowed: (&[Allowed], &[Allowed6]),
         held: &HeldClaims,
     ) {
         let fp = self.fingerprint();
@@ -179,6 +268,11 @@ impl FwSpec {
         }
         self.build_inet(b, &fp);
         self.build_bridge(b, &fp, allowed, held);
+    }
+
+    /// The network whose bridge is `bridge`.
+    fn net(&self, bridge: &str) -> Option<&FwNet> {
+        self.nets.iter().find(|n| n.bridge == bridge)
     }
 
     /// The bridges with ECO ports, each once, in order.
@@ -225,6 +319,7 @@ impl FwSpec {
         b.add_set(f, TABLE, "bridges", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "l3_bridges", TYPE_IFNAME, 16);
         b.add_set(f, TABLE, "local_bridges", TYPE_IFNAME, 16);
+        b.add_set(f, TABLE, SET_V6_BRIDGES, TYPE_IFNAME, 16);
         for map in [acl::MAP_OUT4, acl::MAP_IN4] {
             b.add_set_def(
                 f,
@@ -299,6 +394,18 @@ impl FwSpec {
                     .collect(),
             ),
         );
+        b.add_elems(
+            f,
+            TABLE,
+            SET_V6_BRIDGES,
+            &names(
+                self.nets
+                    .iter()
+                    .filter(|n| n.subnet6.is_some())
+                    .map(|n| &n.bridge)
+                    .collect(),
+            ),
+        );
         let filter = |num| Hook {
             num,
             priority: 0,
@@ -324,8 +431,11 @@ impl FwSpec {
             r.extend(clamp_mss());
             b.add_rule(f, TABLE, "forward", &r);
         }
-        for n in &self.nets {
-            let Some(p) = &n.nat_port else { continue };
+        for (n, p) in self
+            .nets
+            .iter()
+            .flat_map(|n| n.nat_ports().map(move |p| (n, p)))
+        {
             // Only flows out of the port (a port map's from ECOs keep their mark).
             let mut r = is(META_IIFNAME, &n.bridge);
             r.extend(is(META_OIFNAME, p));
@@ -394,14 +504,23 @@ impl FwSpec {
             r.extend(is(META_OIFNAME, &n.bridge));
             r.push(verdict(NF_ACCEPT));
             b.add_rule(f, TABLE, "forward", &r);
-            for out in [&n.nat_port, &n.tunnel].into_iter().flatten() {
-                let mut r = is(META_IIFNAME, &n.bridge);
-                r.extend(is(META_OIFNAME, out));
+            // Out of the NAT port(s), in the families that leave by each.
+            for p in n.nat_ports() {
+                let mut r = n.families_out_of(p);
+                r.extend(is(META_IIFNAME, &n.bridge));
+                r.extend(is(META_OIFNAME, p));
                 r.push(verdict(NF_ACCEPT));
                 b.add_rule(f, TABLE, "forward", &r);
             }
-            if let Some(p) = &n.nat_port {
-                let mut r = is(META_IIFNAME, p);
+            if let Some(t) = &n.tunnel {
+                let mut r = is(META_IIFNAME, &n.bridge);
+                r.extend(is(META_OIFNAME, t));
+                r.push(verdict(NF_ACCEPT));
+                b.add_rule(f, TABLE, "forward", &r);
+            }
+            for p in n.nat_ports() {
+                let mut r = n.families_out_of(p);
+                r.extend(is(META_IIFNAME, p));
                 r.extend(is(META_OIFNAME, &n.bridge));
                 r.extend(ct_state(CT_STATE_ESTABLISHED | CT_STATE_RELATED, true));
                 r.push(verdict(NF_ACCEPT));
@@ -428,6 +547,22 @@ impl FwSpec {
             r.push(verdict(NF_ACCEPT));
             b.add_rule(f, TABLE, "input", &r);
         }
+        // From a dual-stack network also neighbour discovery (not from beyond the
+        // link: hop limit 255) and DHCPv6.
+        for t in [ND_RS, ND_NS, ND_NA] {
+            let mut r = in_set(META_IIFNAME, SET_V6_BRIDGES);
+            r.extend(nfproto_ipv6());
+            r.extend(icmpv6_type(t));
+            r.extend(field_is(BASE_NETWORK, 7, vec![255]));
+            r.push(verdict(NF_ACCEPT));
+            b.add_rule(f, TABLE, "input", &r);
+        }
+        let mut r = in_set(META_IIFNAME, SET_V6_BRIDGES);
+        r.extend(nfproto_ipv6());
+        r.extend(l4proto(17));
+        r.extend(port_is(2, DHCP6_SERVER_PORT));
+        r.push(verdict(NF_ACCEPT));
+        b.add_rule(f, TABLE, "input", &r);
         let mut r = in_set(META_IIFNAME, "l3_bridges");
         r.extend(ct_state(CT_STATE_ESTABLISHED | CT_STATE_RELATED, true));
         r.push(verdict(NF_ACCEPT));
@@ -444,6 +579,11 @@ impl FwSpec {
         r.extend(nfproto_ipv4());
         r.extend(l4proto(1));
         r.extend(field_is(BASE_TRANSPORT, 0, vec![5]));
+        r.push(verdict(NF_DROP));
+        b.add_rule(f, TABLE, "output", &r);
+        let mut r = in_set(META_OIFNAME, "l3_bridges");
+        r.extend(nfproto_ipv6());
+        r.extend(icmpv6_type(ND_REDIRECT));
         r.push(verdict(NF_DROP));
         b.add_rule(f, TABLE, "output", &r);
 
@@ -524,10 +664,24 @@ impl FwSpec {
                 r.push(Expr::Masq);
                 b.add_rule(f, TABLE, "postrouting", &r);
             }
+            // And its IPv6 out of its NAT66 port (NAT66).
+            if let (Some(p), Some(s)) = (&n.nat6_port, &n.subnet6) {
+                let mut r = nfproto_ipv6();
+                r.extend(ip6_in(BASE_NETWORK, 8, s, true));
+                r.extend(is(META_OIFNAME, p));
+                r.push(Expr::Masq);
+                b.add_rule(f, TABLE, "postrouting", &r);
+            }
         }
     }
 
-    fn build_bridge(&self, b: &mut Batch, fp: &[u8], allowed: &[Allowed], held: &HeldClaims) {
+    fn build_bridge(
+        &self,
+        b: &mut Batch,
+        fp: &[u8],
+        (allowed, allowed6): (&[Allowed], &[Allowed6]),
+        held: &HeldClaims,
+    ) {
         let f = NFPROTO_BRIDGE;
         b.add_table(f, TABLE, fp);
         b.add_set(f, TABLE, "eco_ports", TYPE_IFNAME, 16);
@@ -544,6 +698,20 @@ impl FwSpec {
             SET_ALLOWED_MAC,
             concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]),
             24,
+        );
+        b.add_set(
+            f,
+            TABLE,
+            SET_ALLOWED6,
+            concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR, TYPE_IP6ADDR]),
+            BIND6_KEY_LEN as u32,
+        );
+        b.add_set(
+            f,
+            TABLE,
+            SET_ALLOWED6_IP,
+            TYPE_IP6ADDR,
+            CLAIM6_KEY_LEN as u32,
         );
         for map in [acl::MAP_OUT_PORT, acl::MAP_IN_PORT] {
             b.add_set_def(
@@ -570,6 +738,9 @@ impl FwSpec {
         let (ips, macs) = allowed_keys(allowed);
         b.add_elems(f, TABLE, SET_ALLOWED4, &ips);
         b.add_elems(f, TABLE, SET_ALLOWED_MAC, &macs);
+        let (keys6, ips6) = allowed6_keys(allowed6);
+        b.add_elems(f, TABLE, SET_ALLOWED6, &keys6);
+        b.add_elems(f, TABLE, SET_ALLOWED6_IP, &ips6);
         b.add_chain(
             f,
             TABLE,
@@ -673,7 +844,7 @@ impl FwSpec {
 
         self.build_eco_in6(b);
         for br in &bridges {
-            build_nd6(b, br);
+            build_nd6(b, br, self.net(br));
         }
     }
 
@@ -787,11 +958,21 @@ impl FwSpec {
                     ..SetDef::default()
                 },
             );
+            let net = self.net(br);
             for (name, elems) in &held.sets {
-                if *name == bind || *name == claim {
-                    let n = elems.len().min(V6_BINDINGS as usize);
-                    b.add_elems_timed(f, TABLE, name, &elems[..n]);
-                }
+                let at = match name {
+                    n if *n == bind => BIND6_KEY_LEN - 16,
+                    n if *n == claim => 0,
+                    _ => continue,
+                };
+                // Only what may still be claimed (the subnet or slaac may be gone).
+                let keep: Vec<TimedKey> = elems
+                    .iter()
+                    .filter(|(k, _)| k.get(at..at + 16).is_some_and(|ip| claimable(net, ip)))
+                    .take(V6_BINDINGS as usize)
+                    .cloned()
+                    .collect();
+                b.add_elems_timed(f, TABLE, name, &keep);
             }
         }
         b.add_set_def(
@@ -866,11 +1047,15 @@ impl FwSpec {
             r.push(verdict(NF_DROP));
             add_rule6(b, c, &r);
         }
-        // Sources: link-local, or :: for DAD, router solicitations and MLD reports.
-        let mut r = ip6_is_link_local(BASE_NETWORK, 8, false);
-        r.extend(field_cmp(BASE_NETWORK, 8, vec![0; 16], CMP_NEQ));
-        r.push(verdict(NF_DROP));
-        add_rule6(b, c, &r);
+        // No DHCPv6 server (or relay) messages.
+        for (off, port) in [(0, DHCP6_SERVER_PORT), (2, DHCP6_CLIENT_PORT)] {
+            let mut r = l4proto(17);
+            r.extend(port_is(off, port));
+            r.push(verdict(NF_DROP));
+            add_rule6(b, c, &r);
+        }
+        // :: only for DAD, router solicitations and MLD reports. (Which sources
+        // are the port's to use, its bridge's chain says.)
         let mut r = field_is(BASE_NETWORK, 8, vec![0; 16]);
         r.push(Expr::Meta {
             key: META_L4PROTO,
@@ -928,6 +1113,17 @@ fn claims_to_keep(elems: Vec<TimedKey>, key_len: usize) -> Vec<TimedKey> {
         .collect()
 }
 
+/// Whether an ECO port on `net`'s bridge may claim the address `ip` (16 bytes): a
+/// link-local one, or one of the network's subnet with `slaac`.
+fn claimable(net: Option<&FwNet>, ip: &[u8]) -> bool {
+    let Ok(octets) = <[u8; 16]>::try_from(ip) else {
+        return false;
+    };
+    let ip = Ipv6Addr::from(octets);
+    (ip.segments()[0] & 0xffc0) == 0xfe80
+        || net.is_some_and(|n| n.slaac && n.subnet6.is_some_and(|s| s.contains(ip)))
+}
+
 /// `meta pkttype` values (`PACKET_*`).
 const PACKET_BROADCAST: u8 = 1;
 const PACKET_MULTICAST: u8 = 2;
@@ -941,6 +1137,9 @@ const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
 const ND_REDIRECT: u8 = 137;
 const MLD2_REPORT: u8 = 143;
+/// DHCPv6 ports (RFC 8415 §7.2).
+const DHCP6_CLIENT_PORT: u16 = 546;
+const DHCP6_SERVER_PORT: u16 = 547;
 /// Neighbour discovery messages from ECOs and where their options begin.
 const ND_OPTS: [(u8, u16); 3] = [(ND_RS, 8), (ND_NS, 24), (ND_NA, 24)];
 /// ND option types: source and target link-layer address.
@@ -964,80 +1163,77 @@ impl Addr6 {
 }
 
 /// A bridge's first-come-first-served rules: an ECO port may use a link-local
-/// address if no other port (or other MAC of the port) on the bridge has used it
-/// within the hold time; its first use, or its DAD probe, claims it. ND messages
-/// must name the sender's own bound MAC and, for an advertisement, its own address.
-fn build_nd6(b: &mut Batch, bridge: &str) {
-    let (c, bind, claim) = (nd6_chain(bridge), bind_set(bridge), claim_set(bridge));
-    let from_any = field_is(BASE_NETWORK, 8, vec![0; 16]);
-    let mut dad = from_any.clone();
-    dad.extend(icmpv6_type(ND_NS));
-    // A DAD probe claims its target; an address's first use as source claims it.
-    for (cond, addr) in [
-        (dad, Addr6::Target),
-        (ip6_is_link_local(BASE_NETWORK, 8, true), Addr6::Source),
-    ] {
-        let mut ll = cond.clone();
-        if let Addr6::Target = addr {
-            let (base, off) = addr.at();
-            ll.extend(ip6_is_link_local(base, off, true));
-        }
-        // Claimed by another port or MAC on this bridge.
-        let mut r = ll.clone();
-        r.extend(binding(addr, LlFrom::Frame, &bind, true));
-        r.extend(load_addr(addr, REG_1));
-        r.push(Expr::Lookup {
-            set: claim.clone(),
-            sreg: REG_1,
-            invert: false,
-        });
-        r.push(verdict(NF_DROP));
-        add_rule6(b, &c, &r);
-        // A new claim: within the port's rate.
-        let mut r = ll.clone();
-        r.extend(binding(addr, LlFrom::Frame, &bind, true));
+/// address (and with `slaac` an address of the network's `subnet6`) if no other port
+/// (or other MAC of the port) on the bridge has used it within the hold time; its
+/// first use, or its DAD probe, claims it. Addresses of `subnet6` econet admitted
+/// (`allowed6`) are their port's and MAC's only, claimed or not; without `slaac` no
+/// others are. ND messages must name the sender's own bound MAC and, for an
+/// advertisement, its own address.
+fn build_nd6(b: &mut Batch, bridge: &str, net: Option<&FwNet>) {
+    let (c, bind) = (nd6_chain(bridge), bind_set(bridge));
+    let subnet6 = net.and_then(|n| n.subnet6);
+    let slaac = subnet6.is_some() && net.is_some_and(|n| n.slaac);
+    // Sources: link-local, :: (what eco_in6 let through of it), the subnet.
+    let mut r = ip6_is_link_local(BASE_NETWORK, 8, false);
+    r.extend(field_cmp(BASE_NETWORK, 8, vec![0; 16], CMP_NEQ));
+    if let Some(s) = &subnet6 {
+        r.extend(ip6_in(BASE_NETWORK, 8, s, false));
+    }
+    r.push(verdict(NF_DROP));
+    add_rule6(b, &c, &r);
+    if let Some(s) = &subnet6 {
+        // Off the network (NAT66, or routed anywhere): not from endpoints with
+        // ACLs, which are IPv4 only (their map entry drops all but ND).
+        let mut r = ip6_is_link_local(BASE_NETWORK, 24, false);
+        r.extend(ip6_prefix(BASE_NETWORK, 24, &[0xff], 8, false));
+        r.extend(ip6_in(BASE_NETWORK, 24, s, false));
         r.push(Expr::Meta {
             key: META_IIFNAME,
             dreg: REG_1,
         });
-        r.push(Expr::Dynset {
-            set: SET_CLAIM_METER.into(),
-            op: DYNSET_OP_UPDATE,
+        r.push(Expr::Vmap {
+            set: acl::MAP_OUT_PORT.into(),
             sreg: REG_1,
-            timeout_ms: None,
-            expr: Some(Box::new(Expr::Limit {
-                rate: V6_CLAIM_RATE.0,
-                unit_secs: V6_CLAIM_RATE.1,
-                burst: V6_CLAIM_RATE.2,
-                over: true,
-            })),
-        });
-        r.push(verdict(NF_DROP));
-        add_rule6(b, &c, &r);
-        // Claim it, or refresh the claim.
-        let mut r = ll;
-        r.extend(load_addr(addr, REG_1));
-        r.push(Expr::Dynset {
-            set: claim.clone(),
-            op: DYNSET_OP_UPDATE,
-            sreg: REG_1,
-            timeout_ms: None,
-            expr: None,
-        });
-        r.extend(binding_key(addr, LlFrom::Frame));
-        r.push(Expr::Dynset {
-            set: bind.clone(),
-            op: DYNSET_OP_UPDATE,
-            sreg: REG_1,
-            timeout_ms: None,
-            expr: None,
         });
         add_rule6(b, &c, &r);
-        // Not bound now (a full set, or a DAD target that is not link-local): no.
-        let mut r = cond;
+    }
+    let mut dad = field_is(BASE_NETWORK, 8, vec![0; 16]);
+    dad.extend(icmpv6_type(ND_NS));
+    // Admitted: the binding is in allowed6.
+    let not_admitted = |addr: Addr6| binding(addr, LlFrom::Frame, SET_ALLOWED6, true);
+    // A DAD probe claims its target; an address's first use as source claims it.
+    for (base, addr) in [(dad, Addr6::Target), (Vec::new(), Addr6::Source)] {
+        let (abase, aoff) = addr.at();
+        let mut ll = base.clone();
+        ll.extend(ip6_is_link_local(abase, aoff, true));
+        claim_rules(b, bridge, ll.clone(), addr, false);
+        if let (Some(s), true) = (&subnet6, slaac) {
+            let mut cond = base.clone();
+            cond.extend(ip6_in(abase, aoff, s, true));
+            cond.extend(not_admitted(addr));
+            claim_rules(b, bridge, cond, addr, true);
+        }
+        // Not bound now (a full set, a DAD target of nobody's, an address of the
+        // subnet neither admitted nor, with slaac, claimed): no.
+        let mut r = match addr {
+            Addr6::Target => base.clone(),
+            Addr6::Source => ll,
+        };
         r.extend(binding(addr, LlFrom::Frame, &bind, true));
+        if subnet6.is_some() && matches!(addr, Addr6::Target) {
+            r.extend(not_admitted(addr));
+        }
         r.push(verdict(NF_DROP));
         add_rule6(b, &c, &r);
+        if let (Some(s), Addr6::Source) = (&subnet6, addr) {
+            let mut r = ip6_in(abase, aoff, s, true);
+            if slaac {
+                r.extend(binding(addr, LlFrom::Frame, &bind, true));
+            }
+            r.extend(not_admitted(addr));
+            r.push(verdict(NF_DROP));
+            add_rule6(b, &c, &r);
+        }
     }
     // Link-layer address options: the MAC bound to the address they speak for (the
     // source's for RS and NS, the target's for NA); the other kind not at all.
@@ -1052,6 +1248,9 @@ fn build_nd6(b: &mut Batch, bridge: &str) {
         let mut r = with_opt.clone();
         r.extend(field_is(BASE_TRANSPORT, u32::from(opt), vec![own]));
         r.extend(binding(addr, LlFrom::Option(opt), &bind, true));
+        if subnet6.is_some() {
+            r.extend(binding(addr, LlFrom::Option(opt), SET_ALLOWED6, true));
+        }
         r.push(verdict(NF_DROP));
         add_rule6(b, &c, &r);
         let mut r = with_opt;
@@ -1059,12 +1258,98 @@ fn build_nd6(b: &mut Batch, bridge: &str) {
         r.push(verdict(NF_DROP));
         add_rule6(b, &c, &r);
     }
-    // An advertisement only for an address the sender holds.
+    // An advertisement only for an address the sender holds: not one admitted for
+    // another (a claim made before the admission may still be in the set).
+    if slaac {
+        let mut r = icmpv6_type(ND_NA);
+        r.extend(load_addr(Addr6::Target, REG_1));
+        r.push(Expr::Lookup {
+            set: SET_ALLOWED6_IP.into(),
+            sreg: REG_1,
+            invert: false,
+        });
+        r.extend(not_admitted(Addr6::Target));
+        r.push(verdict(NF_DROP));
+        add_rule6(b, &c, &r);
+    }
     let mut r = icmpv6_type(ND_NA);
     r.extend(binding(Addr6::Target, LlFrom::Frame, &bind, true));
+    if subnet6.is_some() {
+        r.extend(not_admitted(Addr6::Target));
+    }
     r.push(verdict(NF_DROP));
     add_rule6(b, &c, &r);
     add_rule6(b, &c, &[verdict(NF_ACCEPT)]);
+}
+
+/// The claim of the address at `addr` when `cond` holds: refused if another port or
+/// MAC on the bridge claimed it (or, `admitted`, econet admitted it for another), or
+/// if it is new and over the port's claim rate; else claimed (or refreshed).
+fn claim_rules(b: &mut Batch, bridge: &str, cond: Vec<Expr>, addr: Addr6, admitted: bool) {
+    let (c, bind, claim) = (nd6_chain(bridge), bind_set(bridge), claim_set(bridge));
+    let c = c.as_str();
+    if admitted {
+        let mut r = cond.clone();
+        r.extend(load_addr(addr, REG_1));
+        r.push(Expr::Lookup {
+            set: SET_ALLOWED6_IP.into(),
+            sreg: REG_1,
+            invert: false,
+        });
+        r.push(verdict(NF_DROP));
+        add_rule6(b, c, &r);
+    }
+    // Claimed by another port or MAC on this bridge.
+    let mut r = cond.clone();
+    r.extend(binding(addr, LlFrom::Frame, &bind, true));
+    r.extend(load_addr(addr, REG_1));
+    r.push(Expr::Lookup {
+        set: claim.clone(),
+        sreg: REG_1,
+        invert: false,
+    });
+    r.push(verdict(NF_DROP));
+    add_rule6(b, c, &r);
+    // A new claim: within the port's rate.
+    let mut r = cond.clone();
+    r.extend(binding(addr, LlFrom::Frame, &bind, true));
+    r.push(Expr::Meta {
+        key: META_IIFNAME,
+        dreg: REG_1,
+    });
+    r.push(Expr::Dynset {
+        set: SET_CLAIM_METER.into(),
+        op: DYNSET_OP_UPDATE,
+        sreg: REG_1,
+        timeout_ms: None,
+        expr: Some(Box::new(Expr::Limit {
+            rate: V6_CLAIM_RATE.0,
+            unit_secs: V6_CLAIM_RATE.1,
+            burst: V6_CLAIM_RATE.2,
+            over: true,
+        })),
+    });
+    r.push(verdict(NF_DROP));
+    add_rule6(b, c, &r);
+    // Claim it, or refresh the claim.
+    let mut r = cond;
+    r.extend(load_addr(addr, REG_1));
+    r.push(Expr::Dynset {
+        set: claim,
+        op: DYNSET_OP_UPDATE,
+        sreg: REG_1,
+        timeout_ms: None,
+        expr: None,
+    });
+    r.extend(binding_key(addr, LlFrom::Frame));
+    r.push(Expr::Dynset {
+        set: bind,
+        op: DYNSET_OP_UPDATE,
+        sreg: REG_1,
+        timeout_ms: None,
+        expr: None,
+    });
+    add_rule6(b, c, &r);
 }
 
 /// A rule of the IPv6 chains, which only IPv6 frames reach. Rules that look into the
@@ -1187,6 +1472,21 @@ pub(crate) fn nfproto_ipv4() -> Vec<Expr> {
             sreg: REG_1,
             op: CMP_EQ,
             data: vec![NFPROTO_IPV4],
+        },
+    ]
+}
+
+/// `meta nfproto ipv6`
+pub(crate) fn nfproto_ipv6() -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: META_NFPROTO,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            op: CMP_EQ,
+            data: vec![NFPROTO_IPV6],
         },
     ]
 }
@@ -1353,12 +1653,26 @@ fn ip6_plen(len: u16, op: u32) -> Vec<Expr> {
 
 /// The IPv6 address at `offset` from `base` is (or is not) in fe80::/10.
 fn ip6_is_link_local(base: u32, offset: u32, is: bool) -> Vec<Expr> {
+    ip6_prefix(base, offset, &[0xfe, 0x80], 10, is)
+}
+
+/// The IPv6 address at `offset` from `base` is (or is not) in `net`.
+fn ip6_in(base: u32, offset: u32, net: &Ipv6Net, is: bool) -> Vec<Expr> {
+    ip6_prefix(base, offset, &net.addr().octets(), net.len(), is)
+}
+
+/// The IPv6 address at `offset` from `base` is (or is not) in the prefix of `len`
+/// bits that begins with `lead` (the rest zero).
+fn ip6_prefix(base: u32, offset: u32, lead: &[u8], len: u8, is: bool) -> Vec<Expr> {
     let mut mask = vec![0u8; 16];
-    mask[0] = 0xff;
-    mask[1] = 0xc0;
-    let mut ll = vec![0u8; 16];
-    ll[0] = 0xfe;
-    ll[1] = 0x80;
+    for (i, m) in mask.iter_mut().enumerate() {
+        let bits = usize::from(len).saturating_sub(i * 8).min(8);
+        *m = (0xff00u16 >> bits) as u8;
+    }
+    let mut value = vec![0u8; 16];
+    for (i, v) in value.iter_mut().enumerate() {
+        *v = lead.get(i).copied().unwrap_or(0) & mask[i];
+    }
     vec![
         Expr::Payload {
             base,
@@ -1375,7 +1689,7 @@ fn ip6_is_link_local(base: u32, offset: u32, is: bool) -> Vec<Expr> {
         Expr::Cmp {
             sreg: REG_1,
             op: if is { CMP_EQ } else { CMP_NEQ },
-            data: ll,
+            data: value,
         },
     ]
 }
@@ -1502,6 +1816,9 @@ mod tests {
                     tunnel: None,
                     mark: 0,
                     local: true,
+                    subnet6: None,
+                    slaac: false,
+                    nat6_port: None,
                 })
                 .collect(),
             eco_ports: ports
@@ -1530,7 +1847,7 @@ mod tests {
     fn each_bridge_gets_its_claims_and_chain_and_each_port_its_bridges_chain() {
         let s = spec(&[("va", "ec-lan"), ("vb", "ec-lan"), ("vc", "ec-ot")]);
         let mut b = Batch::new(1);
-        s.build(&mut b, (false, false), &[], &HeldClaims::default());
+        s.build(&mut b, (false, false), (&[], &[]), &HeldClaims::default());
         let msgs = b.messages();
         let sets: Vec<String> = msgs
             .iter()
@@ -1572,14 +1889,15 @@ mod tests {
     #[test]
     fn held_claims_are_carried_for_the_bridges_still_there() {
         let s = spec(&[("va", "ec-lan")]);
+        let ll = "fe80::fe".parse::<Ipv6Addr>().unwrap().octets().to_vec();
         let held = HeldClaims {
             sets: vec![
-                ("claim6_ec-lan".into(), vec![(vec![0xfe; 16], 5000)]),
-                ("claim6_ec-gone".into(), vec![(vec![0xfe; 16], 5000)]),
+                ("claim6_ec-lan".into(), vec![(ll.clone(), 5000)]),
+                ("claim6_ec-gone".into(), vec![(ll, 5000)]),
             ],
         };
         let mut b = Batch::new(1);
-        s.build(&mut b, (true, true), &[], &held);
+        s.build(&mut b, (true, true), (&[], &[]), &held);
         let filled: Vec<String> = b
             .messages()
             .iter()
@@ -1625,5 +1943,185 @@ mod tests {
         let mut b = a.clone();
         b.eco_ports[0].bridge = "ec-ot".into();
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    fn dual_stack(nat: Option<&str>, nat6: Option<&str>, slaac: bool) -> FwSpec {
+        let mut s = spec(&[("va", "ec-lan")]);
+        let n = &mut s.nets[0];
+        n.subnet = Some("10.1.0.0/24".parse().unwrap());
+        n.subnet6 = Some("fd00:1:2:3::/64".parse().unwrap());
+        n.slaac = slaac;
+        n.nat_port = nat.map(str::to_string);
+        n.nat6_port = nat6.map(str::to_string);
+        s.ports = vec!["eth0".into()];
+        s
+    }
+
+    /// The NEWRULE messages of `chain` (in either table).
+    fn rules(s: &FwSpec, chain: &str) -> Vec<Vec<u8>> {
+        let mut b = Batch::new(1);
+        s.build(&mut b, (false, false), (&[], &[]), &HeldClaims::default());
+        b.messages()
+            .into_iter()
+            .filter(|(t, m)| *t == 6 && str_attr(m, 2).as_deref() == Some(chain))
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    fn has(m: &[u8], needle: &[u8]) -> bool {
+        m.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn ipv6_leaves_by_the_nat66_port_only_and_is_masqueraded_there() {
+        let eth0 = "eth0".to_string();
+        // Dual stack with IPv6 upstream: both families, one rule as before.
+        let both = dual_stack(Some("eth0"), Some("eth0"), false);
+        assert_eq!(both.nets[0].nat_ports().collect::<Vec<_>>(), [&eth0]);
+        assert_eq!(both.nets[0].families_out_of(&eth0), vec![]);
+        // No IPv6 upstream: IPv4 only leaves; IPv6 stays on the network.
+        let v4 = dual_stack(Some("eth0"), None, false);
+        assert_eq!(v4.nets[0].families_out_of(&eth0), nfproto_ipv4());
+        // An IPv4-only network keeps its rule as it was.
+        let mut old = spec(&[("va", "ec-lan")]);
+        old.nets[0].nat_port = Some(eth0.clone());
+        assert_eq!(old.nets[0].families_out_of(&eth0), vec![]);
+        // NAT66 in postrouting only with a NAT66 port.
+        let masq6 = |s: &FwSpec| {
+            rules(s, "postrouting")
+                .iter()
+                .filter(|m| has(m, &[0xfd, 0, 0, 1, 0, 2, 0, 3]))
+                .count()
+        };
+        assert_eq!(masq6(&both), 1);
+        assert_eq!(masq6(&v4), 0);
+        // The forward rules differ only by the family match.
+        let fwd_v4 = rules(&v4, "forward");
+        let fwd_both = rules(&both, "forward");
+        assert_eq!(fwd_v4.len(), fwd_both.len());
+        assert_ne!(fwd_v4, fwd_both);
+    }
+
+    #[test]
+    fn only_dual_stack_bridges_take_neighbour_discovery_and_dhcpv6() {
+        let s = dual_stack(None, None, false);
+        let mut b = Batch::new(1);
+        s.build(&mut b, (false, false), (&[], &[]), &HeldClaims::default());
+        let v6_bridges: Vec<Vec<u8>> = b
+            .messages()
+            .into_iter()
+            .filter(|(t, m)| *t == 12 && str_attr(m, 2).as_deref() == Some(SET_V6_BRIDGES))
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(v6_bridges.len(), 1);
+        assert!(has(&v6_bridges[0], b"ec-lan"));
+        let input = rules(&s, "input");
+        let v6: Vec<&Vec<u8>> = input.iter().filter(|m| has(m, b"v6_bridges")).collect();
+        // RS, NS, NA (hop limit 255) and DHCPv6; no echo request, no RA.
+        assert_eq!(v6.len(), 4);
+        for (m, t) in v6.iter().zip([ND_RS, ND_NS, ND_NA]) {
+            assert!(has(m, &[t]) && has(m, &[255]));
+        }
+        assert!(has(v6[3], &547u16.to_be_bytes()));
+        // Without subnet6 nothing changes for the bridge.
+        let plain = spec(&[("va", "ec-lan")]);
+        assert!(rules(&plain, "input").iter().all(|m| !has(m, b"ec-lan")));
+    }
+
+    #[test]
+    fn subnet_addresses_are_claimed_only_with_slaac_and_admitted_ones_are_never_claimed() {
+        let claims_of_subnet = |s: &FwSpec| {
+            rules(s, "nd6_ec-lan")
+                .iter()
+                .filter(|m| has(m, SET_ALLOWED6_IP.as_bytes()))
+                .count()
+        };
+        // Two claim groups (DAD target, source), each refusing others' admitted, and
+        // advertisements of others' admitted addresses.
+        assert_eq!(claims_of_subnet(&dual_stack(None, None, true)), 3);
+        assert_eq!(claims_of_subnet(&dual_stack(None, None, false)), 0);
+        let plain = rules(&spec(&[("va", "ec-lan")]), "nd6_ec-lan");
+        assert!(plain.iter().all(|m| !has(m, SET_ALLOWED6.as_bytes())));
+        // A bridge without subnet6: its first rule allows link-local and :: only.
+        let slaac = rules(&dual_stack(None, None, true), "nd6_ec-lan");
+        assert!(has(&slaac[0], &[0xfd, 0, 0, 1, 0, 2, 0, 3]));
+        assert!(!has(&plain[0], &[0xfd, 0, 0, 1, 0, 2, 0, 3]));
+        // ECOs' DHCPv6 server messages are dropped before any of it.
+        let eco_in6 = rules(&dual_stack(None, None, false), "eco_in6");
+        assert_eq!(
+            eco_in6
+                .iter()
+                .filter(|m| has(m, &547u16.to_be_bytes()) || has(m, &546u16.to_be_bytes()))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn admitted_senders_have_the_binding_layout_and_their_own_address_set() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 7]);
+        let ip: Ipv6Addr = "fd00:1:2:3::1234".parse().unwrap();
+        let a = Allowed6::new("veco0", mac, ip);
+        let k = a.key();
+        assert_eq!(k.len(), BIND6_KEY_LEN);
+        assert_eq!(&k[..5], b"veco0");
+        assert_eq!(&k[16..24], &[2, 0, 0, 0, 0, 7, 0, 0]);
+        assert_eq!(&k[24..], &ip.octets());
+        assert_eq!(a.ip_key(), ip.octets());
+        let b = Allowed6::new("veco1", MacAddr([2, 0, 0, 0, 0, 8]), ip);
+        let (keys, ips) = allowed6_keys(&[a, b, a]);
+        assert_eq!((keys.len(), ips.len()), (2, 1));
+        // Built into the table.
+        let s = dual_stack(None, None, false);
+        let mut batch = Batch::new(1);
+        s.build(
+            &mut batch,
+            (false, false),
+            (&[], &[a]),
+            &HeldClaims::default(),
+        );
+        let filled: Vec<(String, Vec<u8>)> = batch
+            .messages()
+            .into_iter()
+            .filter(|(t, _)| *t == 12)
+            .filter_map(|(_, m)| Some((str_attr(&m, 2)?, m)))
+            .collect();
+        assert!(filled.iter().any(|(n, m)| n == SET_ALLOWED6 && has(m, &k)));
+        assert!(filled
+            .iter()
+            .any(|(n, m)| n == SET_ALLOWED6_IP && has(m, &ip.octets())));
+    }
+
+    #[test]
+    fn held_claims_of_the_subnet_are_carried_only_while_slaac_allows_them() {
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let sub: Ipv6Addr = "fd00:1:2:3::77".parse().unwrap();
+        let off: Ipv6Addr = "fd00:9::1".parse().unwrap();
+        let held = HeldClaims {
+            sets: vec![(
+                "claim6_ec-lan".into(),
+                [ll, sub, off]
+                    .iter()
+                    .map(|a| (a.octets().to_vec(), 5000))
+                    .collect(),
+            )],
+        };
+        let carried = |s: &FwSpec| {
+            let mut b = Batch::new(1);
+            s.build(&mut b, (true, true), (&[], &[]), &held);
+            let m: Vec<Vec<u8>> = b
+                .messages()
+                .into_iter()
+                .filter(|(t, m)| *t == 12 && str_attr(m, 2).as_deref() == Some("claim6_ec-lan"))
+                .map(|(_, m)| m)
+                .collect();
+            [ll, sub, off].map(|a| m.iter().any(|m| has(m, &a.octets())))
+        };
+        assert_eq!(carried(&dual_stack(None, None, true)), [true, true, false]);
+        assert_eq!(
+            carried(&dual_stack(None, None, false)),
+            [true, false, false]
+        );
+        assert_eq!(carried(&spec(&[("va", "ec-lan")])), [true, false, false]);
     }
 }

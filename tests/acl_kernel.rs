@@ -164,12 +164,16 @@ fn units_install_read_back_and_change_one_at_a_time() {
             cfg.apps[0].interfaces[0].eco_mac(&cfg.apps[0].id),
             Some(Ipv4Addr::new(10, 1, 0, 10)),
         );
-        let d = desired(&cfg, &facts(&cfg), &[lease]);
+        let d = desired(&cfg, &facts(&cfg), &[lease], &[]);
         assert_eq!(d.acl.units.len(), 3);
         let mut nft = Nft::open().expect("nft socket");
         let mut b = nft.batch();
-        d.firewall
-            .build(&mut b, (false, false), &d.allowed, &Default::default());
+        d.firewall.build(
+            &mut b,
+            (false, false),
+            (&d.allowed, &d.allowed6),
+            &Default::default(),
+        );
         nft.commit(b).expect("firewall accepted");
         let all = acl::changes(&d.acl, &Default::default());
         let mut b = nft.batch();
@@ -207,7 +211,7 @@ fn units_install_read_back_and_change_one_at_a_time() {
         if let Some(a) = cfg2.apps[1].interfaces[1].acls.as_mut() {
             a[0].matches.fport = Some(PortRange { lo: 2222, hi: 2222 });
         }
-        let d2 = desired(&cfg2, &facts(&cfg2), &[lease]);
+        let d2 = desired(&cfg2, &facts(&cfg2), &[lease], &[]);
         let c = acl::changes(&d2.acl, &cur);
         assert_eq!(c.new_units.len(), 1, "{c:#?}");
         assert_eq!(c.del_chains.len(), 2, "{c:#?}");
@@ -220,7 +224,7 @@ fn units_install_read_back_and_change_one_at_a_time() {
         // The port moves: only the port map elements change.
         let mut f3 = facts(&cfg2);
         f3.ports[0].addrs = vec![(Ipv4Addr::new(198, 51, 100, 9), 24)];
-        let d3 = desired(&cfg2, &f3, &[lease]);
+        let d3 = desired(&cfg2, &f3, &[lease], &[]);
         let c = acl::changes(&d3.acl, &cur2);
         assert!(c.new_units.is_empty() && c.del_chains.is_empty(), "{c:#?}");
         assert_eq!((c.add_pm.len(), c.del_pm.len()), (2, 2), "{c:#?}");
@@ -233,7 +237,7 @@ fn units_install_read_back_and_change_one_at_a_time() {
                 i.acls = None;
             }
         }
-        let d4 = desired(&cfg4, &f3, &[lease]);
+        let d4 = desired(&cfg4, &f3, &[lease], &[]);
         let cur3 = acl::read(&mut nft).expect("read back");
         let c = acl::changes(&d4.acl, &cur3);
         apply(&mut nft, &c);

@@ -11,6 +11,7 @@ use std::io;
 
 pub const NFPROTO_INET: u8 = 1;
 pub const NFPROTO_IPV4: u8 = 2;
+pub const NFPROTO_IPV6: u8 = 10;
 pub const NFPROTO_BRIDGE: u8 = 7;
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -1271,18 +1272,21 @@ impl Nft {
         Ok(parse_map_elems(&msgs))
     }
 
-    /// Deletes every IPv4 conntrack entry whose mark is `mark` (a network's flows,
-    /// when its NAT moves to another port).
+    /// Deletes every IPv4 and IPv6 conntrack entry whose mark is `mark` (a
+    /// network's flows, when its NAT moves to another port).
     pub fn flush_conntrack_mark(&mut self, mark: u32) -> io::Result<()> {
         let mut a = Attrs::default();
         a.be32(8, mark); // CTA_MARK
         a.be32(21, u32::MAX); // CTA_MARK_MASK
         let ty = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
-        match self.request(ty, libc::NLM_F_ACK as u16, NFPROTO_IPV4, &a.b) {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            Err(e) => Err(e),
+        for family in [NFPROTO_IPV4, NFPROTO_IPV6] {
+            match self.request(ty, libc::NLM_F_ACK as u16, family, &a.b) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 }
 

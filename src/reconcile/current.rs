@@ -1,7 +1,7 @@
 //! What the kernel holds now, read back each time rather than remembered, so a
 //! restart (even after `kill -9`) sees exactly what exists.
 
-use crate::firewall::{SET_ALLOWED4, SET_ALLOWED_MAC, TABLE};
+use crate::firewall::{SET_ALLOWED4, SET_ALLOWED6, SET_ALLOWED6_IP, SET_ALLOWED_MAC, TABLE};
 use crate::netlink::addr::Addr;
 use crate::netlink::link::Link;
 use crate::netlink::netns::Netns;
@@ -48,6 +48,8 @@ pub struct FwState {
     pub bridge: Option<Vec<u8>>,
     pub allowed4: Vec<Vec<u8>>,
     pub allowed_mac: Vec<Vec<u8>>,
+    pub allowed6: Vec<Vec<u8>>,
+    pub allowed6_ip: Vec<Vec<u8>>,
     /// The ACL objects (units, map elements, sets) in the tables.
     pub acl: crate::acl::AclState,
     /// Why the tables could not be read (no nf_tables in this kernel, …).
@@ -90,6 +92,12 @@ pub fn read_firewall(nft: &mut Nft) -> FwState {
                 .unwrap_or_default();
             fw.allowed_mac = nft
                 .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC)
+                .unwrap_or_default();
+            fw.allowed6 = nft
+                .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6)
+                .unwrap_or_default();
+            fw.allowed6_ip = nft
+                .set_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6_IP)
                 .unwrap_or_default();
         }
         if fw.inet.is_some() && fw.bridge.is_some() {

@@ -4,7 +4,7 @@
 use super::facts::Facts;
 use crate::addr::MacAddr;
 use crate::config::{Attach, Config, NetKind};
-use crate::firewall::{mark_for, Allowed, EcoPort, FwNet, FwSpec};
+use crate::firewall::{mark_for, Allowed, Allowed6, EcoPort, FwNet, FwSpec};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Prefix of every alias econet puts on the links it owns.
@@ -130,6 +130,9 @@ pub struct Desired {
     pub firewall: FwSpec,
     /// Who may send from ECO endpoints: (port, MAC, address) tuples.
     pub allowed: Vec<Allowed>,
+    /// Who may send IPv6 from addresses of a network's `subnet6` whatever the
+    /// claims: static `ip6` and DHCPv6 leases.
+    pub allowed6: Vec<Allowed6>,
     pub tunnels: Vec<Tunnel>,
     pub routes: Vec<OwnedRoute>,
     /// The endpoints' ACLs and port maps.
@@ -165,8 +168,8 @@ pub fn network_mtu(cfg: &Config, facts: &Facts, net: usize) -> u32 {
 }
 
 /// Builds the desired state of `cfg` given the ports' state now and the addresses
-/// DHCP has handed out (`leased`).
-pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
+/// DHCP has handed out (`leased`) and DHCPv6 (`leased6`).
+pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed], leased6: &[Allowed6]) -> Desired {
     let mut d = Desired::default();
     d.firewall.ports = cfg.ports.iter().map(|p| p.ifname.clone()).collect();
     // Only endpoints with ACLs on L3 networks depend on it (so the first such ACL
@@ -203,6 +206,9 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             tunnel: None,
             mark: 0,
             local: n.kind == NetKind::Local,
+            subnet6: None,
+            slaac: false,
+            nat6_port: None,
         };
         if let Some(l3) = &n.ip {
             any_l3 = true;
@@ -254,10 +260,16 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
                 });
             }
             if n.kind == NetKind::Local {
-                fw.nat_port = facts
-                    .active_port(cfg, i)
-                    .map(|p| cfg.ports[p].ifname.clone());
+                let active = facts.active_port(cfg, i);
+                fw.nat_port = active.map(|p| cfg.ports[p].ifname.clone());
                 fw.mark = mark_for(&n.id);
+                if let Some(v6) = &l3.v6 {
+                    fw.subnet6 = Some(v6.subnet6);
+                    fw.slaac = v6.slaac;
+                    fw.nat6_port = active
+                        .filter(|&p| facts.has_global6(p))
+                        .map(|p| cfg.ports[p].ifname.clone());
+                }
             }
             // Reverse-path filtering: an ECO cannot route packets from addresses that
             // do not belong behind its bridge.
@@ -391,9 +403,17 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed]) -> Desired {
             });
             d.allowed
                 .push(Allowed::new(&itf.host_ifname, itf.eco_mac(&app.id), itf.ip));
+            let v6 = n.ip.as_ref().and_then(|l3| l3.v6.as_ref());
+            if let (Some(v6), Some(ip6)) = (v6, itf.ip6) {
+                if v6.subnet6.contains(ip6) {
+                    d.allowed6
+                        .push(Allowed6::new(&itf.host_ifname, itf.eco_mac(&app.id), ip6));
+                }
+            }
         }
     }
     d.allowed.extend_from_slice(leased);
+    d.allowed6.extend_from_slice(leased6);
     d.acl = crate::acl::desired(cfg, facts, &d.allowed);
     // ACLs see what a bridge carries between ECOs through br_netfilter.
     let mut acl_nets: Vec<usize> = cfg

@@ -11,7 +11,9 @@ pub mod order;
 pub mod plan;
 
 use crate::config::{Attach, Config, NetKind};
-use crate::firewall::{Allowed, SET_ALLOWED4, SET_ALLOWED_MAC, TABLE};
+use crate::firewall::{
+    Allowed, Allowed6, SET_ALLOWED4, SET_ALLOWED6, SET_ALLOWED6_IP, SET_ALLOWED_MAC, TABLE,
+};
 use crate::netlink::addr::Addr;
 use crate::netlink::link::VethPeer;
 use crate::netlink::netns::Netns;
@@ -83,10 +85,12 @@ impl Reconciler {
         })
     }
 
-    /// Brings the kernel to `cfg`, with `leased` the senders DHCP has admitted: one
-    /// reading of the kernel, one plan, applied in dependency order. A step whose
-    /// dependency failed is not attempted; the next pass retries both.
-    pub fn run(&mut self, cfg: &Config, leased: &[Allowed]) -> Outcome {
+    /// Brings the kernel to `cfg`, with `leased` the senders DHCP has admitted and
+    /// `leased6` those DHCPv6 has (all of them: what the tables hold beyond these
+    /// and the static ones goes): one reading of the kernel, one plan, applied in
+    /// dependency order. A step whose dependency failed is not attempted; the next
+    /// pass retries both.
+    pub fn run(&mut self, cfg: &Config, leased: &[Allowed], leased6: &[Allowed6]) -> Outcome {
         let pass_start = std::time::Instant::now();
         let mut out = Outcome::default();
         let start = self.rtnl.changes;
@@ -98,7 +102,7 @@ impl Reconciler {
             })
             .collect();
         // The sysctl paths depend only on the config, not on facts.
-        let sys_paths = desired::desired(cfg, &Facts::default(), &[]).sysctls;
+        let sys_paths = desired::desired(cfg, &Facts::default(), &[], &[]).sysctls;
         let cur = match current::read(
             &mut self.rtnl,
             self.nft.as_mut(),
@@ -113,7 +117,7 @@ impl Reconciler {
         };
         let read_done = std::time::Instant::now();
         out.facts = Facts::read(cfg, &cur);
-        let d = desired::desired(cfg, &out.facts, leased);
+        let d = desired::desired(cfg, &out.facts, leased, leased6);
         self.acl_units.clone_from(&d.acl.units);
         let p = plan::plan(&d, &cur);
         out.issues = p.issues;
@@ -195,6 +199,26 @@ impl Reconciler {
         };
         self.acl_units = units;
         errors
+    }
+
+    /// Admits (`true`) and dismisses (`false`) IPv6 senders (DHCPv6 leases) at once,
+    /// as [`Reconciler::admit`] does IPv4's: one batch where the last change of a
+    /// sender wins, each change on its own if the kernel refuses the batch. An
+    /// admitted sender may send from its address with its MAC on its port, do DAD
+    /// for it and advertise it, whoever claimed it; no other port or MAC may. It
+    /// stays until dismissed, or until a pass that neither `leased6` nor the config
+    /// names it.
+    pub fn admit6(&mut self, changes: &[(bool, Allowed6)]) -> Vec<KernelError> {
+        if self.nft.is_none() || changes.is_empty() {
+            return Vec::new();
+        }
+        if changes.len() > 1 && self.apply_now(&admission6(changes)).is_ok() {
+            return Vec::new();
+        }
+        changes
+            .iter()
+            .filter_map(|c| self.apply_now(&admission6(std::slice::from_ref(c))).err())
+            .collect()
     }
 
     /// The ACL counters of the endpoints the last pass gave units, read now.
@@ -339,8 +363,12 @@ impl Reconciler {
                 };
                 let learned = crate::acl::learned_hosts(nft, &d.acl);
                 let mut b = nft.batch();
-                d.firewall
-                    .build(&mut b, (*replace_inet, *replace_bridge), &d.allowed, &held);
+                d.firewall.build(
+                    &mut b,
+                    (*replace_inet, *replace_bridge),
+                    (&d.allowed, &d.allowed6),
+                    &held,
+                );
                 // The ACLs in the same batch: no moment without them.
                 crate::acl::changes(&d.acl, &Default::default()).write(&mut b);
                 crate::acl::restore_learned(&mut b, &learned);
@@ -369,13 +397,18 @@ impl Reconciler {
                 add_mac,
                 del_mac,
                 acl,
+                v6,
             } => {
                 let nft = self.nft.as_mut().ok_or_else(nft_unavailable)?;
                 let mut b = nft.batch();
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, del4);
                 b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, del_mac);
+                b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6, &v6.del);
+                b.del_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6_IP, &v6.del_ip);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED4, add4);
                 b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED_MAC, add_mac);
+                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6, &v6.add);
+                b.add_elems(NFPROTO_BRIDGE, TABLE, SET_ALLOWED6_IP, &v6.add_ip);
                 acl.write(&mut b);
                 nft.commit(b)
                     .map_err(|e| KernelError::new("update allowed senders and ACLs", e))?;
@@ -413,12 +446,19 @@ fn hold_back_removals(steps: &mut [Step]) -> bool {
     let mut held = false;
     for s in steps.iter_mut() {
         if let Op::FirewallElems {
-            del4, del_mac, acl, ..
+            del4,
+            del_mac,
+            acl,
+            v6,
+            ..
         } = &mut s.op
         {
             held |= !del4.is_empty() || !del_mac.is_empty();
+            held |= !v6.del.is_empty() || !v6.del_ip.is_empty();
             del4.clear();
             del_mac.clear();
+            v6.del.clear();
+            v6.del_ip.clear();
             let n = acl.del_velems.len() + acl.del_pm.len();
             let readded: Vec<(u8, &str, Vec<u8>)> = acl
                 .add_velems
@@ -472,6 +512,35 @@ fn admission(changes: &[(bool, Allowed)], units: &[crate::acl::Unit]) -> Op {
         add_mac,
         del_mac: Vec::new(),
         acl: Box::new(acl),
+        v6: Default::default(),
+    }
+}
+
+/// The firewall operation for a batch of DHCPv6 lease changes (see
+/// [`Reconciler::admit6`]).
+fn admission6(changes: &[(bool, Allowed6)]) -> Op {
+    let mut last: std::collections::BTreeMap<Allowed6, bool> = Default::default();
+    for (add, a) in changes {
+        last.insert(*a, *add);
+    }
+    let mut v6 = plan::Elems6::default();
+    for (a, add) in last {
+        let (keys, ips) = match add {
+            true => (&mut v6.add, &mut v6.add_ip),
+            false => (&mut v6.del, &mut v6.del_ip),
+        };
+        keys.push(a.key());
+        if !ips.contains(&a.ip_key()) {
+            ips.push(a.ip_key());
+        }
+    }
+    Op::FirewallElems {
+        add4: Vec::new(),
+        del4: Vec::new(),
+        add_mac: Vec::new(),
+        del_mac: Vec::new(),
+        acl: Box::default(),
+        v6,
     }
 }
 
@@ -514,12 +583,15 @@ fn describe(op: &Op) -> String {
             add_mac,
             del_mac,
             acl,
+            v6,
         } => format!(
-            "FirewallElems (+{} -{} addresses, +{} -{} MACs; ACLs +{} -{} units, +{} -{} map elements, +{} -{} port maps)",
+            "FirewallElems (+{} -{} addresses, +{} -{} MACs, +{} -{} IPv6 senders; ACLs +{} -{} units, +{} -{} map elements, +{} -{} port maps)",
             add4.len(),
             del4.len(),
             add_mac.len(),
             del_mac.len(),
+            v6.add.len(),
+            v6.del.len(),
             acl.new_units.len(),
             acl.del_chains.len() / 2,
             acl.add_velems.len(),
@@ -575,6 +647,7 @@ mod tests {
                     del_chains: vec![(1, "acl_o_gone".into())],
                     ..Default::default()
                 }),
+                v6: Default::default(),
             },
         }];
         assert!(hold_back_removals(&mut steps));
@@ -600,6 +673,7 @@ mod tests {
                 add_mac: vec![],
                 del_mac: vec![],
                 acl: Box::default(),
+                v6: Default::default(),
             },
         }];
         assert!(!hold_back_removals(&mut none));

@@ -10,7 +10,7 @@
 use super::current::{Current, NsView};
 use super::desired::{is_bridge_alias, Desired, Endpoint, EndpointKind, ALIAS_PREFIX};
 use super::order::Item;
-use crate::firewall::allowed_keys;
+use crate::firewall::{allowed6_keys, allowed_keys};
 use crate::netlink::link::{Link, LinkChange};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -117,12 +117,33 @@ pub enum Op {
         /// The ACL changes, in the same batch: an address never gets in (or stays)
         /// without its unit, and a failed ACL change admits nobody.
         acl: Box<crate::acl::AclChanges>,
+        /// The IPv6 senders admitted and dismissed.
+        v6: Elems6,
     },
     /// Forget the connections a network's NAT translated (its NAT moved to another
     /// port, or lost it): they re-establish through the new port.
     FlushConntrack {
         mark: u32,
     },
+}
+
+/// Keys to add to and delete from the IPv6 admission sets (`allowed6` and
+/// `allowed6_ip`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Elems6 {
+    pub add: Vec<Vec<u8>>,
+    pub del: Vec<Vec<u8>>,
+    pub add_ip: Vec<Vec<u8>>,
+    pub del_ip: Vec<Vec<u8>>,
+}
+
+impl Elems6 {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty()
+            && self.del.is_empty()
+            && self.add_ip.is_empty()
+            && self.del_ip.is_empty()
+    }
 }
 
 /// An operation and the network it serves (`None` for clean-up of stale objects).
@@ -644,11 +665,21 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
     };
     let (add4, del4) = diff(&want4, &fw.allowed4);
     let (add_mac, del_mac) = diff(&want_mac, &fw.allowed_mac);
+    let (want6, want6_ip) = allowed6_keys(&d.allowed6);
+    let (add6, del6) = diff(&want6, &fw.allowed6);
+    let (add6_ip, del6_ip) = diff(&want6_ip, &fw.allowed6_ip);
+    let v6 = Elems6 {
+        add: add6,
+        del: del6,
+        add_ip: add6_ip,
+        del_ip: del6_ip,
+    };
     if !(add4.is_empty()
         && del4.is_empty()
         && add_mac.is_empty()
         && del_mac.is_empty()
-        && acl.is_empty())
+        && acl.is_empty()
+        && v6.is_empty())
     {
         p.steps.push(Step {
             net: None,
@@ -658,6 +689,7 @@ fn firewall(p: &mut Plan, d: &Desired, cur: &Current) {
                 add_mac,
                 del_mac,
                 acl: Box::new(acl),
+                v6,
             },
         });
     }

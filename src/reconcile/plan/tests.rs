@@ -16,7 +16,7 @@ const CFG: &str = r#"{
 
 fn d() -> Desired {
     let cfg = crate::config::parse(CFG.as_bytes()).unwrap();
-    let mut d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let mut d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[], &[]);
     // These tests are about links; the firewall has its own.
     d.firewall = Default::default();
     d
@@ -278,7 +278,7 @@ const L3: &str = r#"{
 
 fn l3() -> (crate::config::Config, Current) {
     let cfg = crate::config::parse(L3.as_bytes()).unwrap();
-    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[], &[]);
     let mut br = link(10, "ec-lan", Some("bridge"));
     br.alias = Some(d.bridges[0].alias.clone());
     br.mac = Some(d.bridges[0].mac);
@@ -303,7 +303,7 @@ fn ops(p: &Plan) -> Vec<&Op> {
 #[test]
 fn gateway_address_sysctls_and_firewall_are_planned() {
     let (cfg, cur) = l3();
-    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[], &[]);
     let p = plan(&d, &cur);
     let o = ops(&p);
     assert!(
@@ -327,7 +327,7 @@ fn gateway_address_sysctls_and_firewall_are_planned() {
 #[test]
 fn stray_addresses_on_our_bridge_go_and_matching_firewall_only_diffs_elements() {
     let (cfg, mut cur) = l3();
-    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[], &[]);
     cur.sysctls
         .insert("/proc/sys/net/ipv4/ip_forward".into(), Some("1".into()));
     cur.addrs = vec![
@@ -388,6 +388,7 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
             ..Default::default()
         },
         &[],
+        &[],
     );
     assert_eq!(d.firewall.nets[0].nat_port.as_deref(), Some("eth0"));
     let down = PortFact {
@@ -400,6 +401,7 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
             ports: vec![down],
             ..Default::default()
         },
+        &[],
         &[],
     );
     assert_eq!(d.firewall.nets[0].nat_port, None);
@@ -416,14 +418,14 @@ fn nat_follows_the_port_that_is_up_and_overlap_withdraws_the_gateway() {
         .overlap(&cfg, 0)
         .unwrap()
         .contains("overlaps port eth0 (10.1.0.77/16)"));
-    let d = desired(&cfg, &facts, &[]);
+    let d = desired(&cfg, &facts, &[], &[]);
     assert!(d.addrs.is_empty(), "gateway withdrawn");
 }
 
 #[test]
 fn no_networks_and_no_ports_removes_the_tables() {
     let cfg = crate::config::parse(br#"{"device_id": "d"}"#).unwrap();
-    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[]);
+    let d = desired(&cfg, &crate::reconcile::facts::Facts::default(), &[], &[]);
     let mut cur = Current::default();
     cur.firewall.inet = Some(vec![1]);
     let p = plan(&d, &cur);
@@ -670,6 +672,9 @@ mod fake_kernel {
                 cur.firewall.bridge = Some(fp);
                 cur.firewall.allowed4 = a4;
                 cur.firewall.allowed_mac = amac;
+                let (a6, a6ip) = crate::firewall::allowed6_keys(&d.allowed6);
+                cur.firewall.allowed6 = a6;
+                cur.firewall.allowed6_ip = a6ip;
                 let mut acl = crate::acl::AclState::default();
                 crate::acl::changes(&d.acl, &acl).apply_to(&mut acl);
                 cur.firewall.acl = acl;
@@ -688,6 +693,7 @@ mod fake_kernel {
                 add_mac,
                 del_mac,
                 acl,
+                v6,
             } => {
                 if cur.firewall.bridge.is_none() {
                     return Err("no table".into());
@@ -697,6 +703,10 @@ mod fake_kernel {
                 fw.allowed_mac.retain(|k| !del_mac.contains(k));
                 fw.allowed4.extend(add4.iter().cloned());
                 fw.allowed_mac.extend(add_mac.iter().cloned());
+                fw.allowed6.retain(|k| !v6.del.contains(k));
+                fw.allowed6_ip.retain(|k| !v6.del_ip.contains(k));
+                fw.allowed6.extend(v6.add.iter().cloned());
+                fw.allowed6_ip.extend(v6.add_ip.iter().cloned());
                 acl.apply_to(&mut fw.acl);
             }
             Op::FlushConntrack { .. } => {}
@@ -764,7 +774,7 @@ mod fake_kernel {
 
     fn desired_for(cfg: &crate::config::Config, cur: &mut Current) -> Desired {
         let facts = crate::reconcile::facts::Facts::read(cfg, cur);
-        let d0 = desired(cfg, &facts, &[]);
+        let d0 = desired(cfg, &facts, &[], &[]);
         // A lease on the mesh network, so the mesh's EID route is planned too.
         let mesh_ep = d0
             .endpoints
@@ -776,7 +786,7 @@ mod fake_kernel {
             MacAddr([2, 0, 0, 0, 0, 9]),
             Some("10.200.4.10".parse().unwrap()),
         );
-        let d = desired(cfg, &facts, &[lease]);
+        let d = desired(cfg, &facts, &[lease], &[]);
         for sc in &d.sysctls {
             cur.sysctls
                 .entry(sc.path.clone())
@@ -943,4 +953,42 @@ mod fake_kernel {
         let eth1 = cur.links.iter().find(|l| l.name == "eth1").unwrap();
         assert_eq!(eth1.master, Some(line2.index));
     }
+}
+
+#[test]
+fn ipv6_leaves_by_the_active_port_only_while_it_has_a_global_address() {
+    use crate::reconcile::facts::{Facts, PortFact};
+    let cfg = crate::config::parse(include_bytes!(
+        "../../../board/examples/dual-stack-device.json"
+    ))
+    .unwrap();
+    let port = |v6: &str| PortFact {
+        present: true,
+        carrier: true,
+        addrs: vec![(std::net::Ipv4Addr::new(192, 0, 2, 7), 24)],
+        addrs6: vec![(v6.parse().unwrap(), 64)],
+        mtu: 1500,
+        accept_ra: None,
+    };
+    let facts = |v6: &str| Facts {
+        ports: vec![port(v6), port("fe80::2")],
+        ..Default::default()
+    };
+    let d = desired(&cfg, &facts("2001:db8::7"), &[], &[]);
+    let lan = &d.firewall.nets[0];
+    assert_eq!(lan.nat_port.as_deref(), Some("eth0"));
+    assert_eq!(lan.nat6_port.as_deref(), Some("eth0"));
+    assert_eq!(lan.subnet6, Some("fd00:1:2:3::/64".parse().unwrap()));
+    assert!(!lan.slaac && d.firewall.nets[1].slaac);
+    // A link-local or ULA address is not an uplink for IPv6.
+    for v6 in ["fe80::7", "fd00:99::7"] {
+        let d = desired(&cfg, &facts(v6), &[], &[]);
+        assert_eq!(d.firewall.nets[0].nat_port.as_deref(), Some("eth0"));
+        assert_eq!(d.firewall.nets[0].nat6_port, None, "{v6}");
+    }
+    // The static ip6 of endpoints are admitted, with the ECO's MAC.
+    let ips: Vec<String> = d.allowed6.iter().map(|a| a.ip.to_string()).collect();
+    assert_eq!(ips, ["fd00:1:2:3::20", "fd00:1:2:4::1:7"]);
+    let web = &cfg.apps[0].interfaces[0];
+    assert_eq!(d.allowed6[0].mac, web.eco_mac(&cfg.apps[0].id));
 }
