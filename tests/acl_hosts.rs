@@ -282,6 +282,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
                 },
             ],
             subnet: None,
+            subnet6: None,
             app_names: Vec::new(),
         },
         acl_hosts: vec!["example.com".into(), "example.org".into()],

@@ -10,7 +10,7 @@ use crate::dns::{Action, Dns, Limits, NetId, NetParams, Transport};
 use crate::wire::dns::tcp;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -277,7 +277,7 @@ impl DnsShell {
     pub fn set_names(
         &mut self,
         net_id: &str,
-        hosts: Vec<(String, Ipv4Addr)>,
+        hosts: Vec<(String, IpAddr)>,
         claims: Vec<crate::dns::HostClaim>,
     ) {
         if let Some(&id) = self.ids.get(net_id) {

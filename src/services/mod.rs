@@ -23,7 +23,7 @@ use crate::netlink::link::Link;
 use crate::reconcile::facts::Facts;
 use crate::status::NetworkStatus;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::Instant;
 
@@ -304,6 +304,7 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 upstreams,
                 static_dns: n.static_dns.clone(),
                 subnet: Some(l3.subnet),
+                subnet6: l3.v6.as_ref().map(|v| v.subnet6),
                 app_names: app_names(cfg, i),
             },
             acl_hosts: crate::acl::hosts::acl_hosts(cfg, i),
@@ -415,10 +416,17 @@ pub fn app_names(cfg: &Config, net: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, Ipv4Addr)> {
+/// The configured names of network `net`: each endpoint's app name (as a host
+/// label) with its static `ip` and its static `ip6`, one entry per address.
+pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, IpAddr)> {
     cfg.endpoints()
         .filter(|(_, i)| i.network == net)
-        .filter_map(|(a, i)| Some((host_label(&a.name)?, i.ip?)))
+        .filter_map(|(a, i)| Some((host_label(&a.name)?, i)))
+        .flat_map(|(label, i)| {
+            let v4 = i.ip.map(IpAddr::V4);
+            let v6 = i.ip6.map(IpAddr::V6);
+            v4.into_iter().chain(v6).map(move |ip| (label.clone(), ip))
+        })
         .collect()
 }
 
