@@ -290,7 +290,12 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 .iter()
                 .copied()
                 // A resolver inside the network itself would loop back to us.
-                .filter(|a| !matches!(a, SocketAddr::V4(v4) if l3.subnet.contains(*v4.ip())))
+                .filter(|a| match a {
+                    SocketAddr::V4(v4) => !l3.subnet.contains(*v4.ip()),
+                    SocketAddr::V6(v6) => {
+                        !l3.v6.as_ref().is_some_and(|v| v.subnet6.contains(*v6.ip()))
+                    }
+                })
                 .collect(),
             (None, _) => Vec::new(),
         };
@@ -298,6 +303,7 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
             net_id: n.id.clone(),
             bridge: n.bridge.clone(),
             gateway: l3.gateway,
+            gateway6: l3.v6.as_ref().map(|v| v.gateway6),
             forward_from_gateway: matches!(n.kind, NetKind::Cloud | NetKind::Mesh),
             params: crate::dns::NetParams {
                 domain: l3.domain.clone(),
