@@ -304,3 +304,75 @@ fn dig_and_kdig_over_ipv6_aaaa_ip6_arpa_and_forwarding_to_an_ipv6_upstream() {
         a(15)
     );
 }
+
+/// The whole daemon: a dual-stack local network from the config, its static ECO's
+/// `ip6` and a `static_dns` IPv6 address answered on gateway6 (as the reconciler put
+/// it on the bridge). econet's own firewall is in the path here, so the ECO asks
+/// from its link-local address.
+///
+/// Ignored for now: on this branch econet's `inet` input chain drops neighbour
+/// discovery from ECOs to the device (`iifname @bridges drop` after the DHCP and DNS
+/// accepts), so the ECO never resolves gateway6 (`ip -6 neigh`: INCOMPLETE), while
+/// the DNS sockets are there (`ss`: `[fd00:1:2:3::1]%ec-lan:53`). Run it with
+/// `--ignored` once the firewall's IPv6 rules admit ND to the device.
+#[test]
+#[ignore = "econet's firewall drops ND from ECOs to gateway6 on this branch"]
+fn econet_answers_aaaa_and_ip6_arpa_on_gateway6_from_its_config() {
+    require_root();
+    if !try_run(&["sh", "-c", "command -v dig"]) {
+        eprintln!("skipped: needs dig");
+        return;
+    }
+    let dev = Netns::new("dns6d");
+    let eco = Netns::new("dns6e");
+    for ns in [&dev, &eco] {
+        enable_ipv6(ns);
+    }
+    let cfg = format!(
+        r#"{{
+  "device_id": "dev-dns6", "config_version": "1",
+  "ports": [],
+  "networks": [
+    {{"id": "lan", "name": "lan", "type": "local",
+      "ip": {{"subnet": "10.1.0.0/24", "dhcp_range": {{"start": "10.1.0.100", "end": "10.1.0.200"}},
+             "domain": "eco.internal", "subnet6": "fd00:1:2:3::/64"}},
+      "static_dns": [{{"host": "db", "addrs": ["10.1.0.77", "fd00:1:2:3::77"]}}]}}
+  ],
+  "apps": [
+    {{"id": "a1", "name": "web", "interfaces": [{{"name": "eth0", "network": "lan",
+      "ip": "10.1.0.20", "ip6": "{ECO6}", "attach": {{"netns": "{}"}}}}]}}
+  ]
+}}"#,
+        eco.path()
+    );
+    let e = Econet::start(&dev, &cfg);
+    eco.ip(&["addr", "add", "10.1.0.20/24", "dev", "eth0"]);
+    // The ECO asks from its link-local address: the firewall's IPv6 anti-spoofing
+    // on this branch admits link-local sources only (global ones are another
+    // engineer's work in progress), so it does not configure its `ip6` here.
+    eco.ip(&["-6", "route", "add", "fd00:1:2:3::/64", "dev", "eth0"]);
+    let q = |args: &[&str]| {
+        let mut cmd = vec!["dig", "+tries=1", "+time=2", "@fd00:1:2:3::1"];
+        cmd.extend_from_slice(args);
+        let mut v = vec!["ip", "netns", "exec", &eco.name];
+        v.extend_from_slice(&cmd);
+        let out = std::process::Command::new(v[0]).args(&v[1..]).output();
+        let s = out.map(|o| stdout(&o)).unwrap_or_default();
+        eprintln!("{}:\n{s}", cmd.join(" "));
+        s
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || q(&[
+            "+short",
+            "AAAA",
+            "web.eco.internal"
+        ]) == format!("{ECO6}\n")),
+        "no AAAA for web on gateway6; log:\n{}",
+        e.log()
+    );
+    assert_eq!(q(&["+short", "-x", ECO6]), "web.eco.internal.\n");
+    assert_eq!(q(&["+short", "AAAA", "db"]), "fd00:1:2:3::77\n");
+    assert_eq!(q(&["+short", "A", "web"]), "10.1.0.20\n");
+    let any = q(&["ANY", "web.eco.internal"]);
+    assert!(any.contains("ANSWER: 2,"), "{any}");
+}
