@@ -265,6 +265,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
         net_id: "n1".into(),
         bridge: "br0".into(),
         gateway: Ipv4Addr::new(10, 9, 0, 1),
+        gateway6: None,
         forward_from_gateway: false,
         params: econet::dns::NetParams {
             domain: Some("example.com".into()),
@@ -282,6 +283,7 @@ fn answers_econet_dns_sends_are_learned_before_they_leave() {
                 },
             ],
             subnet: None,
+            subnet6: None,
             app_names: Vec::new(),
         },
         acl_hosts: vec!["example.com".into(), "example.org".into()],

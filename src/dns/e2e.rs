@@ -272,6 +272,7 @@ fn dig_through_the_core_to_dnsmasq() {
             upstreams: vec![SocketAddr::from(([127, 0, 0, 1], dport))],
             static_dns: vec![],
             subnet: Some("10.1.0.0/24".parse().unwrap()),
+            subnet6: None,
             app_names: vec![],
         },
     )

@@ -5,8 +5,14 @@
 //! no sockets and reads no clock: the shell hands it messages and the time, and it
 //! says what to send ([`Action`]), with the bytes in a caller-provided buffer.
 //!
+//! Local names carry IPv4 and IPv6 addresses: A and AAAA answers, PTR under
+//! in-addr.arpa and ip6.arpa (nibble format, RFC 3596). A name with addresses of
+//! only one family answers the other type with no data (NODATA).
+//!
 //! Driving it (the shell's part):
-//! - Per L3 network: a UDP socket and a TCP listener on the gateway address, port 53.
+//! - Per L3 network: a UDP socket and a TCP listener on the gateway address, port 53,
+//!   and on `gateway6` too for a network with IPv6 (replies to an IPv6 client leave
+//!   from there).
 //!   Each UDP datagram → [`Dns::handle_query`] with [`Transport::Udp`]; each TCP message
 //!   (the shell strips and adds the two-byte length prefix) → the same with
 //!   [`Transport::Tcp`].
@@ -14,7 +20,8 @@
 //!   network's queries arrive on, or on that client's TCP connection.
 //! - [`Action::Forward`]: send `out[..len]` to `upstream`, from the network's gateway
 //!   address (so a resolver behind a VPN is reached through it); over UDP from a
-//!   socket with a random source port, or over a fresh TCP connection. Whatever comes
+//!   socket with a random source port (an IPv6 one for an IPv6 upstream), or over a
+//!   fresh TCP connection. Whatever comes
 //!   back from that upstream → [`Dns::handle_upstream`], with the transport it came on.
 //!   A TCP connection that fails needs no report: the retry timer moves on.
 //! - Timers: sleep at most until [`Dns::poll_timeout`], then call [`Dns::poll`] until
@@ -30,7 +37,7 @@ mod e2e;
 #[cfg(test)]
 mod tests;
 
-use crate::addr::Ipv4Net;
+use crate::addr::{Ipv4Net, Ipv6Net};
 use crate::config::HostEntry;
 use crate::wire::dns::{
     flags, Builder, Class, Data, Edns, NameBuf, Opcode, Packet, Questions, Rcode, Records, Section,
@@ -123,22 +130,26 @@ impl Default for Limits {
 pub struct NetParams {
     /// Local names live in this domain (and are also answered bare); `None`: bare only.
     pub domain: Option<String>,
-    /// Resolvers for everything else, in order of preference; empty: REFUSED.
+    /// Resolvers for everything else, in order of preference (IPv4 or IPv6); empty:
+    /// REFUSED.
     pub upstreams: Vec<SocketAddr>,
     pub static_dns: Vec<HostEntry>,
     /// Reverse names of addresses in this subnet are answered locally (NXDOMAIN when
     /// unknown) instead of leaking to the upstreams.
     pub subnet: Option<Ipv4Net>,
+    /// The same for the network's IPv6 subnet (ip6.arpa names).
+    pub subnet6: Option<Ipv6Net>,
     /// The names of the apps on this network (host label, app id): configured, so a
     /// DHCP client of another app cannot take one.
     pub app_names: Vec<(String, String)>,
 }
 
-/// A host name a DHCP client asks for (option 12; its app's name by default).
+/// A host name a DHCP client asks for (option 12; its app's name by default), or a
+/// DHCPv6 client (its FQDN option) for an IPv6 address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostClaim {
     pub name: String,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// The app whose endpoint (or a guest behind it) asks.
     pub app: String,
 }
@@ -176,7 +187,7 @@ pub struct Counters {
 struct Network {
     params: NetParams,
     /// Configured names (a statically addressed app's own name): always published.
-    hosts: Vec<(String, Ipv4Addr)>,
+    hosts: Vec<(String, IpAddr)>,
     /// Names DHCP clients ask for, published by [`Network::admit`]'s rules.
     claims: Vec<HostClaim>,
     /// Who holds each claimed name (its key): the first claimant keeps it.
@@ -208,7 +219,7 @@ impl Network {
     /// `static_dns` name, or on another app's name, is refused. Between two claims
     /// on one name the holder keeps it (the app that had it at the last rebuild, or
     /// the first in `claims`). Refusals are left in `conflicts`.
-    fn admit(&mut self) -> Vec<(String, Ipv4Addr)> {
+    fn admit(&mut self) -> Vec<(String, IpAddr)> {
         let statics: HashSet<String> = self
             .params
             .static_dns
@@ -262,15 +273,19 @@ impl Network {
             .hosts
             .iter()
             .chain(claimed.iter())
-            .map(|(n, a)| (n.as_str(), std::slice::from_ref(a)));
+            .map(|(n, a)| match a {
+                IpAddr::V4(a) => (n.as_str(), std::slice::from_ref(a), &[][..]),
+                IpAddr::V6(a) => (n.as_str(), &[][..], std::slice::from_ref(a)),
+            });
         let statics = self
             .params
             .static_dns
             .iter()
-            .map(|h| (h.host.as_str(), &h.addrs[..]));
-        let (zone, skipped) = Zone::build(
+            .map(|h| (h.host.as_str(), &h.addrs[..], &h.addrs6[..]));
+        let (zone, skipped) = Zone::build_dual(
             self.params.domain.as_deref(),
             self.params.subnet,
+            self.params.subnet6,
             eco.chain(statics),
         )?;
         self.zone = zone;
@@ -485,19 +500,22 @@ impl Dns {
     }
 
     /// Replaces a network's configured ECO host names (a statically addressed app's
-    /// name). Names that are not valid DNS names are skipped; returns how many were.
-    /// Unknown networks are ignored (returns `None`): call [`Dns::set_network`] first.
+    /// name), IPv4 ones only: [`Dns::set_names`] takes both families. Names that are
+    /// not valid DNS names are skipped; returns how many were. Unknown networks are
+    /// ignored (returns `None`): call [`Dns::set_network`] first.
     pub fn set_hosts(&mut self, net: NetId, hosts: Vec<(String, Ipv4Addr)>) -> Option<usize> {
         let claims = self.nets.get(&net)?.claims.clone();
+        let hosts = hosts.into_iter().map(|(n, a)| (n, IpAddr::V4(a))).collect();
         self.set_names(net, hosts, claims)
     }
 
     /// Replaces both a network's configured host names and the names its DHCP
     /// clients claim (see [`Network::admit`] for which claims are published).
+    /// A name may appear several times (an app's IPv4 and IPv6 address).
     pub fn set_names(
         &mut self,
         net: NetId,
-        hosts: Vec<(String, Ipv4Addr)>,
+        hosts: Vec<(String, IpAddr)>,
         claims: Vec<HostClaim>,
     ) -> Option<usize> {
         let n = self.nets.get_mut(&net)?;
@@ -727,8 +745,9 @@ impl Dns {
         Some(b.finish())
     }
 
-    /// Answers from the local zone: A records, PTR, NODATA or NXDOMAIN, always
-    /// authoritative. Returns the length and whether it was truncated.
+    /// Answers from the local zone: A and AAAA records (ANY: both, A first), PTR,
+    /// NODATA or NXDOMAIN, always authoritative. Returns the length and whether it
+    /// was truncated.
     fn local_answer(
         &self,
         q: &Query<'_>,
@@ -749,9 +768,19 @@ impl Dns {
         let ttl = self.limits.local_ttl;
         let mut tc = false;
         match lookup {
-            Lookup::Host(h) if q.qtype == Type::A || q.qtype == Type::ANY => {
-                for &a in &h.addrs {
-                    if b.record(Section::Answer, owner, Type::A, Class::IN, ttl, Data::A(a))
+            Lookup::Host(h) => {
+                let (a, aaaa) = match q.qtype {
+                    Type::A => (&h.addrs[..], &[][..]),
+                    Type::AAAA => (&[][..], &h.addrs6[..]),
+                    Type::ANY => (&h.addrs[..], &h.addrs6[..]),
+                    _ => (&[][..], &[][..]),
+                };
+                let records = a
+                    .iter()
+                    .map(|&a| (Type::A, Data::A(a)))
+                    .chain(aaaa.iter().map(|&a| (Type::AAAA, Data::Aaaa(a))));
+                for (t, d) in records {
+                    if b.record(Section::Answer, owner, t, Class::IN, ttl, d)
                         .is_err()
                     {
                         tc = true;

@@ -49,6 +49,7 @@ fn setup(limits: Limits) -> Dns {
                 },
             ],
             subnet: Some("10.1.0.0/24".parse().unwrap()),
+            subnet6: None,
             app_names: vec![],
         },
     )
@@ -124,6 +125,7 @@ fn read(msg: &[u8]) -> Reply {
         }
         let data = match rec.rdata().unwrap() {
             RData::A(a) => a.to_string(),
+            RData::Aaaa(a) => a.to_string(),
             RData::Ptr(n) => n.to_string(),
             RData::Soa(s) => format!("{} {}", s.mname, s.minimum),
             x => format!("{x:?}"),
@@ -1195,7 +1197,7 @@ fn a_records(d: &mut Dns, name: &str) -> Vec<String> {
 fn claim(name: &str, addr: &str, app: &str) -> HostClaim {
     HostClaim {
         name: name.into(),
-        addr: ip(addr),
+        addr: ip(addr).into(),
         app: app.into(),
     }
 }
@@ -1214,6 +1216,7 @@ fn a_dhcp_client_cannot_take_a_static_dns_name_or_another_apps_name() {
             addrs6: Vec::new(),
         }],
         subnet: Some("10.1.0.0/24".parse().unwrap()),
+        subnet6: None,
         app_names: vec![
             ("web4".into(), "app-web4".into()),
             ("api".into(), "app-api".into()),
@@ -1343,4 +1346,363 @@ fn one_clients_random_subdomain_flood_is_held_to_its_forwarding_budget() {
         Transport::Udp,
     );
     assert!(len > 0);
+}
+
+// IPv6: AAAA and ip6.arpa PTR for ECO names and static_dns entries, IPv6 clients
+// and upstreams.
+
+use std::net::Ipv6Addr;
+
+const NET6: NetId = 6;
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn up6() -> SocketAddr {
+    sa("[2001:db8::53]:53")
+}
+
+fn client6() -> SocketAddr {
+    sa("[fd00:1:2:3::99]:40000")
+}
+
+/// A dual-stack network: `web` (static, both families), `cam` (a DHCPv4 claim and a
+/// DHCPv6 claim), static_dns `db` (both), `v6only`, `printer` (IPv4 only), `many6`
+/// (40 IPv6 addresses) and `Hex` (an address with letters).
+fn dns6() -> Dns {
+    let mut d = Dns::new(Limits::default());
+    let many6: Vec<Ipv6Addr> = (1..=40u16)
+        .map(|i| Ipv6Addr::new(0xfd00, 1, 2, 3, 0, 0, 1, i))
+        .collect();
+    let entry = |host: &str, addrs: Vec<Ipv4Addr>, addrs6: Vec<Ipv6Addr>| HostEntry {
+        host: host.into(),
+        addrs,
+        addrs6,
+    };
+    d.set_network(
+        NET6,
+        NetParams {
+            domain: Some("eco.internal".into()),
+            upstreams: vec![up6(), up1()],
+            static_dns: vec![
+                entry("db", vec![ip("10.1.0.5")], vec![ip6("fd00:1:2:3::5")]),
+                entry("v6only.eco.internal", vec![], vec![ip6("fd00:1:2:3::6")]),
+                entry("printer", vec![ip("192.0.2.9")], vec![]),
+                entry("many6", vec![], many6),
+                entry("Hex", vec![], vec![ip6("fd00:1:2:3::abcd")]),
+            ],
+            subnet: Some("10.1.0.0/24".parse().unwrap()),
+            subnet6: Some("fd00:1:2:3::/64".parse().unwrap()),
+            app_names: vec![("cam".into(), "app-cam".into())],
+        },
+    )
+    .unwrap();
+    let claim6 = |name: &str, addr: &str, app: &str| HostClaim {
+        name: name.into(),
+        addr: IpAddr::V6(ip6(addr)),
+        app: app.into(),
+    };
+    d.set_names(
+        NET6,
+        vec![
+            ("web".into(), IpAddr::V4(ip("10.1.0.23"))),
+            ("web".into(), IpAddr::V6(ip6("fd00:1:2:3::23"))),
+        ],
+        vec![
+            claim("cam", "10.1.0.31", "app-cam"),
+            claim6("cam", "fd00:1:2:3::1031", "app-cam"),
+            // A DHCPv6 client taking a static_dns name: refused, as over IPv4.
+            claim6("db", "fd00:1:2:3::1066", "app-cam"),
+        ],
+    );
+    d
+}
+
+/// Asks on the dual-stack network from `from` over `t`.
+fn ask6_from(d: &mut Dns, from: SocketAddr, t: Transport, q: &[u8]) -> Reply {
+    let mut out = [0u8; 65535];
+    let a = d.handle_query(Instant::now(), NET6, from, t, q, &mut out);
+    let len = expect_reply(a, from, t);
+    read(&out[..len])
+}
+
+fn ask6(d: &mut Dns, name: &str, qtype: Type) -> Reply {
+    ask6_from(d, client6(), Transport::Udp, &query(5, name, qtype, None))
+}
+
+fn data(r: &Reply) -> Vec<(Type, &str)> {
+    r.answers.iter().map(|a| (a.1, a.3.as_str())).collect()
+}
+
+#[test]
+fn aaaa_for_eco_and_static_names_bare_and_in_the_domain() {
+    let mut d = dns6();
+    for name in ["web", "web.eco.internal", "WEB.Eco.Internal."] {
+        let r = ask6(&mut d, name, Type::AAAA);
+        assert_eq!((r.rcode, r.aa), (Rcode::NoError, true), "{name}");
+        assert_eq!(data(&r), [(Type::AAAA, "fd00:1:2:3::23")], "{name}");
+        assert_eq!(r.answers[0].2, 60);
+    }
+    // The query's spelling is the owner name, as for A.
+    assert_eq!(ask6(&mut d, "WEB", Type::AAAA).answers[0].0, "WEB.");
+    // A is unchanged for a name that has both.
+    assert_eq!(
+        data(&ask6(&mut d, "web", Type::A)),
+        [(Type::A, "10.1.0.23")]
+    );
+    for name in ["db", "db.eco.internal"] {
+        let r = ask6(&mut d, name, Type::AAAA);
+        assert_eq!(data(&r), [(Type::AAAA, "fd00:1:2:3::5")], "{name}");
+    }
+    assert_eq!(
+        data(&ask6(&mut d, "v6only", Type::AAAA)),
+        [(Type::AAAA, "fd00:1:2:3::6")]
+    );
+    assert_eq!(
+        data(&ask6(&mut d, "v6only.eco.internal", Type::AAAA)),
+        [(Type::AAAA, "fd00:1:2:3::6")]
+    );
+    // DHCP claims of both families under one name.
+    assert_eq!(
+        data(&ask6(&mut d, "cam", Type::A)),
+        [(Type::A, "10.1.0.31")]
+    );
+    assert_eq!(
+        data(&ask6(&mut d, "cam.eco.internal", Type::AAAA)),
+        [(Type::AAAA, "fd00:1:2:3::1031")]
+    );
+    // The DHCPv6 claim on a static_dns name is refused and said so.
+    assert_eq!(
+        data(&ask6(&mut d, "db", Type::AAAA)),
+        [(Type::AAAA, "fd00:1:2:3::5")]
+    );
+    let c = d.conflicts(NET6).join("\n");
+    assert!(
+        c.contains("host name db asked by fd00:1:2:3::1066 (app app-cam) is a static_dns name"),
+        "{c}"
+    );
+    assert_eq!(d.counters().forwarded, 0);
+}
+
+#[test]
+fn nodata_where_a_name_has_only_the_other_family() {
+    let mut d = dns6();
+    for (name, qtype) in [
+        ("v6only", Type::A),
+        ("v6only.eco.internal", Type::A),
+        ("printer", Type::AAAA),
+        ("printer.eco.internal", Type::AAAA),
+        ("web", Type::MX),
+    ] {
+        let r = ask6(&mut d, name, qtype);
+        assert_eq!(
+            (r.rcode, r.aa, r.answers.len(), r.authority.len()),
+            (Rcode::NoError, true, 0, 0),
+            "{name} {qtype:?}"
+        );
+    }
+    // Unknown names in the domain stay NXDOMAIN for AAAA.
+    let r = ask6(&mut d, "nope.eco.internal", Type::AAAA);
+    assert_eq!((r.rcode, r.aa), (Rcode::NxDomain, true));
+    assert_eq!(d.counters().forwarded, 0);
+}
+
+/// The nibble name of an address (RFC 3596 §2.5).
+fn nibbles(a: Ipv6Addr) -> String {
+    let hex: String = format!("{:032x}", u128::from(a));
+    let mut s: Vec<String> = hex.chars().rev().map(|c| c.to_string()).collect();
+    s.push("ip6.arpa".into());
+    s.join(".")
+}
+
+#[test]
+fn ip6_arpa_ptr_for_eco_and_static_addresses() {
+    let mut d = dns6();
+    for (addr, name) in [
+        ("fd00:1:2:3::23", "web.eco.internal."),
+        ("fd00:1:2:3::5", "db.eco.internal."),
+        ("fd00:1:2:3::6", "v6only.eco.internal."),
+        ("fd00:1:2:3::1031", "cam.eco.internal."),
+        ("fd00:1:2:3::abcd", "Hex.eco.internal."),
+    ] {
+        let r = ask6(&mut d, &nibbles(ip6(addr)), Type::PTR);
+        assert_eq!((r.rcode, r.aa), (Rcode::NoError, true), "{addr}");
+        assert_eq!(data(&r), [(Type::PTR, name)], "{addr}");
+        assert_eq!(r.answers[0].0, format!("{}.", nibbles(ip6(addr))));
+    }
+    // Upper-case nibbles are the same name.
+    let upper = nibbles(ip6("fd00:1:2:3::abcd"))
+        .to_uppercase()
+        .replace("IP6.ARPA", "ip6.arpa");
+    assert_eq!(
+        data(&ask6(&mut d, &upper, Type::PTR)),
+        [(Type::PTR, "Hex.eco.internal.")]
+    );
+    // ANY on a reverse name gives the PTR; another type no data.
+    let r = ask6(&mut d, &nibbles(ip6("fd00:1:2:3::23")), Type::ANY);
+    assert_eq!(data(&r), [(Type::PTR, "web.eco.internal.")]);
+    let r = ask6(&mut d, &nibbles(ip6("fd00:1:2:3::23")), Type::AAAA);
+    assert_eq!((r.rcode, r.answers.len()), (Rcode::NoError, 0));
+    // An address of the subnet nobody has: NXDOMAIN, not forwarded.
+    let r = ask6(&mut d, &nibbles(ip6("fd00:1:2:3::77")), Type::PTR);
+    assert_eq!((r.rcode, r.aa), (Rcode::NxDomain, true));
+    assert_eq!(d.counters().forwarded, 0);
+    // The IPv4 reverse names are as before.
+    assert_eq!(
+        data(&ask6(&mut d, "23.0.1.10.in-addr.arpa", Type::PTR)),
+        [(Type::PTR, "web.eco.internal.")]
+    );
+}
+
+#[test]
+fn malformed_or_foreign_ip6_arpa_names_are_not_answered_locally() {
+    let mut d = dns6();
+    let full = nibbles(ip6("fd00:1:2:3::23"));
+    let mut bad = vec![
+        // Outside the subnet: the upstream's business.
+        nibbles(ip6("2001:db8::1")),
+        // 31 and 33 nibbles.
+        full[2..].to_string(),
+        format!("0.{full}"),
+        // A two-digit label, a non-hex digit, an empty-ish name.
+        full.replacen("3.2", "32", 1),
+        full.replacen('3', "g", 1),
+        "ip6.arpa".into(),
+        // A partial name under the subnet's reverse zone.
+        "3.0.0.0.2.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa".into(),
+        // Right nibbles, wrong suffix.
+        full.replace("ip6.arpa", "ip6.int"),
+    ];
+    bad.push(full.replace("ip6.arpa", "xip6.arpa"));
+    let mut out = [0u8; 65535];
+    for (i, name) in bad.iter().enumerate() {
+        let q = query(100 + i as u16, name, Type::PTR, None);
+        let a = d.handle_query(
+            Instant::now(),
+            NET6,
+            client6(),
+            Transport::Udp,
+            &q,
+            &mut out,
+        );
+        assert!(
+            matches!(a, Action::Forward { upstream, .. } if upstream == up6()),
+            "{name}: {a:?}"
+        );
+    }
+    assert_eq!(d.counters().local, 0);
+}
+
+#[test]
+fn any_gives_a_then_aaaa() {
+    let mut d = dns6();
+    let r = ask6(&mut d, "web.eco.internal", Type::ANY);
+    assert!(!r.tc && r.aa);
+    assert_eq!(
+        data(&r),
+        [(Type::A, "10.1.0.23"), (Type::AAAA, "fd00:1:2:3::23")]
+    );
+    let r = ask6(&mut d, "db", Type::ANY);
+    assert_eq!(
+        data(&r),
+        [(Type::A, "10.1.0.5"), (Type::AAAA, "fd00:1:2:3::5")]
+    );
+    assert_eq!(
+        data(&ask6(&mut d, "printer", Type::ANY)),
+        [(Type::A, "192.0.2.9")]
+    );
+    assert_eq!(
+        data(&ask6(&mut d, "v6only", Type::ANY)),
+        [(Type::AAAA, "fd00:1:2:3::6")]
+    );
+}
+
+#[test]
+fn aaaa_over_tcp_and_truncated_over_udp() {
+    let mut d = dns6();
+    // 40 AAAA records do not fit in 512 bytes: cut at a record boundary, TC set.
+    let q = query(1, "many6.eco.internal", Type::AAAA, None);
+    let r = ask6_from(&mut d, client6(), Transport::Udp, &q);
+    assert!(
+        r.tc && !r.answers.is_empty() && r.answers.len() < 40,
+        "{r:?}"
+    );
+    assert!(r.answers.iter().all(|a| a.1 == Type::AAAA));
+    let r = ask6_from(&mut d, client6(), Transport::Tcp, &q);
+    assert!(!r.tc && r.answers.len() == 40, "{r:?}");
+    assert_eq!(r.answers[39].3, "fd00:1:2:3::1:28");
+    // With EDNS0 over UDP there is room (40 × 28 bytes + the question).
+    let q = query(2, "many6.eco.internal", Type::AAAA, Some(1232));
+    let r = ask6_from(&mut d, client6(), Transport::Udp, &q);
+    assert!(!r.tc && r.answers.len() == 40 && r.opt.is_some(), "{r:?}");
+    // A single AAAA over TCP from an IPv4 client is the same answer.
+    let q = query(3, "web", Type::AAAA, None);
+    let r = ask6_from(&mut d, client(), Transport::Tcp, &q);
+    assert_eq!(data(&r), [(Type::AAAA, "fd00:1:2:3::23")]);
+}
+
+#[test]
+fn ipv6_clients_and_an_ipv6_upstream() {
+    let mut d = dns6();
+    let now = Instant::now();
+    let mut out = [0u8; 65535];
+    // Forwarded to the first upstream, IPv6, with a fresh id.
+    let a = d.handle_query(
+        now,
+        NET6,
+        client6(),
+        Transport::Udp,
+        DIG_AUTH_A_QUERY,
+        &mut out,
+    );
+    let Action::Forward {
+        upstream,
+        transport,
+        net,
+        len,
+    } = a
+    else {
+        panic!("{a:?}");
+    };
+    assert_eq!((upstream, transport, net), (up6(), Transport::Udp, NET6));
+    let fid = id_of(&out[..len]);
+    // A reply from elsewhere is ignored; from the upstream it reaches the client.
+    assert_eq!(
+        answer(
+            &mut d,
+            now,
+            sa("[2001:db8::54]:53"),
+            fid,
+            DNSMASQ_AUTH_A_REPLY,
+            Transport::Udp
+        ),
+        Action::None
+    );
+    let a = answer_into(
+        &mut d,
+        now,
+        up6(),
+        fid,
+        DNSMASQ_AUTH_A_REPLY,
+        Transport::Udp,
+        &mut out,
+    );
+    let len = expect_reply(a, client6(), Transport::Udp);
+    assert_eq!(
+        id_of(&out[..len]),
+        Packet::new_unchecked(DIG_AUTH_A_QUERY).id()
+    );
+    // A timeout moves on to the IPv4 upstream.
+    let q = query(9, "slow.example", Type::AAAA, None);
+    let a = d.handle_query(now, NET6, client6(), Transport::Udp, &q, &mut out);
+    assert!(matches!(a, Action::Forward { upstream, .. } if upstream == up6()));
+    let later = now + Duration::from_secs(1);
+    let a = d.poll(later, &mut out).expect("a retry");
+    assert!(
+        matches!(a, Action::Forward { upstream, .. } if upstream == up1()),
+        "{a:?}"
+    );
+    // Each IPv6 client has its own forwarding budget, as IPv4 ones do.
+    assert_eq!(d.forwards_limited(NET6), 0);
 }

@@ -1,11 +1,12 @@
 //! One network's local names: ECO host names and `static_dns` entries, in the
-//! network's `domain` (and bare), with their reverse (in-addr.arpa) names.
+//! network's `domain` (and bare), with their reverse names (in-addr.arpa, and
+//! ip6.arpa in the nibble format of RFC 3596 §2.5).
 
-use crate::addr::Ipv4Net;
+use crate::addr::{Ipv4Net, Ipv6Net};
 use crate::wire::dns::{wire_labels, NameBuf, MAX_NAME_LEN};
 use crate::wire::{Error, Result};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A local name and what it resolves to.
 #[derive(Debug)]
@@ -13,7 +14,10 @@ pub(crate) struct Host {
     /// The fully qualified name (host + domain) in wire form, in the case it was
     /// given: what PTR answers carry.
     pub fqdn: Box<[u8]>,
+    /// Its IPv4 addresses (A records) and IPv6 addresses (AAAA); either may be
+    /// empty (the other type then gets no data).
     pub addrs: Vec<Ipv4Addr>,
+    pub addrs6: Vec<Ipv6Addr>,
 }
 
 /// What the zone says about a query name.
@@ -21,7 +25,8 @@ pub(crate) struct Host {
 pub(crate) enum Lookup<'z> {
     /// Not a local name: forward it.
     NotLocal,
-    /// A local host: its addresses answer A (and ANY); other types get no data.
+    /// A local host: its addresses answer A and AAAA (and ANY); other types get no
+    /// data.
     Host(&'z Host),
     /// A name that exists with no records of any type we serve (the domain's apex,
     /// or a local reverse name asked for a type other than PTR).
@@ -40,20 +45,37 @@ pub(crate) struct Zone {
     /// The domain, lowercase wire form with the root label.
     domain: Option<NameBuf>,
     subnet: Option<Ipv4Net>,
+    subnet6: Option<Ipv6Net>,
     hosts: Vec<Host>,
     /// Lowercase host part (wire labels, no root label) → index into `hosts`.
     by_name: HashMap<Box<[u8]>, usize>,
     by_addr: HashMap<Ipv4Addr, usize>,
+    by_addr6: HashMap<Ipv6Addr, usize>,
 }
 
+/// A name and its addresses, as [`Zone::build_dual`] takes them.
+pub(crate) type Entry<'a> = (&'a str, &'a [Ipv4Addr], &'a [Ipv6Addr]);
+
 impl Zone {
-    /// Builds the zone; `entries` in order of precedence for reverse names (the first
-    /// name given for an address is its PTR). Names that are not valid DNS names
-    /// (they come from DHCP clients) are skipped; the count of those is returned.
+    /// [`Zone::build_dual`] for IPv4 only.
+    #[cfg(test)]
     pub fn build<'a>(
         domain: Option<&str>,
         subnet: Option<Ipv4Net>,
         entries: impl Iterator<Item = (&'a str, &'a [Ipv4Addr])>,
+    ) -> Result<(Zone, usize)> {
+        Zone::build_dual(domain, subnet, None, entries.map(|(n, a)| (n, a, &[][..])))
+    }
+
+    /// Builds the zone; `entries` in order of precedence for reverse names (the first
+    /// name given for an address is its PTR). Names that are not valid DNS names
+    /// (they come from DHCP clients) are skipped; the count of those is returned.
+    /// Reverse names of unknown addresses in `subnet` or `subnet6` are NXDOMAIN.
+    pub fn build_dual<'a>(
+        domain: Option<&str>,
+        subnet: Option<Ipv4Net>,
+        subnet6: Option<Ipv6Net>,
+        entries: impl Iterator<Item = Entry<'a>>,
     ) -> Result<(Zone, usize)> {
         let domain_orig = match domain {
             Some(d) if !d.trim_end_matches('.').is_empty() => Some(NameBuf::from_text(d)?),
@@ -66,10 +88,11 @@ impl Zone {
         let mut z = Zone {
             domain,
             subnet,
+            subnet6,
             ..Zone::default()
         };
         let mut skipped = 0;
-        for (name, addrs) in entries {
+        for (name, addrs, addrs6) in entries {
             let Ok((key, fqdn)) = z.host_key(name, domain_orig.as_ref()) else {
                 skipped += 1;
                 continue;
@@ -80,6 +103,7 @@ impl Zone {
                     z.hosts.push(Host {
                         fqdn,
                         addrs: Vec::new(),
+                        addrs6: Vec::new(),
                     });
                     z.by_name.insert(key, z.hosts.len() - 1);
                     z.hosts.len() - 1
@@ -91,6 +115,13 @@ impl Zone {
                     h.addrs.push(a);
                 }
                 z.by_addr.entry(a).or_insert(idx);
+            }
+            for &a in addrs6 {
+                let h = &mut z.hosts[idx];
+                if !h.addrs6.contains(&a) {
+                    h.addrs6.push(a);
+                }
+                z.by_addr6.entry(a).or_insert(idx);
             }
         }
         Ok((z, skipped))
@@ -154,6 +185,14 @@ impl Zone {
                 None => Lookup::NotLocal,
             };
         }
+        if let Some(addr) = reverse_addr6(lower) {
+            return match self.by_addr6.get(&addr) {
+                Some(&i) if ptr_query => Lookup::Ptr(&self.hosts[i].fqdn),
+                Some(_) => Lookup::Exists,
+                None if self.subnet6.is_some_and(|s| s.contains(addr)) => Lookup::NxDomain,
+                None => Lookup::NotLocal,
+            };
+        }
         if let Some(d) = &self.domain {
             if lower == d.as_wire() {
                 return Lookup::Exists;
@@ -202,6 +241,25 @@ fn reverse_addr(lower: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(octets))
 }
 
+/// The address of a full nibble name (RFC 3596 §2.5: 32 one-hex-digit labels, the
+/// lowest nibble first, then `ip6.arpa.`) in lowercase wire form, if it is one.
+/// Anything else (fewer or more labels, a longer label, a non-hex digit) is not.
+fn reverse_addr6(lower: &[u8]) -> Option<Ipv6Addr> {
+    const SUFFIX: &[u8] = b"\x03ip6\x04arpa\x00";
+    let head = lower.strip_suffix(SUFFIX)?;
+    // Exactly 32 labels of one character: 64 bytes, a length byte 1 before each.
+    if head.len() != 64 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for pair in head.chunks_exact(2).rev() {
+        let &[1, c] = pair else { return None };
+        let nibble = (c as char).to_digit(16)?;
+        v = (v << 4) | u128::from(nibble);
+    }
+    Some(Ipv6Addr::from(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +286,89 @@ mod tests {
         ] {
             assert_eq!(reverse_addr(lower(bad).as_wire()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn reverse_names6() {
+        let full = "3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa";
+        assert_eq!(
+            reverse_addr6(lower(full).as_wire()),
+            Some("fd00:1:2:3::123".parse().unwrap())
+        );
+        assert_eq!(
+            reverse_addr6(lower(&full.to_uppercase()).as_wire()),
+            Some("fd00:1:2:3::123".parse().unwrap())
+        );
+        let bad = [
+            &full[2..],                       // 31 nibbles
+            &format!("0.{full}"),             // 33
+            &full.replacen("3.2", "32", 1),   // a two-digit label
+            &full.replacen("3.", "x.", 1),    // not hex
+            &full.replacen("3.2.", "3..", 1), // not a name at all
+            &full.replace("ip6.arpa", "ip6.int"),
+            "ip6.arpa",
+            "f.d.ip6.arpa",
+        ];
+        for b in bad {
+            let parsed = NameBuf::from_text(b).map(|mut n| {
+                n.make_lowercase();
+                reverse_addr6(n.as_wire())
+            });
+            assert!(matches!(parsed, Err(_) | Ok(None)), "{b}");
+        }
+        // Every byte string of the right length but wrong shape: never an address,
+        // never a panic.
+        let mut w = lower(full).as_wire().to_vec();
+        for i in 0..64 {
+            let keep = w[i];
+            for v in [0u8, 2, b'g', b'.', 0xff] {
+                w[i] = v;
+                let _ = reverse_addr6(&w);
+            }
+            w[i] = keep;
+        }
+    }
+
+    #[test]
+    fn dual_stack_hosts_and_reverse_names() {
+        let a4 = [Ipv4Addr::new(10, 1, 0, 23)];
+        let a6: [Ipv6Addr; 1] = ["fd00:1:2:3::23".parse().unwrap()];
+        let only6: [Ipv6Addr; 1] = ["fd00:1:2:3::6".parse().unwrap()];
+        let entries: [Entry<'_>; 3] = [
+            ("web", &a4[..], &[][..]),
+            ("web", &[][..], &a6[..]),
+            ("v6", &[][..], &only6[..]),
+        ];
+        let (z, _) = Zone::build_dual(
+            Some("eco.internal"),
+            None,
+            Some("fd00:1:2:3::/64".parse().unwrap()),
+            entries.into_iter(),
+        )
+        .unwrap();
+        match z.lookup(lower("web.eco.internal").as_wire(), false) {
+            Lookup::Host(h) => assert_eq!((&h.addrs[..], &h.addrs6[..]), (&a4[..], &a6[..])),
+            x => panic!("{x:?}"),
+        }
+        let rev = "3.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa";
+        match z.lookup(lower(rev).as_wire(), true) {
+            Lookup::Ptr(n) => assert_eq!(n, b"\x03web\x03eco\x08internal\x00"),
+            x => panic!("{x:?}"),
+        }
+        assert!(matches!(
+            z.lookup(lower(rev).as_wire(), false),
+            Lookup::Exists
+        ));
+        let nobody = rev.replacen("3.2", "4.2", 1);
+        assert!(matches!(
+            z.lookup(lower(&nobody).as_wire(), true),
+            Lookup::NxDomain
+        ));
+        let outside = rev.replace("d.f.ip6", "e.f.ip6");
+        assert!(matches!(
+            z.lookup(lower(&outside).as_wire(), true),
+            Lookup::NotLocal
+        ));
     }
 
     #[test]

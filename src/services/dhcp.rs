@@ -297,7 +297,7 @@ impl DhcpShell {
             .filter_map(|l| {
                 Some(crate::dns::HostClaim {
                     name: super::host_label(l.hostname)?,
-                    addr: l.ip,
+                    addr: l.ip.into(),
                     app: l.endpoint.app_id.clone(),
                 })
             })

@@ -1,8 +1,10 @@
 //! The DNS shell: sockets around the sans-I/O [`crate::dns::Dns`] core. One UDP socket
-//! and one TCP listener per L3 network on its gateway address, bound to its bridge (so
-//! nothing on a port is ever answered), an upstream UDP socket per network (bound to
-//! the gateway where the spec wants forwarded queries to leave from it), and TCP
-//! connections to clients and upstreams, all non-blocking in the event loop.
+//! and one TCP listener per L3 network on its gateway address, and on its `gateway6`
+//! when it has IPv6, bound to its bridge (so nothing on a port is ever answered); an
+//! upstream UDP socket per network and family (the IPv4 one bound to the gateway
+//! where the spec wants forwarded queries to leave from it; the IPv6 one opened when
+//! an upstream is IPv6), and TCP connections to clients and upstreams, all
+//! non-blocking in the event loop.
 
 use super::sock;
 use crate::acl::hosts;
@@ -10,8 +12,11 @@ use crate::dns::{Action, Dns, Limits, NetId, NetParams, Transport};
 use crate::wire::dns::tcp;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+    UdpSocket,
+};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// TCP clients served at once: in all, per network (so no network can take another's
@@ -33,6 +38,8 @@ pub struct NetSpec {
     pub net_id: String,
     pub bridge: String,
     pub gateway: Ipv4Addr,
+    /// The network's IPv6 gateway (`ip.subnet6`): DNS listens there too.
+    pub gateway6: Option<Ipv6Addr>,
     /// Forwarded queries leave from the gateway address (cloud and mesh networks).
     pub forward_from_gateway: bool,
     pub params: NetParams,
@@ -48,6 +55,12 @@ struct NetSockets {
     udp: UdpSocket,
     tcp: TcpListener,
     up: UdpSocket,
+    /// On `gateway6`: opened with the others, or at a later configure if that
+    /// failed (say, IPv6 turned off then on).
+    udp6: Option<UdpSocket>,
+    tcp6: Option<TcpListener>,
+    /// For IPv6 upstreams: opened when the network has one.
+    up6: Option<UdpSocket>,
     /// TCP clients refused or cut for a fairer one (for status).
     tcp_refused: u64,
     /// Addresses admitted for `host` matches, refused by a full set, or not
@@ -149,9 +162,9 @@ pub struct DnsShell {
     learner: hosts::Learner,
 }
 
-/// Tokens: per network 3 (udp, tcp listener, upstream udp) from `base`, then clients
-/// and upstream connections.
-const PER_NET: u64 = 3;
+/// Tokens: per network 6 (udp, tcp listener, upstream udp, then the same for IPv6)
+/// from `base`, then clients and upstream connections.
+const PER_NET: u64 = 6;
 const CLIENT_BASE: u64 = 0x8000;
 const UPSTREAM_BASE: u64 = 0xc000;
 
@@ -239,11 +252,15 @@ impl DnsShell {
                 continue;
             }
             if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
+                if n.spec.gateway6 != s.gateway6 {
+                    (n.udp6, n.tcp6) = (None, None);
+                }
                 n.spec = s.clone();
                 n.static_keys = hosts::static_elems(
                     &s.acl_hosts,
                     &hosts::static_names(&s.params.static_dns, s.params.domain.as_deref()),
                 );
+                errors.extend(n.open_v6());
                 continue;
             }
             match open_net(s) {
@@ -253,6 +270,9 @@ impl DnsShell {
                     udp,
                     tcp,
                     up,
+                    udp6: None,
+                    tcp6: None,
+                    up6: None,
                     tcp_refused: 0,
                     acl_learned: 0,
                     acl_full: 0,
@@ -268,6 +288,9 @@ impl DnsShell {
                     e,
                 )),
             }
+            if let Some(n) = self.nets.iter_mut().find(|n| n.id == id) {
+                errors.extend(n.open_v6());
+            }
         }
         errors
     }
@@ -277,7 +300,7 @@ impl DnsShell {
     pub fn set_names(
         &mut self,
         net_id: &str,
-        hosts: Vec<(String, Ipv4Addr)>,
+        hosts: Vec<(String, IpAddr)>,
         claims: Vec<crate::dns::HostClaim>,
     ) {
         if let Some(&id) = self.ids.get(net_id) {
@@ -308,15 +331,31 @@ impl DnsShell {
         }
     }
 
-    fn upstream_udp_ready(&mut self, i: usize, now: Instant) {
+    /// Queries on the IPv6 socket: one datagram per system call (the batch is IPv4's).
+    fn udp6_ready(&mut self, i: usize, now: Instant) {
+        let mut buf = [0u8; sock::UdpBatch::RX_SLOT];
+        for _ in 0..256 {
+            let Some(n) = self.nets.get(i) else { return };
+            let id = n.id;
+            let Some(Ok((len, from))) = n.udp6.as_ref().map(|s| s.recv_from(&mut buf)) else {
+                return;
+            };
+            let a =
+                self.core
+                    .handle_query(now, id, from, Transport::Udp, &buf[..len], &mut self.out);
+            self.act(a, now);
+        }
+    }
+
+    fn upstream_udp_ready(&mut self, i: usize, v6: bool, now: Instant) {
         if self.up_buf.is_empty() {
             self.up_buf = vec![0u8; 65535];
         }
         for _ in 0..256 {
             let Some(n) = self.nets.get(i) else { return };
-            let (len, from) = match n.up.recv_from(&mut self.up_buf) {
-                Ok(r) => r,
-                Err(_) => return,
+            let up = if v6 { n.up6.as_ref() } else { Some(&n.up) };
+            let Some(Ok((len, from))) = up.map(|u| u.recv_from(&mut self.up_buf)) else {
+                return;
             };
             let a = self.core.handle_upstream(
                 now,
@@ -329,13 +368,14 @@ impl DnsShell {
         }
     }
 
-    fn accept(&mut self, i: usize, now: Instant) {
+    fn accept(&mut self, i: usize, v6: bool, now: Instant) {
         let Some(n) = self.nets.get(i) else { return };
         let net = n.id;
         // Bounded: a flood of connections is taken a batch per wakeup.
         for _ in 0..64 {
             let Some(n) = self.nets.get(i) else { return };
-            let Ok((sock, peer)) = n.tcp.accept() else {
+            let l = if v6 { n.tcp6.as_ref() } else { Some(&n.tcp) };
+            let Some(Ok((sock, peer))) = l.map(TcpListener::accept) else {
                 return;
             };
             if sock.set_nonblocking(true).is_err() {
@@ -443,7 +483,16 @@ impl DnsShell {
                             return;
                         }
                         if let Some(n) = self.nets.iter().find(|n| n.id == net) {
-                            let _ = n.udp.send_to(msg, to);
+                            // An IPv6 client asked on the IPv6 socket: the answer
+                            // leaves from there (from gateway6).
+                            let s = if to.is_ipv6() {
+                                n.udp6.as_ref()
+                            } else {
+                                Some(&n.udp)
+                            };
+                            if let Some(s) = s {
+                                let _ = s.send_to(msg, to);
+                            }
                         }
                     }
                     Transport::Tcp => {
@@ -471,14 +520,27 @@ impl DnsShell {
                 let msg = &self.out[..len.min(self.out.len())];
                 match transport {
                     Transport::Udp => {
-                        let _ = n.up.send_to(msg, upstream);
+                        // Without an IPv6 socket the query is lost; the retry timer
+                        // moves on.
+                        let up = if upstream.is_ipv6() {
+                            n.up6.as_ref()
+                        } else {
+                            Some(&n.up)
+                        };
+                        if let Some(up) = up {
+                            let _ = up.send_to(msg, upstream);
+                        }
                     }
                     Transport::Tcp => {
                         if self.upstreams.len() >= MAX_TCP_UPSTREAMS {
                             return;
                         }
                         let src = n.spec.forward_from_gateway.then_some(n.spec.gateway);
-                        if let Ok(sock) = sock::tcp_connect_nonblocking(upstream, src) {
+                        let conn = match upstream {
+                            SocketAddr::V4(_) => sock::tcp_connect_nonblocking(upstream, src),
+                            SocketAddr::V6(u) => tcp6_connect_nonblocking(u),
+                        };
+                        if let Ok(sock) = conn {
                             let mut c = TcpConn::new(net, upstream, sock, now, false);
                             if tcp::write_message(&mut c.out, msg) {
                                 self.upstreams.push(c);
@@ -567,6 +629,15 @@ impl super::Service for DnsShell {
             p.add(n.udp.as_raw_fd(), false, t);
             p.add(n.tcp.as_raw_fd(), false, t + 1);
             p.add(n.up.as_raw_fd(), false, t + 2);
+            if let Some(s) = &n.udp6 {
+                p.add(s.as_raw_fd(), false, t + 3);
+            }
+            if let Some(s) = &n.tcp6 {
+                p.add(s.as_raw_fd(), false, t + 4);
+            }
+            if let Some(s) = &n.up6 {
+                p.add(s.as_raw_fd(), false, t + 5);
+            }
         }
         for (i, c) in self.clients.iter().enumerate() {
             p.add(
@@ -593,8 +664,11 @@ impl super::Service for DnsShell {
             let i = (t / PER_NET) as usize;
             match t % PER_NET {
                 0 => self.udp_ready(i, now),
-                1 => self.accept(i, now),
-                _ => self.upstream_udp_ready(i, now),
+                1 => self.accept(i, false, now),
+                2 => self.upstream_udp_ready(i, false, now),
+                3 => self.udp6_ready(i, now),
+                4 => self.accept(i, true, now),
+                _ => self.upstream_udp_ready(i, true, now),
             }
         }
     }
@@ -658,18 +732,196 @@ fn open_net(s: &NetSpec) -> io::Result<(UdpSocket, TcpListener, UdpSocket)> {
     Ok((udp, tcp, up))
 }
 
-/// The device's own resolvers (IPv4 `nameserver` lines of /etc/resolv.conf).
+impl NetSockets {
+    /// Opens what IPv6 needs and is not open yet: the listeners on `gateway6`, the
+    /// upstream socket when an upstream is IPv6. What fails is retried at the next
+    /// configure (the listeners bind with IP_FREEBIND, as the IPv4 ones do, so a
+    /// `gateway6` not yet on the bridge is no failure).
+    fn open_v6(&mut self) -> Vec<super::ServiceError> {
+        let mut errors = Vec::new();
+        let s = &self.spec;
+        if let (Some(gw6), None) = (s.gateway6, &self.udp6) {
+            let addr = SocketAddrV6::new(gw6, 53, 0, 0);
+            match udp6_bound(addr, Some(&s.bridge))
+                .and_then(|u| Ok((u, tcp6_listener(addr, Some(&s.bridge))?)))
+            {
+                Ok((u, t)) => (self.udp6, self.tcp6) = (Some(u), Some(t)),
+                Err(e) => errors.push(super::ServiceError::new(
+                    &s.net_id,
+                    format!("DNS sockets on [{gw6}]:53"),
+                    e,
+                )),
+            }
+        }
+        let wants_up6 = s.params.upstreams.iter().any(SocketAddr::is_ipv6);
+        if wants_up6 && self.up6.is_none() {
+            match udp6_bound(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0), None) {
+                Ok(u) => self.up6 = Some(u),
+                Err(e) => errors.push(super::ServiceError::new(
+                    &s.net_id,
+                    "DNS upstream socket (IPv6)",
+                    e,
+                )),
+            }
+        }
+        errors
+    }
+}
+
+/// The device's own resolvers: the `nameserver` lines of /etc/resolv.conf (the first
+/// three, as the C library takes them), IPv4 and IPv6.
 pub fn system_resolvers() -> Vec<SocketAddr> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    parse_resolvers(&text, |name| nix::net::if_::if_nametoindex(name).ok())
+}
+
+/// The resolvers of a resolv.conf text. An IPv6 link-local address needs its zone
+/// (`fe80::1%eth0`, or a number): `ifindex` gives an interface's index; without a
+/// zone, or with an unknown interface, it is skipped. IPv4-mapped IPv6 addresses are
+/// taken as IPv4.
+fn parse_resolvers(text: &str, ifindex: impl Fn(&str) -> Option<u32>) -> Vec<SocketAddr> {
+    let resolver = |a: &str| -> Option<SocketAddr> {
+        if let Ok(v4) = a.parse::<Ipv4Addr>() {
+            return Some(SocketAddr::V4(SocketAddrV4::new(v4, 53)));
+        }
+        let (addr, zone) = match a.split_once('%') {
+            Some((addr, zone)) => (addr, Some(zone)),
+            None => (a, None),
+        };
+        let v6 = addr.parse::<Ipv6Addr>().ok()?;
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Some(SocketAddr::V4(SocketAddrV4::new(v4, 53)));
+        }
+        let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+        let scope = match (link_local, zone) {
+            (false, _) => 0,
+            (true, None) => return None,
+            (true, Some(z)) => match z.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                Ok(_) => return None,
+                Err(_) => ifindex(z)?,
+            },
+        };
+        Some(SocketAddr::V6(SocketAddrV6::new(v6, 53, 0, scope)))
+    };
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             (w.next() == Some("nameserver")).then(|| w.next()).flatten()
         })
-        .filter_map(|a| a.parse::<Ipv4Addr>().ok())
+        .filter_map(resolver)
         .take(3)
-        .map(|a| SocketAddr::V4(SocketAddrV4::new(a, 53)))
         .collect()
+}
+
+// IPv6 sockets as `sock` makes IPv4 ones: bound to a device, bindable before the
+// address is there, IPv6 only, non-blocking from the start.
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn setopt(fd: RawFd, level: libc::c_int, name: libc::c_int, val: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid fd; the value points to a live c_int of the given size.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &val as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    })
+    .map(|_| ())
+}
+
+fn sockaddr6(a: SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: a.port().to_be(),
+        sin6_flowinfo: a.flowinfo().to_be(),
+        sin6_addr: libc::in6_addr {
+            s6_addr: a.ip().octets(),
+        },
+        sin6_scope_id: a.scope_id(),
+    }
+}
+
+fn socket6(ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before it is owned.
+    let fd = check(unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    setopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    Ok(fd)
+}
+
+fn bind6(fd: RawFd, addr: SocketAddrV6, dev: Option<&str>) -> io::Result<()> {
+    setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if !addr.ip().is_unspecified() {
+        // `gateway6` may not be on the bridge yet; bind anyway.
+        setopt(fd, libc::SOL_IPV6, libc::IPV6_FREEBIND, 1)?;
+    }
+    if let Some(d) = dev {
+        sock::bind_to_device(fd, d)?;
+    }
+    let sa = sockaddr6(addr);
+    // SAFETY: valid fd; `sa` is a sockaddr_in6 of the given size.
+    check(unsafe {
+        libc::bind(
+            fd,
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as u32,
+        )
+    })
+    .map(|_| ())
+}
+
+/// A non-blocking IPv6-only UDP socket bound to `addr`, optionally only on `dev`.
+fn udp6_bound(addr: SocketAddrV6, dev: Option<&str>) -> io::Result<UdpSocket> {
+    let fd = socket6(libc::SOCK_DGRAM)?;
+    bind6(fd.as_raw_fd(), addr, dev)?;
+    Ok(UdpSocket::from(fd))
+}
+
+/// A non-blocking IPv6-only TCP listener on `addr`, optionally only on `dev`.
+fn tcp6_listener(addr: SocketAddrV6, dev: Option<&str>) -> io::Result<TcpListener> {
+    let fd = socket6(libc::SOCK_STREAM)?;
+    bind6(fd.as_raw_fd(), addr, dev)?;
+    // SAFETY: valid, bound stream socket.
+    check(unsafe { libc::listen(fd.as_raw_fd(), 64) })?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Starts a non-blocking TCP connection to an IPv6 upstream.
+fn tcp6_connect_nonblocking(to: SocketAddrV6) -> io::Result<TcpStream> {
+    let fd = socket6(libc::SOCK_STREAM)?;
+    let sa = sockaddr6(to);
+    // SAFETY: valid fd; `sa` is a sockaddr_in6 of the given size.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as u32,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(TcpStream::from(fd))
 }
 
 #[cfg(test)]
@@ -688,6 +940,35 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn resolvers_of_both_families_from_resolv_conf() {
+        let idx = |name: &str| (name == "eth0").then_some(2);
+        let text = "# comment\nsearch example.com\nnameserver 192.0.2.53\n\
+                    nameserver 2001:db8::53\nnameserver fe80::1\n\
+                    nameserver fe80::2%eth9\nnameserver fe80::3%eth0\n\
+                    nameserver ::ffff:192.0.2.54\nnameserver bogus\n";
+        let got = parse_resolvers(text, idx);
+        let want: Vec<SocketAddr> = vec![
+            "192.0.2.53:53".parse().unwrap(),
+            "[2001:db8::53]:53".parse().unwrap(),
+            SocketAddr::V6(SocketAddrV6::new("fe80::3".parse().unwrap(), 53, 0, 2)),
+        ];
+        assert_eq!(got, want);
+        // A numeric zone; the fourth and later are not used (three, as libc).
+        let text = "nameserver fe80::4%7\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n\
+                    nameserver 10.0.0.3\nnameserver 2001:db8::1%eth0\n";
+        let got = parse_resolvers(text, idx);
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[0],
+            SocketAddr::V6(SocketAddrV6::new("fe80::4".parse().unwrap(), 53, 0, 7))
+        );
+        // A global address with a zone: the zone means nothing.
+        let got = parse_resolvers("nameserver 2001:db8::1%eth0\n", idx);
+        assert_eq!(got, ["[2001:db8::1]:53".parse::<SocketAddr>().unwrap()]);
+        assert!(parse_resolvers("nameserver fe80::1%0\n", idx).is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::netlink::link::Link;
 use crate::reconcile::facts::Facts;
 use crate::status::NetworkStatus;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::time::Instant;
 
@@ -299,7 +299,12 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
                 .iter()
                 .copied()
                 // A resolver inside the network itself would loop back to us.
-                .filter(|a| !matches!(a, SocketAddr::V4(v4) if l3.subnet.contains(*v4.ip())))
+                .filter(|a| match a {
+                    SocketAddr::V4(v4) => !l3.subnet.contains(*v4.ip()),
+                    SocketAddr::V6(v6) => {
+                        !l3.v6.as_ref().is_some_and(|v| v.subnet6.contains(*v6.ip()))
+                    }
+                })
                 .collect(),
             (None, _) => Vec::new(),
         };
@@ -307,12 +312,14 @@ pub fn dns_specs(cfg: &Config, facts: &Facts, system: &[SocketAddr]) -> Vec<dns:
             net_id: n.id.clone(),
             bridge: n.bridge.clone(),
             gateway: l3.gateway,
+            gateway6: l3.v6.as_ref().map(|v| v.gateway6),
             forward_from_gateway: matches!(n.kind, NetKind::Cloud | NetKind::Mesh),
             params: crate::dns::NetParams {
                 domain: l3.domain.clone(),
                 upstreams,
                 static_dns: n.static_dns.clone(),
                 subnet: Some(l3.subnet),
+                subnet6: l3.v6.as_ref().map(|v| v.subnet6),
                 app_names: app_names(cfg, i),
             },
             acl_hosts: crate::acl::hosts::acl_hosts(cfg, i),
@@ -480,10 +487,17 @@ pub fn app_names(cfg: &Config, net: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, Ipv4Addr)> {
+/// The configured names of network `net`: each endpoint's app name (as a host
+/// label) with its static `ip` and its static `ip6`, one entry per address.
+pub fn static_hosts(cfg: &Config, net: usize) -> Vec<(String, IpAddr)> {
     cfg.endpoints()
         .filter(|(_, i)| i.network == net)
-        .filter_map(|(a, i)| Some((host_label(&a.name)?, i.ip?)))
+        .filter_map(|(a, i)| Some((host_label(&a.name)?, i)))
+        .flat_map(|(label, i)| {
+            let v4 = i.ip.map(IpAddr::V4);
+            let v6 = i.ip6.map(IpAddr::V6);
+            v4.into_iter().chain(v6).map(move |ip| (label.clone(), ip))
+        })
         .collect()
 }
 
