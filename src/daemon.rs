@@ -5,7 +5,7 @@
 use crate::config::{self, validate, Config, ConfigError, NetKind};
 use crate::control::{ControlServer, Request};
 use crate::event_loop::{earliest, Handler, Poller};
-use crate::firewall::Allowed;
+use crate::firewall::{Allowed, Allowed6};
 use crate::netlink::monitor::{Event, Monitor};
 use crate::persist;
 use crate::reconcile::facts::Facts;
@@ -347,6 +347,19 @@ impl Daemon {
         });
     }
 
+    /// Who DHCPv6 has admitted to send from what, sorted.
+    fn leased6(&self) -> Vec<Allowed6> {
+        let mut v: Vec<Allowed6> = self
+            .services
+            .ipv6
+            .admitted()
+            .into_iter()
+            .map(|(ifname, mac, ip)| Allowed6::new(&ifname, mac, ip))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// One reconcile pass over the whole config.
     fn reconcile(&mut self, now: Instant) {
         self.reconcile_at = None;
@@ -357,7 +370,8 @@ impl Daemon {
         let started = Instant::now();
         let mut leased = self.services.dhcp.admitted();
         leased.sort();
-        let mut out = self.recon.run(&cfg, &leased, &[]);
+        let mut leased6 = self.leased6();
+        let mut out = self.recon.run(&cfg, &leased, &leased6);
         // The services start on the links this pass made; DHCP then restores the
         // allocations it persisted (after a restart or a reboot). What depends on
         // them (anti-spoofing, ACL map elements, port maps) goes in at once, in a
@@ -367,8 +381,10 @@ impl Daemon {
         self.refresh_services(&cfg);
         let mut now_leased = self.services.dhcp.admitted();
         now_leased.sort();
-        if now_leased != leased || out.held_back {
-            let again = self.recon.run(&cfg, &now_leased, &[]);
+        let now_leased6 = self.leased6();
+        if now_leased != leased || now_leased6 != leased6 || out.held_back {
+            leased6 = now_leased6;
+            let again = self.recon.run(&cfg, &now_leased, &leased6);
             let changes = out.changes + again.changes;
             out = again;
             out.changes = changes;
@@ -429,6 +445,7 @@ impl Daemon {
         let mut events = std::mem::take(&mut self.events);
         self.status_dirty = true;
         let mut admit: Vec<(bool, Allowed)> = Vec::new();
+        let mut admit6: Vec<(bool, Allowed6)> = Vec::new();
         for ev in events.drain(..) {
             let ServiceEvent::Lease(l) = ev else {
                 continue; // a state change: status, above
@@ -446,8 +463,24 @@ impl Daemon {
                     mac,
                     ip,
                 } => (false, net_id, ifname, mac, ip),
-                LeaseEvent::Granted6 { net_id, .. } | LeaseEvent::Ended6 { net_id, .. } => {
+                LeaseEvent::Granted6 {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                } => {
                     self.mark_hosts_stale(net_id);
+                    admit6.push((true, Allowed6::new(ifname, *mac, *ip)));
+                    continue;
+                }
+                LeaseEvent::Ended6 {
+                    net_id,
+                    ifname,
+                    mac,
+                    ip,
+                } => {
+                    self.mark_hosts_stale(net_id);
+                    admit6.push((false, Allowed6::new(ifname, *mac, *ip)));
                     continue;
                 }
             };
@@ -469,6 +502,11 @@ impl Daemon {
         for e in self.recon.admit(&admit) {
             log::warn!("{e}");
         }
+        if !admit6.is_empty() {
+            for e in self.recon.admit6(&admit6) {
+                log::warn!("{e}");
+            }
+        }
     }
 
     /// DNS names of the networks whose leases changed: static ECOs by app name,
@@ -482,7 +520,18 @@ impl Daemon {
                 continue;
             };
             let hosts = crate::services::static_hosts(cfg, i);
-            let claims = self.services.dhcp.hosts(&net_id);
+            let mut claims = self.services.dhcp.hosts(&net_id);
+            claims.extend(
+                self.services
+                    .ipv6
+                    .hosts(&net_id)
+                    .into_iter()
+                    .map(|(name, ip, app)| crate::dns::HostClaim {
+                        name,
+                        addr: ip.into(),
+                        app,
+                    }),
+            );
             self.services.dns.set_names(&net_id, hosts, claims);
         }
     }

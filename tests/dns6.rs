@@ -307,22 +307,15 @@ fn dig_and_kdig_over_ipv6_aaaa_ip6_arpa_and_forwarding_to_an_ipv6_upstream() {
 
 /// The whole daemon: a dual-stack local network from the config, its static ECO's
 /// `ip6` and a `static_dns` IPv6 address answered on gateway6 (as the reconciler put
-/// it on the bridge). econet's own firewall is in the path here, so the ECO asks
-/// from its link-local address.
-///
-/// Ignored for now: on this branch econet's `inet` input chain drops neighbour
-/// discovery from ECOs to the device (`iifname @bridges drop` after the DHCP and DNS
-/// accepts), so the ECO never resolves gateway6 (`ip -6 neigh`: INCOMPLETE), while
-/// the DNS sockets are there (`ss`: `[fd00:1:2:3::1]%ec-lan:53`). Run it with
-/// `--ignored` once the firewall's IPv6 rules admit ND to the device.
+/// it on the bridge). econet's own firewall is in the path here (neighbour discovery
+/// and DNS to gateway6 admitted), and the ECO asks from its link-local address.
 #[test]
-#[ignore = "econet's firewall drops ND from ECOs to gateway6 on this branch"]
 fn econet_answers_aaaa_and_ip6_arpa_on_gateway6_from_its_config() {
     require_root();
-    if !try_run(&["sh", "-c", "command -v dig"]) {
-        eprintln!("skipped: needs dig");
-        return;
-    }
+    assert!(
+        try_run(&["sh", "-c", "command -v dig && command -v kdig"]),
+        "dig and kdig are needed (tests/run installs them)"
+    );
     let dev = Netns::new("dns6d");
     let eco = Netns::new("dns6e");
     for ns in [&dev, &eco] {

@@ -264,6 +264,41 @@ fn dhcpv6_clients_keep_their_address_across_restart_and_redeploy() {
         .unwrap();
     assert!(stdout(&out).contains("Reply"), "no DHCPv6 Reply captured");
 
+    // The address works at once: the firewall admitted it with the grant. eco4 has
+    // its static address; the prefix is on-link by the advertisement.
+    b.eco4.exec(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:6::50/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    assert!(
+        b.eco1.ping_within("fd00:6::50", 5),
+        "eco1 ({a1}) cannot reach eco4 by IPv6"
+    );
+    // DNS: AAAA and ip6.arpa PTR for the DHCPv6 names, on gateway6.
+    let aaaa = common::clients::dig(
+        &b.eco1,
+        "fd00:6::1",
+        &["+short", "AAAA", "web.eco6.internal"],
+    );
+    assert_eq!(
+        aaaa.as_deref().map(str::trim),
+        Some(a1.to_string().as_str())
+    );
+    let ptr = common::clients::dig(&b.eco2, "fd00:6::1", &["+short", "-x", &a1.to_string()]);
+    assert_eq!(ptr.as_deref().map(str::trim), Some("web.eco6.internal."));
+    let db = common::clients::dig(
+        &b.eco2,
+        "fd00:6::1",
+        &["+short", "AAAA", "db.eco6.internal"],
+    );
+    assert_eq!(db.as_deref().map(str::trim), Some("fd00:6::50"));
+
     // kill -9 and start again; dhclient starts over with a new DUID (no lease file).
     e.restart_hard();
     b.eco1.exec(&[
