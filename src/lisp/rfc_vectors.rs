@@ -899,3 +899,178 @@ fn an_unanswered_map_register_is_retransmitted_with_doubling_waits() {
     assert_eq!(next.len(), 1);
     assert_ne!(next[0], nonce, "a new Map-Register, a new nonce");
 }
+
+// ---- what a run against lispers.net showed (its bytes, as captured) ----------------
+
+/// lispers.net's locator for `rloc { interface = eth0 }`: an AFI List LCAF (RFC 8060
+/// §4.10) of its IPv4 address and a distinguished name (AFI 17) "vm".
+#[rustfmt::skip]
+fn afi_list_locator(weight: u8, a: Ipv4Addr) -> Vec<u8> {
+    let o = a.octets();
+    vec![
+        1, weight, 255, 0, 0x00, 0x01,          // Priority, Weight, M Priority/Weight, R
+        0x40, 0x03, 0x00, 0x00, 0x01, 0x00,     // LCAF: Rsvd1, Flags, Type 1 (AFI List), Rsvd2
+        0x00, 0x0b,                             // Length 11
+        0x00, 0x01, o[0], o[1], o[2], o[3],     // AFI 1: the RLOC
+        0x00, 0x11, b'v', b'm', 0x00,           // AFI 17: "vm", zero-terminated
+    ]
+}
+
+/// A registration whose locator is an AFI List is stored with its IPv4 address
+/// (it was acknowledged and then could not be stored: every Map-Request for it went
+/// unanswered), forwarded to, and written to the registrations file.
+#[test]
+fn a_locator_in_an_afi_list_registers_by_its_ipv4_address() {
+    let now = Instant::now();
+    let mut ms = map_server();
+    let mut rec = 180u32.to_be_bytes().to_vec();
+    rec.extend_from_slice(&[1, 24, 0x10, 0x00, 0x00, 0x00]);
+    rec.extend(iid_lcaf(0, [10, 200, 9, 0]));
+    rec.extend(afi_list_locator(100, PEER_RLOC1));
+    let reg = register_bits(0x30, 0x01, 0x01df_dfdf_ddcc_bbaa, &[rec]);
+    let out = ms.handle(now, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT), &reg);
+    assert_eq!(out.len(), 1, "a Map-Notify");
+    let eid = Eid::new(IID, "10.200.9.0/24".parse().unwrap());
+    let r = ms.registration(&eid).expect("registered");
+    assert_eq!(r.rlocs(), vec![PEER_RLOC1]);
+    assert!(r.record.to_bytes().is_ok(), "storable");
+    // A Map-Request for it goes to that RLOC.
+    let req = request_bits(0x10, 0, 0x01, &[([10, 200, 9, 1], 32)]);
+    let out = ms.handle(now, SocketAddrV4::new(REQ_RLOC, REQ_PORT), &ecm_bits(&req));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT));
+    assert_eq!(ms.counters().forwarded, 1);
+}
+
+/// An encrypting xTR with a request in flight for 10.200.9.10; returns the request.
+fn encrypting_xtr(now: Instant) -> (Xtr, MapRequest) {
+    let mut c = xtr_cfg();
+    c.encrypt = true;
+    let mut x = Xtr::new(c, now);
+    x.set_local_rloc(now, Some(OUR_RLOC));
+    x.set_local_eids(now, &[OUR_EID]);
+    drain(&mut x, now);
+    let mut ip = vec![0u8; 28];
+    ipv4::Repr {
+        src_addr: OUR_EID,
+        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
+        protocol: ipv4::Protocol::Udp,
+        payload_len: 8,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+    .unwrap();
+    let mut out = vec![0u8; 256];
+    assert!(matches!(
+        x.encap(now, &ip, &mut out),
+        Encap::Miss { queued: true }
+    ));
+    let sent = ecms(&mut x, now);
+    assert_eq!(sent.len(), 1);
+    let req = MapRequest::parse(Ecm::parse(&sent[0].1).unwrap().message).unwrap();
+    assert!(req.itr_key().is_some(), "the request carries our key");
+    (x, req)
+}
+
+/// A Map-Reply whose locator is an AFI List of the RLOC and a Security Key LCAF
+/// (cipher suite 5), as lispers.net answers an encrypting ITR, byte for byte.
+fn afi_list_keyed_reply(nonce: u64, key: &[u8; 32], rloc: Ipv4Addr) -> Vec<u8> {
+    let o = rloc.octets();
+    let mut m = vec![0x20, 0x00, 0x00, 0x01];
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend_from_slice(&1440u32.to_be_bytes());
+    m.extend_from_slice(&[1, 24, 0x10, 0x00, 0x00, 0x00]);
+    m.extend(iid_lcaf(0, [10, 200, 9, 0]));
+    m.extend_from_slice(&[1, 100, 255, 0, 0x00, 0x05]); // L | R
+    m.extend_from_slice(&[0x40, 0x03, 0x00, 0x00, 0x01, 0x00, 0x00, 0x3a]); // AFI List, 58
+    m.extend_from_slice(&[0x00, 0x01, o[0], o[1], o[2], o[3]]);
+    m.extend_from_slice(&[0x40, 0x03, 0x00, 0x00, 0x0b, 0x00, 0x00, 0x2c]); // Security Key, 44
+    m.extend_from_slice(&[0x01, 0x00, 0x05, 0x00, 0x00, 0x20]); // 1 key, suite 5, 32 bytes
+    m.extend_from_slice(key);
+    m.extend_from_slice(&[0x00, 0x01, o[0], o[1], o[2], o[3]]);
+    m
+}
+
+/// The key in an AFI List is taken: the queued packet leaves encrypted (key id 1).
+#[test]
+fn a_key_in_an_afi_list_locator_is_used() {
+    let now = Instant::now();
+    let (mut x, req) = encrypting_xtr(now);
+    let rng = ring::rand::SystemRandom::new();
+    let peer = super::crypto::KeyPair::generate(&rng).unwrap();
+    let reply = afi_list_keyed_reply(req.nonce, peer.public(), PEER_RLOC1);
+    x.handle_control(now, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT), &reply);
+    let data: Vec<_> = drain(&mut x, now)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendData { to, bytes } => Some((to, bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data.len(), 1, "the queued packet goes");
+    assert_eq!(data[0].0, SocketAddrV4::new(PEER_RLOC1, DATA_PORT));
+    assert_eq!(data[0].1[0] & 0x03, 1, "encrypted with key id 1");
+    assert_eq!(x.status().counters.key_exchanges, 1);
+}
+
+/// An answer that gives nothing usable (no IPv4 locator) does not set off another
+/// Map-Request at once: one a second for a destination (RFC 9301 §5.3). lispers.net
+/// got 640 a second before.
+#[test]
+fn an_unusable_answer_waits_a_second_before_the_next_request() {
+    let now = Instant::now();
+    let (mut x, req) = encrypting_xtr(now);
+    let mut m = vec![0x20, 0x00, 0x00, 0x01];
+    m.extend_from_slice(&req.nonce.to_be_bytes());
+    m.extend_from_slice(&1440u32.to_be_bytes());
+    m.extend_from_slice(&[1, 24, 0x10, 0x00, 0x00, 0x00]);
+    m.extend(iid_lcaf(0, [10, 200, 9, 0]));
+    m.extend_from_slice(&[1, 100, 255, 0, 0x00, 0x01]);
+    m.extend_from_slice(&[0x40, 0x03, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05]); // AFI List, 5
+    m.extend_from_slice(&[0x00, 0x11, b'v', b'm', 0x00]); // a name only
+    x.handle_control(now, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT), &m);
+    let mut ip = vec![0u8; 28];
+    ipv4::Repr {
+        src_addr: OUR_EID,
+        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
+        protocol: ipv4::Protocol::Udp,
+        payload_len: 8,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+    .unwrap();
+    let mut out = vec![0u8; 256];
+    let mut requests = 0;
+    for ms in 0..1000u64 {
+        let at = now + Duration::from_millis(ms);
+        let _ = x.encap(at, &ip, &mut out);
+        requests += ecms(&mut x, at).len();
+    }
+    assert_eq!(requests, 0, "none within the second");
+    let at = now + Duration::from_secs(1);
+    let _ = x.encap(at, &ip, &mut out);
+    assert_eq!(ecms(&mut x, at).len(), 1, "then one");
+}
+
+/// lispers.net's RLOC-probe names no EID (EID-record AFI 0, mask-len 0): the probe is
+/// answered for all our EIDs, P and A set, p on our locator.
+#[test]
+fn a_probe_without_an_eid_is_answered_for_ours() {
+    let now = Instant::now();
+    let (mut x, _) = xtr(now);
+    let from = SocketAddrV4::new(PEER_RLOC1, 61002);
+    let mut probe = vec![0x12, 0x00, 0x00, 0x01];
+    probe.extend_from_slice(&0x7777_0000_0000_0002u64.to_be_bytes());
+    probe.extend_from_slice(&[0x00, 0x00]); // Source-EID-AFI 0
+    probe.extend_from_slice(&[0x00, 0x01]);
+    probe.extend_from_slice(&PEER_RLOC1.octets());
+    probe.extend_from_slice(&[0x00, 0x00, 0x00, 0x00]); // Reserved, mask-len 0, AFI 0
+    x.handle_control(now, from, &probe);
+    let sent = controls(&drain(&mut x, now));
+    assert_eq!(sent.len(), 1, "a probe reply");
+    let rep = crate::wire::lisp::MapReply::parse(&sent[0].1).unwrap();
+    assert!(rep.probe && rep.nonce == 0x7777_0000_0000_0002);
+    assert_eq!(rep.records.len(), 1);
+    assert_eq!(rep.records[0].eid, Eid::host(IID, OUR_EID));
+    assert!(rep.records[0].authoritative && rep.records[0].locators[0].probed);
+}

@@ -290,6 +290,8 @@ const MAX_RECENT: usize = 1024;
 const RECENT_FOR: Duration = Duration::from_secs(600);
 /// Records per Map-Register (keeps it under 1400 bytes).
 const RECORDS_PER_REGISTER: usize = 32;
+/// After a Map-Request is answered, or given up, the next for the same destination
+/// waits this long (RFC 9301 §5.3: one a second).
 const HOLD_DOWN: Duration = Duration::from_secs(1);
 /// The longest wait between retransmissions of a Map-Register (RFC 9301 §5.7).
 const MAX_REGISTER_BACKOFF: Duration = Duration::from_secs(60);
@@ -761,6 +763,12 @@ impl Xtr {
         if self.pending_by_target.contains_key(&target) {
             return;
         }
+        // At most one Map-Request a second for a destination (RFC 9301 §5.3), however
+        // the last answer turned out (one without a usable locator or key must not
+        // send the next at once). An SMR's request is the peer's to pace.
+        if why != Why::SmrInvoked && self.hold_down.get(&target).is_some_and(|t| *t > now) {
+            return;
+        }
         let nonce = self.nonce();
         let keys = if self.cfg.encrypt {
             self.new_keypair(target.1, now)
@@ -912,6 +920,7 @@ impl Xtr {
             return;
         };
         self.pending_by_target.remove(&p.target);
+        self.hold_down.insert(p.target, now + HOLD_DOWN);
         self.counters.map_replies += 1;
         // The resolver of the latest attempt answered (or forwarded to an ETR that did).
         let n = self.cfg.map_resolvers.len().max(1);
@@ -1141,6 +1150,8 @@ impl Xtr {
             return;
         };
         let iid = self.cfg.instance_id;
+        // An RLOC-probe that names no EID we can read (AFI 0) asks about us all.
+        let any = req.probe && req.eids.is_empty();
         let ours: Vec<Ipv4Addr> = req
             .eids
             .iter()
@@ -1151,6 +1162,7 @@ impl Xtr {
                     .filter(move |ip| e.prefix.contains(**ip))
                     .copied()
             })
+            .chain(self.eids.iter().filter(|_| any).copied())
             .take(RECORDS_PER_REGISTER)
             .collect();
         if ours.is_empty() {

@@ -1,8 +1,11 @@
 //! AFI-encoded addresses (RFC 9301 §5) and the LISP Canonical Address Format
 //! (RFC 8060) types econet speaks: Instance ID (type 2) around EIDs, and Security Key
-//! (type 11, RFC 8061) around an RLOC that carries a Diffie-Hellman public key. Other
-//! LCAF types parse as [`Address::Lcaf`] so a peer's extra ITR-RLOCs (telemetry,
-//! JSON) are skipped instead of failing the whole message. No LCAF nests another.
+//! (type 11, RFC 8061) around an RLOC that carries a Diffie-Hellman public key. An
+//! AFI List (type 1), as lispers.net sends a locator (its IPv4 address with a host
+//! name, or with a Security Key LCAF), reads as its first IPv4 address with the first
+//! key in it. Other LCAF types parse as [`Address::Lcaf`] so a peer's extra ITR-RLOCs
+//! (telemetry, JSON) are skipped instead of failing the whole message. Only an AFI
+//! List nests another LCAF, one level deep.
 
 use super::rw::{Reader, Writer};
 use crate::addr::Ipv4Net;
@@ -89,7 +92,7 @@ impl Address {
                 a.copy_from_slice(r.bytes(16)?);
                 Ok(Address::Ipv6(Ipv6Addr::from(a)))
             }
-            AFI_LCAF => parse_lcaf(r),
+            AFI_LCAF => parse_lcaf(r, true),
             _ => Err(Error::Unsupported),
         }
     }
@@ -187,7 +190,50 @@ fn parse_inner(r: &mut Reader<'_>) -> Result<Option<Ipv4Addr>> {
     }
 }
 
-fn parse_lcaf(r: &mut Reader<'_>) -> Result<Address> {
+/// The items of an AFI List LCAF: IPv4 and IPv6 addresses, distinguished names (AFI
+/// 17, up to a zero byte), and LCAFs of their own (Security Key). Returns the first
+/// IPv4 address, with the first key, or [`Address::Lcaf`] when there is none.
+fn parse_afi_list(b: &mut Reader<'_>) -> Result<Address> {
+    const AFI_NAME: u16 = 17;
+    let (mut ip, mut key) = (None, None);
+    while !b.is_empty() {
+        let afi = b.u16()?;
+        match afi {
+            AFI_NONE => {}
+            AFI_IPV4 => {
+                let a = ipv4(b.bytes(4)?);
+                ip.get_or_insert(a);
+            }
+            AFI_IPV6 => {
+                b.bytes(16)?;
+            }
+            AFI_NAME => while b.u8()? != 0 {},
+            AFI_LCAF => match parse_lcaf(b, false)? {
+                Address::SecurityKey { key: k, addr } => {
+                    key.get_or_insert(k);
+                    if let Some(a) = addr {
+                        ip.get_or_insert(a);
+                    }
+                }
+                a => {
+                    if let Some(a) = a.ipv4() {
+                        ip.get_or_insert(a);
+                    }
+                }
+            },
+            _ => return Err(Error::Unsupported),
+        }
+    }
+    Ok(match (ip, key) {
+        (Some(a), Some(key)) => Address::SecurityKey { key, addr: Some(a) },
+        (Some(a), None) => Address::Ipv4(a),
+        (None, _) => Address::Lcaf {
+            lcaf_type: LCAF_AFI_LIST,
+        },
+    })
+}
+
+fn parse_lcaf(r: &mut Reader<'_>, may_nest: bool) -> Result<Address> {
     let _rsvd1 = r.u8()?;
     let _flags = r.u8()?;
     let lcaf_type = r.u8()?;
@@ -196,6 +242,7 @@ fn parse_lcaf(r: &mut Reader<'_>) -> Result<Address> {
     let body = r.bytes(len)?;
     let mut b = Reader::new(body);
     let a = match lcaf_type {
+        LCAF_AFI_LIST if may_nest => parse_afi_list(&mut b)?,
         LCAF_INSTANCE_ID => {
             // All 32 bits: the mapping system's instance space (RFC 8060 §4.1);
             // only the low 24 fit a data header, which is the config's limit.

@@ -290,7 +290,8 @@ pub struct MapRequest {
     pub source_eid: Address,
     /// At least one, at most 32; the first IPv4 one is where the reply goes.
     pub itr_rlocs: Vec<Address>,
-    /// The EIDs asked for (record count ≥ 1 when built by econet).
+    /// The EIDs asked for (record count ≥ 1 when built by econet); records of other
+    /// kinds are not kept.
     pub eids: Vec<Eid>,
     /// M: the sender's own mapping (in SMRs and probes).
     pub map_reply: Option<Record>,
@@ -311,11 +312,18 @@ impl MapRequest {
         for _ in 0..irc {
             itr_rlocs.push(Address::parse(&mut r)?);
         }
+        // EID-records econet cannot look up (AFI 0, as some RLOC-probes carry, IPv6,
+        // other LCAFs) are skipped, not the whole message.
         let mut eids = Vec::new();
         for _ in 0..p.record_count() {
             let _rsvd = r.u8()?;
             let mask_len = r.u8()?;
-            eids.push(Eid::from_address(&Address::parse(&mut r)?, mask_len)?);
+            let a = Address::parse(&mut r)?;
+            match Eid::from_address(&a, mask_len) {
+                Ok(e) => eids.push(e),
+                Err(_) if a.ipv4().is_none() => {}
+                Err(e) => return Err(e),
+            }
         }
         let map_reply = if w & 0x0400_0000 != 0 {
             Some(Record::parse(&mut r)?)
