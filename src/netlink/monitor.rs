@@ -1,6 +1,7 @@
-//! The kernel's change notifications (links, IPv4 addresses, IPv4 routes) on a
-//! non-blocking socket the event loop polls. Events are parsed only as far as the
-//! loop needs them: what changed, and on which interface.
+//! The kernel's change notifications (links, IPv4 and IPv6 addresses, IPv4 routes;
+//! a port's global IPv6 address decides NAT66) on a non-blocking socket the event
+//! loop polls. Events are parsed only as far as the loop needs them: what changed,
+//! and on which interface.
 
 use neli::consts::socket::NlFamily;
 use neli::socket::NlSocket;
@@ -13,6 +14,7 @@ use super::link::{raw_attrs, IFLA_IFNAME};
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -39,7 +41,12 @@ impl Monitor {
         let sock = NlSocket::connect(
             NlFamily::Route,
             None,
-            Groups::new_groups(&[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE]),
+            Groups::new_groups(&[
+                RTNLGRP_LINK,
+                RTNLGRP_IPV4_IFADDR,
+                RTNLGRP_IPV4_ROUTE,
+                RTNLGRP_IPV6_IFADDR,
+            ]),
         )?;
         sock.nonblock()?;
         let _ = sock.set_recv_buffer_size(1 << 20);
