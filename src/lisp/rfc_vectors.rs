@@ -305,6 +305,21 @@ fn ecm_request(to: SocketAddrV4, bytes: &[u8]) -> (Vec<u8>, MapRequest) {
     (e.message.to_vec(), MapRequest::parse(e.message).unwrap())
 }
 
+/// An IPv4 packet (UDP, no payload) from our ECO to `dst`, as the TUN gives it.
+fn from_our_eco(dst: Ipv4Addr) -> Vec<u8> {
+    let mut ip = vec![0u8; 28];
+    ipv4::Repr {
+        src_addr: OUR_EID,
+        dst_addr: dst,
+        protocol: ipv4::Protocol::Udp,
+        payload_len: 8,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
+    .unwrap();
+    ip
+}
+
 /// An xTR whose map-cache holds the peer's 10.200.9.0/24 at both its RLOCs.
 fn xtr_with_peer(now: Instant) -> Xtr {
     let (mut x, nonce) = xtr(now);
@@ -314,16 +329,7 @@ fn xtr_with_peer(now: Instant) -> Xtr {
         &notify(nonce, OUR_EID.octets()),
     );
     drain(&mut x, now);
-    let mut ip = vec![0u8; 28];
-    ipv4::Repr {
-        src_addr: OUR_EID,
-        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
-        protocol: ipv4::Protocol::Udp,
-        payload_len: 8,
-        ttl: 64,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
-    .unwrap();
+    let ip = from_our_eco(Ipv4Addr::new(10, 200, 9, 10));
     let mut out = vec![0u8; 256];
     assert!(matches!(x.encap(now, &ip, &mut out), Encap::Miss { .. }));
     let sent = controls(&drain(&mut x, now));
@@ -838,16 +844,7 @@ fn new_requests_go_first_to_the_resolver_that_answered() {
     drain(&mut x, now);
     let mut out = vec![0u8; 256];
     let mut lookup = |x: &mut Xtr, at: Instant, dst: Ipv4Addr| {
-        let mut ip = vec![0u8; 28];
-        ipv4::Repr {
-            src_addr: OUR_EID,
-            dst_addr: dst,
-            protocol: ipv4::Protocol::Udp,
-            payload_len: 8,
-            ttl: 64,
-        }
-        .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
-        .unwrap();
+        let ip = from_our_eco(dst);
         assert!(matches!(x.encap(at, &ip, &mut out), Encap::Miss { .. }));
         ecms(x, at)
     };
@@ -950,16 +947,7 @@ fn encrypting_xtr(now: Instant) -> (Xtr, MapRequest) {
     x.set_local_rloc(now, Some(OUR_RLOC));
     x.set_local_eids(now, &[OUR_EID]);
     drain(&mut x, now);
-    let mut ip = vec![0u8; 28];
-    ipv4::Repr {
-        src_addr: OUR_EID,
-        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
-        protocol: ipv4::Protocol::Udp,
-        payload_len: 8,
-        ttl: 64,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
-    .unwrap();
+    let ip = from_our_eco(Ipv4Addr::new(10, 200, 9, 10));
     let mut out = vec![0u8; 256];
     assert!(matches!(
         x.encap(now, &ip, &mut out),
@@ -1029,16 +1017,7 @@ fn an_unusable_answer_waits_a_second_before_the_next_request() {
     m.extend_from_slice(&[0x40, 0x03, 0x00, 0x00, 0x01, 0x00, 0x00, 0x05]); // AFI List, 5
     m.extend_from_slice(&[0x00, 0x11, b'v', b'm', 0x00]); // a name only
     x.handle_control(now, SocketAddrV4::new(PEER_RLOC1, CONTROL_PORT), &m);
-    let mut ip = vec![0u8; 28];
-    ipv4::Repr {
-        src_addr: OUR_EID,
-        dst_addr: Ipv4Addr::new(10, 200, 9, 10),
-        protocol: ipv4::Protocol::Udp,
-        payload_len: 8,
-        ttl: 64,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]))
-    .unwrap();
+    let ip = from_our_eco(Ipv4Addr::new(10, 200, 9, 10));
     let mut out = vec![0u8; 256];
     let mut requests = 0;
     for ms in 0..1000u64 {

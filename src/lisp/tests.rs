@@ -464,10 +464,6 @@ fn rloc_change_reregisters_and_solicits() {
                 .unwrap();
             assert_eq!(e.select(0), Some(new), "device {i} follows the SMR");
         }
-        // Encrypted, device 1 exchanges keys again from its new RLOC: a Map-Request
-        // for a destination goes at most once a second (RFC 9301 §5.3), and the
-        // last one was answered just now in this model's time.
-        n.advance(Duration::from_secs(1));
         n.send(0, eco(1), b"after");
         n.send(1, eco(0), b"back");
         assert_eq!(

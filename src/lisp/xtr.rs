@@ -290,8 +290,8 @@ const MAX_RECENT: usize = 1024;
 const RECENT_FOR: Duration = Duration::from_secs(600);
 /// Records per Map-Register (keeps it under 1400 bytes).
 const RECORDS_PER_REGISTER: usize = 32;
-/// After a Map-Request is answered, or given up, the next for the same destination
-/// waits this long (RFC 9301 §5.3: one a second).
+/// After a Map-Request is given up, or answered with nothing usable, the next for the
+/// same destination waits this long (RFC 9301 §5.3: one a second).
 const HOLD_DOWN: Duration = Duration::from_secs(1);
 /// The longest wait between retransmissions of a Map-Register (RFC 9301 §5.7).
 const MAX_REGISTER_BACKOFF: Duration = Duration::from_secs(60);
@@ -763,9 +763,10 @@ impl Xtr {
         if self.pending_by_target.contains_key(&target) {
             return;
         }
-        // At most one Map-Request a second for a destination (RFC 9301 §5.3), however
-        // the last answer turned out (one without a usable locator or key must not
-        // send the next at once). An SMR's request is the peer's to pace.
+        // After an answer that gave the destination nowhere to go (no usable locator,
+        // or no key when encrypting), or after giving up, the next Map-Request waits
+        // a second (RFC 9301 §5.3's pace), so such an answer cannot set off a storm.
+        // An SMR's request is the peer's to pace.
         if why != Why::SmrInvoked && self.hold_down.get(&target).is_some_and(|t| *t > now) {
             return;
         }
@@ -920,13 +921,15 @@ impl Xtr {
             return;
         };
         self.pending_by_target.remove(&p.target);
-        self.hold_down.insert(p.target, now + HOLD_DOWN);
         self.counters.map_replies += 1;
         // The resolver of the latest attempt answered (or forwarded to an ETR that did).
         let n = self.cfg.map_resolvers.len().max(1);
         self.resolver = (p.resolver + p.attempts.max(1) as usize - 1) % n;
         let (iid, addr) = p.target;
         let mut keys = p.keys;
+        // Whether the answer gives the target somewhere to go (a negative answer
+        // counts: it is cached). One that does not holds the next request back.
+        let mut usable = false;
         for rec in rep.records.iter().filter(|r| r.eid.contains(iid, addr)) {
             let old = self.cache.get(&rec.eid).map(|e| e.last_used);
             // More specific entries for the target are stale now.
@@ -937,6 +940,7 @@ impl Xtr {
                 self.cache.remove(&k);
             }
             if rec.locators.is_empty() {
+                usable = true;
                 self.counters.negative_replies += 1;
                 let ttl = Duration::from_secs(u64::from(rec.ttl.min(u32::MAX / 60)) * 60)
                     .min(self.cfg.max_negative_ttl);
@@ -962,6 +966,7 @@ impl Xtr {
                     })
                 })
                 .collect();
+            usable |= !self.cfg.encrypt && rlocs.iter().any(|r| r.up && r.priority != 255);
             if self.cfg.encrypt {
                 for l in &rec.locators {
                     let (Some(rloc), Some(k)) = (l.rloc(), l.key()) else {
@@ -975,6 +980,7 @@ impl Xtr {
                     };
                     let id = crypto::key_id_for(rekey, kp.public());
                     if let Some(key) = kp.agree(&k.public_key, &self.rng) {
+                        usable = true;
                         self.counters.key_exchanges += 1;
                         self.encap_keys.insert(
                             rloc,
@@ -1000,6 +1006,9 @@ impl Xtr {
                 last_used: old.unwrap_or(now),
                 refreshing: false,
             });
+        }
+        if !usable {
+            self.hold_down.insert(p.target, now + HOLD_DOWN);
         }
         self.flush_queue(now, p.target);
         self.report_cache();
