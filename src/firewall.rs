@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const TABLE: &str = "econet";
 /// Bump when the rules below change, so running devices rebuild their tables.
-const RULES_VERSION: u32 = 4;
+const RULES_VERSION: u32 = 5;
 
 /// How long an IPv6 address stays an ECO port's after the port last used it. Without
 /// traffic the claim lapses and the address is free for the next claimant, so this is
@@ -335,6 +335,30 @@ impl FwSpec {
         }
         for (map, key_type, key_len) in [
             (
+                acl::MAP_OUT6,
+                concat_type(&[TYPE_IFNAME, TYPE_ETHERADDR]),
+                acl::VMAP6_OUT_KEY_LEN,
+            ),
+            (
+                acl::MAP_IN6,
+                concat_type(&[TYPE_IFNAME, TYPE_IP6ADDR]),
+                acl::VMAP6_IN_KEY_LEN,
+            ),
+        ] {
+            b.add_set_def(
+                f,
+                TABLE,
+                &SetDef {
+                    name: map,
+                    key_type,
+                    key_len,
+                    data_type: Some(DATA_VERDICT),
+                    ..SetDef::default()
+                },
+            );
+        }
+        for (map, key_type, key_len) in [
+            (
                 acl::MAP_PM_OUT,
                 concat_type(&[TYPE_IFNAME, TYPE_IPADDR, TYPE_INET_PROTO, TYPE_INET_SERVICE]),
                 acl::PM_OUT_KEY_LEN,
@@ -475,7 +499,52 @@ impl FwSpec {
             });
             b.add_rule(f, TABLE, "forward", &r);
         }
+        // IPv6 routed into a dual-stack bridge is marked as such, and its replies
+        // and related packets as those of an allowed flow, for the bridge family's
+        // output hook (see acl::CHAIN_L3_IN6).
+        for (state, bit) in [
+            (Vec::new(), acl::MARK_FWD6),
+            (ct_reply(), acl::MARK_FLOW_REPLY),
+            (ct_state(CT_STATE_RELATED, true), acl::MARK_FLOW_REPLY),
+        ] {
+            let mut r = nfproto_ipv6();
+            r.extend(in_set(META_OIFNAME, SET_V6_BRIDGES));
+            r.extend(state);
+            r.extend(set_mark_bit(bit));
+            b.add_rule(f, TABLE, "forward", &r);
+        }
         // Endpoints with ACLs: their units decide (and return what they allow).
+        // IPv6 from an ECO by the MAC it comes from, to an ECO by its address.
+        for (key, base, off, len, map) in [
+            (META_IIFNAME, BASE_LL, 6, 6, acl::MAP_OUT6),
+            (META_OIFNAME, BASE_NETWORK, 24, 16, acl::MAP_IN6),
+        ] {
+            let mut r = nfproto_ipv6();
+            if base == BASE_LL {
+                // An Ethernet header (the dependency that lets nft print `ether`).
+                r.push(Expr::Meta {
+                    key: META_IIFTYPE,
+                    dreg: REG_1,
+                });
+                r.push(Expr::Cmp {
+                    sreg: REG_1,
+                    op: CMP_EQ,
+                    data: 1u16.to_ne_bytes().to_vec(),
+                });
+            }
+            r.push(Expr::Meta { key, dreg: REG_1 });
+            r.push(Expr::Payload {
+                base,
+                offset: off,
+                len,
+                dreg: REG_2,
+            });
+            r.push(Expr::Vmap {
+                set: map.into(),
+                sreg: REG_1,
+            });
+            b.add_rule(f, TABLE, "forward", &r);
+        }
         for (key, off, map) in [
             (META_IIFNAME, 12, acl::MAP_OUT4),
             (META_OIFNAME, 16, acl::MAP_IN4),
@@ -853,8 +922,153 @@ impl FwSpec {
     /// beside IPv4 (which the inet rules see).
     fn build_acl_bridge(&self, b: &mut Batch) {
         let f = NFPROTO_BRIDGE;
-        b.add_chain(f, TABLE, acl::CHAIN_L3_BRIDGED, None);
+        let ret = || Expr::Verdict {
+            code: NFT_RETURN,
+            chain: None,
+        };
         let c = acl::CHAIN_L3_BRIDGED;
+        b.add_chain(f, TABLE, c, None);
+        self.l3_bridged_v4(b, c);
+        for t in [ND_RS, ND_RA, ND_NS, ND_NA] {
+            let mut r = meta_protocol(0x86dd);
+            r.extend(icmpv6_type(t));
+            r.push(ret());
+            b.add_rule(f, TABLE, c, &r);
+        }
+        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+        // Dual-stack networks: IPv4 as above; IPv6 from an endpoint with ACLs is its
+        // unit's (in the inet table, through br_netfilter); to it, see CHAIN_L3_IN6.
+        for c in [acl::CHAIN_L3_OUT6, acl::CHAIN_L3_IN6] {
+            b.add_chain(f, TABLE, c, None);
+            self.l3_bridged_v4(b, c);
+            for t in [
+                MLD_QUERY,
+                MLD_REPORT,
+                MLD_DONE,
+                ND_RS,
+                ND_RA,
+                ND_NS,
+                ND_NA,
+                MLD2_REPORT,
+            ] {
+                let mut r = meta_protocol(0x86dd);
+                r.extend(icmpv6_type(t));
+                r.push(ret());
+                b.add_rule(f, TABLE, c, &r);
+            }
+        }
+        let c = acl::CHAIN_L3_OUT6;
+        if self.br_netfilter {
+            let mut r = meta_protocol(0x86dd);
+            r.push(ret());
+            b.add_rule(f, TABLE, c, &r);
+        }
+        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+        let c = acl::CHAIN_L3_IN6;
+        // The reply side of a flow the inet rules saw (and the units allowed).
+        let mut r = meta_protocol(0x86dd);
+        r.extend(masked(
+            Expr::Meta {
+                key: META_MARK,
+                dreg: REG_1,
+            },
+            acl::MARK_FLOW_REPLY.to_ne_bytes().to_vec(),
+            CMP_NEQ,
+            vec![0; 4],
+        ));
+        r.push(ret());
+        b.add_rule(f, TABLE, c, &r);
+        // To an address econet admitted: the inet rules ran its unit (bridged IPv6
+        // only through br_netfilter; routed IPv6 always).
+        let mut r = meta_protocol(0x86dd);
+        if !self.br_netfilter {
+            r.extend(masked(
+                Expr::Meta {
+                    key: META_MARK,
+                    dreg: REG_1,
+                },
+                acl::MARK_FWD6.to_ne_bytes().to_vec(),
+                CMP_NEQ,
+                vec![0; 4],
+            ));
+        }
+        r.push(Expr::Payload {
+            base: BASE_NETWORK,
+            offset: 24,
+            len: 16,
+            dreg: REG_1,
+        });
+        r.push(Expr::Lookup {
+            set: SET_ALLOWED6_IP.into(),
+            sreg: REG_1,
+            invert: false,
+        });
+        r.push(ret());
+        b.add_rule(f, TABLE, c, &r);
+        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
+        // Routed IPv6 leaves the bridge by its output hook: to an endpoint with ACLs
+        // (a dual-stack one: only those are in SET_V6 bridges' ports here) it is
+        // checked as bridged IPv6 is; what the device itself sends is not.
+        b.add_chain(
+            f,
+            TABLE,
+            acl::CHAIN_BRIDGE_OUT,
+            Some(&Hook {
+                num: HOOK_OUTPUT,
+                priority: 0,
+                kind: "filter",
+            }),
+        );
+        let mut r = meta_protocol(0x86dd);
+        r.extend(masked(
+            Expr::Meta {
+                key: META_MARK,
+                dreg: REG_1,
+            },
+            acl::MARK_FWD6.to_ne_bytes().to_vec(),
+            CMP_NEQ,
+            vec![0; 4],
+        ));
+        r.extend(in_set(META_OIFNAME, "eco_ports"));
+        r.push(Expr::Meta {
+            key: META_OIFNAME,
+            dreg: REG_1,
+        });
+        r.push(Expr::Vmap {
+            set: acl::MAP_IN_PORT.into(),
+            sreg: REG_1,
+        });
+        b.add_rule(f, TABLE, acl::CHAIN_BRIDGE_OUT, &r);
+        // After br_netfilter's forward hook (priority -1), so conntrack is attached.
+        b.add_chain(
+            f,
+            TABLE,
+            acl::CHAIN_BRIDGE_FWD,
+            Some(&Hook {
+                num: HOOK_FORWARD,
+                priority: 0,
+                kind: "filter",
+            }),
+        );
+        for (key, map) in [
+            (META_IIFNAME, acl::MAP_OUT_PORT),
+            (META_OIFNAME, acl::MAP_IN_PORT),
+        ] {
+            let r = vec![
+                Expr::Meta { key, dreg: REG_1 },
+                Expr::Vmap {
+                    set: map.into(),
+                    sreg: REG_1,
+                },
+            ];
+            b.add_rule(f, TABLE, acl::CHAIN_BRIDGE_FWD, &r);
+        }
+    }
+
+    /// The IPv4 and ARP rules of the chains L3 endpoints with ACLs take for what their
+    /// bridge carries (IPv6 follows in each).
+    fn l3_bridged_v4(&self, b: &mut Batch, c: &str) {
+        let f = NFPROTO_BRIDGE;
         // Broadcast and multicast IPv4 have no address of the ECO to find its unit
         // by: they do not reach an endpoint with ACLs, nor leave one for other ECOs.
         // (DHCP replies come from the device, not through here.)
@@ -889,40 +1103,6 @@ impl FwSpec {
             chain: None,
         });
         b.add_rule(f, TABLE, c, &r);
-        for t in [ND_RS, ND_RA, ND_NS, ND_NA] {
-            let mut r = meta_protocol(0x86dd);
-            r.extend(icmpv6_type(t));
-            r.push(Expr::Verdict {
-                code: NFT_RETURN,
-                chain: None,
-            });
-            b.add_rule(f, TABLE, c, &r);
-        }
-        b.add_rule(f, TABLE, c, &[verdict(NF_DROP)]);
-        // After br_netfilter's forward hook (priority -1), so conntrack is attached.
-        b.add_chain(
-            f,
-            TABLE,
-            acl::CHAIN_BRIDGE_FWD,
-            Some(&Hook {
-                num: HOOK_FORWARD,
-                priority: 0,
-                kind: "filter",
-            }),
-        );
-        for (key, map) in [
-            (META_IIFNAME, acl::MAP_OUT_PORT),
-            (META_OIFNAME, acl::MAP_IN_PORT),
-        ] {
-            let r = vec![
-                Expr::Meta { key, dreg: REG_1 },
-                Expr::Vmap {
-                    set: map.into(),
-                    sreg: REG_1,
-                },
-            ];
-            b.add_rule(f, TABLE, acl::CHAIN_BRIDGE_FWD, &r);
-        }
     }
 
     /// The IPv6 sets: per bridge, its bindings and claimed addresses (both aging out
@@ -1129,6 +1309,7 @@ const PACKET_BROADCAST: u8 = 1;
 const PACKET_MULTICAST: u8 = 2;
 
 /// ICMPv6 types.
+const MLD_QUERY: u8 = 130;
 const MLD_REPORT: u8 = 131;
 const MLD_DONE: u8 = 132;
 const ND_RS: u8 = 133;
@@ -1181,22 +1362,7 @@ fn build_nd6(b: &mut Batch, bridge: &str, net: Option<&FwNet>) {
     }
     r.push(verdict(NF_DROP));
     add_rule6(b, &c, &r);
-    if let Some(s) = &subnet6 {
-        // Off the network (NAT66, or routed anywhere): not from endpoints with
-        // ACLs, which are IPv4 only (their map entry drops all but ND).
-        let mut r = ip6_is_link_local(BASE_NETWORK, 24, false);
-        r.extend(ip6_prefix(BASE_NETWORK, 24, &[0xff], 8, false));
-        r.extend(ip6_in(BASE_NETWORK, 24, s, false));
-        r.push(Expr::Meta {
-            key: META_IIFNAME,
-            dreg: REG_1,
-        });
-        r.push(Expr::Vmap {
-            set: acl::MAP_OUT_PORT.into(),
-            sreg: REG_1,
-        });
-        add_rule6(b, &c, &r);
-    }
+    // (Endpoints with ACLs: their IPv6 is their units' in the inet table, see acl.)
     let mut dad = field_is(BASE_NETWORK, 8, vec![0; 16]);
     dad.extend(icmpv6_type(ND_NS));
     // Admitted: the binding is in allowed6.
@@ -1521,6 +1687,26 @@ fn ct_mark_is(mark: u32) -> Vec<Expr> {
     ]
 }
 
+/// `meta mark set meta mark | BIT`
+fn set_mark_bit(bit: u32) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: META_MARK,
+            dreg: REG_1,
+        },
+        Expr::Bitwise {
+            reg: REG_1,
+            len: 4,
+            mask: (!bit).to_ne_bytes().to_vec(),
+            xor: bit.to_ne_bytes().to_vec(),
+        },
+        Expr::MetaSet {
+            key: META_MARK,
+            sreg: REG_1,
+        },
+    ]
+}
+
 pub(crate) fn verdict(code: i32) -> Expr {
     Expr::Verdict { code, chain: None }
 }
@@ -1657,7 +1843,7 @@ fn ip6_is_link_local(base: u32, offset: u32, is: bool) -> Vec<Expr> {
 }
 
 /// The IPv6 address at `offset` from `base` is (or is not) in `net`.
-fn ip6_in(base: u32, offset: u32, net: &Ipv6Net, is: bool) -> Vec<Expr> {
+pub(crate) fn ip6_in(base: u32, offset: u32, net: &Ipv6Net, is: bool) -> Vec<Expr> {
     ip6_prefix(base, offset, &net.addr().octets(), net.len(), is)
 }
 

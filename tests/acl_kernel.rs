@@ -245,3 +245,168 @@ fn units_install_read_back_and_change_one_at_a_time() {
         assert_eq!(cur4, Default::default(), "{cur4:#?}");
     });
 }
+
+/// The dual-stack example with IPv6 ACEs on web's lan endpoint (static ip6) and
+/// plc's lan endpoint, and an IPv4 one on plc's legacy (IPv4-only) endpoint.
+fn config6() -> config::Config {
+    let mut cfg = config::parse(include_bytes!("../board/examples/dual-stack-device.json"))
+        .expect("example config");
+    let six = |s: &str| s.parse::<econet::addr::Ipv6Net>().expect("prefix");
+    cfg.apps[0].interfaces[0].acls = Some(vec![
+        ace(
+            1,
+            AceMatches {
+                ip6: Some(six("2001:db8:1::/48")),
+                ..tcp(None, Some(443))
+            },
+            AceAction::Allow,
+            AceDir::Egress,
+        ),
+        ace(
+            2,
+            AceMatches {
+                protocol: Some(AceProto::Number(1)),
+                ..Default::default()
+            },
+            AceAction::Limit {
+                rate: 5,
+                per_secs: 1,
+                burst: 5,
+            },
+            AceDir::Both,
+        ),
+        ace(
+            3,
+            AceMatches {
+                eidset: true,
+                ..Default::default()
+            },
+            AceAction::Allow,
+            AceDir::Both,
+        ),
+    ]);
+    cfg.apps[1].interfaces[1].acls = Some(vec![ace(
+        4,
+        AceMatches {
+            ip6: Some(six("2001:db8:2::1/128")),
+            ..Default::default()
+        },
+        AceAction::Drop,
+        AceDir::Both,
+    )]);
+    cfg.apps[1].interfaces[2].acls = Some(vec![ace(
+        5,
+        tcp(None, Some(22)),
+        AceAction::Allow,
+        AceDir::Egress,
+    )]);
+    cfg
+}
+
+#[test]
+fn ipv6_units_install_read_back_and_change_one_at_a_time() {
+    common::require_root();
+    in_private_netns(|nft_cli| {
+        let cfg = config6();
+        let web = &cfg.apps[0].interfaces[0];
+        let plc = &cfg.apps[1].interfaces[1];
+        let lease6 = econet::firewall::Allowed6::new(
+            &plc.host_ifname,
+            plc.eco_mac(&cfg.apps[1].id),
+            "fd00:1:2:3::1:9".parse().expect("address"),
+        );
+        let lease = Allowed::new(
+            &web.host_ifname,
+            web.eco_mac(&cfg.apps[0].id),
+            Some(Ipv4Addr::new(10, 1, 0, 20)),
+        );
+        let d = desired(&cfg, &facts(&cfg), &[lease], std::slice::from_ref(&lease6));
+        assert_eq!(d.acl.units.len(), 3);
+        // A bridge-family IPv6 switch for ACLs on a dual-stack network.
+        assert!(d
+            .sysctls
+            .iter()
+            .any(|s| s.path == acl::BR_NF_CALL_IP6TABLES && s.value == "1"));
+        let mut nft = Nft::open().expect("nft socket");
+        let mut b = nft.batch();
+        d.firewall.build(
+            &mut b,
+            (false, false),
+            (&d.allowed, &d.allowed6),
+            &Default::default(),
+        );
+        nft.commit(b).expect("firewall accepted");
+        let mut b = nft.batch();
+        acl::changes(&d.acl, &Default::default()).write(&mut b);
+        nft.commit(b).expect("ACLs accepted");
+
+        let cur = acl::read(&mut nft).expect("read back");
+        let again = acl::changes(&d.acl, &cur);
+        assert!(again.is_empty(), "{again:#?}");
+        let six: Vec<&acl::VElem> = cur
+            .velems
+            .iter()
+            .filter(|e| e.map == acl::MAP_OUT6 || e.map == acl::MAP_IN6)
+            .collect();
+        // web: its MAC out, its static ip6 in; plc: its MAC out, its lease in.
+        assert_eq!(six.len(), 4, "{six:#?}");
+        let ruleset = nft_cli("list ruleset");
+        assert!(
+            ruleset.starts_with("ExitStatus(unix_wait_status(0))"),
+            "{ruleset}"
+        );
+        for want in [
+            "map acl_out6",
+            "type ifname . ether_addr : verdict",
+            "type ifname . ipv6_addr : verdict",
+            "iifname . ether saddr vmap @acl_out6",
+            "oifname . ip6 daddr vmap @acl_in6",
+            "ip6 daddr 2001:db8:1::/48 tcp dport 443 counter",
+            "ip6 saddr 2001:db8:2::1 counter",
+            "chain acl_l3_in6",
+            "chain acl_output",
+            "ip6 daddr @allowed6_ip return",
+            "meta l4proto ipv6-icmp counter",
+            "ip6 daddr fd00:1:2:3::/64 counter",
+            "ip6 saddr 2001:db8:42::10 counter",
+        ] {
+            assert!(ruleset.contains(want), "{want:?} missing in:\n{ruleset}");
+        }
+
+        // plc's ACL changes: only its unit is re-made.
+        let mut cfg2 = cfg.clone();
+        if let Some(a) = cfg2.apps[1].interfaces[1].acls.as_mut() {
+            a[0].dir = AceDir::Egress;
+        }
+        let d2 = desired(
+            &cfg2,
+            &facts(&cfg2),
+            &[lease],
+            std::slice::from_ref(&lease6),
+        );
+        let c = acl::changes(&d2.acl, &cur);
+        assert_eq!(c.new_units.len(), 1, "{c:#?}");
+        assert_eq!(c.new_units[0].port, plc.host_ifname);
+        // Its four chains (IPv4 and IPv6, out and in), nothing of web's.
+        assert_eq!(c.del_chains.len(), 4, "{c:#?}");
+        assert_eq!(c.del_velems.len(), 2, "{c:#?}"); // its MAC out, its lease in
+        apply(&mut nft, &c);
+        let cur2 = acl::read(&mut nft).expect("read back");
+        assert!(acl::changes(&d2.acl, &cur2).is_empty());
+
+        // A new DHCPv6 lease of web: one element, no unit.
+        let lease6b = econet::firewall::Allowed6::new(
+            &web.host_ifname,
+            web.eco_mac(&cfg.apps[0].id),
+            "fd00:1:2:3::1:a".parse().expect("address"),
+        );
+        let d3 = desired(&cfg2, &facts(&cfg2), &[lease], &[lease6, lease6b]);
+        let c = acl::changes(&d3.acl, &cur2);
+        assert!(c.new_units.is_empty() && c.del_chains.is_empty(), "{c:#?}");
+        assert_eq!(c.add_velems.len(), 1, "{c:#?}");
+        assert_eq!(c.add_velems[0].map, acl::MAP_IN6);
+        apply(&mut nft, &c);
+        let cur3 = acl::read(&mut nft).expect("read back");
+        assert!(acl::changes(&d3.acl, &cur3).is_empty());
+    });
+}

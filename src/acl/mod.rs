@@ -9,20 +9,53 @@
 //! (switch networks). A packet's cost is one map lookup and its endpoint's own list,
 //! whatever the number of endpoints or ACEs on the device.
 //!
+//! IPv6 (dual-stack local networks): a dual-stack endpoint's unit has two more
+//! chains, IPv6's, with the same ACEs in the same order, the same named counters and
+//! the same limits (one bucket for both families). An IPv4 `ip` or `host` never
+//! matches IPv6 and an IPv6 `ip` never IPv4; `host` is IPv4 only (econet learns no
+//! AAAA answers); `eidset` is, for IPv6, the network's `subnet6` and its `static_dns`
+//! IPv6 addresses; `protocol` `icmp` is ICMPv6 for IPv6. Port maps are IPv4 only.
+//! An IPv6 `ip` on an endpoint whose IPv6 reaches no unit (a network without
+//! `subnet6`, a switch network) is accepted and inert.
+//!
+//! The IPv6 chains are entered in the inet forward chain, which sees routed IPv6
+//! (through NAT66, or back into the bridge) and, by br_netfilter
+//! (`bridge-nf-call-ip6tables`, set on), bridged IPv6 between ECOs; for both the
+//! input interface is the bridge, not the port, so the keys are:
+//! - from an ECO (`acl_out6`): `iifname . ether saddr`, the bridge and each MAC
+//!   the anti-spoofing rules let the port send from. Whatever its source address
+//!   (DHCPv6, static, SLAAC claimed first come first served, link-local), an ECO's
+//!   packet finds its unit: econet need not know its SLAAC addresses.
+//! - to an ECO (`acl_in6`): `oifname . ip6 daddr`, the bridge and each address
+//!   econet admitted (static `ip6`, DHCPv6 leases); the destination MAC of a routed
+//!   packet is not known in the forward hook. What goes to an ECO's other addresses
+//!   (SLAAC, link-local) has no unit: the bridge family lets it reach an endpoint
+//!   with ACLs only as the reply side of an allowed flow, or neighbour discovery
+//!   (CHAIN_L3_IN6, from the bridge forward hook for bridged frames and from the
+//!   output hook for routed ones; the inet forward chain marks routed IPv6 and the
+//!   reply side of flows for it, MARK_FWD6 and MARK_FLOW_REPLY, as the bridge family
+//!   has no conntrack on this kernel). So INGRESS IPv6 reaches such an endpoint only
+//!   at its admitted addresses.
+//!
+//! Without br_netfilter, bridged IPv6 of endpoints with ACLs is dropped (fail
+//! closed); routed IPv6 is filtered all the same.
+//!
 //! A unit's names carry a hash of everything it is built from, so the kernel's objects
 //! say what they are: the reconciler reads the names back, keeps the units that are
 //! still wanted (after a restart or `kill -9` too), creates the new ones and deletes
 //! the stale ones, all in one batch. Changing one endpoint's ACL touches only its unit.
 
 pub mod hosts;
+#[cfg(test)]
+mod tests6;
 
-use crate::addr::Ipv4Net;
+use crate::addr::{Ipv4Net, Ipv6Net, MacAddr};
 use crate::config::{Ace, AceAction, AceMatches, AceProto, Config, NetKind, PortRange};
-use crate::firewall::{self as fw, Allowed, TABLE};
+use crate::firewall::{self as fw, Allowed, Allowed6, TABLE};
 use crate::netlink::nft::*;
 use crate::reconcile::facts::Facts;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// inet: `iifname . ip saddr` of an ECO's packets to its unit's `out` chain.
 pub const MAP_OUT4: &str = "acl_out4";
@@ -37,10 +70,26 @@ pub const MAP_PM_OUT: &str = "portmap_out";
 /// inet: port maps reached from ECOs (hairpin, other networks), by the port's
 /// address: `ip daddr . l4proto . th dport` to `ECO address . appPort`.
 pub const MAP_PM_IN: &str = "portmap_in";
-/// bridge: the chain L3 endpoints with ACLs take for what the inet rules cannot
-/// see bridged between ECOs: IPv6 (ACLs are IPv4 for now) is dropped but for
-/// neighbour discovery.
+/// inet: `iifname . ether saddr` of an ECO's IPv6 packets (the bridge and a MAC
+/// admitted on the endpoint's port) to its unit's `out` chain.
+pub const MAP_OUT6: &str = "acl_out6";
+/// inet: `oifname . ip6 daddr` of IPv6 packets to an ECO (the bridge and an address
+/// econet admitted for it: static `ip6`, DHCPv6 leases) to its unit's `in` chain.
+pub const MAP_IN6: &str = "acl_in6";
+/// bridge: the chain L3 endpoints with ACLs on a network without `subnet6` take for
+/// what the inet rules cannot see bridged between ECOs: IPv6 is dropped but for
+/// neighbour discovery (their IPv6 is link-local only and reaches no unit).
 pub const CHAIN_L3_BRIDGED: &str = "acl_l3_bridged";
+/// bridge: the same for endpoints with ACLs on a dual-stack network, frames from
+/// them: IPv6 passed to the inet rules (their unit, found by MAC), given br_netfilter.
+pub const CHAIN_L3_OUT6: &str = "acl_l3_out6";
+/// bridge: frames to them, bridged or routed: IPv6 passes if it is the reply side
+/// of an allowed flow or addressed to an admitted address (whose unit the inet
+/// rules ran), and neighbour discovery; nothing else (a SLAAC or link-local address
+/// of the endpoint has no unit to ask).
+pub const CHAIN_L3_IN6: &str = "acl_l3_in6";
+/// bridge: the output hook's chain: routed IPv6 to an endpoint with ACLs.
+pub const CHAIN_BRIDGE_OUT: &str = "acl_output";
 /// bridge: the base chain that enters the units of switch endpoints.
 pub const CHAIN_BRIDGE_FWD: &str = "acl_forward";
 
@@ -50,6 +99,11 @@ pub const CHAIN_BRIDGE_FWD: &str = "acl_forward";
 /// switch endpoints read the state br_netfilter's conntrack found this way. Without
 /// br_netfilter no packet carries it, and replies are dropped: it fails closed.
 pub const MARK_FLOW_REPLY: u32 = 0x0002_0000;
+/// The packet mark bit the inet forward chain sets on IPv6 it routes into a
+/// dual-stack bridge, so that the bridge family's output hook tells routed packets
+/// (to check) from the device's own (DHCPv6, DNS, ND: never a unit's business, as
+/// for IPv4).
+pub const MARK_FWD6: u32 = 0x0004_0000;
 
 /// Conntrack marks of port-mapped connections, from outside and from ECOs (the
 /// latter are masqueraded to the gateway, so the ECO's answer comes back through
@@ -60,8 +114,13 @@ pub const MARK_PM_MASK: u32 = 0xffff_fffe;
 
 /// br_netfilter's switch: bridged IPv4 passes the inet hooks (and conntrack).
 pub const BR_NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+/// The same for bridged IPv6 (kernel default on, set by econet where it matters).
+pub const BR_NF_CALL_IP6TABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-ip6tables";
 
 pub const VMAP4_KEY_LEN: u32 = 16 + 4;
+/// ifname . ether_addr (6 bytes, padded to 8).
+pub const VMAP6_OUT_KEY_LEN: u32 = 16 + 8;
+pub const VMAP6_IN_KEY_LEN: u32 = 16 + 16;
 pub const PM_OUT_KEY_LEN: u32 = 16 + 4 + 4 + 4;
 pub const PM_IN_KEY_LEN: u32 = 4 + 4 + 4;
 pub const PM_DATA_LEN: u32 = 4 + 4;
@@ -70,6 +129,8 @@ pub const PM_DATA_LEN: u32 = 4 + 4;
 const UNIT_VERSION: u32 = 1;
 const UNIT_CHAIN_OUT: &str = "acl_o_";
 const UNIT_CHAIN_IN: &str = "acl_i_";
+const UNIT_CHAIN_OUT6: &str = "acl_o6_";
+const UNIT_CHAIN_IN6: &str = "acl_i6_";
 const OBJ_PREFIX: &str = "acl_";
 const EIDS_PREFIX: &str = "eids_";
 
@@ -86,6 +147,11 @@ pub struct Unit {
     pub hash: String,
     pub out_rules: Vec<Vec<Expr>>,
     pub in_rules: Vec<Vec<Expr>>,
+    /// A dual-stack endpoint's unit has IPv6 chains too (entered by MAP_OUT6 and
+    /// MAP_IN6), with the same counters and limits.
+    pub v6: bool,
+    pub out6_rules: Vec<Vec<Expr>>,
+    pub in6_rules: Vec<Vec<Expr>>,
     /// The ACE ids with a counter, and 0 for the implicit drop.
     pub ids: Vec<u32>,
     /// `limit` ACEs: id and (rate, unit seconds, burst).
@@ -98,6 +164,24 @@ impl Unit {
     }
     pub fn in_chain(&self) -> String {
         format!("{UNIT_CHAIN_IN}{}", self.hash)
+    }
+    pub fn out6_chain(&self) -> String {
+        format!("{UNIT_CHAIN_OUT6}{}", self.hash)
+    }
+    pub fn in6_chain(&self) -> String {
+        format!("{UNIT_CHAIN_IN6}{}", self.hash)
+    }
+    /// The unit's chains and their rules.
+    pub fn chains(&self) -> Vec<(String, &Vec<Vec<Expr>>)> {
+        let mut v = vec![
+            (self.out_chain(), &self.out_rules),
+            (self.in_chain(), &self.in_rules),
+        ];
+        if self.v6 {
+            v.push((self.out6_chain(), &self.out6_rules));
+            v.push((self.in6_chain(), &self.in6_rules));
+        }
+        v
     }
     pub fn counter(&self, id: u32) -> String {
         counter_name(&self.hash, id)
@@ -182,12 +266,23 @@ impl Way {
             Way::In => (2, 0),
         }
     }
+    /// The remote address in an IPv6 header.
+    fn remote6_off(self) -> u32 {
+        match self {
+            Way::Out => 24,
+            Way::In => 8,
+        }
+    }
 }
 
 /// What a unit's rules refer to on its network.
+#[derive(Default)]
 struct NetSets {
     hosts: Option<String>,
     eids: Option<String>,
+    /// The IPv6 eidset of a dual-stack network: its `subnet6` and the IPv6 addresses
+    /// of its `static_dns` (each a /128), matched by a rule each.
+    eids6: Vec<Ipv6Net>,
 }
 
 fn hex(bytes: &[u8], n: usize) -> String {
@@ -222,9 +317,23 @@ fn eid_ranges(subnet: Ipv4Net, statics: &[Ipv4Addr]) -> Vec<(u32, u64)> {
     out
 }
 
+/// The IPv6 eidset of a dual-stack network: its `subnet6` and the IPv6 addresses of
+/// its `static_dns` outside it.
+fn eid6_prefixes(subnet6: Ipv6Net, statics: &[crate::config::HostEntry]) -> Vec<Ipv6Net> {
+    let mut out = vec![subnet6];
+    for a in statics.iter().flat_map(|h| h.addrs6.iter()) {
+        if !subnet6.contains(*a) {
+            out.push(Ipv6Net::containing(*a, 128));
+        }
+    }
+    out.sort_by_key(|n| (u128::from(n.addr()), n.len()));
+    out.dedup();
+    out
+}
+
 /// The ACL objects `cfg` wants, given the ports' state and the senders admitted
 /// (`allowed`: static addresses and leases).
-pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
+pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed], allowed6: &[Allowed6]) -> AclSpec {
     let mut spec = AclSpec::default();
     let mut net_sets: HashMap<usize, NetSets> = HashMap::new();
     for (i, n) in cfg.networks.iter().enumerate() {
@@ -234,10 +343,7 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
                 .flat_map(|(_, itf)| itf.acls.iter().flatten())
         };
         let hosts = hosts::acl_hosts(cfg, i);
-        let mut sets = NetSets {
-            hosts: None,
-            eids: None,
-        };
+        let mut sets = NetSets::default();
         if !hosts.is_empty() {
             let name = hosts::set_name(&n.bridge);
             let entries = hosts::static_names(
@@ -270,6 +376,12 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
             }
             sets.eids = Some(name);
         }
+        if let (true, Some(v6)) = (
+            aces().any(|a| a.matches.eidset),
+            n.ip.as_ref().and_then(|l3| l3.v6.as_ref()),
+        ) {
+            sets.eids6 = eid6_prefixes(v6.subnet6, &n.static_dns);
+        }
         net_sets.insert(i, sets);
     }
     for (app, itf) in cfg.endpoints() {
@@ -289,9 +401,19 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
         let eids_set = sets
             .and_then(|s| s.eids.clone())
             .filter(|_| aces.iter().any(|a| a.matches.eidset));
+        let eids6: Vec<Ipv6Net> = sets
+            .map(|s| s.eids6.clone())
+            .filter(|_| aces.iter().any(|a| a.matches.eidset))
+            .unwrap_or_default();
+        let dual = family == NFPROTO_INET && n.ip.as_ref().is_some_and(|l3| l3.v6.is_some());
+        // (An IPv4-only unit is named as before IPv6 came.)
+        let v6_text = match dual {
+            true => format!(" v6 {eids6:?}"),
+            false => String::new(),
+        };
         let hash = hex(
             &digest(&format!(
-                "v{UNIT_VERSION} {family} {} {} {} {aces:?} {hosts_set:?} {eids_set:?}",
+                "v{UNIT_VERSION} {family} {} {} {} {aces:?} {hosts_set:?} {eids_set:?}{v6_text}",
                 app.id, itf.name, itf.host_ifname
             )),
             6,
@@ -305,7 +427,9 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
             &NetSets {
                 hosts: hosts_set,
                 eids: eids_set,
+                eids6,
             },
+            dual,
         );
         unit.port = itf.host_ifname.clone();
         unit.bridge = n.bridge.clone();
@@ -323,14 +447,49 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
                 });
             }
         } else {
-            // Bridged IPv6 between ECOs bypasses the inet rules: see CHAIN_L3_BRIDGED.
-            for map in [MAP_OUT_PORT, MAP_IN_PORT] {
+            // What the bridge carries beside unicast IPv4 is checked in the bridge
+            // family: see CHAIN_L3_BRIDGED, CHAIN_L3_OUT6 and CHAIN_L3_IN6.
+            let chains = match dual {
+                true => [CHAIN_L3_OUT6, CHAIN_L3_IN6],
+                false => [CHAIN_L3_BRIDGED, CHAIN_L3_BRIDGED],
+            };
+            for (map, chain) in [MAP_OUT_PORT, MAP_IN_PORT].into_iter().zip(chains) {
                 spec.velems.push(VElem {
                     family: NFPROTO_BRIDGE,
                     map,
                     key: name.clone(),
-                    chain: CHAIN_L3_BRIDGED.into(),
+                    chain: chain.into(),
                 });
+            }
+            if dual {
+                // IPv6 from the ECO by the MACs its port may send from (whatever
+                // the source: DHCPv6, static, SLAAC, link-local); to it by the
+                // addresses econet admitted.
+                let mut macs: Vec<MacAddr> = allowed
+                    .iter()
+                    .filter(|a| a.ifname[..] == name[..])
+                    .map(|a| a.mac)
+                    .chain(
+                        allowed6
+                            .iter()
+                            .filter(|a| a.ifname[..] == name[..])
+                            .map(|a| a.mac),
+                    )
+                    .collect();
+                macs.push(itf.eco_mac(&app.id));
+                macs.sort();
+                macs.dedup();
+                let mut ips: Vec<Ipv6Addr> = allowed6
+                    .iter()
+                    .filter(|a| a.ifname[..] == name[..])
+                    .map(|a| a.ip)
+                    .collect();
+                ips.extend(itf.ip6);
+                ips.sort();
+                ips.dedup();
+                spec.velems.extend(macs.iter().map(|m| mac_elem(&unit, *m)));
+                spec.velems
+                    .extend(ips.iter().map(|ip| addr6_elem(&unit, *ip)));
             }
             let mut addrs: Vec<Ipv4Addr> = allowed
                 .iter()
@@ -358,7 +517,9 @@ pub fn desired(cfg: &Config, facts: &Facts, allowed: &[Allowed]) -> AclSpec {
         spec.units.push(unit);
     }
     spec.velems.sort();
-    spec.velems.dedup();
+    // One chain per key (a MAC or address two endpoints claim goes to the first).
+    spec.velems
+        .dedup_by(|a, b| a.family == b.family && a.map == b.map && a.key == b.key);
     spec.pm.sort();
     spec.pm.dedup();
     spec
@@ -520,6 +681,91 @@ fn matches(m: &AceMatches, way: Way, sets: &NetSets, lport: bool) -> Vec<Expr> {
     v
 }
 
+/// The match expressions of an ACE in a unit's IPv6 chains, one list per rule it
+/// needs (their union is the ACE's match). Empty: the ACE never matches IPv6.
+///
+/// An IPv4 `ip` and `host` (no AAAA learning) never match IPv6; an IPv6 `ip` is
+/// matched here only; `eidset` is the network's `subnet6` and its `static_dns` IPv6
+/// addresses, a rule each; `protocol` `icmp` (1) means ICMPv6 (58).
+fn matches6(m: &AceMatches, way: Way, sets: &NetSets, lport: bool) -> Vec<Vec<Expr>> {
+    if m.ip.is_some() || m.host.is_some() {
+        return Vec::new();
+    }
+    let mut head = fw::nfproto_ipv6();
+    match m.protocol {
+        Some(AceProto::Number(1)) => head.extend(fw::l4proto(58)),
+        Some(AceProto::Number(p)) => head.extend(fw::l4proto(p)),
+        _ => {}
+    }
+    let mut tail = Vec::new();
+    let (own_port, remote_port) = way.ports();
+    if let (true, Some(r)) = (lport, m.lport) {
+        tail.extend(port_range(own_port, r));
+    }
+    if let Some(r) = m.fport {
+        tail.extend(port_range(remote_port, r));
+    }
+    let mut prefixes: Vec<Ipv6Net> = Vec::new();
+    prefixes.extend(m.ip6);
+    if m.eidset {
+        prefixes.extend(sets.eids6.iter().copied());
+    } else if m.ip6.is_none() {
+        head.extend(tail);
+        return vec![head];
+    }
+    prefixes
+        .into_iter()
+        .map(|net| {
+            let mut r = head.clone();
+            if net.len() > 0 {
+                r.extend(fw::ip6_in(BASE_NETWORK, way.remote6_off(), &net, true));
+            }
+            r.extend(tail.iter().cloned());
+            r
+        })
+        .collect()
+}
+
+/// The rules of an ACE whose matches are each of `variants` (none: no rule).
+fn action_rules(hash: &str, ace: &Ace, variants: Vec<Vec<Expr>>) -> Vec<Vec<Expr>> {
+    let c = counter(counter_name(hash, ace.id));
+    let mut rules = Vec::new();
+    for m in variants {
+        match ace.action {
+            AceAction::Allow | AceAction::Portmap { .. } => {
+                let mut r = m;
+                r.push(c.clone());
+                r.push(ret());
+                rules.push(r);
+            }
+            AceAction::Drop => {
+                let mut r = m;
+                r.push(c.clone());
+                r.push(fw::verdict(NF_DROP));
+                rules.push(r);
+            }
+            AceAction::Limit { .. } => {
+                let mut r = m.clone();
+                r.push(c.clone());
+                r.push(Expr::Objref {
+                    ty: OBJ_LIMIT,
+                    name: limit_name(hash, ace.id),
+                });
+                r.push(fw::verdict(NF_DROP));
+                rules.push(r);
+                let mut r = m;
+                r.push(ret());
+                rules.push(r);
+            }
+        }
+    }
+    rules
+}
+
+/// ICMPv6 types of neighbour discovery and multicast listener discovery, which an
+/// IPv6 unit chain lets pass between ECOs (what the anti-spoofing rules let through).
+const ND_MLD_TYPES: [u8; 8] = [130, 131, 132, 133, 134, 135, 136, 143];
+
 /// The first rules of both chains: the rest of a flow whose first packet was
 /// allowed passes (its replies, what it relates to).
 fn prelude(family: u8, way: Way) -> Vec<Vec<Expr>> {
@@ -538,6 +784,19 @@ fn prelude(family: u8, way: Way) -> Vec<Vec<Expr>> {
             r
         },
     ]
+}
+
+/// The first rules of a unit's IPv6 chains: as for IPv4, and neighbour and
+/// multicast listener discovery between ECOs.
+fn prelude6() -> Vec<Vec<Expr>> {
+    let mut rules = prelude(NFPROTO_INET, Way::Out);
+    rules.extend(ND_MLD_TYPES.iter().map(|&t| {
+        let mut r = fw::nfproto_ipv6();
+        r.extend(fw::icmpv6_type(t));
+        r.push(ret());
+        r
+    }));
+    rules
 }
 
 /// The prelude of a switch endpoint's chains: the flow state comes as a packet
@@ -580,7 +839,7 @@ fn bridge_prelude(way: Way) -> Vec<Vec<Expr>> {
     rules
 }
 
-/// One endpoint's unit.
+/// One endpoint's unit; with `v6`, its IPv6 chains too (a dual-stack endpoint).
 fn compile(
     family: u8,
     app_id: &str,
@@ -588,6 +847,7 @@ fn compile(
     hash: String,
     aces: &[Ace],
     sets: &NetSets,
+    v6: bool,
 ) -> Unit {
     let mut u = Unit {
         family,
@@ -598,6 +858,9 @@ fn compile(
         hash,
         out_rules: prelude(family, Way::Out),
         in_rules: prelude(family, Way::In),
+        v6,
+        out6_rules: if v6 { prelude6() } else { Vec::new() },
+        in6_rules: if v6 { prelude6() } else { Vec::new() },
         ids: Vec::new(),
         limits: Vec::new(),
     };
@@ -634,9 +897,9 @@ fn compile(
                 .push((ace.id, (u64::from(rate), u64::from(per_secs), burst)));
         }
         for way in [Way::Out, Way::In] {
-            let rules = match way {
-                Way::Out => &mut u.out_rules,
-                Way::In => &mut u.in_rules,
+            let (rules, rules6) = match way {
+                Way::Out => (&mut u.out_rules, &mut u.out6_rules),
+                Way::In => (&mut u.in_rules, &mut u.in6_rules),
             };
             let applies = match way {
                 Way::Out => ace.dir.egress(),
@@ -666,31 +929,17 @@ fn compile(
                     rules.push(r);
                 }
                 _ if !applies => {}
-                AceAction::Allow => {
-                    let mut r = matches(&ace.matches, way, sets, true);
-                    r.push(c.clone());
-                    r.push(ret());
-                    rules.push(r);
-                }
-                AceAction::Drop => {
-                    let mut r = matches(&ace.matches, way, sets, true);
-                    r.push(c.clone());
-                    r.push(fw::verdict(NF_DROP));
-                    rules.push(r);
-                }
-                AceAction::Limit { .. } => {
-                    let m = matches(&ace.matches, way, sets, true);
-                    let mut r = m.clone();
-                    r.push(c.clone());
-                    r.push(Expr::Objref {
-                        ty: OBJ_LIMIT,
-                        name: limit_name(&u.hash, ace.id),
-                    });
-                    r.push(fw::verdict(NF_DROP));
-                    rules.push(r);
-                    let mut r = m;
-                    r.push(ret());
-                    rules.push(r);
+                _ => {
+                    // The IPv4 chains: an IPv6 ip never matches there.
+                    let v4 = match ace.matches.ip6 {
+                        Some(_) => Vec::new(),
+                        None => vec![matches(&ace.matches, way, sets, true)],
+                    };
+                    rules.extend(action_rules(&u.hash, ace, v4));
+                    if v6 {
+                        let m = matches6(&ace.matches, way, sets, true);
+                        rules6.extend(action_rules(&u.hash, ace, m));
+                    }
                 }
             }
         }
@@ -698,6 +947,10 @@ fn compile(
     u.ids.push(0);
     implicit(&mut u.out_rules, &u.hash);
     implicit(&mut u.in_rules, &u.hash);
+    if v6 {
+        implicit(&mut u.out6_rules, &u.hash);
+        implicit(&mut u.in6_rules, &u.hash);
+    }
     u
 }
 
@@ -716,9 +969,11 @@ pub struct AclState {
     pub statics: Vec<(String, Vec<Vec<u8>>)>,
 }
 
-const VMAPS: [(u8, &str); 4] = [
+const VMAPS: [(u8, &str); 6] = [
     (NFPROTO_INET, MAP_OUT4),
     (NFPROTO_INET, MAP_IN4),
+    (NFPROTO_INET, MAP_OUT6),
+    (NFPROTO_INET, MAP_IN6),
     (NFPROTO_BRIDGE, MAP_OUT_PORT),
     (NFPROTO_BRIDGE, MAP_IN_PORT),
 ];
@@ -728,7 +983,15 @@ pub fn read(nft: &mut Nft) -> std::io::Result<AclState> {
     let mut st = AclState::default();
     for family in [NFPROTO_INET, NFPROTO_BRIDGE] {
         for c in nft.chains(family, TABLE)? {
-            if c.starts_with(UNIT_CHAIN_OUT) || c.starts_with(UNIT_CHAIN_IN) {
+            if [
+                UNIT_CHAIN_OUT,
+                UNIT_CHAIN_IN,
+                UNIT_CHAIN_OUT6,
+                UNIT_CHAIN_IN6,
+            ]
+            .iter()
+            .any(|p| c.starts_with(p))
+            {
                 st.chains.push((family, c));
             }
         }
@@ -823,7 +1086,7 @@ impl AclChanges {
             for (id, rate) in &u.limits {
                 b.add_limit(u.family, TABLE, &limit_name(&u.hash, *id), *rate, true);
             }
-            for (chain, rules) in [(u.out_chain(), &u.out_rules), (u.in_chain(), &u.in_rules)] {
+            for (chain, rules) in u.chains() {
                 b.add_chain(u.family, TABLE, &chain, None);
                 for r in rules {
                     b.add_rule(u.family, TABLE, &chain, r);
@@ -897,8 +1160,8 @@ impl AclChanges {
             }
         }
         for u in &self.new_units {
-            st.chains.push((u.family, u.out_chain()));
-            st.chains.push((u.family, u.in_chain()));
+            st.chains
+                .extend(u.chains().into_iter().map(|(c, _)| (u.family, c)));
             st.objs.extend(
                 u.ids
                     .iter()
@@ -961,7 +1224,8 @@ pub fn changes(d: &AclSpec, cur: &AclState) -> AclChanges {
     let mut want_chains: HashSet<(u8, String)> = HashSet::new();
     let mut want_objs: HashSet<(u8, String, u32)> = HashSet::new();
     for u in &d.units {
-        let chains = [(u.family, u.out_chain()), (u.family, u.in_chain())];
+        let chains: Vec<(u8, String)> =
+            u.chains().into_iter().map(|(c, _)| (u.family, c)).collect();
         if !chains.iter().all(|k| have_chains.contains(k)) {
             c.new_units.push(u.clone());
         }
@@ -985,7 +1249,7 @@ pub fn changes(d: &AclSpec, cur: &AclState) -> AclChanges {
     let remade: HashSet<String> = c
         .new_units
         .iter()
-        .flat_map(|u| [u.out_chain(), u.in_chain()])
+        .flat_map(|u| u.chains().into_iter().map(|(c, _)| c))
         .collect();
     let want_v: HashSet<&VElem> = d.velems.iter().collect();
     let have_v: HashSet<&VElem> = cur.velems.iter().collect();
@@ -1072,6 +1336,33 @@ pub fn addr_elems(u: &Unit, ip: Ipv4Addr) -> [VElem; 2] {
             chain: u.in_chain(),
         },
     ]
+}
+
+/// The map element that sends the IPv6 packets an L3 endpoint's MAC `mac` sends on
+/// its bridge to its unit `u`.
+pub fn mac_elem(u: &Unit, mac: MacAddr) -> VElem {
+    let mut key = ifname(&u.bridge).to_vec();
+    key.extend_from_slice(&mac.0);
+    key.extend_from_slice(&[0, 0]);
+    VElem {
+        family: NFPROTO_INET,
+        map: MAP_OUT6,
+        key,
+        chain: u.out6_chain(),
+    }
+}
+
+/// The map element that sends IPv6 packets to an L3 endpoint's admitted address
+/// `ip` to its unit `u`.
+pub fn addr6_elem(u: &Unit, ip: Ipv6Addr) -> VElem {
+    let mut key = ifname(&u.bridge).to_vec();
+    key.extend_from_slice(&ip.octets());
+    VElem {
+        family: NFPROTO_INET,
+        map: MAP_IN6,
+        key,
+        chain: u.in6_chain(),
+    }
 }
 
 /// The learned elements of the host sets `d` keeps, with the time they have left,

@@ -298,8 +298,24 @@ fn match_rules() {
             format!("{p}.matches[2]: duplicate match type \"ip\" (also matches[0]); at most one of each type per ACE"),
         ),
         (
-            r#"[{"type": "ip", "value": "2001:db8::/32"}]"#,
-            format!("{p}.matches[0].value: \"2001:db8::/32\": IPv6 prefixes are not supported yet on ACLs"),
+            r#"[{"type": "ip", "value": "2001:db8::1/32"}]"#,
+            format!("{p}.matches[0].value: \"2001:db8::1/32\" has host bits set (did you mean 2001:db8::/32?)"),
+        ),
+        (
+            r#"[{"type": "ip", "value": "2001:db8::/129"}]"#,
+            format!("{p}.matches[0].value: \"2001:db8::/129\" is not an IPv6 prefix (like fd00:1:2:3::/64)"),
+        ),
+        (
+            r#"[{"type": "ip", "value": "2001:db8:::1"}]"#,
+            format!("{p}.matches[0].value: \"2001:db8:::1\" is not an IPv6 address or prefix (like 2001:db8::/32)"),
+        ),
+        (
+            r#"[{"type": "ip", "value": "2001:db8::/32"}, {"type": "ip", "value": "10.0.0.0/8"}]"#,
+            format!("{p}.matches[1]: duplicate match type \"ip\" (also matches[0]); at most one of each type per ACE"),
+        ),
+        (
+            r#"[{"type": "ip", "value": "2001:db8::/32"}, {"type": "host", "value": "a.b"}]"#,
+            format!("{p}.matches[1]: host matches IPv4 addresses only: it cannot be with an IPv6 ip in one ACE"),
         ),
         (
             r#"[{"type": "ip", "value": "192.0.2.1/24"}]"#,
@@ -882,4 +898,57 @@ fn hostile_acls_are_refused_without_panic() {
     for n in start..b.len() - 1 {
         assert!(parse(&b[..n]).is_err(), "prefix of {n} bytes accepted");
     }
+}
+
+#[test]
+fn ip_takes_ipv6_addresses_and_prefixes() {
+    let six = |s: &str| Some(s.parse::<crate::addr::Ipv6Net>().unwrap());
+    let acl = r#"[{"id": 1, "matches": [{"type": "ip", "value": "2001:db8::/32"}, {"type": "protocol", "value": "tcp"}, {"type": "fport", "value": "443"}]},
+        {"id": 2, "matches": [{"type": "ip", "value": "2001:DB8::1"}], "actions": [{"drop": true}], "dir": "EGRESS"},
+        {"id": 3, "matches": [{"type": "ip", "value": "::/0"}, {"type": "protocol", "value": "udp"}],
+         "actions": [{"limit": true, "limitrate": 5, "limitunit": "s", "limitburst": 5}]},
+        {"id": 4, "matches": [{"type": "ip", "value": "10.0.0.0/8"}]}]"#;
+    // The spec's LAN has no subnet6: accepted, and inert there (its IPv6 never
+    // reaches the unit); on a dual-stack network the same.
+    let dual = SPEC.replacen(
+        "\"subnet\": \"10.1.0.0/24\",",
+        "\"subnet\": \"10.1.0.0/24\", \"subnet6\": \"fd00:1:2:3::/64\",",
+        1,
+    );
+    for doc in [lan(acl), on(&dual, LAN.0, acl)] {
+        let got = acl_of(&doc, 0, 0).unwrap();
+        assert_eq!(got[0].matches.ip6, six("2001:db8::/32"));
+        assert_eq!(got[0].matches.ip, None);
+        assert_eq!(got[1].matches.ip6, six("2001:db8::1/128"));
+        assert_eq!(got[1].action, AceAction::Drop);
+        assert_eq!(got[2].matches.ip6, six("::/0"));
+        assert_eq!(got[3].matches.ip6, None);
+        assert_eq!(got[3].matches.ip, Some(net("10.0.0.0/8")));
+    }
+    // On a switch endpoint too (inert: its units see IPv4).
+    let got = acl_of(
+        &on(
+            SPEC,
+            SWITCH.0,
+            r#"[{"id": 1, "matches": [{"type": "ip", "value": "fd00::/8"}]}]"#,
+        ),
+        1,
+        0,
+    )
+    .unwrap();
+    assert_eq!(got[0].matches.ip6, six("fd00::/8"));
+}
+
+#[test]
+fn port_maps_stay_ipv4() {
+    let p = "apps[0].interfaces[0].acls[0]";
+    only(
+        &lan(
+            r#"[{"id": 1, "matches": [{"type": "ip", "value": "2001:db8::/32"}, {"type": "protocol", "value": "tcp"},
+                {"type": "lport", "value": "8080"}], "actions": [{"portmap": true, "appPort": 80}]}]"#,
+        ),
+        &format!(
+            "{p}.matches[0].value: port maps are IPv4 only: a port map's ip match cannot be IPv6"
+        ),
+    );
 }

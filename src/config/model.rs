@@ -227,8 +227,13 @@ pub struct Ace {
 /// The matches of an ACE, all of which must hold (at most one of each type).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AceMatches {
-    /// The remote endpoint's address or prefix.
+    /// The remote endpoint's address or prefix, IPv4 (matches IPv4 packets only).
     pub ip: Option<Ipv4Net>,
+    /// The same, IPv6 (an `ip` match with an IPv6 prefix or address, a /128): matches
+    /// IPv6 packets only. At most one of `ip` and `ip6` (one `ip` match per ACE).
+    /// Inert where the endpoint's IPv6 never reaches a unit (a network without
+    /// `subnet6`, a switch network).
+    pub ip6: Option<Ipv6Net>,
     /// A domain name (lowercase, no trailing dot): remote addresses econet's DNS
     /// returned for it or a subdomain, and `static_dns` addresses under it.
     pub host: Option<String>,

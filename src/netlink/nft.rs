@@ -97,6 +97,8 @@ pub const META_MARK: u32 = 3;
 pub const META_IIFNAME: u32 = 6;
 pub const META_PKTTYPE: u32 = 19;
 pub const META_OIFNAME: u32 = 7;
+/// The input interface's ARPHRD type (2 bytes, host order).
+pub const META_IIFTYPE: u32 = 8;
 pub const META_NFPROTO: u32 = 15;
 pub const META_L4PROTO: u32 = 16;
 

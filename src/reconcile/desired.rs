@@ -414,7 +414,7 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed], leased6: &[Allow
     }
     d.allowed.extend_from_slice(leased);
     d.allowed6.extend_from_slice(leased6);
-    d.acl = crate::acl::desired(cfg, facts, &d.allowed);
+    d.acl = crate::acl::desired(cfg, facts, &d.allowed, &d.allowed6);
     // ACLs see what a bridge carries between ECOs through br_netfilter.
     let mut acl_nets: Vec<usize> = cfg
         .endpoints()
@@ -430,6 +430,19 @@ pub fn desired(cfg: &Config, facts: &Facts, leased: &[Allowed], leased6: &[Allow
             value: "1".into(),
             link: None,
         });
+        // And bridged IPv6 on a dual-stack network (the kernel's default).
+        let dual = cfg.networks[net]
+            .ip
+            .as_ref()
+            .is_some_and(|l3| l3.v6.is_some());
+        if dual && cfg.networks[net].kind.is_l3() {
+            d.sysctls.push(Sysctl {
+                net: Some(net),
+                path: crate::acl::BR_NF_CALL_IP6TABLES.into(),
+                value: "1".into(),
+                link: None,
+            });
+        }
     }
     d
 }

@@ -58,16 +58,17 @@ pub fn udp_ask(ns: &Netns, addr: &str, port: u16) -> Option<String> {
         .then(|| stdout(&out).trim().to_string())
 }
 
-/// A UDP receiver in `ns` on `addr:port` counting datagrams for `secs` seconds.
+/// A UDP receiver in `ns` on `addr:port` (IPv4 or IPv6) counting datagrams for `secs` seconds.
 pub struct UdpCounter {
     child: Option<Child>,
 }
 
 impl UdpCounter {
     pub fn start(ns: &Netns, addr: &str, port: u16, secs: u64) -> UdpCounter {
+        let fam = super::clients::family(addr);
         let script = format!(
             "import socket, time\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s = socket.socket(socket.{fam}, socket.SOCK_DGRAM)\n\
              s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)\n\
              s.bind(('{addr}', {port})); s.settimeout(0.2)\n\
              end = time.time() + {secs}; n = 0\n\
@@ -132,9 +133,10 @@ pub fn udp_broadcast(ns: &Netns, to: &[&str], port: u16, n: u32) {
 /// Sends `n` small datagrams from `ns` to `addr:port`, paced evenly over `secs`
 /// seconds; returns the time from the first to the last send, in seconds.
 pub fn udp_flood(ns: &Netns, addr: &str, port: u16, n: u32, secs: f64) -> f64 {
+    let fam = super::clients::family(addr);
     let script = format!(
         "import socket, time\n\
-         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s = socket.socket(socket.{fam}, socket.SOCK_DGRAM)\n\
          t0 = time.time(); last = t0\n\
          for i in range({n}):\n\
          \x20   d = t0 + i * {secs} / {n} - time.time()\n\

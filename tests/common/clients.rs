@@ -235,12 +235,22 @@ pub fn dhcpcd_ctl(ns: &Netns, c: &ClientDir, flag: &str) -> bool {
     dhcpcd_cmd(ns, c, &format!("-4 {flag} eth0")).0
 }
 
-/// A TCP server in `ns` on `addr:port` that answers each connection with the peer's
+/// The socket family of `addr` (IPv6 if it has a colon).
+pub fn family(addr: &str) -> &'static str {
+    if addr.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    }
+}
+
+/// A TCP server in `ns` on `addr:port` (IPv4 or IPv6) that answers each connection with the peer's
 /// address, for `secs` seconds.
 pub fn tcp_whoami(ns: &Netns, addr: &str, port: u16, secs: u64) -> Proc {
+    let fam = family(addr);
     let script = format!(
         "import socket, time\n\
-         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s = socket.socket(socket.{fam}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
          s.bind(('{addr}', {port})); s.listen(16); s.settimeout(0.5)\n\
          end = time.time() + {secs}\n\
          while time.time() < end:\n\

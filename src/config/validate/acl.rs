@@ -3,12 +3,12 @@
 //! econet itself listens on.
 
 use super::{resolve_ports, valid_dns_name, V};
-use crate::addr::Ipv4Net;
+use crate::addr::{Ipv4Net, Ipv6Net};
 use crate::config::json::Path;
 use crate::config::model::*;
 use crate::config::raw::{AceIn, MatchIn, RawAction, ACTION_FIELDS};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Largest ACE id (24 bits: it is carried in packet marks and flow logs).
 pub const MAX_ACE_ID: u32 = 0xff_ffff;
@@ -131,15 +131,25 @@ pub fn parse_port_range(s: &str) -> Option<PortRange> {
     (lo <= hi).then_some(PortRange { lo, hi })
 }
 
+/// An IPv6 `ip` value: an address (a /128) or prefix.
+fn parse_ip6(v: &mut V, s: &str, path: Path) -> Option<Ipv6Net> {
+    if s.contains('/') {
+        return v.prefix6(s, path);
+    }
+    match s.parse::<Ipv6Addr>() {
+        Ok(a) => Some(Ipv6Net::containing(a, 128)),
+        Err(_) => {
+            v.err(
+                path,
+                format!("{s:?} is not an IPv6 address or prefix (like 2001:db8::/32)"),
+            );
+            None
+        }
+    }
+}
+
 /// An `ip` value: an IPv4 address (a /32) or prefix.
 fn parse_ip(v: &mut V, s: &str, path: Path) -> Option<Ipv4Net> {
-    if s.contains(':') {
-        v.err(
-            path,
-            format!("{s:?}: IPv6 prefixes are not supported yet on ACLs"),
-        );
-        return None;
-    }
     if s.contains('/') {
         return v.prefix(s, path);
     }
@@ -319,6 +329,8 @@ struct At {
     protocol_bad: bool,
     lport: Option<usize>,
     adapter: Option<usize>,
+    /// An `ip` match with an IPv6 value.
+    ip6: Option<usize>,
 }
 
 fn matches(
@@ -375,6 +387,10 @@ fn matches(
             continue;
         };
         match ty {
+            Ty::Ip if val.contains(':') => {
+                m.ip6 = parse_ip6(v, val, vp);
+                at.ip6 = Some(j);
+            }
             Ty::Ip => m.ip = parse_ip(v, val, vp),
             Ty::Host => {
                 let h = val.trim_end_matches('.').to_ascii_lowercase();
@@ -462,6 +478,12 @@ fn matches(
                 v.err(mpath(j), format!("{name} without protocol tcp or udp"));
             }
         }
+    }
+    if let (Some(h), Some(i)) = (at.host, at.ip6) {
+        v.err(
+            mpath(h.max(i)),
+            "host matches IPv4 addresses only: it cannot be with an IPv6 ip in one ACE",
+        );
     }
     if let (Some(h), Some(e)) = (at.host, at.eidset) {
         v.err(
@@ -654,6 +676,12 @@ fn portmap(
             ),
             NetKind::Local => {}
         }
+    }
+    if let Some(j) = at.ip6 {
+        v.err(
+            path.key("matches").index(j).key("value"),
+            "port maps are IPv4 only: a port map's ip match cannot be IPv6",
+        );
     }
     // With an lport match, a missing tcp or udp is reported there.
     let proto_ok = m.protocol == Some(AceProto::TCP) || m.protocol == Some(AceProto::UDP);
