@@ -19,21 +19,31 @@
 #   dnsmasq --leasefile-ro
 # Both topologies: multicast flooding off on the tap ports (`mcast_flood off`; a
 # Solicit to ff02::1:2 would otherwise be copied to every other tap, N² frames that
-# cost the generator, not the server, and capped both near 600 leases/s), and for
+# cost the generator, not the server, and capped both near 600 leases/s) and IPv6 off
+# on them (each port's ff00::/8 route makes the kernel's lookup for every bridged
+# multicast frame, br_netfilter's, walk N routes: 3/4 of the generator's CPU), and for
 # dnsmasq a permanent neighbour entry for every ECO's link-local address (dnsmasq
 # answers through the kernel, which would otherwise resolve each ECO first; econet
-# frames its replies itself). Both favour dnsmasq.
+# frames its replies itself). All of it is the senders' cost, and the last favours
+# dnsmasq. Each load run is made REPEAT times with a fresh server (no leases), and
+# the run of median rate is shown.
 # Then the time from `dhclient -6` start (one-shot, fresh lease file and DUID) to the
 # address applied by its hook, in new ECO namespaces on veth endpoints, RUNS times each
-# (median), against econet and dnsmasq.
+# (median), against econet and dnsmasq: dhclient as it comes (Solicit, then it waits
+# its first retransmission time, about a second, for more Advertises, as RFC 8415
+# §18.2.1 has it for an Advertise of preference below 255) and with
+# `send dhcp6.rapid-commit;`.
 # Prints leases/s (overall and per 1000 leases), latency p50/p99, the servers' CPU per
 # lease and peak RSS, the lease files' lines and the ratios. Run as root.
-# Usage: tests/bench/dhcp6.sh [LEASES] [WINDOW] [RUNS]   (defaults 2000 128 5)
+# Usage: tests/bench/dhcp6.sh [LEASES] [WINDOW] [RUNS] [REPEAT]
+#   (defaults 2000 128 5 3; RUNS <= 11)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-2000}
 W=${2:-128}
 RUNS=${3:-5}
+REPEAT=${4:-3}
+SEQ=$((N < 200 ? N : 200)) # ECOs for the one-at-a-time run
 LIMIT=60 # seconds per load run, at most
 PER_NET=1000 # endpoints a bridge (a multiple of 8, the interfaces of an app)
 NETS=$(((N + PER_NET - 1) / PER_NET))
@@ -62,13 +72,15 @@ need() { # $1 command, $2 Debian package
 need dnsmasq dnsmasq-base
 need dhclient isc-dhcp-client
 [ "$N" -ge 1 ] && [ "$N" -le 4000 ] || { echo "LEASES must be 1 to 4000 (512 apps of 8 interfaces)" >&2; exit 2; }
-[ "$RUNS" -ge 1 ] || { echo "RUNS must be at least 1" >&2; exit 2; }
+[ "$RUNS" -ge 1 ] && [ "$RUNS" -le 11 ] || { echo "RUNS must be 1 to 11" >&2; exit 2; }
+ECOS=$((2 * RUNS)) # dhclient ECOs: RUNS as it comes, RUNS with rapid commit
 cargo build --release --quiet --bin econet --example dhcp6-load
 BIN=${ECONET_BIN:-$PWD/target/release/econet} # ECONET_BIN: compare another build
 GEN=$PWD/target/release/examples/dhcp6-load
 DNSMASQ=$(command -v dnsmasq)
 DHCLIENT=$(command -v dhclient)
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 ns_add() { ip netns add "$1"; ip -n "$1" link set lo up; }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "inf" }'; }
@@ -77,10 +89,11 @@ prefix() { printf 'fd00:%x' $((0x64 + $1)); } # network $1's /64, without the ":
 # Without DAD an address is usable at once; the ECO namespaces' links inherit it.
 no_dad() { ip netns exec "$1" sh -c 'for c in all default; do echo 0 > /proc/sys/net/ipv6/conf/$c/accept_dad; done'; }
 
-# Multicast flooding off on taps 0..N-1 of device $1 (see the top).
-no_flood() {
+# Multicast flooding and IPv6 off on taps 0..N-1 of device $1 (see the top).
+quiet_ports() {
   for k in $(seq 0 $((N - 1))); do echo "link set dev t$k type bridge_slave mcast_flood off"; done |
     ip -n "$1" -batch -
+  ip netns exec "$1" sh -c "for k in \$(seq 0 $((N - 1))); do echo 1 > /proc/sys/net/ipv6/conf/t\$k/disable_ipv6; done"
 }
 
 # ---------------------------------------------------------------- dhclient -6
@@ -95,8 +108,10 @@ esac
 exit 0
 EOF
 chmod +x "$HOOK"
-# dhclient -6 in ECO namespace $1 (its eth0 has its link-local address), from start to
-# the address applied by its hook: ms.
+RC_CONF=$TMP/rapid-commit.conf
+echo 'send dhcp6.rapid-commit;' > "$RC_CONF"
+# dhclient -6 in ECO namespace $1 (its eth0 has its link-local address), extra options
+# after, from start to the address applied by its hook: ms.
 dhclient_ms() {
   local d=$TMP/dhc-$1 t0
   mkdir -p "$d"
@@ -106,7 +121,7 @@ dhclient_ms() {
     sleep 0.05
   done
   t0=$(date +%s%N)
-  timeout 20 ip netns exec "$1" "$DHCLIENT" -6 -1 -sf "$d/hook" \
+  timeout 20 ip netns exec "$1" "$DHCLIENT" -6 -1 "${@:2}" -sf "$d/hook" \
     -pf "$d/pid" -lf "$d/leases" eth0 >/dev/null 2>&1 || true
   [ -s "$d/pid" ] && kill "$(cat "$d/pid")" 2>/dev/null || true
   if [ -s "$d/bound" ]; then echo $((($(cat "$d/bound") - t0) / 1000000)); else echo "-"; fi
@@ -121,6 +136,21 @@ load() {
     --time-limit "$LIMIT" --server-pid "$SERVER_PID" "$@")
   echo "$out" | sed 's/^/    /' >&2
   LOAD_OUT=$(grep '^RESULT' <<<"$out")
+}
+# REPEAT times: `$1` (starts a fresh server), `load $2 ${@:3}`, `$STOP`; sets LOAD_OUT
+# to the run of median rate.
+loads() {
+  local start=$1 dev=$2 all=""
+  shift 2
+  for _ in $(seq 1 "$REPEAT"); do
+    $start
+    load "$dev" "$@"
+    all="$all$LOAD_OUT"$'\n'
+    $STOP
+  done
+  LOAD_OUT=$(grep . <<<"$all" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^rate=/) print substr($i, 6), $0 }' |
+    sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }' | cut -d' ' -f2-)
+  echo "  median of $REPEAT: $(field rate "$LOAD_OUT") leases/s" >&2
 }
 
 stop_server() { # SIGTERM, then SIGKILL after 5 s
@@ -137,7 +167,7 @@ stop_server() { # SIGTERM, then SIGKILL after 5 s
 # ---------------------------------------------------------------- econet
 E_DEV="$P-e-dev"
 ns_add "$E_DEV"
-for i in $(seq 1 "$RUNS"); do ns_add "$P-e-u$i"; no_dad "$P-e-u$i"; done
+for i in $(seq 1 "$ECOS"); do ns_add "$P-e-u$i"; no_dad "$P-e-u$i"; done
 {
   echo '{"device_id": "bench", "config_version": "1", "ports": [], "networks": ['
   for n in $(seq 0 $((NETS - 1))); do
@@ -156,7 +186,7 @@ for i in $(seq 1 "$RUNS"); do ns_add "$P-e-u$i"; no_dad "$P-e-u$i"; done
     done
     echo "{\"id\": \"a$a\", \"name\": \"a$a\", \"interfaces\": [$ifs]},"
   done
-  for i in $(seq 1 "$RUNS"); do
+  for i in $(seq 1 "$ECOS"); do
     [ "$i" -gt 1 ] && echo ','
     echo "{\"id\": \"u$i\", \"name\": \"u$i\", \"interfaces\": [{\"name\": \"eth0\", \"network\": \"b0\", \"attach\": {\"netns\": \"/run/netns/$P-e-u$i\"}}]}"
   done
@@ -171,9 +201,9 @@ econet_start() {
   local s
   for _ in $(seq 1 600); do
     s=$("$BIN" status --json --state-dir "$TMP/econet" 2>/dev/null || true)
-    if grep -q '"applied":true' <<<"$s" && [ "$(grep -o '"state":"up"' <<<"$s" | wc -l)" -ge $((N + RUNS)) ]; then
+    if grep -q '"applied":true' <<<"$s" && [ "$(grep -o '"state":"up"' <<<"$s" | wc -l)" -ge $((N + ECOS)) ]; then
       grep -q '"state":"error"' <<<"$s" && { echo "econet: a network is in error: $s" >&2; exit 1; }
-      no_flood "$E_DEV"
+      quiet_ports "$E_DEV"
       return 0
     fi
     sleep 0.05
@@ -186,20 +216,34 @@ lease_lines() { # lease files $@: their lines but the headers
 }
 
 echo "econet: $N ECOs on taps, $NETS networks, window $W" >&2
+econet_fresh() { # econet with no allocations
+  rm -f "$TMP"/econet/leases6-*.txt
+  econet_start
+}
 econet_start
-e_dhc=""
-for i in $(seq 1 "$RUNS"); do e_dhc="$e_dhc $(dhclient_ms "$P-e-u$i")"; done
+e_dhc="" e_dhc_rc=""
+for i in $(seq 1 "$RUNS"); do
+  e_dhc="$e_dhc $(dhclient_ms "$P-e-u$i")"
+  e_dhc_rc="$e_dhc_rc $(dhclient_ms "$P-e-u$((RUNS + i))" -cf "$RC_CONF")"
+done
+stop_server
+# The lease files as the generator ends (the journal, appended and fsync'd before each
+# Reply with an address leaves) and a second later (the snapshot), after one more run.
+econet_fresh
 load "$E_DEV"
-e_out=$LOAD_OUT
-e_lines_now=$(lease_lines "$TMP"/econet/leases6-b*.txt) # the journal, before any snapshot
-sleep 1.2 # the snapshot is due within a second
+e_lines_now=$(lease_lines "$TMP"/econet/leases6-b*.txt)
+sleep 1.2
 e_lines=$(lease_lines "$TMP"/econet/leases6-b*.txt)
 stop_server
-# Again with new ECOs (no allocations): the four-message exchange.
-rm -f "$TMP"/econet/leases6-*.txt
-econet_start
-load "$E_DEV" --four
+STOP=stop_server
+loads econet_fresh "$E_DEV"
+e_out=$LOAD_OUT
+loads econet_fresh "$E_DEV" --four
 e4_out=$LOAD_OUT
+# The server's part of a client's time to an address: one new ECO at a time.
+econet_fresh
+load "$E_DEV" --count "$SEQ" --window 1
+es_out=$LOAD_OUT
 stop_server
 
 # ---------------------------------------------------------------- dnsmasq
@@ -217,8 +261,8 @@ done
   for k in $(seq 0 $((N - 1))); do echo "link set t$k master br$((k / PER_NET)) addrgenmode none up"; done
   awk -v per=$PER_NET '{ printf "neigh add %s lladdr %s dev br%d nud permanent\n", $3, $2, int($1 / per) }' "$TMP/macs"
 } | ip -n "$D_DEV" -batch -
-no_flood "$D_DEV"
-for i in $(seq 1 "$RUNS"); do
+quiet_ports "$D_DEV"
+for i in $(seq 1 "$ECOS"); do
   ns_add "$P-d-u$i"
   no_dad "$P-d-u$i"
   ip -n "$D_DEV" link add "vu$i" type veth peer name eth0 netns "$P-d-u$i"
@@ -244,38 +288,47 @@ dnsmasq_start() { # extra options
   echo "dnsmasq did not start" >&2
   exit 1
 }
-dnsmasq_load() { # $1 lease file option, extra generator options after
-  local opt=$1
-  shift
-  echo "dnsmasq $opt $*: $N ECOs on taps, window $W" >&2
+dnsmasq_file() { # dnsmasq with an empty lease file
   rm -f "$TMP/dnsmasq.leases"
-  dnsmasq_start "$opt"
-  load "$D_DEV" "$@"
-  stop_server
+  dnsmasq_start --dhcp-leasefile="$TMP/dnsmasq.leases"
 }
-dnsmasq_load --dhcp-leasefile="$TMP/dnsmasq.leases"
+dnsmasq_ro() { dnsmasq_start --leasefile-ro; }
+echo "dnsmasq, lease file: $N ECOs on taps, window $W" >&2
+loads dnsmasq_file "$D_DEV"
 f_out=$LOAD_OUT
 f_lines=$(grep -vc '^duid' "$TMP/dnsmasq.leases" || true)
-dnsmasq_load --dhcp-leasefile="$TMP/dnsmasq.leases" --four
+loads dnsmasq_file "$D_DEV" --four
 f4_out=$LOAD_OUT
-dnsmasq_load --leasefile-ro
+echo "dnsmasq --leasefile-ro: $N ECOs on taps, window $W" >&2
+loads dnsmasq_ro "$D_DEV"
 r_out=$LOAD_OUT
-dnsmasq_load --leasefile-ro --four
+loads dnsmasq_ro "$D_DEV" --four
 r4_out=$LOAD_OUT
+dnsmasq_file
+load "$D_DEV" --count "$SEQ" --window 1
+fs_out=$LOAD_OUT
+stop_server
 
 dnsmasq_start --dhcp-leasefile="$TMP/dnsmasq-dhc.leases"
-d_dhc=""
-for i in $(seq 1 "$RUNS"); do d_dhc="$d_dhc $(dhclient_ms "$P-d-u$i")"; done
+d_dhc="" d_dhc_rc=""
+for i in $(seq 1 "$RUNS"); do
+  d_dhc="$d_dhc $(dhclient_ms "$P-d-u$i")"
+  d_dhc_rc="$d_dhc_rc $(dhclient_ms "$P-d-u$((RUNS + i))" -cf "$RC_CONF")"
+done
 stop_server
 
 # ---------------------------------------------------------------- the generator alone
 brs=$(seq -s, -f 'br%g' 0 $((NETS - 1)))
-ip netns exec "$D_DEV" timeout $((LIMIT + 30)) "$GEN" respond "$brs" --secs $((LIMIT + 20)) >/dev/null &
-SERVER_PID=$!
-sleep 0.5 # its sockets are open by then
-load "$D_DEV"
+responder() {
+  ip netns exec "$D_DEV" timeout $((LIMIT + 30)) "$GEN" respond "$brs" --secs $((LIMIT + 20)) >/dev/null &
+  SERVER_PID=$!
+  sleep 0.5 # its sockets are open by then
+}
+echo "the generator alone" >&2
+loads responder "$D_DEV"
 g_out=$LOAD_OUT
-stop_server
+loads responder "$D_DEV" --four
+g4_out=$LOAD_OUT
 
 # ---------------------------------------------------------------- report
 row() { # label, RESULT line
@@ -285,7 +338,8 @@ row() { # label, RESULT line
     "$(field server_hwm_kb "$2")"
 }
 echo
-echo "DHCPv6: $N new ECOs, one tap each, on $NETS bridge(s), $W exchanges outstanding, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "DHCPv6: $N new ECOs, one tap each, on $NETS bridge(s), $W exchanges outstanding, median of $REPEAT runs;" \
+  "load $(cut -d' ' -f1-3 /proc/loadavg) at the end ($LOAD0 at the start)"
 printf "  %-36s %8s %8s %8s %15s %5s %5s %12s %11s\n" "" "leases/s" "p50 ms" "p99 ms" "per 1000 min..max" \
   "retx" "fail" "server CPU" "peak RSS"
 row "econet, rapid commit (lease file)" "$e_out"
@@ -294,19 +348,30 @@ row "dnsmasq, rapid commit, --leasefile-ro" "$r_out"
 row "econet, 4 messages (lease file)" "$e4_out"
 row "dnsmasq, 4 messages, lease file" "$f4_out"
 row "dnsmasq, 4 messages, --leasefile-ro" "$r4_out"
-echo "  lease files after the rapid-commit runs: econet $e_lines_now lines as the last Reply left" \
-  "(journal, fsync'd), $e_lines after the snapshot; dnsmasq $f_lines leases"
+echo "  lease files after a rapid-commit run: econet $e_lines_now lines as the last Reply left" \
+  "(journal, fsync'd), $e_lines a second later (snapshot); dnsmasq $f_lines leases"
 echo "  Advertise to a rapid-commit Solicit: econet $(field advertised "$e_out"), dnsmasq $(field advertised "$f_out")"
-echo "  the generator against a trivial responder: $(field rate "$g_out") leases/s, p50 $(field p50_ms "$g_out") ms;" \
-  "its own CPU against econet $(field gen_cpu_us_per_lease "$e_out") us per lease"
+row "the generator alone, rapid commit" "$g_out"
+row "the generator alone, 4 messages" "$g4_out"
+echo "  (the generator alone: against a trivial stateless responder on the bridges, what it can drive;" \
+  "its own CPU against econet $(field gen_cpu_us_per_lease "$e_out") us per lease)"
 echo
-echo "dhclient -6 start to address applied, new ECO (median of $RUNS; each run in ms)"
+echo "Solicit (rapid commit) to Reply, one new ECO at a time ($SEQ ECOs): the server's part of a client's time to an address"
+printf "  %-36s p50 %6s ms, p99 %6s ms\n" "econet (lease file)" "$(field p50_ms "$es_out")" "$(field p99_ms "$es_out")"
+printf "  %-36s p50 %6s ms, p99 %6s ms\n" "dnsmasq, lease file" "$(field p50_ms "$fs_out")" "$(field p99_ms "$fs_out")"
+echo
+echo "dhclient -6 start to address applied, new ECO (median of $RUNS; each run in ms; dhclient first waits"
+echo "a random 0-1 s, RFC 8415 SOL_MAX_DELAY, and as it comes then collects Advertises for about a second)"
 printf "  %-36s %6s ms   (%s )\n" "econet" "$(median <<<"$e_dhc")" "$e_dhc"
 printf "  %-36s %6s ms   (%s )\n" "dnsmasq" "$(median <<<"$d_dhc")" "$d_dhc"
+printf "  %-36s %6s ms   (%s )\n" "econet, dhclient with rapid commit" "$(median <<<"$e_dhc_rc")" "$e_dhc_rc"
+printf "  %-36s %6s ms   (%s )\n" "dnsmasq, dhclient with rapid commit" "$(median <<<"$d_dhc_rc")" "$d_dhc_rc"
 echo
 e_rate=$(field rate "$e_out")
 echo "  econet vs dnsmasq with lease file, rapid commit   $(ratio "$e_rate" "$(field rate "$f_out")")x leases/s (goal 10x)"
 echo "  econet vs dnsmasq --leasefile-ro, rapid commit    $(ratio "$e_rate" "$(field rate "$r_out")")x leases/s"
 echo "  econet vs dnsmasq with lease file, 4 messages     $(ratio "$(field rate "$e4_out")" "$(field rate "$f4_out")")x leases/s"
 echo "  econet vs dnsmasq --leasefile-ro, 4 messages      $(ratio "$(field rate "$e4_out")" "$(field rate "$r4_out")")x leases/s"
-echo "  dhclient -6 time to address, dnsmasq / econet     $(ratio "$(median <<<"$d_dhc")" "$(median <<<"$e_dhc")")x"
+echo "  econet vs dnsmasq, server CPU per lease, rapid commit with lease file  $(ratio "$(field server_cpu_us_per_lease "$f_out")" "$(field server_cpu_us_per_lease "$e_out")")x less"
+echo "  one new ECO at a time, p50 Solicit to Reply, dnsmasq / econet  $(ratio "$(field p50_ms "$fs_out")" "$(field p50_ms "$es_out")")x"
+echo "  dhclient -6 time to address, dnsmasq / econet     $(ratio "$(median <<<"$d_dhc")" "$(median <<<"$e_dhc")")x, with rapid commit $(ratio "$(median <<<"$d_dhc_rc")" "$(median <<<"$e_dhc_rc")")x"

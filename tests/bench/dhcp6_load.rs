@@ -228,13 +228,21 @@ fn eco_mac(o: &Opts, k: usize) -> MacAddr {
     iface.eco_mac(&format!("{}{}", o.app_prefix, k / o.per_app))
 }
 
-/// CPU ticks (user + system) of process `pid`, if it is there.
-fn proc_ticks(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name in parentheses: fields 3.. ; utime and stime are 14, 15.
-    let rest = s.get(s.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+/// The CPU time of process `pid` (all its threads), in nanoseconds, from the
+/// scheduler's own accounting (`schedstat`; `stat`'s ticks are 10 ms, a few of them
+/// for a whole run).
+fn proc_cpu_ns(pid: u32) -> Option<u64> {
+    let mut sum = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(t) = t else { continue };
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        sum += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(sum)
 }
 
 /// The peak resident set of process `pid`, KiB.
@@ -291,23 +299,27 @@ fn client(o: Opts) {
     }
     let open_secs = t_open.elapsed().as_secs_f64();
     // Let the taps' carrier settle (the bridge forwards on a port that is up), and
-    // the server finish what N links coming up gave it to do: until it has used no
-    // CPU for 200 ms (at most 10 s).
+    // the server finish what N links coming up gave it to do: until it has used
+    // (next to) no CPU for 200 ms (at most 10 s).
     std::thread::sleep(Duration::from_millis(300));
     if let Some(pid) = o.server_pid {
-        let mut last = proc_ticks(pid);
+        let mut last = proc_cpu_ns(pid);
         let mut quiet = 0;
         for _ in 0..100 {
             std::thread::sleep(Duration::from_millis(100));
-            let t = proc_ticks(pid);
-            quiet = if t == last { quiet + 1 } else { 0 };
+            let t = proc_cpu_ns(pid);
+            let busy = match (t, last) {
+                (Some(a), Some(b)) => a.saturating_sub(b) > 1_000_000,
+                _ => false,
+            };
+            quiet = if busy { 0 } else { quiet + 1 };
             last = t;
             if quiet >= 2 {
                 break;
             }
         }
     }
-    let server0 = o.server_pid.and_then(proc_ticks);
+    let server0 = o.server_pid.and_then(proc_cpu_ns);
     let mut tx = vec![0u8; 1600];
     let mut rx = vec![0u8; 2048];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
@@ -432,11 +444,9 @@ fn client(o: Opts) {
     }
     let elapsed = t0.elapsed();
     let cpu = cpu_time() - cpu0;
-    let server1 = o.server_pid.and_then(proc_ticks);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let server1 = o.server_pid.and_then(proc_cpu_ns);
     let server_us = match (server0, server1) {
-        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 * 1e6 / hz / (done.max(1) as f64),
+        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / 1e3 / (done.max(1) as f64),
         _ => 0.0,
     };
     let server_hwm = o.server_pid.map_or(0, proc_hwm_kb);
@@ -521,6 +531,17 @@ fn packet_socket(iface: &str) -> (i32, i32) {
     };
     if fd < 0 {
         die(&format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    let bufsize: libc::c_int = 8 << 20;
+    // SAFETY: valid fd; the option value points to a live c_int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &bufsize as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
     }
     let sll = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
