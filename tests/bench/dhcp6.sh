@@ -26,7 +26,10 @@
 # answers through the kernel, which would otherwise resolve each ECO first; econet
 # frames its replies itself). All of it is the senders' cost, and the last favours
 # dnsmasq. Each load run is made REPEAT times with a fresh server (no leases), and
-# the run of median rate is shown.
+# the run of median rate is shown. The generator starts once the server is idle after
+# the taps came up (econet reconciles then: a pass of about a second for 2000
+# endpoints, in which it serves nothing; started within it, a run lost a whole window
+# to the 1 s retransmission timeout).
 # Then the time from `dhclient -6` start (one-shot, fresh lease file and DUID) to the
 # address applied by its hook, in new ECO namespaces on veth endpoints, RUNS times each
 # (median), against econet and dnsmasq: dhclient as it comes (Solicit, then it waits

@@ -298,14 +298,17 @@ fn client(o: Opts) {
         });
     }
     let open_secs = t_open.elapsed().as_secs_f64();
-    // Let the taps' carrier settle (the bridge forwards on a port that is up), and
-    // the server finish what N links coming up gave it to do: until it has used
-    // (next to) no CPU for 200 ms (at most 10 s).
-    std::thread::sleep(Duration::from_millis(300));
+    // Let the taps' carrier settle (the kernel tells of carrier changes at most once a
+    // second, linkwatch), and the server finish what N links coming up gave it to do
+    // (econet reconciles, a pass of about a second for 2000 endpoints, during which it
+    // serves nothing): wait 1.5 s, then until it has used (next to) no CPU for 300 ms
+    // (at most 20 s).
+    let t_settle = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
     if let Some(pid) = o.server_pid {
         let mut last = proc_cpu_ns(pid);
         let mut quiet = 0;
-        for _ in 0..100 {
+        for _ in 0..200 {
             std::thread::sleep(Duration::from_millis(100));
             let t = proc_cpu_ns(pid);
             let busy = match (t, last) {
@@ -314,11 +317,12 @@ fn client(o: Opts) {
             };
             quiet = if busy { 0 } else { quiet + 1 };
             last = t;
-            if quiet >= 2 {
+            if quiet >= 3 {
                 break;
             }
         }
     }
+    let settle_secs = t_settle.elapsed().as_secs_f64();
     let server0 = o.server_pid.and_then(proc_cpu_ns);
     let mut tx = vec![0u8; 1600];
     let mut rx = vec![0u8; 2048];
@@ -472,7 +476,7 @@ fn client(o: Opts) {
     addrs.sort_unstable();
     addrs.dedup();
     println!(
-        "dhcp6-load: {} ECOs on taps {}0.., window {}, timeout {} ms, {} (taps opened in {open_secs:.2} s)",
+        "dhcp6-load: {} ECOs on taps {}0.., window {}, timeout {} ms, {} (taps opened in {open_secs:.2} s, server settled in {settle_secs:.1} s)",
         o.count,
         o.tap_prefix,
         o.window,
