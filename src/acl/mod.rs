@@ -47,7 +47,7 @@
 
 pub mod hosts;
 #[cfg(test)]
-mod tests6;
+mod ipv6_tests;
 
 use crate::addr::{Ipv4Net, Ipv6Net, MacAddr};
 use crate::config::{Ace, AceAction, AceMatches, AceProto, Config, NetKind, PortRange};

@@ -30,7 +30,7 @@ pub mod server;
 pub mod xtr;
 
 #[cfg(test)]
-mod rfc_vectors;
+mod rfc_vector_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -8,6 +8,7 @@
 //! overflows at about 1024 entries under load). Leases are written atomically when an
 //! allocation changes, at most once a second, never on a mere renewal.
 
+use super::lease_file::{index_endpoints, HeldFrames, LeaseFile};
 use super::sock;
 use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::addr::MacAddr;
@@ -21,12 +22,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// Lease files are written at most this often.
-const WRITE_EVERY: Duration = Duration::from_secs(1);
-/// The most unwritten journal kept while writes fail (the snapshot has it all).
-const JOURNAL_MAX: usize = 1 << 20;
+use std::time::Instant;
 
 /// What the shell needs to run one network's server.
 #[derive(Clone, Debug)]
@@ -75,15 +71,7 @@ struct NetDhcp {
     server: Server,
     bridge_index: i32,
     bridge_mac: MacAddr,
-    file: PathBuf,
-    write_at: Option<Instant>,
-    /// For status: the lease file that was set aside at start, if one was.
-    warnings: Vec<String>,
-    /// New allocations not yet on disk (their lines), appended before their ACKs.
-    journal: Vec<u8>,
-    /// Lease file writes that failed, and the last failure while it lasts.
-    write_failures: u64,
-    write_error: Option<String>,
+    file: LeaseFile,
 }
 
 pub struct DhcpShell {
@@ -95,9 +83,8 @@ pub struct DhcpShell {
     rx: Vec<u8>,
     tx: Vec<u8>,
     /// Replies granting an address, held until the firewall has admitted their
-    /// clients: (interface index, range in `held_bytes`).
-    held: Vec<(i32, std::ops::Range<usize>)>,
-    held_bytes: Vec<u8>,
+    /// clients.
+    held: HeldFrames,
 }
 
 /// Wall-clock unix seconds. Read with clock_gettime through nix rather than
@@ -115,20 +102,6 @@ fn lease_file_cap(cfg: &Config) -> u64 {
     (4096 + pool * 2048).min(64 << 20)
 }
 
-fn lease_file(dir: &Path, net_id: &str) -> PathBuf {
-    let safe: String = net_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join(format!("leases-{safe}.txt"))
-}
-
 impl DhcpShell {
     pub fn new(state_dir: &Path) -> DhcpShell {
         DhcpShell {
@@ -138,8 +111,7 @@ impl DhcpShell {
             dir: state_dir.to_path_buf(),
             rx: vec![0; 4096],
             tx: vec![0; 2048],
-            held: Vec::new(),
-            held_bytes: Vec::new(),
+            held: HeldFrames::default(),
         }
     }
 
@@ -154,7 +126,7 @@ impl DhcpShell {
                 i += 1;
             } else {
                 let mut n = self.nets.remove(i);
-                save(&mut n, now);
+                n.file.save(&n.server.snapshot(), now);
             }
         }
         for s in specs {
@@ -169,34 +141,30 @@ impl DhcpShell {
                         n.server.update_config(s.cfg.clone());
                     }
                     n.spec = s.clone();
-                    n.endpoint_index = index_endpoints(s);
+                    n.endpoint_index = index_endpoints(&s.endpoints);
                     n.bridge_index = bridge_index;
                     n.bridge_mac = bridge_mac;
                 }
                 None => {
-                    let file = lease_file(&self.dir, &s.net_id);
+                    let (file, bytes) = LeaseFile::open(
+                        &self.dir,
+                        "leases",
+                        crate::dhcp::store::HEADER,
+                        &s.net_id,
+                        lease_file_cap(&s.cfg),
+                    );
                     let mut server = Server::new(s.cfg.clone());
-                    let mut warnings = Vec::new();
-                    match crate::persist::read_state(&file, lease_file_cap(&s.cfg)) {
-                        Ok(Some(bytes)) => {
-                            let n = server.restore(&bytes, now, wall_now());
-                            log::info!("network {}: {n} DHCP allocations restored", s.net_id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => warnings.push(crate::persist::set_aside(&file, &e)),
+                    if let Some(bytes) = bytes {
+                        let n = server.restore(&bytes, now, wall_now());
+                        log::info!("network {}: {n} DHCP allocations restored", s.net_id);
                     }
                     self.nets.push(NetDhcp {
                         spec: s.clone(),
-                        endpoint_index: index_endpoints(s),
+                        endpoint_index: index_endpoints(&s.endpoints),
                         server,
                         bridge_index,
                         bridge_mac,
                         file,
-                        write_at: None,
-                        warnings,
-                        journal: Vec::new(),
-                        write_failures: 0,
-                        write_error: None,
                     });
                 }
             }
@@ -304,21 +272,6 @@ impl DhcpShell {
             .collect()
     }
 
-    /// Sends the replies held for the batch's events.
-    fn release_held(&mut self) {
-        let Some(fd) = self.fd() else {
-            self.held.clear();
-            self.held_bytes.clear();
-            return;
-        };
-        for (ifindex, r) in self.held.drain(..) {
-            if let Some(f) = self.held_bytes.get(r) {
-                let _ = sock::send_frame(fd, ifindex, f);
-            }
-        }
-        self.held_bytes.clear();
-    }
-
     /// Turns the leases the server granted or ended since last asked into events;
     /// returns whether any was granted (then the reply that goes with it waits).
     fn lease_events(n: &mut NetDhcp, events: &mut Vec<ServiceEvent>) -> bool {
@@ -398,22 +351,7 @@ impl DhcpShell {
     fn commit_journal(&mut self, now: Instant) {
         for n in self.nets.iter_mut() {
             let lines = n.server.take_journal();
-            n.journal.extend_from_slice(&lines);
-            if n.journal.is_empty() {
-                continue;
-            }
-            let header = format!("{}\n", crate::dhcp::store::HEADER);
-            match crate::persist::append_synced(&n.file, header.as_bytes(), &n.journal, 0o600) {
-                Ok(()) => n.journal.clear(),
-                Err(e) => {
-                    // The ACKs still go (DHCP keeps working on a full disk); the
-                    // snapshot is retried until it succeeds, and it carries these.
-                    failed(n, &e, now);
-                    if n.journal.len() > JOURNAL_MAX {
-                        n.journal.clear();
-                    }
-                }
-            }
+            n.file.commit(&lines, now);
         }
     }
 
@@ -421,13 +359,11 @@ impl DhcpShell {
     fn save_due(&mut self, now: Instant) {
         let wall = wall_now();
         for n in self.nets.iter_mut() {
-            if n.server.take_dirty(wall) && n.write_at.is_none() {
-                n.write_at = Some(now + WRITE_EVERY);
+            if n.server.take_dirty(wall) {
+                n.file.changed(now);
             }
-            if n.write_at.is_some_and(|t| t <= now) {
-                n.write_at = None;
-                save(n, now);
-            }
+            let server = &n.server;
+            n.file.save_due(now, || server.snapshot());
         }
     }
 }
@@ -495,15 +431,10 @@ impl Service for DhcpShell {
             let granted = Self::lease_events(n, events);
             let out = out.map(|o| Self::emit(fd, n, Some(from.ifindex), o, &mut self.tx, granted));
             if let Some(Emitted::Grant { ifindex, len }) = out {
-                hold(
-                    &mut self.held,
-                    &mut self.held_bytes,
-                    ifindex,
-                    &self.tx[..len],
-                );
+                self.held.hold(ifindex, &self.tx[..len]);
             }
-            if n.server.take_dirty(wall) && n.write_at.is_none() {
-                n.write_at = Some(now + WRITE_EVERY);
+            if n.server.take_dirty(wall) {
+                n.file.changed(now);
             }
         }
     }
@@ -511,7 +442,7 @@ impl Service for DhcpShell {
     fn poll_timeout(&self) -> Option<Instant> {
         self.nets
             .iter()
-            .flat_map(|n| [n.server.poll_timeout(), n.write_at])
+            .flat_map(|n| [n.server.poll_timeout(), n.file.due()])
             .flatten()
             .min()
     }
@@ -533,12 +464,7 @@ impl Service for DhcpShell {
                     if let Emitted::Grant { ifindex, len } =
                         Self::emit(fd, n, None, out, &mut self.tx, granted)
                     {
-                        hold(
-                            &mut self.held,
-                            &mut self.held_bytes,
-                            ifindex,
-                            &self.tx[..len],
-                        );
+                        self.held.hold(ifindex, &self.tx[..len]);
                     }
                 }
                 // A change that came with no output goes out with this batch too.
@@ -552,22 +478,17 @@ impl Service for DhcpShell {
     fn flush(&mut self) {
         let now = Instant::now();
         self.commit_journal(now);
-        self.release_held();
+        let fd = self.fd();
+        self.held.release(fd);
         self.save_due(now);
     }
 
     /// Each endpoint's lease: its address (a static one wins), name and expiry.
     fn status(&self, net: &Network, _now: Instant, ns: &mut NetworkStatus) {
         if let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net.id) {
-            ns.warnings.extend(n.warnings.iter().cloned());
-            if let Some(e) = &n.write_error {
-                ns.warnings.push(format!(
-                    "lease file {}: cannot write ({e}); retrying every second",
-                    n.file.display()
-                ));
-            }
+            n.file.status_warnings(&mut ns.warnings);
             ns.dhcp = Some(crate::status::DhcpStatus {
-                lease_write_failures: n.write_failures,
+                lease_write_failures: n.file.write_failures,
             });
         }
         let leases = self.eco_leases(&net.id);
@@ -591,19 +512,11 @@ impl Service for DhcpShell {
     fn shutdown(&mut self) {
         let now = Instant::now();
         for n in self.nets.iter_mut() {
-            if n.server.has_unsaved() || n.write_at.is_some() || !n.journal.is_empty() {
-                save(n, now);
+            if n.server.has_unsaved() || n.file.unsaved() {
+                n.file.save(&n.server.snapshot(), now);
             }
         }
     }
-}
-
-fn index_endpoints(spec: &NetSpec) -> HashMap<EndpointKey, usize> {
-    spec.endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect()
 }
 
 /// What `emit` did.
@@ -614,52 +527,4 @@ enum Emitted {
         ifindex: i32,
         len: usize,
     },
-}
-
-/// Keeps a reply granting an address until the batch's events are through.
-fn hold(
-    held: &mut Vec<(i32, std::ops::Range<usize>)>,
-    bytes: &mut Vec<u8>,
-    ifindex: i32,
-    f: &[u8],
-) {
-    let start = bytes.len();
-    bytes.extend_from_slice(f);
-    held.push((ifindex, start..start + f.len()));
-}
-
-/// Writes a network's whole lease file; a failure is retried a second later, and
-/// until then the old file stays as it was.
-fn save(n: &mut NetDhcp, now: Instant) {
-    let bytes = n.server.snapshot();
-    match crate::persist::write_atomic(&n.file, &bytes, 0o600) {
-        Ok(()) => {
-            n.journal.clear();
-            if n.write_error.take().is_some() {
-                log::info!(
-                    "network {}: {} written again",
-                    n.spec.net_id,
-                    n.file.display()
-                );
-            }
-        }
-        Err(e) => failed(n, &e, now),
-    }
-}
-
-/// Records a failed lease file write and schedules the snapshot that retries it.
-fn failed(n: &mut NetDhcp, e: &std::io::Error, now: Instant) {
-    n.write_failures += 1;
-    if n.write_error.is_none() {
-        log::warn!(
-            "network {}: cannot write {}: {e}; retrying every second",
-            n.spec.net_id,
-            n.file.display()
-        );
-    }
-    n.write_error = Some(e.to_string());
-    n.write_at = Some(
-        n.write_at
-            .map_or(now + WRITE_EVERY, |t| t.min(now + WRITE_EVERY)),
-    );
 }

@@ -14,6 +14,7 @@
 //!
 //! Lease files: `leases6-<network>.txt` in the state directory, written as DHCPv4's.
 
+use super::lease_file::{index_endpoints, HeldFrames, LeaseFile};
 use super::sock;
 use super::{NetErrors, Service, ServiceError, ServiceEvent, World};
 use crate::addr::MacAddr;
@@ -27,12 +28,8 @@ use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Lease files are written at most this often.
-const WRITE_EVERY: Duration = Duration::from_secs(1);
-/// The most unwritten journal kept while writes fail (the snapshot has it all).
-const JOURNAL_MAX: usize = 1 << 20;
 /// The most a lease file is read: a line of at most 2 KiB per possible allocation.
 const LEASE_FILE_CAP: u64 = 64 << 20;
 
@@ -57,12 +54,7 @@ struct Net6 {
     bridge_index: i32,
     bridge_mac: MacAddr,
     link_local: Ipv6Addr,
-    file: PathBuf,
-    write_at: Option<Instant>,
-    warnings: Vec<String>,
-    journal: Vec<u8>,
-    write_failures: u64,
-    write_error: Option<String>,
+    file: LeaseFile,
 }
 
 pub struct Ipv6Shell {
@@ -74,23 +66,8 @@ pub struct Ipv6Shell {
     rx: Vec<u8>,
     tx: Vec<u8>,
     /// Replies granting an address, held until the firewall has admitted them.
-    held: Vec<(i32, std::ops::Range<usize>)>,
-    held_bytes: Vec<u8>,
+    held: HeldFrames,
     seed: u64,
-}
-
-fn lease_file(dir: &Path, net_id: &str) -> PathBuf {
-    let safe: String = net_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join(format!("leases6-{safe}.txt"))
 }
 
 impl Ipv6Shell {
@@ -105,8 +82,7 @@ impl Ipv6Shell {
             dir: state_dir.to_path_buf(),
             rx: vec![0; 4096],
             tx: vec![0; 2048],
-            held: Vec::new(),
-            held_bytes: Vec::new(),
+            held: HeldFrames::default(),
             seed: u64::from_ne_bytes(seed),
         }
     }
@@ -126,7 +102,7 @@ impl Ipv6Shell {
                 continue;
             }
             let mut n = self.nets.remove(i);
-            save(&mut n, now);
+            n.file.save(&n.server.snapshot(), now);
             if let (Some(fd), Some(ra)) = (self.fd(), n.ra.as_mut()) {
                 let mut buf = vec![0u8; frame::RA_OFFSET + ra::MAX_RA_LEN];
                 if let Some(out) = ra.shutdown(now, &mut buf[frame::RA_OFFSET..], true) {
@@ -160,37 +136,33 @@ impl Ipv6Shell {
                         (_, false) => n.ra = None,
                     }
                     n.spec = s.clone();
-                    n.endpoint_index = index_endpoints(s);
+                    n.endpoint_index = index_endpoints(&s.endpoints);
                     n.bridge_index = bridge_index;
                     n.bridge_mac = bridge_mac;
                     n.link_local = link_local;
                 }
                 None => {
-                    let file = lease_file(&self.dir, &s.net_id);
+                    let (file, bytes) = LeaseFile::open(
+                        &self.dir,
+                        "leases6",
+                        dhcp6::store::HEADER,
+                        &s.net_id,
+                        LEASE_FILE_CAP,
+                    );
                     let mut server = Server::new(s.dhcp.clone());
-                    let mut warnings = Vec::new();
-                    match crate::persist::read_state(&file, LEASE_FILE_CAP) {
-                        Ok(Some(bytes)) => {
-                            let n = server.restore(&bytes, now, wall_now());
-                            log::info!("network {}: {n} DHCPv6 allocations restored", s.net_id);
-                        }
-                        Ok(None) => {}
-                        Err(e) => warnings.push(crate::persist::set_aside(&file, &e)),
+                    if let Some(bytes) = bytes {
+                        let n = server.restore(&bytes, now, wall_now());
+                        log::info!("network {}: {n} DHCPv6 allocations restored", s.net_id);
                     }
                     self.nets.push(Net6 {
                         spec: s.clone(),
-                        endpoint_index: index_endpoints(s),
+                        endpoint_index: index_endpoints(&s.endpoints),
                         server,
                         ra: (bridge_index > 0).then(|| Advertiser::new(ra_cfg, now, seed)),
                         bridge_index,
                         bridge_mac,
                         link_local,
                         file,
-                        write_at: None,
-                        warnings,
-                        journal: Vec::new(),
-                        write_failures: 0,
-                        write_error: None,
                     });
                 }
             }
@@ -253,20 +225,6 @@ impl Ipv6Shell {
                 ))
             })
             .collect()
-    }
-
-    fn release_held(&mut self) {
-        let Some(fd) = self.fd() else {
-            self.held.clear();
-            self.held_bytes.clear();
-            return;
-        };
-        for (ifindex, r) in self.held.drain(..) {
-            if let Some(f) = self.held_bytes.get(r) {
-                let _ = sock::send_frame(fd, ifindex, f);
-            }
-        }
-        self.held_bytes.clear();
     }
 
     /// The server's lease changes as events; whether any granted an address.
@@ -358,19 +316,14 @@ impl Ipv6Shell {
                         frame::emit_dhcp(&mut self.tx, n.bridge_mac, n.link_local, &r)
                     {
                         if granted {
-                            hold(
-                                &mut self.held,
-                                &mut self.held_bytes,
-                                ifindex,
-                                &self.tx[..len],
-                            );
+                            self.held.hold(ifindex, &self.tx[..len]);
                         } else {
                             let _ = sock::send_frame(fd, ifindex, &self.tx[..len]);
                         }
                     }
                 }
-                if n.server.take_dirty(wall) && n.write_at.is_none() {
-                    n.write_at = Some(now + WRITE_EVERY);
+                if n.server.take_dirty(wall) {
+                    n.file.changed(now);
                 }
             }
         }
@@ -379,33 +332,18 @@ impl Ipv6Shell {
     fn commit_journal(&mut self, now: Instant) {
         for n in self.nets.iter_mut() {
             let lines = n.server.take_journal();
-            n.journal.extend_from_slice(&lines);
-            if n.journal.is_empty() {
-                continue;
-            }
-            let header = format!("{}\n", dhcp6::store::HEADER);
-            match crate::persist::append_synced(&n.file, header.as_bytes(), &n.journal, 0o600) {
-                Ok(()) => n.journal.clear(),
-                Err(e) => {
-                    failed(n, &e, now);
-                    if n.journal.len() > JOURNAL_MAX {
-                        n.journal.clear();
-                    }
-                }
-            }
+            n.file.commit(&lines, now);
         }
     }
 
     fn save_due(&mut self, now: Instant) {
         let wall = wall_now();
         for n in self.nets.iter_mut() {
-            if n.server.take_dirty(wall) && n.write_at.is_none() {
-                n.write_at = Some(now + WRITE_EVERY);
+            if n.server.take_dirty(wall) {
+                n.file.changed(now);
             }
-            if n.write_at.is_some_and(|t| t <= now) {
-                n.write_at = None;
-                save(n, now);
-            }
+            let server = &n.server;
+            n.file.save_due(now, || server.snapshot());
         }
     }
 }
@@ -452,7 +390,7 @@ impl Service for Ipv6Shell {
             .flat_map(|n| {
                 [
                     n.server.poll_timeout(),
-                    n.write_at,
+                    n.file.due(),
                     n.ra.as_ref().and_then(Advertiser::poll_timeout),
                 ]
             })
@@ -483,7 +421,8 @@ impl Service for Ipv6Shell {
     fn flush(&mut self) {
         let now = Instant::now();
         self.commit_journal(now);
-        self.release_held();
+        let fd = self.fd();
+        self.held.release(fd);
         self.save_due(now);
     }
 
@@ -493,13 +432,7 @@ impl Service for Ipv6Shell {
         let Some(n) = self.nets.iter().find(|n| n.spec.net_id == net.id) else {
             return;
         };
-        ns.warnings.extend(n.warnings.iter().cloned());
-        if let Some(e) = &n.write_error {
-            ns.warnings.push(format!(
-                "lease file {}: cannot write ({e}); retrying every second",
-                n.file.display()
-            ));
-        }
+        n.file.status_warnings(&mut ns.warnings);
         for e in &mut ns.endpoints {
             let key = EndpointKey {
                 app_id: e.app.clone(),
@@ -517,63 +450,11 @@ impl Service for Ipv6Shell {
     fn shutdown(&mut self) {
         let now = Instant::now();
         for n in self.nets.iter_mut() {
-            if n.server.has_unsaved() || n.write_at.is_some() || !n.journal.is_empty() {
-                save(n, now);
+            if n.server.has_unsaved() || n.file.unsaved() {
+                n.file.save(&n.server.snapshot(), now);
             }
         }
     }
-}
-
-fn index_endpoints(spec: &NetSpec) -> HashMap<EndpointKey, usize> {
-    spec.endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect()
-}
-
-fn hold(
-    held: &mut Vec<(i32, std::ops::Range<usize>)>,
-    bytes: &mut Vec<u8>,
-    ifindex: i32,
-    f: &[u8],
-) {
-    let start = bytes.len();
-    bytes.extend_from_slice(f);
-    held.push((ifindex, start..start + f.len()));
-}
-
-fn save(n: &mut Net6, now: Instant) {
-    let bytes = n.server.snapshot();
-    match crate::persist::write_atomic(&n.file, &bytes, 0o600) {
-        Ok(()) => {
-            n.journal.clear();
-            if n.write_error.take().is_some() {
-                log::info!(
-                    "network {}: {} written again",
-                    n.spec.net_id,
-                    n.file.display()
-                );
-            }
-        }
-        Err(e) => failed(n, &e, now),
-    }
-}
-
-fn failed(n: &mut Net6, e: &std::io::Error, now: Instant) {
-    n.write_failures += 1;
-    if n.write_error.is_none() {
-        log::warn!(
-            "network {}: cannot write {}: {e}; retrying every second",
-            n.spec.net_id,
-            n.file.display()
-        );
-    }
-    n.write_error = Some(e.to_string());
-    n.write_at = Some(
-        n.write_at
-            .map_or(now + WRITE_EVERY, |t| t.min(now + WRITE_EVERY)),
-    );
 }
 
 /// Whole Ethernet frames around router solicitations, advertisements and DHCPv6

@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod gro;
 pub mod ipv6;
+pub mod lease_file;
 pub mod mesh;
 pub mod offload;
 pub mod sock;
