@@ -773,24 +773,7 @@ impl<'a> DomainList<'a> {
     /// with an empty or over-long label, or over 255 bytes encoded, is `Malformed`
     /// and nothing is appended.
     pub fn encode(name: &str, out: &mut Vec<u8>) -> Result<()> {
-        let name = name.strip_suffix('.').unwrap_or(name);
-        let start = out.len();
-        if !name.is_empty() {
-            for label in name.split('.') {
-                if label.is_empty() || label.len() > 63 {
-                    out.truncate(start);
-                    return Err(Error::Malformed);
-                }
-                out.push(label.len() as u8);
-                out.extend_from_slice(label.as_bytes());
-            }
-        }
-        out.push(0);
-        if out.len() - start > 255 {
-            out.truncate(start);
-            return Err(Error::Malformed);
-        }
-        Ok(())
+        crate::wire::dns::encode_dotted(name, out)
     }
 }
 

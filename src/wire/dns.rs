@@ -637,6 +637,31 @@ pub fn check_wire(wire: &[u8]) -> Result<()> {
     }
 }
 
+/// Appends the uncompressed wire form of a dotted name (a trailing dot allowed; ""
+/// is the root), as DHCPv6's domain list and the RA's DNSSL carry names. A name with
+/// an empty or over-long label, or over 255 bytes encoded, is `Malformed` and
+/// nothing is appended.
+pub fn encode_dotted(name: &str, out: &mut Vec<u8>) -> Result<()> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let start = out.len();
+    if !name.is_empty() {
+        for label in name.split('.') {
+            if label.is_empty() || label.len() > MAX_LABEL_LEN {
+                out.truncate(start);
+                return Err(Error::Malformed);
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+    }
+    out.push(0);
+    if out.len() - start > MAX_NAME_LEN {
+        out.truncate(start);
+        return Err(Error::Malformed);
+    }
+    Ok(())
+}
+
 /// Labels of an uncompressed wire name (stops at the root or at anything odd).
 pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = 0usize;

@@ -321,23 +321,12 @@ impl<'a> Domains<'a> {
     /// name with an empty or over-long label, or over 255 bytes encoded, is `Malformed`
     /// and nothing is appended for it or after it.
     pub fn encode<S: AsRef<str>>(names: &[S], out: &mut Vec<u8>) -> Result<()> {
-        for n in names {
-            let n = n.as_ref();
-            let n = n.strip_suffix('.').unwrap_or(n);
-            let mut enc = Vec::with_capacity(n.len() + 2);
-            for label in n.split('.') {
-                let len = u8::try_from(label.len()).map_err(|_| Error::Malformed)?;
-                if len == 0 || len > 63 {
-                    return Err(Error::Malformed);
-                }
-                enc.push(len);
-                enc.extend_from_slice(label.as_bytes());
-            }
-            enc.push(0);
-            if enc.len() > MAX_NAME_LEN {
+        for n in names.iter().map(AsRef::as_ref) {
+            // A DNSSL lists domains: the root is not one.
+            if n.strip_suffix('.').unwrap_or(n).is_empty() {
                 return Err(Error::Malformed);
             }
-            out.extend_from_slice(&enc);
+            crate::wire::dns::encode_dotted(n, out)?;
         }
         Ok(())
     }
