@@ -163,18 +163,22 @@ fn dhclient6(ns: &Netns, dir: &TempDir) -> Option<Ipv6Addr> {
 }
 
 /// dhcpcd -6 (it starts DHCPv6 on the advertisement's M flag), one shot, with its
-/// state (and DUID) in `dir`.
+/// state (and DUID) in `dir`. Its hooks do nothing (`-c /bin/true`), and it sees a
+/// private /etc/resolv.conf besides: its default hooks would write the host's.
 fn dhcpcd6(ns: &Netns, dir: &TempDir) -> Option<Ipv6Addr> {
     let run_dir = dir.path.join("run");
     let lib = dir.path.join("lib");
+    let resolv = dir.path.join("resolv.conf");
     let _ = std::fs::create_dir_all(&run_dir);
     let _ = std::fs::create_dir_all(&lib);
+    std::fs::write(&resolv, "").unwrap();
     let (ok, out) = sh(
         ns,
         &format!(
-            "unshare --mount sh -c 'mount --bind {} /run && mkdir -p /var/lib/dhcpcd && mount --bind {} /var/lib/dhcpcd && dhcpcd -6 -1 -t 30 --nodelay -B eth0'",
+            "unshare --mount sh -c 'mount --bind {} /run && mkdir -p /var/lib/dhcpcd && mount --bind {} /var/lib/dhcpcd && mount --bind {} /etc/resolv.conf && dhcpcd -6 -1 -t 30 --nodelay -B -c /bin/true eth0'",
             run_dir.display(),
-            lib.display()
+            lib.display(),
+            resolv.display()
         ),
         45,
     );
@@ -205,6 +209,7 @@ fn status_ip6(e: &Econet, app: &str) -> Option<String> {
 #[test]
 fn dhcpv6_clients_keep_their_address_across_restart_and_redeploy() {
     let b = setup();
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut e = Econet::start(&b.dev, &config(&b, "1", true));
     assert!(link_local_ready(&b.eco1) && link_local_ready(&b.eco2));
     let d1 = TempDir::new("dhclient6");
@@ -316,6 +321,11 @@ fn dhcpv6_clients_keep_their_address_across_restart_and_redeploy() {
     let d2b = TempDir::new("dhcpcd6b");
     let back = dhcpcd6(&b.eco2, &d2b).expect("no address after the redeploy");
     assert_eq!(back, a2, "the same ECO, another address after a redeploy");
+    assert_eq!(
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        host_resolv,
+        "a client in a test namespace rewrote the host's /etc/resolv.conf"
+    );
 }
 
 #[test]
