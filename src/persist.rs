@@ -253,6 +253,60 @@ mod tests {
 /// Text fields of econet's line-oriented state files (lease files, the map
 /// server's registrations): a field is `-` when empty, bytes outside a safe set are
 /// `%XX`, so a field never holds a space or a newline.
+/// The records of a line-oriented state file whose first line is `header`: each
+/// other line through `record` (blank lines and `#` comments skipped); returns the
+/// records and how many lines did not parse. A file without the header yields
+/// nothing (and counts as one skipped line unless it is empty).
+pub fn decode_lines<R>(
+    bytes: &[u8],
+    header: &str,
+    record: impl Fn(&str) -> Option<R>,
+) -> (Vec<R>, usize) {
+    let mut lines = bytes.split(|&b| b == b'\n');
+    let first = lines.next().map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    if first != Some(header.as_bytes()) {
+        return (Vec::new(), usize::from(!bytes.is_empty()));
+    }
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for l in lines {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.is_empty() || l.first() == Some(&b'#') {
+            continue;
+        }
+        match std::str::from_utf8(l).ok().and_then(&record) {
+            Some(r) => out.push(r),
+            None => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+/// Of `records` in file order, for each identity and each address only the last one
+/// that names it (a later line supersedes); and how many that dropped.
+pub fn last_wins<R, I: Eq + std::hash::Hash, A: Eq + std::hash::Hash>(
+    records: Vec<R>,
+    ident: impl Fn(&R) -> I,
+    addr: impl Fn(&R) -> A,
+) -> (Vec<R>, usize) {
+    use std::collections::HashSet;
+    let total = records.len();
+    let (mut idents, mut addrs) = (HashSet::new(), HashSet::new());
+    let mut keep: Vec<R> = Vec::with_capacity(total);
+    for r in records.into_iter().rev() {
+        let (i, a) = (ident(&r), addr(&r));
+        if addrs.contains(&a) || idents.contains(&i) {
+            continue;
+        }
+        addrs.insert(a);
+        idents.insert(i);
+        keep.push(r);
+    }
+    keep.reverse();
+    let dropped = total - keep.len();
+    (keep, dropped)
+}
+
 pub mod field {
     use std::fmt::Write;
 

@@ -131,46 +131,17 @@ pub fn decode_record(line: &str) -> Option<Record> {
 /// Every valid record of a file, and how many lines were skipped. A file without the
 /// expected header yields nothing.
 pub fn decode(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut lines = bytes.split(|&b| b == b'\n');
-    let header = lines.next().map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    if header != Some(HEADER.as_bytes()) {
-        let skipped = if bytes.is_empty() { 0 } else { 1 };
-        return (Vec::new(), skipped);
-    }
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    for l in lines {
-        let l = l.strip_suffix(b"\r").unwrap_or(l);
-        if l.is_empty() || l.first() == Some(&b'#') {
-            continue;
-        }
-        match std::str::from_utf8(l).ok().and_then(decode_record) {
-            Some(r) => out.push(r),
-            None => skipped += 1,
-        }
-    }
-    (out, skipped)
+    crate::persist::decode_lines(bytes, HEADER, decode_record)
 }
 
 /// The records with, for each identity (endpoint and client) and each address,
 /// only the last line that names it; and how many lines that dropped.
 pub fn last_wins(records: Vec<Record>) -> (Vec<Record>, usize) {
-    use std::collections::HashSet;
-    let total = records.len();
-    let (mut idents, mut ips) = (HashSet::new(), HashSet::new());
-    let mut keep: Vec<Record> = Vec::with_capacity(total);
-    for r in records.into_iter().rev() {
-        let ident = (r.endpoint.clone(), r.client.clone());
-        if ips.contains(&r.ip) || idents.contains(&ident) {
-            continue;
-        }
-        ips.insert(r.ip);
-        idents.insert(ident);
-        keep.push(r);
-    }
-    keep.reverse();
-    let dropped = total - keep.len();
-    (keep, dropped)
+    crate::persist::last_wins(
+        records,
+        |r| (r.endpoint.clone(), r.client.clone()),
+        |r| r.ip,
+    )
 }
 
 #[cfg(test)]
